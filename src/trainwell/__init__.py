@@ -1,0 +1,1 @@
+"""trainwell: train deep neural networks well."""

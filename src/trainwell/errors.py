@@ -1,0 +1,21 @@
+"""The exceptions trainwell raises for user mistakes.
+
+Each kind of mistake has its own type so the CLI can catch them at its edge and
+print one line, while Python users can catch exactly what they expect.
+"""
+
+
+class TrainwellError(Exception):
+    """Base class: a problem the user can fix (bad input), not a bug."""
+
+
+class ConfigError(TrainwellError, ValueError):
+    """A configuration value is missing, has the wrong type or is not allowed."""
+
+
+class DataError(TrainwellError):
+    """A dataset cannot be found, read, downloaded or verified."""
+
+
+class ModelFileError(TrainwellError):
+    """A saved model file is missing, corrupted or does not match the model."""
