@@ -1,0 +1,113 @@
+"""Callbacks: code that runs at clear points of training, with the trainer's state at hand.
+
+Subclass :class:`Callback` and override only the hooks you need; each receives the
+:class:`~trainwell.trainer.Trainer` (``trainer.model``, ``trainer.optimizer``,
+``trainer.history``, ``trainer.epoch``, ``trainer.step``...). A callback asks the loop
+to stop by setting ``trainer.stop_training = True``. Batch hooks are only called for
+callbacks that override them, so the per-step path stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from trainwell.trainer import Trainer
+
+
+class Callback:
+    """Base class with a no-op for every hook."""
+
+    def on_fit_begin(self, trainer: "Trainer") -> None: ...
+    def on_fit_end(self, trainer: "Trainer") -> None: ...
+    def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None: ...
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None: ...
+    def on_batch_begin(self, trainer: "Trainer", step: int) -> None: ...
+    def on_batch_end(self, trainer: "Trainer", step: int) -> None: ...
+
+
+def overrides(callback: Callback, hook: str) -> bool:
+    """Whether ``callback`` defines its own ``hook`` (so the loop must call it)."""
+    return getattr(type(callback), hook) is not getattr(Callback, hook)
+
+
+def format_logs(logs: dict[str, Any]) -> str:
+    """``loss: 0.4312 - accuracy: 0.8511 - ...`` as Keras prints an epoch."""
+    parts = []
+    for key, value in logs.items():
+        if key in ("epoch", "time"):
+            continue
+        if isinstance(value, float):
+            parts.append(f"{key}: {value:.4g}" if key == "lr" else f"{key}: {value:.4f}")
+    return " - ".join(parts)
+
+
+class ProgressDisplay(Callback):
+    """One line per epoch (like Keras' ``verbose=2``) and a live bar on a terminal.
+
+    The bar's loss is read from the device at most ``refresh`` times a second, so the
+    display does not force a host sync on every step.
+    """
+
+    def __init__(self, *, live: bool | None = None, refresh: float = 5.0, console: Console | None = None):
+        self.console = console or Console(stderr=True, highlight=False)
+        self.live = self.console.is_terminal if live is None else live
+        self.interval = 1.0 / refresh
+        self._progress: Progress | None = None
+        self._task = None
+        self._next_refresh = 0.0
+
+    def on_fit_begin(self, trainer: "Trainer") -> None:
+        if self.live:
+            self._progress = Progress(
+                TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                console=self.console, transient=True)
+            self._progress.start()
+
+    def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None:
+        if self._progress is not None:
+            self._task = self._progress.add_task("", total=trainer.steps_per_epoch,
+                                                 epoch=f"{epoch}/{trainer.epochs}", loss="")
+
+    def on_batch_end(self, trainer: "Trainer", step: int) -> None:
+        if self._progress is None:
+            return
+        now = time.monotonic()
+        if now >= self._next_refresh:
+            self._next_refresh = now + self.interval
+            loss = trainer.running_loss()
+            self._progress.update(self._task, completed=trainer.step_in_epoch, loss=f"loss: {loss:.4f}")
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.remove_task(self._task)
+        line = f"Epoch {epoch}/{trainer.epochs} - {logs.get('time', 0.0):.1f}s - {format_logs(logs)}"
+        self.console.print(line, markup=False, soft_wrap=True)
+
+    def on_fit_end(self, trainer: "Trainer") -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+class HistoryLogger(Callback):
+    """Writes the History to ``path`` (``.json`` or ``.csv``) after every epoch, atomically."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        if not self.path.endswith((".json", ".csv")):
+            from trainwell.errors import ConfigError
+            raise ConfigError(f"history log {self.path!r}: the file name must end in .json or .csv")
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
+        if self.path.endswith(".json"):
+            trainer.history.to_json(self.path)
+        else:
+            trainer.history.to_csv(self.path)
+

@@ -1,0 +1,209 @@
+"""Config files (TOML or YAML) -> validated settings, with errors that name the key.
+
+A config has five parts; every key but ``model.layers`` has a default:
+
+    name = "leaky_relu"          # used for the default output folder runs/<name>
+    seed = 42
+    [data]       name, path, validation_size, scaling, classes, offline
+    [model]      input_shape (default: the dataset's), layers = [{type = "dense", ...}, ...]
+    [optimizer]  name and the optimizer's own options (Keras names: lr, momentum, rho, ...)
+    [train]      epochs, batch_size, loss, metrics, clipvalue, clipnorm, global_clipnorm, device
+
+Unknown keys are errors (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Literal, Mapping, Optional, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from trainwell.errors import ConfigError
+from trainwell.layers import layer_from_dict
+from trainwell.losses import LOSSES
+from trainwell.optim import resolve_optimizer_options
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class DataConfig(_Section):
+    name: str = "fashion_mnist"
+    path: Optional[str] = None
+    validation_size: int = Field(5000, ge=0)
+    scaling: Literal["unit", "standardize", "none"] = "unit"
+    classes: Optional[list[int]] = None
+    offline: Optional[bool] = None
+
+
+class ModelConfig(_Section):
+    input_shape: Optional[list[int]] = None
+    layers: list[dict[str, Any]] = Field(min_length=1)
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(32, gt=0)
+    loss: Literal[tuple(LOSSES)] = "sparse_categorical_crossentropy"  # type: ignore[valid-type]
+    metrics: list[Literal["accuracy"]] = ["accuracy"]
+    clipvalue: Optional[float] = Field(None, gt=0)
+    clipnorm: Optional[float] = Field(None, gt=0)
+    global_clipnorm: Optional[float] = Field(None, gt=0)
+    device: str = "auto"
+    eval_batch_size: int = Field(1024, gt=0)
+
+
+class RunConfig(_Section):
+    """A whole training run, as read from a config file."""
+
+    name: Optional[str] = None
+    seed: int = 42
+    output_dir: Optional[str] = None
+    data: DataConfig = DataConfig()
+    model: ModelConfig
+    optimizer: dict[str, Any] = Field(default_factory=lambda: {"name": "sgd"})
+    train: TrainConfig = TrainConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def _location(loc: Sequence[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _format_error(error: Mapping[str, Any], model: type[BaseModel]) -> str:
+    key = _location(error["loc"])
+    if error["type"] == "extra_forbidden":
+        section = _section_fields(model, error["loc"][:-1])
+        allowed = f"; allowed keys here: {', '.join(section)}" if section else ""
+        return f"unknown key '{key}'{allowed}"
+    if error["type"] == "missing":
+        return f"'{key}' is missing"
+    message = error["msg"]
+    if error["type"] == "literal_error":
+        message = message.replace("Input should be", "must be")
+    else:
+        message = message.replace("Input should be", "must be").replace("Input", "value")
+    return f"'{key}' = {error.get('input')!r}: {message}"
+
+
+def _section_fields(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        current = field.annotation
+    return list(getattr(current, "model_fields", {}))
+
+
+def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunConfig:
+    """Check a config mapping and return the :class:`RunConfig`; raise ConfigError naming the key."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the top level must be a table of keys, got {type(data).__name__}")
+    try:
+        config = RunConfig.model_validate(dict(data))
+    except ValidationError as error:
+        lines = [_format_error(e, RunConfig) for e in error.errors()]
+        raise ConfigError(f"{source}: " + "; ".join(lines)) from None
+    for index, layer in enumerate(config.model.layers):
+        try:
+            layer_from_dict(layer, where=f"model.layers[{index}]")
+        except ConfigError as error:
+            raise ConfigError(f"{source}: {error}") from None
+    try:
+        options = dict(config.optimizer)
+        name = options.pop("name", None)
+        if not isinstance(name, str):
+            raise ConfigError("optimizer.name: missing; say which optimizer, e.g. name = \"sgd\"")
+        resolve_optimizer_options(name, options)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    return config
+
+
+def parse_config_text(text: str, suffix: str, *, source: str = "config") -> dict[str, Any]:
+    """Parse TOML, YAML or JSON text into a mapping, with the parser's line number on errors."""
+    try:
+        if suffix == ".toml":
+            return tomllib.loads(text)
+        if suffix == ".json":
+            return json.loads(text)
+        data = yaml.safe_load(text)
+        return {} if data is None else data
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{source}: not valid TOML ({error})") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{source}: not valid JSON ({error})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML ({str(error).splitlines()[0]}"
+                          f"{_yaml_position(error)})") from None
+
+
+def _yaml_position(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a config file into a plain mapping (not yet validated)."""
+    file = Path(path)
+    if file.suffix.lower() not in CONFIG_SUFFIXES:
+        raise ConfigError(f"{file}: config files must end in {', '.join(CONFIG_SUFFIXES)}")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{file}: cannot read the config file ({error})") from None
+    return parse_config_text(text, file.suffix.lower(), source=str(file))
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (values parsed as YAML scalars: 0.1, true, [1, 2])."""
+    result = json.loads(json.dumps(data))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=2")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        parts = key.strip().split(".")
+        node = result
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: '{part}' is not a table")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read, override and validate a config file.
+
+    The run's name defaults to the file's stem, so ``examples/leaky_relu.toml`` writes
+    to ``runs/leaky_relu`` unless ``output_dir`` says otherwise.
+    """
+    data = apply_overrides(read_config_file(path), overrides)
+    data.setdefault("name", Path(path).stem)
+    return validate_config(data, source=str(path))

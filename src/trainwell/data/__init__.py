@@ -1,0 +1,62 @@
+"""Datasets for trainwell: find, download, read, check and split them.
+
+The modules, one concept each:
+
+* :mod:`~trainwell.data.registry` -- which datasets exist (files, checksums, mirrors, classes);
+* :mod:`~trainwell.data.locations` -- where their files are looked for, in order;
+* :mod:`~trainwell.data.download` -- fetching a file safely (retries, mirrors, checksum, atomic);
+* :mod:`~trainwell.data.idx` -- the IDX file format of MNIST and Fashion-MNIST;
+* :mod:`~trainwell.data.datasets` -- :func:`load` and :func:`verify`, tying the above together;
+* :mod:`~trainwell.data.splits` -- validation split, standardization, class filters.
+
+Typical use::
+
+    from trainwell.data import load, validation_split, standardize
+
+    data = load("fashion_mnist")
+    x_train, y_train, x_valid, y_valid = validation_split(data.x_train, data.y_train, 5000)
+    x_train, x_valid, x_test = standardize(x_train, x_valid, data.x_test)
+
+Every problem a user can fix raises :class:`trainwell.errors.DataError`.
+"""
+
+from trainwell.data.datasets import Dataset, FileCheck, load, verify
+from trainwell.data.download import download_file
+from trainwell.data.idx import read_idx, write_idx
+from trainwell.data.locations import Location, cache_dir, locate
+from trainwell.data.registry import DatasetSpec, FileSpec, dataset_names, get_spec
+from trainwell.data.splits import (
+    Split,
+    Standardizer,
+    filter_classes,
+    scale_unit,
+    standardize,
+    take_first,
+    take_per_class,
+    validation_split,
+)
+
+__all__ = [
+    "Dataset",
+    "DatasetSpec",
+    "FileCheck",
+    "FileSpec",
+    "Location",
+    "Split",
+    "Standardizer",
+    "cache_dir",
+    "dataset_names",
+    "download_file",
+    "filter_classes",
+    "get_spec",
+    "load",
+    "locate",
+    "read_idx",
+    "scale_unit",
+    "standardize",
+    "take_first",
+    "take_per_class",
+    "validation_split",
+    "verify",
+    "write_idx",
+]

@@ -1,0 +1,177 @@
+"""A configured run from start to finish: data -> model -> Trainer -> saved outputs.
+
+This is what ``trainwell train CONFIG`` does, as a Python function. Outputs are
+written only once training has finished, each file atomically, so a failed or
+interrupted run never replaces the files of an earlier one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from trainwell import data as datasets
+from trainwell.callbacks import Callback
+from trainwell.config import RunConfig, load_config
+from trainwell.errors import ConfigError
+from trainwell.fileio import atomic_write_text
+from trainwell.history import History
+from trainwell.layers import Model, ModelSpec, build_model, layer_from_dict
+from trainwell.preprocessing import Preprocessing
+from trainwell.saving import save_model
+from trainwell.trainer import Trainer, seed_everything
+
+
+@dataclass
+class PreparedData:
+    """The arrays of one run, ready for the model, and how they were made."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    input_shape: tuple[int, ...]
+    preprocessing: Preprocessing
+    info: dict[str, Any]
+
+
+def select_split(dataset: Any, *, validation_size: int, classes: list[int] | None, split: str):
+    """Raw (uint8) images and labels of one split: "train", "validation" or "test".
+
+    The book's validation set is the first ``validation_size`` training images.
+    """
+    if split == "test":
+        x, y = dataset.x_test, dataset.y_test
+    else:
+        if validation_size >= len(dataset.x_train):
+            raise ConfigError(f"data.validation_size: {validation_size} leaves no training images "
+                              f"({dataset.name} has {len(dataset.x_train)})")
+        (x, y), (x_val, y_val) = _first_as_validation(dataset.x_train, dataset.y_train, validation_size)
+        if split == "validation":
+            x, y = x_val, y_val
+    if classes:
+        x, y = datasets.filter_classes(x, y, classes, relabel=True)
+    return x, y
+
+
+def _first_as_validation(x, y, size):
+    (x_train, y_train), (x_val, y_val) = datasets.validation_split(x, y, size=size)
+    return (x_train, y_train), (x_val, y_val)
+
+
+def prepare_data(config: RunConfig) -> PreparedData:
+    """Load the dataset the config names and make its splits and preprocessing."""
+    section = config.data
+    dataset = datasets.load(section.name, path=section.path, offline=section.offline)
+    if section.classes is not None:
+        known = set(np.unique(dataset.y_train).tolist())
+        unknown = [c for c in section.classes if c not in known]
+        if unknown or len(set(section.classes)) != len(section.classes):
+            raise ConfigError(f"data.classes: {section.classes} must be distinct classes of {section.name} "
+                              f"(allowed: {sorted(known)})")
+    x_train, y_train = select_split(dataset, validation_size=section.validation_size, classes=section.classes, split="train")
+    x_test, y_test = select_split(dataset, validation_size=section.validation_size, classes=section.classes, split="test")
+    x_val = y_val = None
+    if section.validation_size > 0:
+        x_val, y_val = select_split(dataset, validation_size=section.validation_size, classes=section.classes,
+                                    split="validation")
+    prep = Preprocessing.fit(section.scaling, x_train, pixel_max=dataset.pixel_max)
+    num_classes = len(section.classes) if section.classes else int(max(dataset.y_train.max(), dataset.y_test.max())) + 1
+    info = {"dataset": section.name, "validation_size": section.validation_size, "classes": section.classes}
+    return PreparedData(
+        x_train=prep(x_train), y_train=np.asarray(y_train, dtype=np.int64),
+        x_val=None if x_val is None else prep(x_val), y_val=None if y_val is None else np.asarray(y_val, dtype=np.int64),
+        x_test=prep(x_test), y_test=np.asarray(y_test, dtype=np.int64),
+        num_classes=num_classes, input_shape=tuple(x_train.shape[1:]), preprocessing=prep, info=info)
+
+
+def build_from_config(config: RunConfig, input_shape: tuple[int, ...]) -> Model:
+    """The config's model, with the dataset's input shape unless the config gives one."""
+    shape = tuple(config.model.input_shape) if config.model.input_shape else input_shape
+    layers = [layer_from_dict(layer, where=f"model.layers[{i}]") for i, layer in enumerate(config.model.layers)]
+    return build_model(ModelSpec(input_shape=shape, layers=tuple(layers)))
+
+
+@dataclass
+class RunResult:
+    model: Model
+    history: History
+    metrics: dict[str, float]
+    output_dir: Path | None
+
+
+def output_dir_for(config: RunConfig) -> Path:
+    return Path(config.output_dir) if config.output_dir else Path("runs") / (config.name or "run")
+
+
+def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True, save: bool = True,
+                 callbacks: list[Callback] | None = None) -> RunResult:
+    """Run a config (or a config file): train, evaluate, and save the outputs.
+
+    Writes ``model.safetensors``, ``history.json``, ``history.csv``, ``metrics.json``
+    and ``config.json`` into the output folder, each atomically, after training.
+    """
+    if not isinstance(config, RunConfig):
+        config = load_config(config)
+    seed_everything(config.seed)
+    prepared = prepare_data(config)
+    seed_everything(config.seed)  # the model's initial weights depend on the seed alone
+    model = build_from_config(config, prepared.input_shape)
+    _check_output_units(model, prepared.num_classes, config.train.loss)
+    train = config.train
+    trainer = Trainer(model, loss=train.loss, optimizer=dict(config.optimizer), metrics=train.metrics,
+                      clipvalue=train.clipvalue, clipnorm=train.clipnorm, global_clipnorm=train.global_clipnorm,
+                      callbacks=callbacks or [], device=train.device, seed=config.seed)
+    validation = (prepared.x_val, prepared.y_val) if prepared.x_val is not None else None
+    started = time.perf_counter()
+    history = trainer.fit(prepared.x_train, prepared.y_train, epochs=train.epochs, batch_size=train.batch_size,
+                          validation_data=validation, verbose=verbose, eval_batch_size=train.eval_batch_size)
+    metrics: dict[str, float] = {"train_time_s": time.perf_counter() - started}
+    metrics.update({f"val_{k}": v for k, v in history.last.items() if k in ("loss", "accuracy")}
+                   if validation is None else
+                   {k: v for k, v in history.last.items() if k.startswith("val_")})
+    metrics.update({f"test_{k}": v for k, v in trainer.evaluate(prepared.x_test, prepared.y_test,
+                                                                 batch_size=train.eval_batch_size).items()})
+    out = output_dir_for(config) if save else None
+    if out is not None:
+        _write_outputs(out, config, model, history, metrics, prepared, trainer)
+    return RunResult(model=model, history=history, metrics=metrics, output_dir=out)
+
+
+def _check_output_units(model: Model, num_classes: int, loss: str) -> None:
+    units = model.output_shapes[list(model.output_shapes)[-1]][-1]
+    expected = 1 if loss == "binary_crossentropy" else num_classes
+    if units != expected:
+        raise ConfigError(f"model.layers: the last layer has {units} units but the data has {num_classes} classes "
+                          f"and the loss {loss} needs {expected}")
+
+
+def _write_outputs(out: Path, config: RunConfig, model: Model, history: History, metrics: dict[str, float],
+                   prepared: PreparedData, trainer: Trainer) -> None:
+    prep_info, prep_tensors = prepared.preprocessing.to_info()
+    info = {"loss": config.train.loss, "data": {**prepared.info, **prep_info}, "config": config.to_dict(),
+            "versions": versions(), "device": str(trainer.device)}
+    save_model(model, out / "model.safetensors", info=info, extra=prep_tensors)
+    history.to_json(out / "history.json")
+    history.to_csv(out / "history.csv")
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    atomic_write_text(out / "config.json", json.dumps(config.to_dict(), indent=1) + "\n")
+
+
+def versions() -> dict[str, str]:
+    """Library versions, recorded with every saved model."""
+    import trainwell
+
+    return {"trainwell": trainwell.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}

@@ -1,0 +1,312 @@
+"""Layer specs and the builder that turns a list of them into a plain ``nn.Sequential``.
+
+A spec is a small frozen dataclass that says *what* a layer is (``Dense(300,
+activation="relu")``) without knowing its input size; :func:`build_model` infers
+the shapes from the input shape. The same specs come from Python and from config
+files (``{"type": "dense", "units": 300}``), so both describe models identically.
+
+>>> model = build_model([Flatten(), Dense(300, activation="relu"), Dense(10, activation="softmax")], input_shape=(28, 28))
+>>> [name for name, _ in model.named_children()]
+['flatten', 'dense_1', 'dense_2']
+>>> model(torch.zeros(2, 28, 28)).shape
+torch.Size([2, 10])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, Sequence, Union
+
+import torch
+from torch import nn
+
+from trainwell.activations import get_activation
+from trainwell.errors import ConfigError
+from trainwell.init import get_initializer
+from trainwell.modules import ActivatedLinear, BatchNorm
+
+Shape = tuple[int, ...]
+ActivationSpec = Union[str, Mapping[str, Any], None]
+InitSpec = Union[str, Mapping[str, Any]]
+
+
+class LayerSpec:
+    """Base of all layer specs: a ``type`` key for config files and a ``build`` step."""
+
+    type: ClassVar[str]
+
+    def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
+        """Return the module for this layer and its output shape (without the batch axis)."""
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config-file form of this spec; ``layer_from_dict`` reads it back."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        kept = {k: _plain(v) for k, v in values.items() if k not in defaults or v != defaults[k]}
+        return {"type": self.type, **kept}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _check(condition: bool, layer: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{layer}: {message}")
+
+
+def _needs_features(layer: str, input_shape: Shape) -> int:
+    _check(len(input_shape) >= 1, layer, f"needs an input with a feature axis, got shape {input_shape}")
+    return input_shape[-1]
+
+
+@dataclass(frozen=True)
+class Dense(LayerSpec):
+    """A fully connected layer with an optional activation (Keras' ``Dense``).
+
+    ``init`` defaults to ``glorot_uniform`` and biases to zeros, as in Keras
+    (PyTorch's ``nn.Linear`` uses a scaled uniform instead).
+    """
+
+    units: int
+    activation: ActivationSpec = None
+    init: InitSpec = "glorot_uniform"
+    bias_init: InitSpec = "zeros"
+    use_bias: bool = True
+    name: str | None = None
+    type: ClassVar[str] = "dense"
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.units, int) and not isinstance(self.units, bool) and self.units > 0,
+               "dense", f"'units' must be a positive integer, got {self.units!r}")
+        _check(isinstance(self.use_bias, bool), "dense", f"'use_bias' must be true or false, got {self.use_bias!r}")
+        # Look the names up now so a typo fails when the spec is written, not mid-build.
+        get_initializer(self.init)
+        get_initializer(self.bias_init)
+        _activation_module(self.activation, self.units)
+
+    def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
+        features = _needs_features("dense", input_shape)
+        module = ActivatedLinear(features, self.units, bias=self.use_bias,
+                                 activation=_activation_module(self.activation, self.units))
+        get_initializer(self.init)(module.weight)
+        if module.bias is not None:
+            get_initializer(self.bias_init)(module.bias)
+        return module, (*input_shape[:-1], self.units)
+
+
+def _activation_module(spec: ActivationSpec, units: int) -> nn.Module:
+    # ``units`` lets PReLU learn one slope per unit, as Keras' PReLU does; other activations ignore it.
+    return get_activation(spec, units=units)
+
+
+@dataclass(frozen=True)
+class BatchNormalization(LayerSpec):
+    """Batch normalization over the last axis, with Keras' defaults.
+
+    Keras' ``momentum`` is the weight of the *old* moving average (0.99); PyTorch's
+    is the weight of the *new* batch statistic, so the module gets ``1 - momentum``.
+    ``epsilon`` defaults to Keras' 1e-3 (PyTorch: 1e-5).
+    """
+
+    momentum: float = 0.99
+    epsilon: float = 1e-3
+    center: bool = True
+    scale: bool = True
+    name: str | None = None
+    type: ClassVar[str] = "batch_normalization"
+
+    def __post_init__(self) -> None:
+        _check(_is_number(self.momentum) and 0.0 <= self.momentum < 1.0, "batch_normalization",
+               f"'momentum' must be in [0, 1), got {self.momentum!r}")
+        _check(_is_number(self.epsilon) and self.epsilon > 0, "batch_normalization",
+               f"'epsilon' must be a positive number, got {self.epsilon!r}")
+        _check(self.center == self.scale, "batch_normalization",
+               "'center' and 'scale' must be both true or both false (PyTorch's affine switch)")
+
+    def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
+        features = _needs_features("batch_normalization", input_shape)
+        module = BatchNorm(features, eps=self.epsilon, momentum=1.0 - self.momentum, affine=self.scale)
+        return module, input_shape
+
+
+@dataclass(frozen=True)
+class Dropout(LayerSpec):
+    """Standard dropout: zero each input with probability ``rate`` while training."""
+
+    rate: float
+    name: str | None = None
+    type: ClassVar[str] = "dropout"
+
+    def __post_init__(self) -> None:
+        _check(_is_number(self.rate) and 0.0 <= self.rate < 1.0, self.type, f"'rate' must be in [0, 1), got {self.rate!r}")
+
+    def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
+        return nn.Dropout(self.rate), input_shape
+
+
+@dataclass(frozen=True)
+class AlphaDropout(Dropout):
+    """Dropout that keeps SELU's mean and variance (for self-normalizing networks)."""
+
+    type: ClassVar[str] = "alpha_dropout"
+
+    def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
+        return nn.AlphaDropout(self.rate), input_shape
+
+
+@dataclass(frozen=True)
+class Flatten(LayerSpec):
+    """Flatten everything but the batch axis (28x28 images -> 784 features)."""
+
+    name: str | None = None
+    type: ClassVar[str] = "flatten"
+
+    def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
+        return nn.Flatten(), (math.prod(input_shape),)
+
+
+@dataclass(frozen=True)
+class Activation(LayerSpec):
+    """An activation on its own, e.g. after a BatchNormalization placed before it."""
+
+    activation: ActivationSpec
+    name: str | None = None
+    type: ClassVar[str] = "activation"
+
+    def __post_init__(self) -> None:
+        _activation_module(self.activation, 1)
+
+    def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
+        return _activation_module(self.activation, input_shape[-1] if input_shape else 1), input_shape
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+LAYER_TYPES: dict[str, type[LayerSpec]] = {
+    cls.type: cls for cls in (Dense, BatchNormalization, Dropout, AlphaDropout, Flatten, Activation)
+}
+
+
+def layer_from_dict(data: Mapping[str, Any], *, where: str = "layer") -> LayerSpec:
+    """Read one layer spec from its config form, with errors that name the key.
+
+    >>> layer_from_dict({"type": "dense", "units": 100, "activation": "elu"})
+    Dense(units=100, activation='elu', init='glorot_uniform', bias_init='zeros', use_bias=True, name=None)
+    """
+    if isinstance(data, LayerSpec):
+        return data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a table with a 'type' key, got {data!r}")
+    kind = data.get("type")
+    if kind not in LAYER_TYPES:
+        raise ConfigError(f"{where}.type: unknown layer type {kind!r}; allowed: {', '.join(LAYER_TYPES)}")
+    cls = LAYER_TYPES[kind]
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    options = {k: v for k, v in data.items() if k != "type"}
+    for key in options:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key {key!r} for a {kind} layer; allowed: {', '.join(allowed)}")
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    for key in required:
+        if key not in options:
+            raise ConfigError(f"{where}: a {kind} layer needs {key!r}")
+    try:
+        return cls(**options)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A whole model: the input shape (without the batch axis) and the layers in order."""
+
+    input_shape: Shape
+    layers: tuple[LayerSpec, ...]
+
+    def __post_init__(self) -> None:
+        shape = tuple(self.input_shape)
+        if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+            raise ConfigError(f"model.input_shape: must be a list of positive integers, got {self.input_shape!r}")
+        object.__setattr__(self, "input_shape", shape)
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if not self.layers:
+            raise ConfigError("model.layers: a model needs at least one layer")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"input_shape": list(self.input_shape), "layers": [layer.to_dict() for layer in self.layers]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelSpec":
+        layers = data.get("layers")
+        if not isinstance(layers, Sequence) or isinstance(layers, (str, bytes)):
+            raise ConfigError("model.layers: expected a list of layer tables")
+        specs = [layer_from_dict(layer, where=f"model.layers[{i}]") for i, layer in enumerate(layers)]
+        return cls(input_shape=tuple(data.get("input_shape") or ()), layers=tuple(specs))
+
+
+class Model(nn.Sequential):
+    """An ``nn.Sequential`` that remembers the spec it was built from (for saving)."""
+
+    def __init__(self, *args: Any, spec: ModelSpec | None = None):
+        super().__init__(*args)
+        self.spec = spec
+        self.output_shapes: dict[str, Shape] = {}
+        self.layer_specs: dict[str, LayerSpec] = {}
+
+
+def build_model(layers: Sequence[LayerSpec | Mapping[str, Any]] | ModelSpec,
+                input_shape: Sequence[int] | None = None) -> Model:
+    """Build a model from layer specs, inferring every layer's input size.
+
+    Layers are named ``<type>_<n>`` (``dense_1``, ``dense_2``, ...) unless a spec gives
+    a name; Flatten is just ``flatten`` when there is one.
+    """
+    if isinstance(layers, ModelSpec):
+        spec = layers
+    else:
+        if input_shape is None:
+            raise ConfigError("build_model needs input_shape, e.g. (28, 28) for Fashion-MNIST images")
+        specs = [layer_from_dict(layer, where=f"model.layers[{i}]") for i, layer in enumerate(layers)]
+        spec = ModelSpec(input_shape=tuple(input_shape), layers=tuple(specs))
+    names = _layer_names(spec.layers)
+    modules: OrderedDict[str, nn.Module] = OrderedDict()
+    output_shapes: dict[str, Shape] = {}
+    shape: Shape = spec.input_shape
+    for name, layer in zip(names, spec.layers):
+        module, shape = layer.build(shape)
+        modules[name] = module
+        output_shapes[name] = shape
+    model = Model(modules, spec=spec)
+    model.output_shapes = output_shapes
+    model.layer_specs = dict(zip(names, spec.layers))
+    return model
+
+
+def _layer_names(layers: Sequence[LayerSpec]) -> list[str]:
+    totals: dict[str, int] = {}
+    for layer in layers:
+        totals[layer.type] = totals.get(layer.type, 0) + 1
+    counters: dict[str, int] = {}
+    names = []
+    for layer in layers:
+        if layer.name:
+            name = layer.name
+        else:
+            counters[layer.type] = counters.get(layer.type, 0) + 1
+            name = layer.type if totals[layer.type] == 1 and layer.type == "flatten" else f"{layer.type}_{counters[layer.type]}"
+        if name in names:
+            raise ConfigError(f"model.layers: the layer name {name!r} is used twice")
+        names.append(name)
+    return names

@@ -1,0 +1,48 @@
+import pytest
+import torch
+from torch import nn
+
+from trainwell.errors import ConfigError
+from trainwell.layers import Dense, build_model
+from trainwell.losses import get_loss, logits_model
+
+
+def test_softmax_model_loss_is_computed_from_logits():
+    model = build_model([Dense(3, activation="softmax")], input_shape=(2,))
+    with torch.no_grad():
+        model.dense_1.weight.copy_(torch.tensor([[200.0, 0], [0, 0], [-200.0, 0]]))
+    x, y = torch.tensor([[1.0, 0.0]]), torch.tensor([2])
+    loss = get_loss("sparse_categorical_crossentropy")
+    logits = logits_model(model, loss)(x)
+    value = loss(logits, y)
+    # the probability of class 2 underflows to 0, so log(prob) would be inf; logits give the exact 400
+    assert torch.isfinite(value) and value.item() == pytest.approx(400.0, rel=1e-5)
+    assert torch.allclose(model(x), torch.softmax(logits, -1))
+
+
+def test_plain_module_is_taken_as_logits_and_nn_softmax_tail_is_stripped():
+    loss = get_loss("sparse_categorical_crossentropy")
+    plain = nn.Linear(2, 3)
+    assert logits_model(plain, loss) is plain
+    with_tail = nn.Sequential(nn.Linear(2, 3), nn.Softmax(dim=-1))
+    x = torch.randn(4, 2)
+    assert torch.allclose(logits_model(with_tail, loss)(x), with_tail[0](x))
+
+
+def test_binary_loss_with_sigmoid_output():
+    model = build_model([Dense(1, activation="sigmoid")], input_shape=(2,))
+    loss = get_loss("binary_crossentropy")
+    x = torch.randn(5, 2)
+    y = loss.prepare_targets(torch.tensor([0, 1, 1, 0, 1]))
+    logits = logits_model(model, loss)(x)
+    expected = nn.functional.binary_cross_entropy(model(x), y)
+    assert loss(logits, y).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert loss.correct(logits, y).item() == int(((model(x) > 0.5).float() == y).sum())
+
+
+def test_mismatched_output_and_loss_and_unknown_loss():
+    model = build_model([Dense(1, activation="sigmoid")], input_shape=(2,))
+    with pytest.raises(ConfigError, match="binary_crossentropy"):
+        logits_model(model, get_loss("sparse_categorical_crossentropy"))
+    with pytest.raises(ConfigError, match="allowed: sparse_categorical_crossentropy, binary_crossentropy"):
+        get_loss("mse")
