@@ -88,7 +88,7 @@ class ProgressDisplay(Callback):
         if self._progress is not None and self._task is not None:
             self._progress.remove_task(self._task)
         line = f"Epoch {epoch}/{trainer.epochs} - {logs.get('time', 0.0):.1f}s - {format_logs(logs)}"
-        self.console.print(line, markup=False, soft_wrap=True)
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def on_fit_end(self, trainer: "Trainer") -> None:
         if self._progress is not None:

@@ -151,10 +151,10 @@ def _load_state(module: nn.Module, tensors: Mapping[str, torch.Tensor], path: st
         if unexpected:
             parts.append(f"not in the model: {', '.join(unexpected)}")
         raise ModelFileError(f"{path}: the file does not match the model ({'; '.join(parts)})")
-    for name, tensor in tensors.items():
-        if tuple(tensor.shape) != tuple(expected[name].shape):
-            layer = name.rsplit(".", 1)[0]
-            raise ModelFileError(
-                f"{path}: layer {layer!r}: {name} has shape {tuple(tensor.shape)} in the file "
-                f"but the model expects {tuple(expected[name].shape)}")
+    mismatches = [
+        f"layer {name.rsplit('.', 1)[0]!r}: {name} has shape {tuple(tensors[name].shape)} in the file "
+        f"but the model expects {tuple(wanted.shape)}"
+        for name, wanted in expected.items() if tuple(tensors[name].shape) != tuple(wanted.shape)]
+    if mismatches:
+        raise ModelFileError(f"{path}: " + "; ".join(mismatches))
     module.load_state_dict(tensors)

@@ -172,3 +172,10 @@ def test_load_with_a_corrupt_mirror_fails_cleanly(tmp_path, server, use_spec):
     target = tmp_path / "cache" / "datasets" / "mnist"
     assert FILENAMES["test_images"] not in _leftovers(target)
     assert not any(name.endswith(".part") for name in _leftovers(target))
+
+
+def test_progress_bar_does_not_get_in_the_way(tmp_path, server, capsys):
+    url = server.serve("/a/file.gz", (200, gz(CONTENT)))
+    download_file([url], tmp_path / "file.gz", sha256=DIGEST, progress=True)
+    assert (tmp_path / "file.gz").exists()
+    assert capsys.readouterr().out == ""  # the bar goes to stderr only

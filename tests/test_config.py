@@ -1,0 +1,82 @@
+import pytest
+
+from trainwell.config import apply_overrides, load_config, validate_config
+from trainwell.errors import ConfigError
+
+MINIMAL = {"model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]}}
+
+
+def with_(**sections):
+    data = {"model": MINIMAL["model"]}
+    for key, value in sections.items():
+        data[key] = value
+    return data
+
+
+def test_defaults_are_the_books():
+    config = validate_config(MINIMAL)
+    assert config.seed == 42 and config.data.name == "fashion_mnist" and config.data.validation_size == 5000
+    assert config.train.epochs == 10 and config.train.batch_size == 32
+    assert config.optimizer == {"name": "sgd"}
+
+
+@pytest.mark.parametrize("data, message", [
+    (with_(train={"epochs": -3}), "'train.epochs' = -3: must be greater than 0"),
+    (with_(train={"epochs": "ten"}), "'train.epochs' = 'ten'"),
+    (with_(train={"epoch": 3}), "unknown key 'train.epoch'; allowed keys here: epochs, batch_size"),
+    (with_(trian={}), "unknown key 'trian'"),
+    (with_(data={"scaling": "minmax"}), "'data.scaling' = 'minmax': must be 'unit', 'standardize' or 'none'"),
+    (with_(train={"loss": "mse"}), "'train.loss' = 'mse'"),
+    (with_(optimizer={"name": "sgd", "lr": -0.1}), "optimizer.lr"),
+    (with_(optimizer={"name": "sgdd"}), "unknown optimizer 'sgdd'"),
+    (with_(optimizer={"lr": 0.1}), "optimizer.name: missing"),
+    ({"model": {"layers": []}}, "'model.layers'"),
+    ({}, "'model' is missing"),
+    ({"model": {"layers": [{"type": "dense", "units": -1}]}}, "model.layers[0]: dense: 'units' must be a positive integer"),
+    ([1, 2], "top level must be a table"),
+])
+def test_bad_values_name_the_key(data, message):
+    with pytest.raises(ConfigError) as error:
+        validate_config(data, source="cfg.toml")
+    assert message in str(error.value)
+    assert str(error.value).startswith("cfg.toml")
+
+
+def test_files_toml_yaml_and_parse_errors(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text('seed = 1\n[model]\nlayers = [{type = "dense", units = 2}]\n')
+    assert load_config(toml).seed == 1 and load_config(toml).name == "run"
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("seed: 2\nmodel:\n  layers:\n    - {type: dense, units: 2}\n")
+    assert load_config(yaml_file).seed == 2
+    broken = tmp_path / "broken.toml"
+    broken.write_text("seed = = 1\n")
+    with pytest.raises(ConfigError, match="broken.toml: not valid TOML.*line 1"):
+        load_config(broken)
+    broken_yaml = tmp_path / "broken.yaml"
+    broken_yaml.write_text("model: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken_yaml)
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match="must end in"):
+        load_config(tmp_path / "run.txt")
+
+
+def test_overrides():
+    data = apply_overrides(MINIMAL, ["train.epochs=2", "optimizer.lr=0.5", "data.classes=[0, 1]", "name=x"])
+    assert data["train"]["epochs"] == 2 and data["optimizer"]["lr"] == 0.5 and data["data"]["classes"] == [0, 1]
+    assert "train" not in MINIMAL
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        apply_overrides(MINIMAL, ["train.epochs"])
+    with pytest.raises(ConfigError, match="'model' is not a table"):
+        apply_overrides({"model": 3}, ["model.layers=1"])
+
+
+def test_every_example_config_validates():
+    from pathlib import Path
+
+    examples = sorted(Path(__file__).parents[1].joinpath("examples").glob("*.*ml"))
+    assert examples
+    for path in examples:
+        load_config(path)

@@ -1,0 +1,100 @@
+import json
+import struct
+
+import pytest
+import torch
+from torch import nn
+
+from trainwell.errors import ConfigError, ModelFileError
+from trainwell.layers import BatchNormalization, Dense, Flatten, build_model
+from trainwell.saving import load_model, load_model_file, load_weights, save_model, save_weights
+
+
+def model():
+    m = build_model([Flatten(), BatchNormalization(), Dense(5, activation={"name": "leaky_relu", "alpha": 0.2}),
+                     Dense(3, activation="softmax")], input_shape=(2, 2))
+    m.train()(torch.randn(8, 2, 2))  # move the BN statistics away from their initial values
+    return m.eval()
+
+
+def test_round_trip_restores_spec_weights_statistics_and_extras(tmp_path):
+    original = model()
+    path = save_model(original, tmp_path / "m.safetensors", info={"loss": "x"}, extra={"mean": torch.arange(3.0)})
+    loaded = load_model_file(path)
+    assert loaded.model.spec == original.spec
+    for key, value in original.state_dict().items():
+        assert torch.equal(value, loaded.model.state_dict()[key]), key
+    x = torch.randn(4, 2, 2)
+    assert torch.equal(loaded.model.eval()(x), original(x))
+    assert loaded.info == {"loss": "x"} and torch.equal(loaded.extra["mean"], torch.arange(3.0))
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_the_file_holds_no_pickle(tmp_path):
+    path = save_model(model(), tmp_path / "m.safetensors")
+    raw = path.read_bytes()
+    header_size = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + header_size])
+    assert header["__metadata__"]["format"] == "trainwell-model"
+    assert b"\x80\x04" not in raw[:2]  # not a pickle stream
+
+
+def test_corruption_is_detected(tmp_path):
+    path = save_model(model(), tmp_path / "m.safetensors")
+    raw = bytearray(path.read_bytes())
+    raw[-3] ^= 0xFF  # flip bits in the last weight
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError, match="corrupted"):
+        load_model(path)
+    path.write_bytes(bytes(raw[: len(raw) // 2]))
+    with pytest.raises(ModelFileError, match="not a readable safetensors"):
+        load_model(path)
+    with pytest.raises(ModelFileError, match="no such model file"):
+        load_model(tmp_path / "missing.safetensors")
+
+
+def test_a_pickle_file_is_refused(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    path = tmp_path / "evil.safetensors"
+    torch.save({"x": Boom()}, path)
+    with pytest.raises(ModelFileError):
+        load_model(path)
+
+
+def test_shape_mismatch_names_the_layer(tmp_path):
+    path = save_weights(build_model([Dense(4), Dense(2)], input_shape=(3,)), tmp_path / "w.safetensors")
+    other = build_model([Dense(5), Dense(2)], input_shape=(3,))
+    with pytest.raises(ModelFileError, match=r"layer 'dense_1': dense_1.weight has shape \(4, 3\) in the file but the model expects \(5, 3\)"):
+        load_weights(other, path)
+    with pytest.raises(ModelFileError, match="missing in the file"):
+        load_weights(build_model([Dense(4), Dense(2), Dense(1)], input_shape=(3,)), path)
+
+
+def test_weights_of_plain_modules_and_spec_requirement(tmp_path):
+    plain = nn.Sequential(nn.Linear(3, 2))
+    path = save_weights(plain, tmp_path / "plain.safetensors")
+    fresh = nn.Sequential(nn.Linear(3, 2))
+    load_weights(fresh, path)
+    assert torch.equal(fresh[0].weight, plain[0].weight)
+    with pytest.raises(ConfigError, match="save_weights"):
+        save_model(plain, tmp_path / "x.safetensors")
+    with pytest.raises(ModelFileError, match="not a trainwell model file"):
+        load_model(path)
+
+
+def test_a_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = save_model(model(), tmp_path / "m.safetensors")
+    before = path.read_bytes()
+    import trainwell.saving as saving
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(saving, "save_file", broken)
+    with pytest.raises(OSError):
+        save_model(model(), path)
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob(".*tmp"))

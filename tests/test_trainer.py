@@ -1,0 +1,185 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from trainwell.callbacks import Callback, HistoryLogger, ProgressDisplay
+from trainwell.errors import ConfigError
+from trainwell.history import History
+from trainwell.layers import Dense, Dropout, build_model
+from trainwell.trainer import Trainer, resolve_device
+
+
+def small_model(seed=0):
+    torch.manual_seed(seed)
+    return build_model([Dense(16, activation="relu"), Dropout(0.1), Dense(3, activation="softmax")], input_shape=(4,))
+
+
+def test_fit_learns_and_records_history(blobs):
+    x, y = blobs
+    trainer = Trainer(small_model(), optimizer={"name": "sgd", "lr": 0.1}, seed=0)
+    history = trainer.fit(x[:500], y[:500], epochs=5, batch_size=32, validation_data=(x[500:], y[500:]), verbose=False)
+    assert len(history) == 5
+    assert history["loss"][-1] < history["loss"][0]
+    assert history.last["val_accuracy"] > 0.9
+    assert set(history.last) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time"}
+    assert history["lr"] == [0.1] * 5
+    assert trainer.evaluate(x[500:], y[500:])["accuracy"] == pytest.approx(history.last["val_accuracy"])
+
+
+def test_same_seed_same_history_on_cpu(blobs):
+    x, y = blobs
+
+    def run():
+        trainer = Trainer(small_model(), optimizer={"name": "adam"}, seed=7, device="cpu")
+        history = trainer.fit(x, y, epochs=3, batch_size=16, validation_data=(x[:100], y[:100]), verbose=False)
+        return [{k: v for k, v in r.items() if k != "time"} for r in history], trainer.model.state_dict()
+
+    (first, weights_a), (second, weights_b) = run(), run()
+    assert first == second
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+    other = Trainer(small_model(), optimizer={"name": "adam"}, seed=8, device="cpu")
+    third = other.fit(x, y, epochs=3, batch_size=16, verbose=False)
+    assert third["loss"] != [r["loss"] for r in first]
+
+
+def test_loss_matches_a_hand_written_pass(blobs):
+    """The recorded epoch loss is the size-weighted mean of the batch losses, as Keras reports it."""
+    x, y = blobs
+    model = small_model()
+    model[1].p = 0.0
+    reference = small_model()
+    reference[1].p = 0.0
+    reference.load_state_dict(model.state_dict())
+    trainer = Trainer(model, optimizer={"name": "sgd", "lr": 0.05}, seed=3)
+    history = trainer.fit(x[:100], y[:100], epochs=1, batch_size=30, shuffle=False, verbose=False)
+    opt = torch.optim.SGD(reference.parameters(), lr=0.05)
+    total = 0.0
+    xt, yt = torch.from_numpy(x[:100]), torch.from_numpy(y[:100])
+    for start in range(0, 100, 30):
+        logits = reference[:2](xt[start:start + 30])
+        logits = reference[2].forward_logits(logits)
+        loss = nn.functional.cross_entropy(logits, yt[start:start + 30])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(yt[start:start + 30])
+    assert history.last["loss"] == pytest.approx(total / 100, rel=1e-5)
+    for key, value in reference.state_dict().items():
+        assert torch.allclose(value, model.state_dict()[key], atol=1e-6)
+
+
+def test_plain_torch_module_and_torch_optimizer(blobs):
+    x, y = blobs
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = Trainer(model, optimizer=opt, seed=0)
+    trainer.fit(x, y, epochs=3, verbose=False)
+    probs = trainer.predict(x[:10])
+    assert probs.shape == (10, 3) and torch.allclose(probs.sum(1), torch.ones(10))
+    assert torch.equal(trainer.predict_classes(x[:10]), probs.argmax(1))
+
+
+def test_binary_classification(blobs):
+    x, y = blobs
+    target = (y == 0).astype(np.int64)
+    model = build_model([Dense(8, activation="elu"), Dense(1, activation="sigmoid")], input_shape=(4,))
+    trainer = Trainer(model, loss="binary_crossentropy", optimizer={"name": "adam", "lr": 0.01}, seed=0)
+    history = trainer.fit(x, target, epochs=5, verbose=False)
+    assert history.last["accuracy"] > 0.9
+    assert trainer.predict(x[:5]).shape == (5, 1)
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.events = []
+
+    def on_fit_begin(self, trainer):
+        self.events.append("fit_begin")
+
+    def on_epoch_begin(self, trainer, epoch):
+        self.events.append(f"epoch_begin {epoch}")
+
+    def on_batch_end(self, trainer, step):
+        self.events.append("batch")
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        self.events.append(f"epoch_end {epoch}")
+        if epoch == 2:
+            trainer.stop_training = True
+
+    def on_fit_end(self, trainer):
+        self.events.append("fit_end")
+
+
+def test_callbacks_see_events_in_order_and_can_stop(blobs):
+    x, y = blobs
+    recorder = Recorder()
+    history = Trainer(small_model(), callbacks=[recorder], seed=0).fit(x[:64], y[:64], epochs=5, batch_size=32,
+                                                                       verbose=False)
+    assert len(history) == 2
+    assert recorder.events == ["fit_begin", "epoch_begin 1", "batch", "batch", "epoch_end 1",
+                               "epoch_begin 2", "batch", "batch", "epoch_end 2", "fit_end"]
+
+
+def test_progress_lines_and_history_logger(blobs, tmp_path, capsys):
+    x, y = blobs
+    path = tmp_path / "log.csv"
+    Trainer(small_model(), callbacks=[HistoryLogger(path)], seed=0).fit(x, y, epochs=2, validation_data=(x, y))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("Epoch 1/2 - ") and "val_accuracy:" in lines[1]
+    assert path.read_text().splitlines()[0].startswith("epoch,loss,accuracy,val_loss")
+    json_path = tmp_path / "log.json"
+    trainer = Trainer(small_model(), callbacks=[HistoryLogger(json_path)], seed=0)
+    trainer.fit(x, y, epochs=1, verbose=False)
+    assert History.from_json(json_path) == trainer.history
+    with pytest.raises(ConfigError, match=".json or .csv"):
+        HistoryLogger(tmp_path / "log.txt")
+
+
+def test_live_progress_bar_runs(blobs):
+    x, y = blobs
+    from rich.console import Console
+    import io
+    console = Console(file=io.StringIO(), force_terminal=True)
+    Trainer(small_model(), callbacks=[ProgressDisplay(console=console, live=True)], seed=0).fit(x, y, epochs=1)
+    assert "Epoch 1/1" in console.file.getvalue()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epochs": 0}, "epochs"), ({"epochs": 1.5}, "epochs"), ({"batch_size": 0}, "batch_size"),
+])
+def test_bad_fit_arguments(blobs, kwargs, message):
+    x, y = blobs
+    with pytest.raises(ConfigError, match=message):
+        Trainer(small_model()).fit(x, y, verbose=False, **kwargs)
+
+
+def test_bad_trainer_arguments_and_data(blobs):
+    x, y = blobs
+    with pytest.raises(ConfigError, match="metric"):
+        Trainer(small_model(), metrics=["auc"])
+    with pytest.raises(ConfigError, match="clipnorm"):
+        Trainer(small_model(), clipnorm=-1)
+    with pytest.raises(ConfigError, match="600 inputs but 10 targets"):
+        Trainer(small_model()).fit(x, y[:10], verbose=False)
+    with pytest.raises(ConfigError, match="device"):
+        resolve_device("tpu")
+
+
+def test_clipping_runs_in_the_loop(blobs):
+    x, y = blobs
+    trainer = Trainer(small_model(), optimizer={"name": "sgd", "lr": 1.0}, clipvalue=1e-3, seed=0)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit(x[:32], y[:32], epochs=1, batch_size=32, verbose=False)
+    change = (trainer.model.dense_1.weight - before["dense_1.weight"]).abs().max().item()
+    assert change <= 1e-3 + 1e-7
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_keeps_data_on_device(blobs):
+    x, y = blobs
+    trainer = Trainer(small_model(), device="cuda", seed=0)
+    history = trainer.fit(x, y, epochs=2, validation_data=(x, y), verbose=False)
+    assert next(trainer.model.parameters()).is_cuda
+    assert history.last["val_accuracy"] > 0.5
