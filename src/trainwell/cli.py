@@ -10,38 +10,38 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import click
-import typer
 from rich.console import Console
 from rich.table import Table
 
 from trainwell.errors import TrainwellError
 
-app = typer.Typer(
-    name="trainwell",
-    help="Train deep neural networks well: the chapter's techniques from a config file.",
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-CONFIG_HELP = "A run config file (.toml, .yaml or .json); see examples/."
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="trainwell")
+def app() -> None:
+    """Train deep neural networks well: the chapter's techniques from a config file."""
 
 
 @app.command()
-def train(
-    config: Path = typer.Argument(..., help=CONFIG_HELP),
-    set_: List[str] = typer.Option([], "--set", help="Override a config key, e.g. --set train.epochs=2 (repeatable)."),
-    epochs: Optional[int] = typer.Option(None, help="Override train.epochs."),
-    seed: Optional[int] = typer.Option(None, help="Override the seed."),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Where to write the outputs (default runs/<name>)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines."),
-) -> None:
-    """Train the model a config describes; print the validation (and test) accuracy."""
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--set", "set_", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key, e.g. --set train.epochs=2 (repeatable).")
+@click.option("--epochs", type=int, help="Override train.epochs.")
+@click.option("--seed", type=int, help="Override the seed.")
+@click.option("--output-dir", "-o", type=click.Path(path_type=Path), help="Where to write the outputs (default runs/<name>).")
+@click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
+def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | None, output_dir: Path | None,
+          quiet: bool) -> None:
+    """Train the model a CONFIG file (.toml, .yaml or .json) describes.
+
+    Prints the validation and test accuracy and writes the model, its history and
+    metrics to the output folder once training has finished.
+    """
     from trainwell.config import load_config
     from trainwell.experiment import train_config
 
@@ -61,24 +61,22 @@ def train(
 
 
 @app.command()
-def evaluate(
-    model: Path = typer.Argument(..., help="A model file written by trainwell (model.safetensors)."),
-    data: Optional[str] = typer.Option(None, help="Dataset name (default: the one the model was trained on)."),
-    split: str = typer.Option("test", help="Which split: test, validation or train."),
-) -> None:
-    """Evaluate a saved model on a dataset split with its training-time preprocessing."""
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--data", help="Dataset name (default: the one the model was trained on).")
+@click.option("--split", default="test", show_default=True, help="Which split: test, validation or train.")
+def evaluate(model: Path, data: str | None, split: str) -> None:
+    """Evaluate a saved MODEL file on a dataset split, preprocessed as at training time."""
     from trainwell.evaluation import evaluate_model_file
 
     results = evaluate_model_file(model, data=data, split=split)
     for key, value in results.items():
-        out.print(f"{key}: {value:.4f}")
+        out.print(f"{key}: {value:.4f}" if key != "samples" else f"{key}: {int(value)}")
 
 
 @app.command()
-def summary(
-    source: Path = typer.Argument(..., help="A config file or a saved model file."),
-) -> None:
-    """Print each layer's output shape and parameter count, and the totals."""
+@click.argument("source", type=click.Path(path_type=Path))
+def summary(source: Path) -> None:
+    """Print each layer's output shape and parameter count for a config or model file."""
     from trainwell.evaluation import model_for_summary
     from trainwell.summary import summary as summarize
 
@@ -86,10 +84,9 @@ def summary(
 
 
 @app.command()
-def datasets(
-    verify: bool = typer.Option(False, "--verify", help="Check each file's SHA-256 checksum."),
-) -> None:
-    """Where each dataset is found (and whether its files check out with --verify)."""
+@click.option("--verify", is_flag=True, help="Check each file's SHA-256 checksum.")
+def datasets(verify: bool) -> None:
+    """Where each dataset is found (and whether its files check out, with --verify)."""
     from trainwell import data as data_module
 
     table = Table("dataset", "where", "status")
@@ -97,26 +94,23 @@ def datasets(
     for name in data_module.dataset_names():
         try:
             location = data_module.locate(name)
-            where = str(location)
-            status = "found"
-            if verify:
-                results = data_module.verify(name)
-                bad = [r for r in results if not r[1]]
-                status = "verified" if not bad else "BAD: " + "; ".join(f"{r[0]}: {r[2]}" for r in bad)
+            where, status = location.source, "found" if location.found else "not found"
+            if verify and location.found:
+                bad = [check for check in data_module.verify(name) if not check.ok]
+                status = "verified" if not bad else "BAD: " + "; ".join(f"{c.file}: {c.detail}" for c in bad)
                 failed |= bool(bad)
         except TrainwellError as error:
-            where, status = "-", f"not found ({str(error).splitlines()[0]})"
+            where, status = "-", f"error: {str(error).splitlines()[0]}"
         table.add_row(name, where, status)
     out.print(table)
     if failed:
-        raise typer.Exit(1)
+        raise click.exceptions.Exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status instead of exiting (for tests and embedding)."""
-    command = typer.main.get_command(app)
     try:
-        result = command.main(args=argv, prog_name="trainwell", standalone_mode=False)
+        result = app.main(args=argv, prog_name="trainwell", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except TrainwellError as error:
         err.print(f"error: {error}", markup=False, soft_wrap=True)

@@ -50,6 +50,6 @@ def model_for_summary(source: str | os.PathLike) -> Model:
         config = load_config(file)
         shape = tuple(config.model.input_shape) if config.model.input_shape else None
         if shape is None:
-            shape = datasets.input_shape(config.data.name)
+            shape = datasets.load(config.data.name, path=config.data.path, offline=config.data.offline).image_shape
         return build_from_config(config, shape)
     return load_model_file(file).model

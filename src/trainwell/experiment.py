@@ -57,17 +57,11 @@ def select_split(dataset: Any, *, validation_size: int, classes: list[int] | Non
         if validation_size >= len(dataset.x_train):
             raise ConfigError(f"data.validation_size: {validation_size} leaves no training images "
                               f"({dataset.name} has {len(dataset.x_train)})")
-        (x, y), (x_val, y_val) = _first_as_validation(dataset.x_train, dataset.y_train, validation_size)
-        if split == "validation":
-            x, y = x_val, y_val
+        parts = datasets.validation_split(dataset.x_train, dataset.y_train, size=validation_size)
+        x, y = (parts.x_valid, parts.y_valid) if split == "validation" else (parts.x_train, parts.y_train)
     if classes:
         x, y = datasets.filter_classes(x, y, classes, relabel=True)
     return x, y
-
-
-def _first_as_validation(x, y, size):
-    (x_train, y_train), (x_val, y_val) = datasets.validation_split(x, y, size=size)
-    return (x_train, y_train), (x_val, y_val)
 
 
 def prepare_data(config: RunConfig) -> PreparedData:

@@ -10,11 +10,18 @@ never set).
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
-from data_helpers import FileServer
 
-from trainwell.data import download, locations, registry
+# The tests import their helpers as ``data_helpers``; make that work whatever
+# pytest's import mode (the default "prepend" mode does this by itself).
+sys.path.insert(0, str(Path(__file__).parent))
+
+from data_helpers import FileServer  # noqa: E402
+
+from trainwell.data import download, locations, registry  # noqa: E402
 
 REAL_DATA = os.environ.get("TRAINWELL_DATA")
 
