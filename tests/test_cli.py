@@ -1,0 +1,144 @@
+"""The CLI, called in-process through main(argv) (exit status returned, not raised)."""
+
+import json
+
+import pytest
+
+from trainwell.cli import main
+from trainwell.history import History
+from trainwell.saving import load_model
+
+DIGITS = """
+name = "tiny"
+seed = 3
+[data]
+name = "digits"
+validation_size = 200
+[model]
+layers = [{type = "flatten"}, {type = "dense", units = 32, activation = "relu", init = "he_normal"},
+          {type = "dense", units = 10, activation = "softmax"}]
+[optimizer]
+name = "adam"
+lr = 0.01
+[train]
+epochs = 3
+"""
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(DIGITS)
+    return path
+
+
+def test_train_writes_outputs_and_prints_accuracy(config, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["train", str(config), "-o", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "val_accuracy: " in printed and "test_accuracy: " in printed
+    assert {p.name for p in out.iterdir()} == {"model.safetensors", "history.json", "history.csv", "metrics.json",
+                                                "config.json"}
+    history = History.from_json(out / "history.json")
+    assert len(history) == 3
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["val_accuracy"] == history.last["val_accuracy"] > 0.8
+    model = load_model(out / "model.safetensors")
+    assert model.spec.input_shape == (8, 8)
+
+    # evaluate reproduces the test accuracy with the preprocessing stored in the model file
+    assert main(["evaluate", str(out / "model.safetensors")]) == 0
+    evaluated = capsys.readouterr().out
+    assert f"accuracy: {metrics['test_accuracy']:.4f}" in evaluated
+    assert main(["evaluate", str(out / "model.safetensors"), "--split", "validation"]) == 0
+    assert f"accuracy: {metrics['val_accuracy']:.4f}" in capsys.readouterr().out
+
+
+def test_same_seed_same_history_through_the_cli(config, tmp_path):
+    for run in ("a", "b"):
+        assert main(["train", str(config), "-o", str(tmp_path / run), "-q"]) == 0
+    a, b = (History.from_json(tmp_path / run / "history.json") for run in ("a", "b"))
+    assert [{k: v for k, v in r.items() if k != "time"} for r in a] == [
+        {k: v for k, v in r.items() if k != "time"} for r in b]
+
+
+def test_overrides_and_standardized_inputs(config, tmp_path):
+    out = tmp_path / "std"
+    assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1", "--set", "data.scaling=standardize",
+                 "--set", "optimizer.name=nadam"]) == 0
+    assert len(History.from_json(out / "history.json")) == 1
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["data"]["scaling"] == "standardize" and saved["optimizer"]["name"] == "nadam"
+    assert main(["evaluate", str(out / "model.safetensors")]) == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "train.epochs=0"], "'train.epochs' = 0: must be greater than 0"),
+    (["--set", "optimizer.name=sgdd"], "unknown optimizer 'sgdd'"),
+    (["--set", "model.layers[0]=1"], "unknown key 'model.layers[0]'"),
+    (["--set", "data.name=imagenet"], "imagenet"),
+    (["--set", "data.validation_size=5000"], "data.validation_size: 5000 leaves no training images"),
+    (["--set", "data.classes=[0, 42]"], "data.classes"),
+])
+def test_bad_config_one_line_exit_2_nothing_overwritten(config, tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    assert main(["train", str(config), "-o", str(out), "-q"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(["train", str(config), "-o", str(out), "-q", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and message in captured.err
+    assert "Traceback" not in captured.err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_model_output_size_must_fit_the_data(config, tmp_path, capsys):
+    assert main(["train", str(config), "-o", str(tmp_path / "x"), "--set",
+                 'model.layers=[{type: flatten}, {type: dense, units: 3, activation: softmax}]']) == 2
+    assert "the last layer has 3 units but the data has 10 classes" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_bad_files_and_arguments(tmp_path, capsys):
+    assert main(["train", str(tmp_path / "missing.toml")]) == 2
+    assert "no such config file" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "missing.safetensors")]) == 2
+    assert "no such model file" in capsys.readouterr().err
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a model")
+    assert main(["evaluate", str(junk)]) == 2
+    assert "not a readable safetensors" in capsys.readouterr().err
+    assert main(["train"]) == 2  # click: missing argument
+    assert main(["trian"]) == 2
+    assert "No such command" in capsys.readouterr().err
+
+
+def test_evaluate_rejects_unknown_split(config, tmp_path, capsys):
+    out = tmp_path / "out"
+    main(["train", str(config), "-o", str(out), "-q", "--epochs", "1"])
+    assert main(["evaluate", str(out / "model.safetensors"), "--split", "dev"]) == 2
+    assert "allowed: test, validation, train" in capsys.readouterr().err
+
+
+def test_summary_of_config_and_model(config, tmp_path, capsys):
+    assert main(["summary", str(config)]) == 0
+    text = capsys.readouterr().out
+    assert "dense_1 (Dense)" in text and "Total params: 2,410" in text
+    main(["train", str(config), "-o", str(tmp_path / "m"), "-q", "--epochs", "1"])
+    capsys.readouterr()
+    assert main(["summary", str(tmp_path / "m" / "model.safetensors")]) == 0
+    assert "Total params: 2,410" in capsys.readouterr().out
+
+
+def test_datasets_lists_each_dataset(capsys):
+    assert main(["datasets"]) == 0
+    text = capsys.readouterr().out
+    for name in ("digits", "fashion_mnist", "mnist"):
+        assert name in text
+
+
+def test_help(capsys):
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for command in ("train", "evaluate", "summary", "datasets"):
+        assert command in text
