@@ -1,0 +1,33 @@
+# trainwell's two everyday commands:
+#   make quickstart   set up .venv and train the book's leaky_relu model on Fashion-MNIST
+#   make test         set up .venv and run the test suite
+# TORCH picks the PyTorch requirement: the default "torch" is what a GPU user wants;
+# on a CPU-only machine `make test TORCH=torch==2.13.0` (or any CPU build) avoids the CUDA download.
+
+PYTHON ?= python3
+TORCH ?= torch
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup quickstart test bench clean
+
+$(BIN)/trainwell: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+setup: $(BIN)/trainwell
+
+quickstart: setup
+	$(BIN)/trainwell train examples/leaky_relu.toml
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/epoch_time.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
