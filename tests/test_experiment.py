@@ -54,3 +54,15 @@ def test_leaky_relu_matches_the_book(needs_real_data, tmp_path):
     result = train_config(config, verbose=False)
     assert result.metrics["val_accuracy"] >= 0.83
     assert (tmp_path / "model.safetensors").exists()
+
+
+def test_small_training_sets_per_class_and_first_n():
+    prepared = prepare_data(digits_config(per_class=20))
+    assert np.bincount(prepared.y_train).tolist() == [20] * 10
+    again = prepare_data(digits_config(per_class=20))
+    assert np.array_equal(prepared.x_train, again.x_train)
+    assert len(prepare_data(digits_config(train_size=50)).x_train) == 50
+    with pytest.raises(ConfigError, match="data.per_class"):
+        prepare_data(digits_config(per_class=1000))
+    with pytest.raises(ConfigError, match="data.train_size"):
+        prepare_data(digits_config(train_size=100000))

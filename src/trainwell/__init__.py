@@ -7,7 +7,9 @@ or one key of a config file, on PyTorch; models stay plain ``torch.nn.Module``s.
 __version__ = "0.1.0"
 
 from trainwell.activations import get_activation
-from trainwell.callbacks import Callback, HistoryLogger, ProgressDisplay
+from trainwell import schedules
+from trainwell.callbacks import Callback, HistoryLogger, Monitor, ProgressDisplay, ReduceLROnPlateau
+from trainwell.lr_finder import LRFinderResult, find_lr
 from trainwell.config import RunConfig, load_config
 from trainwell.errors import ConfigError, DataError, ModelFileError, TrainwellError
 from trainwell.experiment import train_config
@@ -20,6 +22,14 @@ from trainwell.optim import clip_gradients, optimizer
 from trainwell.saving import load_model, load_weights, save_model, save_weights
 from trainwell.summary import summary
 from trainwell.trainer import Trainer, seed_everything
+# regularization, long-run callbacks and MC dropout
+from trainwell.callbacks import Checkpoint, EarlyStopping, TerminateOnNaN
+from trainwell.errors import TrainingDiverged
+from trainwell.regularization import l1, l1_l2, l2, max_norm, mc_predict
+from trainwell import uncertainty
+# training diagnostics: the doctor
+from trainwell.diagnostics import Diagnostics
+from trainwell.doctor import Diagnosis, Finding, diagnose, run_doctor
 
 __all__ = [
     "Activation", "AlphaDropout", "BatchNormalization", "Callback", "ConfigError", "DataError", "Dense", "Dropout",
@@ -27,4 +37,11 @@ __all__ = [
     "Trainer", "TrainwellError", "build_model", "clip_gradients", "get_activation", "get_initializer", "get_loss",
     "load_config", "load_model", "load_weights", "optimizer", "save_model", "save_weights", "seed_everything",
     "summary", "train_config",
+    # learning-rate schedules and the LR finder
+    "schedules", "Monitor", "ReduceLROnPlateau", "find_lr", "LRFinderResult",
+    # regularization, long-run callbacks and MC dropout
+    "l1", "l2", "l1_l2", "max_norm", "mc_predict", "uncertainty", "EarlyStopping", "Checkpoint", "TerminateOnNaN",
+    "TrainingDiverged",
+    # training diagnostics: the doctor
+    "Diagnostics", "Diagnosis", "Finding", "diagnose", "run_doctor",
 ]

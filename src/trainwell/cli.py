@@ -1,4 +1,4 @@
-"""The ``trainwell`` command line: train, evaluate, summary, datasets.
+"""The ``trainwell`` command line: train, evaluate, predict, summary, datasets, plot-schedule, lr-find, doctor.
 
 Every user mistake (a bad config, a missing file, a corrupted model) ends in one
 line on stderr and exit status 2; ``main(argv)`` returns the status so tests can call
@@ -57,6 +57,9 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
     for key in ("val_accuracy", "test_accuracy"):
         if key in result.metrics:
             out.print(f"{key}: {result.metrics[key]:.4f}")
+    if result.diagnosis is not None:  # [diagnostics] in the config; details in diagnostics.json
+        found = [f"{f.severity}: {f.title}" for f in result.diagnosis.findings]
+        out.print("diagnostics: " + ("; ".join(found) if found else "no problems found"), markup=False, soft_wrap=True)
     out.print(f"saved: {result.output_dir}")
 
 
@@ -71,6 +74,35 @@ def evaluate(model: Path, data: str | None, split: str) -> None:
     results = evaluate_model_file(model, data=data, split=split)
     for key, value in results.items():
         out.print(f"{key}: {value:.4f}" if key != "samples" else f"{key}: {int(value)}")
+
+
+@app.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--data", help="Dataset name (default: the one the model was trained on).")
+@click.option("--split", default="test", show_default=True, help="Which split: test, validation or train.")
+@click.option("--mc", type=int, default=0, metavar="N",
+              help="Also predict with MC dropout: N stochastic passes with only dropout active (e.g. 100).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the MC dropout masks.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path),
+              help="Write per-instance probabilities (MC: their mean and std) and entropy to this CSV.")
+@click.option("--reliability", type=click.Path(path_type=Path),
+              help="Write a reliability diagram PNG (deterministic and MC side by side).")
+def predict(model: Path, data: str | None, split: str, mc: int, seed: int, csv_path: Path | None,
+            reliability: Path | None) -> None:
+    """Predict with a saved MODEL: accuracy, NLL, Brier score and ECE (15 bins), optionally with MC dropout."""
+    from trainwell.evaluation import predict_model_file
+
+    predictions = predict_model_file(model, data=data, split=split, mc=mc, seed=seed)
+    reports = predictions.reports()
+    out.print(f"samples: {len(predictions.labels)}")
+    width = max(len(name) for name in reports)
+    out.print(f"{'':<9} " + " ".join(f"{name:>{width}}" for name in reports))
+    for metric in ("accuracy", "nll", "brier", "ece"):
+        out.print(f"{metric:<9} " + " ".join(f"{report[metric]:>{width}.4f}" for report in reports.values()))
+    if csv_path is not None:
+        out.print(f"saved: {predictions.to_csv(csv_path)}")
+    if reliability is not None:
+        out.print(f"saved: {predictions.reliability_diagram(reliability)}")
 
 
 @app.command()
@@ -105,6 +137,136 @@ def datasets(verify: bool) -> None:
     out.print(table)
     if failed:
         raise click.exceptions.Exit(1)
+
+
+@app.command("plot-schedule")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--set", "set_", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
+@click.option("--steps-per-epoch", type=click.IntRange(min=1),
+              help="Steps per epoch (default: counted from the dataset and train.batch_size).")
+@click.option("--log", "log_scale", is_flag=True, help="Log-scale learning-rate axis.")
+@click.option("--output", "-o", type=click.Path(path_type=Path),
+              help="PNG to write (default runs/<name>/schedule.png).")
+def plot_schedule(config: Path, set_: tuple[str, ...], epochs: int | None, steps_per_epoch: int | None,
+                  log_scale: bool, output: Path | None) -> None:
+    """Write a PNG of the learning rate (and momentum) at every step of the run a CONFIG describes."""
+    from trainwell.config import load_config
+    from trainwell.experiment import output_dir_for
+    from trainwell.optim import resolve_optimizer_options
+    from trainwell.plots import plot_schedule as draw
+    from trainwell.schedules import build_schedule, values
+
+    run_config = load_config(config, [*set_, *([f"train.epochs={epochs}"] if epochs else [])])
+    steps_per_epoch = steps_per_epoch or _steps_per_epoch(run_config)
+    total = steps_per_epoch * run_config.train.epochs
+    options = dict(run_config.optimizer)
+    lr0 = resolve_optimizer_options(options.pop("name"), options)["lr"]
+    spec = run_config.schedule or {"name": "constant"}
+    setup = build_schedule(spec, lr0=lr0, steps_per_epoch=steps_per_epoch, total_steps=total)
+    lrs = values(setup.lr, total)
+    title = f"{run_config.name}: {spec['name']} schedule, {run_config.train.epochs} epochs x {steps_per_epoch} steps"
+    if setup.plateau is not None:
+        title += "\n(before the plateau reductions, which depend on the run)"
+    path = draw(lrs, output or output_dir_for(run_config) / "schedule.png", steps_per_epoch=steps_per_epoch,
+                momentum=values(setup.momentum, total) if setup.momentum else None, title=title, log=log_scale)
+    out.print(f"lr: {lrs[0]:.4g} at the first step, {max(lrs):.4g} at most, {lrs[-1]:.4g} at the last "
+              f"({total} steps)")
+    out.print(f"saved: {path}")
+
+
+def _steps_per_epoch(run_config) -> int:
+    """Optimizer steps per epoch of a configured run: its training images over the batch size."""
+    from trainwell import data as data_module
+    from trainwell.experiment import select_split
+
+    section = run_config.data
+    dataset = data_module.load(section.name, path=section.path, offline=section.offline)
+    x_train, _ = select_split(dataset, validation_size=section.validation_size, classes=section.classes,
+                              split="train")
+    return -(-len(x_train) // run_config.train.batch_size)
+
+
+@app.command("lr-find")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--set", "set_", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
+@click.option("--min-lr", type=float, help="Start of the sweep (lr_find.min_lr, default 1e-5).")
+@click.option("--max-lr", type=float, help="End of the sweep (lr_find.max_lr, default 10).")
+@click.option("--steps", type=int, help="Steps of the sweep (lr_find.steps, default one epoch).")
+@click.option("--batch-size", type=int, help="Batch size of the sweep (lr_find.batch_size, default 128).")
+@click.option("--output", "-o", type=click.Path(path_type=Path),
+              help="PNG to write (default runs/<name>/lr_find.png); the sweep's numbers go beside it as .json.")
+def lr_find(config: Path, set_: tuple[str, ...], min_lr: float | None, max_lr: float | None, steps: int | None,
+            batch_size: int | None, output: Path | None) -> None:
+    """Sweep the learning rate exponentially on the model a CONFIG describes; print the suggested rate.
+
+    The model's weights and the optimizer's state are restored after the sweep.
+    """
+    from trainwell.config import load_config
+    from trainwell.experiment import output_dir_for
+    from trainwell.fileio import atomic_write_text
+    from trainwell.lr_finder import find_lr_for_config
+
+    options = {"min_lr": min_lr, "max_lr": max_lr, "steps": steps, "batch_size": batch_size}
+    overrides = [*set_, *(f"lr_find.{key}={value!r}" for key, value in options.items() if value is not None)]
+    run_config = load_config(config, overrides)
+    result = find_lr_for_config(run_config)
+    path = result.plot(output or output_dir_for(run_config) / "lr_find.png")
+    atomic_write_text(path.with_suffix(".json"), json.dumps(result.to_dict(), indent=1) + "\n")
+    out.print(f"swept {len(result.lrs)} steps, lr {result.lrs[0]:.3g} to {result.lrs[-1]:.3g}"
+              + (" (stopped: the loss diverged)" if result.stopped_early else ""))
+    out.print(f"lowest smoothed loss at lr {result.min_loss_lr:.3g}")
+    out.print(f"suggested learning rate: {result.suggestion:.3g} (a tenth of that)")
+    out.print(f"saved: {path}")
+
+
+@app.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--set", "set_", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
+@click.option("--steps", type=click.IntRange(min=1), help="Training steps (diagnostics.steps, default 200).")
+@click.option("--every", type=click.IntRange(min=1),
+              help="Record every K steps (default: diagnostics.every if set, else steps / 20).")
+@click.option("--plot", "plot_dir", type=click.Path(path_type=Path),
+              help="Write depth.png and time.png (per-layer statistics) into this folder.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path),
+              help="Write the findings and the recorded statistics to this JSON file.")
+def doctor(config: Path, set_: tuple[str, ...], steps: int | None, every: int | None, plot_dir: Path | None,
+           json_path: Path | None) -> None:
+    """Train the model a CONFIG describes briefly and report vanishing/exploding gradients, dead or
+    saturated units and broken SELU self-normalization, with the layers, the numbers and what to try."""
+    from trainwell.config import load_config
+    from trainwell.doctor import run_doctor
+    from trainwell.fileio import atomic_write_text
+
+    run_config = load_config(config, list(set_))
+    checkup = run_doctor(run_config, steps=steps, every=every)
+    context = checkup.diagnosis.context
+    optimizer = ", ".join(f"{k} {v}" for k, v in context["optimizer"].items() if k != "name")
+    out.print(f"{run_config.name}: {context['steps']} steps of {context['optimizer'].get('name')} "
+              f"({optimizer or 'defaults'}), batch {context['batch_size']}, "
+              f"{context['samples']} recorded steps (every {context['every']}); "
+              f"loss {_loss_span(checkup.recording)}", markup=False, soft_wrap=True)
+    if checkup.diagnosis.healthy:
+        out.print("no problems found")
+    for finding in checkup.diagnosis.findings:
+        color = "red" if finding.severity == "error" else "yellow"
+        out.print(f"[bold {color}]{finding.severity.upper()}[/]: [bold]{finding.title}[/]")
+        for label, text in (("", finding.detail), ("try: ", finding.advice)):
+            out.print(f"  {label}{text}", markup=False, soft_wrap=True)
+    if plot_dir is not None:
+        from trainwell.doctor_plots import plot_recording
+
+        for path in plot_recording(checkup.recording, plot_dir, name=run_config.name or ""):
+            out.print(f"saved: {path}")
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(json_path, json.dumps(checkup.to_dict(), indent=1) + "\n")
+        out.print(f"saved: {json_path}")
+
+
+def _loss_span(recording) -> str:
+    losses = [s.loss for s in recording.samples if s.loss is not None]
+    return f"{losses[0]:.3f} -> {losses[-1]:.3f}" if losses else "not recorded"
 
 
 def main(argv: list[str] | None = None) -> int:

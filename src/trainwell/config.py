@@ -5,9 +5,19 @@ A config has five parts; every key but ``model.layers`` has a default:
     name = "leaky_relu"          # used for the default output folder runs/<name>
     seed = 42
     [data]       name, path, validation_size, scaling, classes, offline
-    [model]      input_shape (default: the dataset's), layers = [{type = "dense", ...}, ...]
+    [model]      input_shape (default: the dataset's), layers = [{type = "dense", ...}, ...],
+                 presets (named layer defaults: [model.presets.regularized_dense] type = "dense", ...)
     [optimizer]  name and the optimizer's own options (Keras names: lr, momentum, rho, ...)
+    [schedule]   optional: name (constant, power, exponential, piecewise_constant, one_cycle, cosine,
+                 plateau), per = "step" | "epoch", and the schedule's options (trainwell.schedules)
+    [lr_find]    optional: min_lr, max_lr, steps, batch_size, stop_factor, smoothing
     [train]      epochs, batch_size, loss, metrics, clipvalue, clipnorm, global_clipnorm, device
+    [callbacks]  optional: terminate_on_nan, [callbacks.early_stopping] monitor, mode, patience,
+                 min_delta, restore_best_weights; [callbacks.checkpoint] every, keep, save_best,
+                 monitor, mode, min_delta
+    [diagnostics] optional: every (record per-layer statistics every N steps), steps (trainwell doctor)
+
+A layer table with ``repeat = n`` stands for n copies of itself (the chapter's 100-layer nets).
 
 Unknown keys are errors (a typo must not silently fall back to a default).
 """
@@ -16,17 +26,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional, Sequence
+from typing import Any, Literal, Mapping, Optional, Sequence, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trainwell.errors import ConfigError
-from trainwell.layers import layer_from_dict
+from trainwell.layers import expand_presets, expand_repeats, layer_from_dict
 from trainwell.losses import LOSSES
 from trainwell.optim import resolve_optimizer_options
+from trainwell.schedules import check_schedule
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,6 +46,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 CONFIG_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class _Section(BaseModel):
@@ -46,12 +59,22 @@ class DataConfig(_Section):
     validation_size: int = Field(5000, ge=0)
     scaling: Literal["unit", "standardize", "none"] = "unit"
     classes: Optional[list[int]] = None
+    per_class: Optional[int] = Field(None, gt=0)
+    train_size: Optional[int] = Field(None, gt=0)
     offline: Optional[bool] = None
 
 
 class ModelConfig(_Section):
     input_shape: Optional[list[int]] = None
     layers: list[dict[str, Any]] = Field(min_length=1)
+    # Named layer factories: [model.presets.regularized_dense] type = "dense", activation = "elu", ...
+    # used as { type = "regularized_dense", units = 300 } (the layer's own keys win).
+    presets: Optional[dict[str, dict[str, Any]]] = None
+
+    def layer_tables(self) -> list[dict[str, Any]]:
+        """The layers with every preset expanded into its built-in type and keys, and every
+        ``repeat = n`` table into n copies."""
+        return expand_repeats(expand_presets(self.layers, self.presets))
 
 
 class TrainConfig(_Section):
@@ -66,6 +89,52 @@ class TrainConfig(_Section):
     eval_batch_size: int = Field(1024, gt=0)
 
 
+class LRFindConfig(_Section):
+    """``trainwell lr-find``: an exponential sweep from min_lr to max_lr (the chapter's defaults)."""
+
+    min_lr: float = Field(1e-5, gt=0)
+    max_lr: float = Field(10.0, gt=0)
+    steps: Optional[int] = Field(None, gt=1)  # default: one epoch at batch_size
+    batch_size: int = Field(128, gt=0)
+    stop_factor: float = Field(4.0, gt=1)
+    smoothing: float = Field(0.98, ge=0, lt=1)
+
+
+class EarlyStoppingConfig(_Section):
+    """``[callbacks.early_stopping]``: trainwell.callbacks.EarlyStopping (Keras' defaults)."""
+
+    monitor: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    patience: int = Field(0, ge=0)
+    min_delta: float = Field(0.0, ge=0)
+    restore_best_weights: bool = False
+
+
+class CheckpointConfig(_Section):
+    """``[callbacks.checkpoint]``: trainwell.callbacks.Checkpoint, writing into <output_dir>/checkpoints/."""
+
+    every: int = Field(1, ge=0)
+    keep: Optional[int] = Field(None, ge=1)
+    save_best: bool = False
+    monitor: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    min_delta: float = Field(0.0, ge=0)
+
+
+class CallbacksConfig(_Section):
+    early_stopping: Optional[EarlyStoppingConfig] = None
+    checkpoint: Optional[CheckpointConfig] = None
+    terminate_on_nan: bool = False
+
+
+class DiagnosticsConfig(_Section):
+    """``[diagnostics]``: record per-layer statistics every ``every`` steps during ``trainwell train``
+    (findings go to <output_dir>/diagnostics.json); ``steps`` is how long ``trainwell doctor`` trains."""
+
+    every: int = Field(100, gt=0)
+    steps: int = Field(200, gt=0)
+
+
 class RunConfig(_Section):
     """A whole training run, as read from a config file."""
 
@@ -75,7 +144,11 @@ class RunConfig(_Section):
     data: DataConfig = DataConfig()
     model: ModelConfig
     optimizer: dict[str, Any] = Field(default_factory=lambda: {"name": "sgd"})
+    schedule: Optional[dict[str, Any]] = None  # checked by trainwell.schedules
+    lr_find: Optional[LRFindConfig] = None  # None: LRFindConfig's defaults
     train: TrainConfig = TrainConfig()
+    callbacks: Optional[CallbacksConfig] = None
+    diagnostics: Optional[DiagnosticsConfig] = None
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
@@ -111,6 +184,8 @@ def _section_fields(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
         if field is None:
             return []
         current = field.annotation
+        # Optional[Section]: look inside the union for the section's own fields.
+        current = next((arg for arg in get_args(current) if hasattr(arg, "model_fields")), current)
     return list(getattr(current, "model_fields", {}))
 
 
@@ -123,17 +198,22 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
     except ValidationError as error:
         lines = [_format_error(e, RunConfig) for e in error.errors()]
         raise ConfigError(f"{source}: " + "; ".join(lines)) from None
-    for index, layer in enumerate(config.model.layers):
-        try:
+    try:
+        for index, layer in enumerate(config.model.layer_tables()):
             layer_from_dict(layer, where=f"model.layers[{index}]")
-        except ConfigError as error:
-            raise ConfigError(f"{source}: {error}") from None
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
     try:
         options = dict(config.optimizer)
         name = options.pop("name", None)
         if not isinstance(name, str):
             raise ConfigError("optimizer.name: missing; say which optimizer, e.g. name = \"sgd\"")
-        resolve_optimizer_options(name, options)
+        lr0 = resolve_optimizer_options(name, options)["lr"]
+        if config.schedule is not None:
+            check_schedule(config.schedule, lr0=lr0)
+        sweep = config.lr_find or LRFindConfig()
+        if sweep.max_lr <= sweep.min_lr:
+            raise ConfigError(f"lr_find.max_lr: must be above lr_find.min_lr ({sweep.min_lr!r}), got {sweep.max_lr!r}")
     except ConfigError as error:
         raise ConfigError(f"{source}: {error}") from None
     return config
@@ -187,6 +267,8 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as text
         parts = key.strip().split(".")
         node = result
         for part in parts[:-1]:

@@ -19,3 +19,7 @@ class DataError(TrainwellError):
 
 class ModelFileError(TrainwellError):
     """A saved model file is missing, corrupted or does not match the model."""
+
+
+class TrainingDiverged(TrainwellError):
+    """The loss became nan or infinite; the message says when and which checkpoint is the last good one."""

@@ -1,21 +1,28 @@
-"""Evaluating and inspecting saved models (what ``trainwell evaluate`` and ``summary`` use)."""
+"""Evaluating, predicting with and inspecting saved models (``trainwell evaluate``, ``predict``, ``summary``)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from trainwell import data as datasets
 from trainwell.config import CONFIG_SUFFIXES, load_config
 from trainwell.errors import ConfigError
 from trainwell.experiment import build_from_config, select_split
+from trainwell.fileio import atomic_write_text
 from trainwell.layers import Model
 from trainwell.preprocessing import Preprocessing
-from trainwell.saving import load_model_file
+from trainwell.regularization import MCPrediction, entropy, mc_predict
+from trainwell.saving import ModelFile, load_model_file
 from trainwell.trainer import Trainer
+from trainwell.uncertainty import calibration_report, reliability_diagram
 
 SPLITS = ("test", "validation", "train")
 
@@ -23,6 +30,15 @@ SPLITS = ("test", "validation", "train")
 def evaluate_model_file(path: str | os.PathLike, *, data: str | None = None, split: str = "test",
                         data_path: str | None = None, device: str | None = None) -> dict[str, Any]:
     """Loss and accuracy of a saved model on a split, prepared as at training time."""
+    loaded, x, y = _model_and_split(path, data=data, split=split, data_path=data_path)
+    trainer = Trainer(loaded.model, loss=loaded.info.get("loss", "sparse_categorical_crossentropy"),
+                      optimizer="sgd", device=device)
+    return {"samples": float(len(y)), **trainer.evaluate(x, y)}
+
+
+def _model_and_split(path: str | os.PathLike, *, data: str | None, split: str,
+                     data_path: str | None) -> tuple[ModelFile, np.ndarray, np.ndarray]:
+    """A saved model and one split of its dataset, preprocessed as at training time."""
     if split not in SPLITS:
         raise ConfigError(f"--split: {split!r} is not a split; allowed: {', '.join(SPLITS)}")
     loaded = load_model_file(path)
@@ -38,9 +54,67 @@ def evaluate_model_file(path: str | os.PathLike, *, data: str | None = None, spl
     if tuple(x.shape[1:]) != tuple(expected):
         raise ConfigError(f"--data {name}: images of shape {tuple(x.shape[1:])} do not fit the model, "
                           f"which expects {tuple(expected)}")
+    return loaded, prep(x), np.asarray(y, dtype=np.int64)
+
+
+@dataclass
+class Predictions:
+    """Per-instance predictions of a saved model on a split: deterministic, and MC dropout if asked."""
+
+    labels: np.ndarray
+    probabilities: torch.Tensor                      # deterministic (every layer in evaluation mode)
+    mc: MCPrediction | None = None                   # mean, std and entropy over the MC samples
+    samples: int = 0
+
+    def reports(self) -> dict[str, dict[str, float]]:
+        """Accuracy, NLL, Brier score and ECE, deterministic and (if sampled) MC, side by side."""
+        reports = {"deterministic": calibration_report(self.probabilities, self.labels)}
+        if self.mc is not None:
+            reports[f"mc_dropout({self.samples})"] = calibration_report(self.mc.mean, self.labels)
+        return reports
+
+    def to_csv(self, path: str | os.PathLike) -> Path:
+        """One row per instance: label, prediction, probabilities (and their MC std), entropy. Atomic."""
+        probabilities = self.mc.mean if self.mc is not None else self.probabilities
+        classes = probabilities.shape[1]
+        header = ["index", "label", "predicted", *(f"p{k}" for k in range(classes))]
+        columns = [np.arange(len(self.labels)), self.labels, probabilities.argmax(dim=1).numpy()]
+        columns += [probabilities[:, k].numpy() for k in range(classes)]
+        if self.mc is not None:
+            header += [f"std{k}" for k in range(classes)]
+            columns += [self.mc.std[:, k].numpy() for k in range(classes)]
+        header.append("entropy")
+        columns.append((self.mc.entropy if self.mc is not None else entropy(self.probabilities)).numpy())
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        for row in zip(*columns):
+            writer.writerow([int(v) if i < 3 else f"{float(v):.6g}" for i, v in enumerate(row)])
+        atomic_write_text(path, buffer.getvalue())
+        return Path(path)
+
+    def reliability_diagram(self, path: str | os.PathLike) -> Path:
+        """The deterministic and MC reliability diagrams side by side, as a PNG."""
+        panels = {"deterministic": self.probabilities}
+        if self.mc is not None:
+            panels[f"MC dropout ({self.samples} samples)"] = self.mc.mean
+        return reliability_diagram(panels, self.labels, path)
+
+
+def predict_model_file(path: str | os.PathLike, *, data: str | None = None, split: str = "test",
+                       mc: int = 0, seed: int | None = 0, data_path: str | None = None,
+                       device: str | None = None) -> Predictions:
+    """A saved model's probabilities on a split; with ``mc=N``, also N MC dropout samples per instance."""
+    if isinstance(mc, bool) or not isinstance(mc, int) or mc < 0:
+        raise ConfigError(f"--mc: must be a number of samples >= 0 (0: no MC dropout), got {mc!r}")
+    loaded, x, y = _model_and_split(path, data=data, split=split, data_path=data_path)
     trainer = Trainer(loaded.model, loss=loaded.info.get("loss", "sparse_categorical_crossentropy"),
                       optimizer="sgd", device=device)
-    return {"samples": float(len(y)), **trainer.evaluate(prep(x), np.asarray(y, dtype=np.int64))}
+    probabilities = trainer.predict(x)
+    if probabilities.shape[1] == 1:  # one sigmoid unit: the two classes' probabilities
+        probabilities = torch.cat([1 - probabilities, probabilities], dim=1)
+    sampled = mc_predict(trainer.model, x, samples=mc, seed=seed) if mc else None
+    return Predictions(labels=y, probabilities=probabilities, mc=sampled, samples=mc)
 
 
 def model_for_summary(source: str | os.PathLike) -> Model:

@@ -2,7 +2,8 @@
 
 This is what ``trainwell train CONFIG`` does, as a Python function. Outputs are
 written only once training has finished, each file atomically, so a failed or
-interrupted run never replaces the files of an earlier one.
+interrupted run never replaces the files of an earlier one (checkpoints, written
+during training, have their own ``checkpoints/`` subfolder).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import numpy as np
 import torch
 
 from trainwell import data as datasets
-from trainwell.callbacks import Callback
+from trainwell.callbacks import Callback, Checkpoint, EarlyStopping, TerminateOnNaN
 from trainwell.config import RunConfig, load_config
-from trainwell.errors import ConfigError
+from trainwell.errors import ConfigError, TrainwellError
 from trainwell.fileio import atomic_write_text
 from trainwell.history import History
 from trainwell.layers import Model, ModelSpec, build_model, layer_from_dict
@@ -75,6 +76,7 @@ def prepare_data(config: RunConfig) -> PreparedData:
             raise ConfigError(f"data.classes: {section.classes} must be distinct classes of {section.name} "
                               f"(allowed: {sorted(known)})")
     x_train, y_train = select_split(dataset, validation_size=section.validation_size, classes=section.classes, split="train")
+    x_train, y_train = _subsample(x_train, y_train, section, seed=config.seed)
     x_test, y_test = select_split(dataset, validation_size=section.validation_size, classes=section.classes, split="test")
     x_val = y_val = None
     if section.validation_size > 0:
@@ -82,7 +84,8 @@ def prepare_data(config: RunConfig) -> PreparedData:
                                     split="validation")
     prep = Preprocessing.fit(section.scaling, x_train, pixel_max=dataset.pixel_max)
     num_classes = len(section.classes) if section.classes else int(max(dataset.y_train.max(), dataset.y_test.max())) + 1
-    info = {"dataset": section.name, "validation_size": section.validation_size, "classes": section.classes}
+    info = {"dataset": section.name, "validation_size": section.validation_size, "classes": section.classes,
+            "per_class": section.per_class, "train_size": section.train_size}
     return PreparedData(
         x_train=prep(x_train), y_train=np.asarray(y_train, dtype=np.int64),
         x_val=None if x_val is None else prep(x_val), y_val=None if y_val is None else np.asarray(y_val, dtype=np.int64),
@@ -90,10 +93,25 @@ def prepare_data(config: RunConfig) -> PreparedData:
         num_classes=num_classes, input_shape=tuple(x_train.shape[1:]), preprocessing=prep, info=info)
 
 
+def _subsample(x: np.ndarray, y: np.ndarray, section: Any, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The chapter's small training sets: k images per class (seeded), then the first N."""
+    try:
+        if section.per_class is not None:
+            x, y = datasets.take_per_class(x, y, section.per_class, seed=seed)
+    except TrainwellError as error:
+        raise ConfigError(f"data.per_class: {error}") from None
+    try:
+        if section.train_size is not None:
+            x, y = datasets.take_first(x, y, section.train_size)
+    except TrainwellError as error:
+        raise ConfigError(f"data.train_size: {error}") from None
+    return x, y
+
+
 def build_from_config(config: RunConfig, input_shape: tuple[int, ...]) -> Model:
     """The config's model, with the dataset's input shape unless the config gives one."""
     shape = tuple(config.model.input_shape) if config.model.input_shape else input_shape
-    layers = [layer_from_dict(layer, where=f"model.layers[{i}]") for i, layer in enumerate(config.model.layers)]
+    layers = [layer_from_dict(layer, where=f"model.layers[{i}]") for i, layer in enumerate(config.model.layer_tables())]
     return build_model(ModelSpec(input_shape=shape, layers=tuple(layers)))
 
 
@@ -103,6 +121,7 @@ class RunResult:
     history: History
     metrics: dict[str, float]
     output_dir: Path | None
+    diagnosis: Any = None  # a trainwell.doctor.Diagnosis when the config has a [diagnostics] section
 
 
 def output_dir_for(config: RunConfig) -> Path:
@@ -124,9 +143,11 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     model = build_from_config(config, prepared.input_shape)
     _check_output_units(model, prepared.num_classes, config.train.loss)
     train = config.train
+    out = output_dir_for(config) if save else None
+    callbacks = [*(callbacks or []), *configured_callbacks(config, prepared, out)]
     trainer = Trainer(model, loss=train.loss, optimizer=dict(config.optimizer), metrics=train.metrics,
                       clipvalue=train.clipvalue, clipnorm=train.clipnorm, global_clipnorm=train.global_clipnorm,
-                      callbacks=callbacks or [], device=train.device, seed=config.seed)
+                      schedule=config.schedule, callbacks=callbacks, device=train.device, seed=config.seed)
     validation = (prepared.x_val, prepared.y_val) if prepared.x_val is not None else None
     started = time.perf_counter()
     history = trainer.fit(prepared.x_train, prepared.y_train, epochs=train.epochs, batch_size=train.batch_size,
@@ -135,12 +156,34 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     metrics.update({f"val_{k}": v for k, v in history.last.items() if k in ("loss", "accuracy")}
                    if validation is None else
                    {k: v for k, v in history.last.items() if k.startswith("val_")})
+    stopping = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
+    if stopping is not None:
+        metrics.update({"best_epoch": stopping.best_epoch, "stopped_epoch": stopping.stopped_epoch})
+        if stopping.restored and validation is not None:  # the model is the best epoch's, not the last one's
+            metrics.update({f"val_{k}": v for k, v in trainer.evaluate(
+                *validation, batch_size=train.eval_batch_size).items()})
     metrics.update({f"test_{k}": v for k, v in trainer.evaluate(prepared.x_test, prepared.y_test,
                                                                  batch_size=train.eval_batch_size).items()})
-    out = output_dir_for(config) if save else None
     if out is not None:
         _write_outputs(out, config, model, history, metrics, prepared, trainer)
-    return RunResult(model=model, history=history, metrics=metrics, output_dir=out)
+    diagnosis = _diagnose_run(config, model, callbacks, out)
+    return RunResult(model=model, history=history, metrics=metrics, output_dir=out, diagnosis=diagnosis)
+
+
+def _diagnose_run(config: RunConfig, model: Model, callbacks: list[Callback], out: Path | None):
+    """The doctor's findings on a run that recorded diagnostics; written to <output_dir>/diagnostics.json."""
+    from trainwell.diagnostics import Diagnostics
+    from trainwell.doctor import diagnose
+
+    recorder = next((c for c in callbacks if isinstance(c, Diagnostics)), None)
+    if recorder is None:
+        return None
+    diagnosis = diagnose(recorder.recording, model=model, scaling=config.data.scaling,
+                         optimizer=dict(config.optimizer), context={"name": config.name})
+    if out is not None:
+        atomic_write_text(out / "diagnostics.json", json.dumps(
+            {"diagnosis": diagnosis.to_dict(), "recording": recorder.recording.to_dict()}, indent=1) + "\n")
+    return diagnosis
 
 
 def _check_output_units(model: Model, num_classes: int, loss: str) -> None:
@@ -151,11 +194,45 @@ def _check_output_units(model: Model, num_classes: int, loss: str) -> None:
                           f"and the loss {loss} needs {expected}")
 
 
-def _write_outputs(out: Path, config: RunConfig, model: Model, history: History, metrics: dict[str, float],
-                   prepared: PreparedData, trainer: Trainer) -> None:
+def configured_callbacks(config: RunConfig, prepared: PreparedData, out: Path | None) -> list[Callback]:
+    """The callbacks a config's ``[callbacks]`` section asks for.
+
+    Checkpoints go to ``<output_dir>/checkpoints/``, apart from the run's final files
+    (which are only written once training has succeeded), and carry the same metadata
+    as ``model.safetensors``, so ``trainwell evaluate`` and ``predict`` read them.
+    The final model is ``model.safetensors`` itself, so no ``final.safetensors``.
+    """
+    section = config.callbacks
+    made: list[Callback] = []
+    if config.diagnostics is not None:  # [diagnostics]: the doctor's recording, read by _diagnose_run
+        from trainwell.diagnostics import Diagnostics
+
+        made.append(Diagnostics(config.diagnostics.every))
+    if section is None:
+        return made
+    if section.terminate_on_nan:
+        made.append(TerminateOnNaN())
+    if section.early_stopping is not None:  # before Checkpoint: its restored weights are what the run keeps
+        made.append(EarlyStopping(**section.early_stopping.model_dump()))
+    if section.checkpoint is not None and out is not None:
+        info, extra = _model_info(config, prepared)
+        made.append(Checkpoint(out / "checkpoints", **section.checkpoint.model_dump(), save_final=False,
+                               info=info, extra=extra))
+    return made
+
+
+def _model_info(config: RunConfig, prepared: PreparedData) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """What a model file records besides the weights: the loss, the data preparation, the config."""
     prep_info, prep_tensors = prepared.preprocessing.to_info()
     info = {"loss": config.train.loss, "data": {**prepared.info, **prep_info}, "config": config.to_dict(),
-            "versions": versions(), "device": str(trainer.device)}
+            "versions": versions()}
+    return info, prep_tensors
+
+
+def _write_outputs(out: Path, config: RunConfig, model: Model, history: History, metrics: dict[str, float],
+                   prepared: PreparedData, trainer: Trainer) -> None:
+    info, prep_tensors = _model_info(config, prepared)
+    info["device"] = str(trainer.device)
     save_model(model, out / "model.safetensors", info=info, extra=prep_tensors)
     history.to_json(out / "history.json")
     history.to_csv(out / "history.csv")

@@ -1,6 +1,9 @@
 """History: one record per epoch (loss, metrics, validation figures, learning rate, time).
 
 A list of plain dicts, so it serializes to JSON and CSV as it is and reads back the same.
+Per-step series (the learning rate each step used, and the momentum when it is
+scheduled) sit beside them in ``history.steps``, a dict of lists; the JSON file then
+holds ``{"epochs": [...], "steps": {...}}`` (the CSV holds the epochs only).
 
 >>> h = History([{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25}])
 >>> h["loss"]
@@ -23,8 +26,9 @@ from trainwell.fileio import atomic_write_text
 class History:
     """Per-epoch records of a fit, in order."""
 
-    def __init__(self, records: Iterable[dict[str, Any]] = ()):
+    def __init__(self, records: Iterable[dict[str, Any]] = (), steps: dict[str, list[Any]] | None = None):
         self.records: list[dict[str, Any]] = [dict(r) for r in records]
+        self.steps: dict[str, list[Any]] = {key: list(values) for key, values in (steps or {}).items()}
 
     def append(self, record: dict[str, Any]) -> None:
         self.records.append(dict(record))
@@ -40,7 +44,10 @@ class History:
         return [record.get(key) for record in self.records]
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, History) and self.records == other.records
+        return isinstance(other, History) and self.records == other.records and self._series() == other._series()
+
+    def _series(self) -> dict[str, list[Any]]:
+        return {key: values for key, values in self.steps.items() if values}
 
     def __repr__(self) -> str:
         return f"History({len(self.records)} epochs, keys={self.keys()})"
@@ -57,6 +64,9 @@ class History:
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         text = json.dumps(self.records, indent=1)
+        if self._series():  # one line per series: thousands of steps stay readable
+            series = ",\n".join(f" {json.dumps(key)}: {json.dumps(values)}" for key, values in self._series().items())
+            text = f'{{"epochs": {text},\n"steps": {{\n{series}\n}}}}'
         if path is not None:
             atomic_write_text(path, text + "\n")
         return text
@@ -64,10 +74,13 @@ class History:
     @classmethod
     def from_json(cls, text_or_path: str | os.PathLike) -> "History":
         text = str(text_or_path)
-        if not text.lstrip().startswith("["):
+        if not text.lstrip().startswith(("[", "{")):
             with open(text_or_path, encoding="utf-8") as handle:
                 text = handle.read()
-        return cls(json.loads(text))
+        data = json.loads(text)
+        if isinstance(data, dict):
+            return cls(data.get("epochs", []), data.get("steps"))
+        return cls(data)
 
     def to_csv(self, path: str | os.PathLike | None = None) -> str:
         buffer = io.StringIO()

@@ -27,6 +27,7 @@ from trainwell.activations import get_activation
 from trainwell.errors import ConfigError
 from trainwell.init import get_initializer
 from trainwell.modules import ActivatedLinear, BatchNorm
+from trainwell.regularization import ConstraintSpec, RegularizerSpec, get_constraint, get_regularizer
 
 Shape = tuple[int, ...]
 ActivationSpec = Union[str, Mapping[str, Any], None]
@@ -73,7 +74,18 @@ class Dense(LayerSpec):
     """A fully connected layer with an optional activation (Keras' ``Dense``).
 
     ``init`` defaults to ``glorot_uniform`` and biases to zeros, as in Keras
-    (PyTorch's ``nn.Linear`` uses a scaled uniform instead).
+    (PyTorch's ``nn.Linear`` uses a scaled uniform instead). ``kernel_regularizer``
+    (``l2(0.01)``, ``{"name": "l2", "factor": 0.01}``) adds a penalty on the weights to
+    the loss; ``kernel_constraint`` (``max_norm(1.0)``) bounds them after every step.
+    Both are kept in their config form, so a saved model keeps them.
+
+    A layer factory is ``functools.partial`` over the spec, as the chapter writes it:
+
+    >>> from functools import partial
+    >>> from trainwell.regularization import l2
+    >>> RegularizedDense = partial(Dense, activation="elu", init="he_normal", kernel_regularizer=l2(0.01))
+    >>> RegularizedDense(300).kernel_regularizer
+    {'name': 'l2', 'factor': 0.01}
     """
 
     units: int
@@ -82,6 +94,8 @@ class Dense(LayerSpec):
     bias_init: InitSpec = "zeros"
     use_bias: bool = True
     name: str | None = None
+    kernel_regularizer: RegularizerSpec | None = None
+    kernel_constraint: ConstraintSpec | None = None
     type: ClassVar[str] = "dense"
 
     def __post_init__(self) -> None:
@@ -92,11 +106,18 @@ class Dense(LayerSpec):
         get_initializer(self.init)
         get_initializer(self.bias_init)
         _activation_module(self.activation, self.units)
+        # Kept in the config form (a plain table), so specs compare, print and save alike.
+        if self.kernel_regularizer is not None:
+            object.__setattr__(self, "kernel_regularizer", get_regularizer(self.kernel_regularizer).to_dict())
+        if self.kernel_constraint is not None:
+            object.__setattr__(self, "kernel_constraint", get_constraint(self.kernel_constraint).to_dict())
 
     def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
         features = _needs_features("dense", input_shape)
-        module = ActivatedLinear(features, self.units, bias=self.use_bias,
-                                 activation=_activation_module(self.activation, self.units))
+        module = ActivatedLinear(
+            features, self.units, bias=self.use_bias, activation=_activation_module(self.activation, self.units),
+            kernel_regularizer=None if self.kernel_regularizer is None else get_regularizer(self.kernel_regularizer),
+            kernel_constraint=None if self.kernel_constraint is None else get_constraint(self.kernel_constraint))
         get_initializer(self.init)(module.weight)
         if module.bias is not None:
             get_initializer(self.bias_init)(module.bias)
@@ -134,7 +155,7 @@ class BatchNormalization(LayerSpec):
 
     def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
         features = _needs_features("batch_normalization", input_shape)
-        module = BatchNorm(features, eps=self.epsilon, momentum=1.0 - self.momentum, affine=self.scale)
+        module = BatchNorm(features, eps=self.epsilon, momentum=round(1.0 - self.momentum, 12), affine=self.scale)
         return module, input_shape
 
 
@@ -202,7 +223,7 @@ def layer_from_dict(data: Mapping[str, Any], *, where: str = "layer") -> LayerSp
     """Read one layer spec from its config form, with errors that name the key.
 
     >>> layer_from_dict({"type": "dense", "units": 100, "activation": "elu"})
-    Dense(units=100, activation='elu', init='glorot_uniform', bias_init='zeros', use_bias=True, name=None)
+    Dense(units=100, activation='elu', init='glorot_uniform', bias_init='zeros', use_bias=True, name=None, kernel_regularizer=None, kernel_constraint=None)
     """
     if isinstance(data, LayerSpec):
         return data
@@ -226,6 +247,68 @@ def layer_from_dict(data: Mapping[str, Any], *, where: str = "layer") -> LayerSp
         return cls(**options)
     except ConfigError as error:
         raise ConfigError(f"{where}: {error}") from None
+
+
+def check_presets(presets: Mapping[str, Any], *, where: str = "model.presets") -> None:
+    """Check named layer presets: each a table of default keys for a built-in layer ``type``."""
+    for name, preset in presets.items():
+        here = f"{where}.{name}"
+        if name in LAYER_TYPES:
+            raise ConfigError(f"{here}: a preset cannot reuse the built-in layer type {name!r}; pick another name")
+        if not isinstance(preset, Mapping):
+            raise ConfigError(f"{here}: expected a table of layer keys with a 'type', got {preset!r}")
+        kind = preset.get("type")
+        if kind not in LAYER_TYPES:
+            raise ConfigError(f"{here}.type: {kind!r} is not a built-in layer type; allowed: {', '.join(LAYER_TYPES)}")
+        allowed = [f.name for f in dataclasses.fields(LAYER_TYPES[kind])]
+        for key in preset:
+            if key != "type" and key not in allowed:
+                raise ConfigError(f"{here}: unknown key {key!r} for a {kind} layer; allowed: {', '.join(allowed)}")
+
+
+def expand_presets(layers: Sequence[Any], presets: Mapping[str, Any] | None) -> list[Any]:
+    """Replace ``{type = "<preset>", ...}`` layers by the preset's keys, overridden by the layer's own.
+
+    The config form of ``functools.partial``: the chapter's ``RegularizedDense`` written once
+    under ``[model.presets.regularized_dense]`` and used as ``{type = "regularized_dense", units = 300}``.
+
+    >>> presets = {"regularized_dense": {"type": "dense", "activation": "elu", "kernel_regularizer": "l2"}}
+    >>> expand_presets([{"type": "regularized_dense", "units": 10, "activation": "softmax"}], presets)
+    [{'type': 'dense', 'activation': 'softmax', 'kernel_regularizer': 'l2', 'units': 10}]
+    """
+    if not presets:
+        return list(layers)
+    check_presets(presets)
+    expanded = []
+    for layer in layers:
+        if isinstance(layer, Mapping) and layer.get("type") in presets:
+            preset = presets[layer["type"]]
+            layer = {**preset, **{k: v for k, v in layer.items() if k != "type"}, "type": preset["type"]}
+        expanded.append(layer)
+    return expanded
+
+
+def expand_repeats(layers: Sequence[Any], *, where: str = "model.layers") -> list[Any]:
+    """Replace a layer table with ``repeat = n`` by n copies of it (a config cannot loop).
+
+    The chapter's 100-layer networks: ``{type = "dense", units = 100, activation = "selu", repeat = 99}``.
+
+    >>> expand_repeats([{"type": "flatten"}, {"type": "dense", "units": 4, "repeat": 2}])
+    [{'type': 'flatten'}, {'type': 'dense', 'units': 4}, {'type': 'dense', 'units': 4}]
+    """
+    expanded = []
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, Mapping) or "repeat" not in layer:
+            expanded.append(layer)
+            continue
+        count = layer["repeat"]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ConfigError(f"{where}[{index}].repeat: must be an integer >= 1 (how many copies), got {count!r}")
+        if layer.get("name") is not None and count > 1:
+            raise ConfigError(f"{where}[{index}]: a repeated layer cannot have a name ({layer['name']!r}); "
+                              "its copies are named <type>_<n>")
+        expanded += [{k: v for k, v in layer.items() if k != "repeat"} for _ in range(count)]
+    return expanded
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainwell.activations import activation_name
 from trainwell.errors import ConfigError
-from trainwell.modules import ActivatedLinear
+from trainwell.modules import LogitsMethod, LogitsView, final_activation
 
 
 @dataclass(frozen=True)
@@ -77,43 +76,15 @@ def get_loss(name: str | Loss) -> Loss:
     return LOSSES[name]
 
 
-class LogitsView(nn.Module):
-    """Runs a sequential model but stops before its final softmax/sigmoid.
-
-    It shares the model's modules (no copy), so training through the view trains the model.
-    """
-
-    def __init__(self, model: nn.Sequential):
-        super().__init__()
-        children = list(model.children())
-        self.body = nn.Sequential(*children[:-1])
-        self.last = children[-1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.body(x)
-        if isinstance(self.last, ActivatedLinear):
-            return self.last.forward_logits(x)
-        return x  # the last module is the activation itself
-
-
-def final_activation(model: nn.Module) -> str | None:
-    """The name of the model's last activation when it is a softmax or sigmoid, else None."""
-    if not isinstance(model, nn.Sequential) or len(model) == 0:
-        return None
-    last = model[-1]
-    if isinstance(last, ActivatedLinear):
-        last = last.activation
-    name = activation_name(last)
-    return name if name in ("softmax", "sigmoid") else None
-
-
 def logits_model(model: nn.Module, loss: Loss) -> nn.Module:
     """A module computing the logits ``loss`` needs from ``model``'s input.
 
-    A model ending in the loss's own output activation is viewed without it; any
-    other model is taken to output logits already (PyTorch's convention).
+    A model ending in the loss's own output activation is viewed without it; a model
+    with a ``forward_logits`` method and an ``output_activation`` name (such as
+    :class:`~trainwell.modules.TwoTower`) provides its own logits; any other model is
+    taken to output logits already (PyTorch's convention).
     """
-    ending = final_activation(model)
+    ending = getattr(model, "output_activation", None) if hasattr(model, "forward_logits") else final_activation(model)
     if ending is None:
         return model
     if ending != loss.output_activation:
@@ -122,4 +93,4 @@ def logits_model(model: nn.Module, loss: Loss) -> nn.Module:
             f"(or raw logits); use loss = "
             f"{'binary_crossentropy' if ending == 'sigmoid' else 'sparse_categorical_crossentropy'} "
             f"or change the last layer's activation")
-    return LogitsView(model)
+    return LogitsMethod(model) if hasattr(model, "forward_logits") else LogitsView(model)

@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from trainwell.activations import activation_name
+
 
 class ActivatedLinear(nn.Linear):
     """A Keras-style Dense layer: ``activation(x @ W.T + b)`` in one module.
@@ -18,11 +20,23 @@ class ActivatedLinear(nn.Linear):
     summary, freezing and layer reuse count layers as the chapter does) and lets the
     trainer take the pre-activation output (``forward_logits``) of a final softmax
     or sigmoid layer to compute the loss stably.
+
+    ``kernel_regularizer`` (a penalty added to the loss) and ``kernel_constraint``
+    (applied after each optimizer step) are plain attributes the Trainer looks for;
+    see :mod:`trainwell.regularization`.
     """
 
-    def __init__(self, in_features: int, out_features: int, *, bias: bool = True, activation: nn.Module | None = None):
+    def __init__(self, in_features: int, out_features: int, *, bias: bool = True, activation: nn.Module | None = None,
+                 kernel_regularizer=None, kernel_constraint=None):
         super().__init__(in_features, out_features, bias=bias)
         self.activation = activation if activation is not None else nn.Identity()
+        self.kernel_regularizer = kernel_regularizer
+        self.kernel_constraint = kernel_constraint
+
+    def extra_repr(self) -> str:
+        extras = [f"{key}={value}" for key in ("kernel_regularizer", "kernel_constraint")
+                  if (value := getattr(self, key)) is not None]
+        return ", ".join([super().extra_repr(), *extras])
 
     def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The output before the activation."""
@@ -45,3 +59,74 @@ class BatchNorm(nn.BatchNorm1d):
             return super().forward(x)
         flat = x.reshape(-1, x.shape[-1])
         return super().forward(flat).reshape(x.shape)
+
+
+class LogitsView(nn.Module):
+    """Runs a sequential model but stops before its final softmax/sigmoid.
+
+    It shares the model's modules (no copy), so training through the view trains the model.
+    """
+
+    def __init__(self, model: nn.Sequential):
+        super().__init__()
+        children = list(model.children())
+        self.body = nn.Sequential(*children[:-1])
+        self.last = children[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.body(x)
+        if isinstance(self.last, ActivatedLinear):
+            return self.last.forward_logits(x)
+        return x  # the last module is the activation itself
+
+
+class LogitsMethod(nn.Module):
+    """Calls a model's own ``forward_logits`` (for models that are not a plain stack)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_logits(x)
+
+
+def final_activation(model: nn.Module) -> str | None:
+    """The name of a sequential model's last activation when it is a softmax or sigmoid, else None."""
+    if not isinstance(model, nn.Sequential) or len(model) == 0:
+        return None
+    last = model[-1]
+    if isinstance(last, ActivatedLinear):
+        last = last.activation
+    name = activation_name(last)
+    return name if name in ("softmax", "sigmoid") else None
+
+
+class TwoTower(nn.Module):
+    """Two towers that each read one image of a pair, joined by a small head.
+
+    The input is a batch of pairs of shape ``(N, 2, ...)``; tower A reads ``x[:, 0]``,
+    tower B reads ``x[:, 1]``, their outputs are concatenated and the head turns them
+    into one logit ("same class?"). After training, ``tower_a`` is an ordinary model
+    that can be reused (and frozen) under a new head.
+    """
+
+    def __init__(self, tower_a: nn.Module, tower_b: nn.Module, head: nn.Module):
+        super().__init__()
+        self.tower_a = tower_a
+        self.tower_b = tower_b
+        self.head = head
+
+        self.output_activation = final_activation(head)
+        # Kept in a plain list so the view's (shared) modules are not registered twice.
+        self._head_logits = [LogitsView(head)] if self.output_activation else [head]
+
+    def _joined(self, pairs: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.tower_a(pairs[:, 0]), self.tower_b(pairs[:, 1])], dim=-1)
+
+    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        return self.head(self._joined(pairs))
+
+    def forward_logits(self, pairs: torch.Tensor) -> torch.Tensor:
+        """The head's output before its final sigmoid (the trainer's loss uses this)."""
+        return self._head_logits[0](self._joined(pairs))

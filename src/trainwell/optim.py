@@ -140,3 +140,19 @@ def clip_gradients(params: list[torch.nn.Parameter], *, clipvalue: float | None 
             torch.nn.utils.clip_grad_norm_([p], clipnorm)
     if global_clipnorm is not None:
         torch.nn.utils.clip_grad_norm_(grads, global_clipnorm)
+
+
+def momentum_setter(optimizer: torch.optim.Optimizer) -> Callable[[dict[str, Any], float], None]:
+    """A function ``(param_group, m) -> None`` that sets the momentum to ``m``: SGD's and RMSprop's
+    ``momentum``, or ``beta_1`` for the Adam family (how 1cycle cycles momentum); a ConfigError for
+    optimizers without one (Adagrad)."""
+    if "betas" in optimizer.param_groups[0]:
+        def set_beta_1(group: dict[str, Any], m: float) -> None:
+            group["betas"] = (m, group["betas"][1])
+        return set_beta_1
+    if "momentum" in optimizer.param_groups[0]:
+        def set_momentum(group: dict[str, Any], m: float) -> None:
+            group["momentum"] = m
+        return set_momentum
+    raise ConfigError(f"momentum_schedule: {type(optimizer).__name__} has no momentum to cycle; "
+                      "allowed with sgd, rmsprop and the adam family")

@@ -5,7 +5,11 @@ a step costs what the model costs and no more: no per-sample Dataset calls, no h
 sync per step (loss and accuracy accumulate on the device and are read once per
 epoch, or when a progress display asks).
 
-One step: forward, loss, backward, clip, optimizer step, batch-end callbacks.
+One step: set the learning rate (the schedule's value times ``lr_scale``, which
+ReduceLROnPlateau lowers) and momentum, batch-begin callbacks, forward, loss plus
+the kernel penalties (l1/l2), backward, clip, optimizer step, kernel constraints
+(max-norm), batch-end callbacks. The rate each step used is kept
+in ``history.steps["lr"]``; an epoch's ``lr`` is its last step's.
 One epoch: the steps, then validation, then the record into History, then the
 epoch-end callbacks, which may set ``stop_training``.
 """
@@ -24,7 +28,10 @@ from trainwell.callbacks import Callback, ProgressDisplay, overrides
 from trainwell.errors import ConfigError
 from trainwell.history import History
 from trainwell.losses import Loss, get_loss, logits_model
-from trainwell.optim import OptimizerFactory, clip_gradients, make_optimizer
+from trainwell.transfer import apply_frozen_modes, split_frozen_prefix
+from trainwell.optim import OptimizerFactory, clip_gradients, make_optimizer, momentum_setter
+from trainwell.regularization import apply_constraints, kernel_constraints, kernel_penalties, total_penalty
+from trainwell.schedules import Schedule, build_schedule, check_schedule
 
 ArrayLike = Any  # numpy array or torch tensor
 
@@ -77,6 +84,8 @@ class Trainer:
         clipvalue: float | None = None,
         clipnorm: float | None = None,
         global_clipnorm: float | None = None,
+        schedule: Schedule | Mapping[str, Any] | str | None = None,
+        momentum_schedule: Schedule | None = None,
         callbacks: Iterable[Callback] = (),
         device: str | torch.device | None = None,
         seed: int | None = None,
@@ -96,6 +105,19 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.seed = seed
         self.optimizer = make_optimizer(optimizer, self.model.parameters())
+        # Each step's rate is the schedule's value times lr_scale (which ReduceLROnPlateau lowers);
+        # with no schedule, the optimizer's own rates times lr_scale.
+        self._base_lrs = [float(group["lr"]) for group in self.optimizer.param_groups]
+        if isinstance(schedule, (Mapping, str)):  # a table: checked now, built at fit time for the run's length
+            check_schedule(schedule, lr0=self._base_lrs[0])
+        elif schedule is not None and not callable(schedule):
+            raise ConfigError(f"schedule: expected a function of the step or a {{'name': ...}} table, got {schedule!r}")
+        if momentum_schedule is not None:
+            momentum_setter(self.optimizer)  # fails now if the optimizer has no momentum
+        self.schedule = schedule
+        self.momentum_schedule = momentum_schedule
+        self.lr_scale = 1.0
+        self.last_loss: torch.Tensor | None = None  # the last batch's loss, on the device (reading it syncs)
         self.forward_logits = logits_model(self.model, self.loss)
         self.history = History()
         # State that callbacks read during fit.
@@ -105,6 +127,7 @@ class Trainer:
         self.step_in_epoch = 0
         self.steps_per_epoch = 0
         self.stop_training = False
+        self.failure: Exception | None = None  # a callback's verdict (TerminateOnNaN), raised when fit ends
         self._loss_sum: torch.Tensor | None = None
         self._samples = 0
 
@@ -136,8 +159,14 @@ class Trainer:
         shuffle: bool = True,
         verbose: bool = True,
         eval_batch_size: int = 1024,
+        cache_frozen: bool = True,
     ) -> History:
-        """Train for ``epochs`` epochs and return the History (also ``self.history``)."""
+        """Train for ``epochs`` epochs and return the History (also ``self.history``).
+
+        With ``cache_frozen`` (the default), when the model's lowest layers are frozen
+        and deterministic, their outputs are computed once and only the layers above
+        them run each step; the results are the same, only faster.
+        """
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ConfigError(f"epochs: must be a positive integer, got {epochs!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -148,11 +177,22 @@ class Trainer:
         if validation_data is not None:
             validation = (self._inputs(validation_data[0]), self._targets(validation_data[1]))
             self._check_pair(*validation, "validation data")
+        forward = self.forward_logits
+        if cache_frozen:
+            x_train, validation, forward = self._cache_frozen_features(x_train, validation, eval_batch_size)
         if self.seed is not None:
             torch.manual_seed(self.seed)
         order = torch.Generator().manual_seed(self.seed if self.seed is not None else int(torch.seed() % 2**63))
 
         callbacks = list(self.callbacks)
+        steps_per_epoch = (len(x_train) + batch_size - 1) // batch_size
+        lr_schedule, momentum_schedule, plateau = self._resolve_schedules(
+            steps_per_epoch=steps_per_epoch, total_steps=(len(self.history) + epochs) * steps_per_epoch)
+        if plateau is not None:
+            callbacks.append(plateau)
+        set_momentum = momentum_setter(self.optimizer) if momentum_schedule is not None else None
+        step_lrs = self.history.steps.setdefault("lr", [])
+        step_momenta = self.history.steps.setdefault("momentum", []) if set_momentum is not None else None
         if verbose and not any(isinstance(c, ProgressDisplay) for c in callbacks):
             callbacks.append(ProgressDisplay())
         batch_begin = [c for c in callbacks if overrides(c, "on_batch_begin")]
@@ -163,6 +203,9 @@ class Trainer:
         self.steps_per_epoch = (n + batch_size - 1) // batch_size
         self.stop_training = False
         params = [p for p in self.model.parameters() if p.requires_grad]
+        # Looked up once per fit: a model without penalties or constraints pays nothing per step.
+        penalties, constraints = kernel_penalties(self.model), kernel_constraints(self.model)
+        self.failure = None
         for callback in callbacks:
             callback.on_fit_begin(self)
         for _ in range(epochs):
@@ -173,24 +216,43 @@ class Trainer:
             indices = torch.randperm(n, generator=order) if shuffle else torch.arange(n)
             indices = indices.to(self.device)
             self.model.train()
+            apply_frozen_modes(self.model)  # frozen BatchNormalization layers stay in inference mode
             self._loss_sum = torch.zeros((), device=self.device)
+            penalty_sum = torch.zeros((), device=self.device)
             correct = torch.zeros((), device=self.device, dtype=torch.long)
             self._samples = 0
             for start in range(0, n, batch_size):
                 self.step_in_epoch = start // batch_size
+                if lr_schedule is not None or self.lr_scale != 1.0:
+                    for group, base in zip(self.optimizer.param_groups, self._base_lrs):
+                        group["lr"] = (base if lr_schedule is None else lr_schedule(self.step)) * self.lr_scale
+                if set_momentum is not None:
+                    momentum = float(momentum_schedule(self.step))
+                    for group in self.optimizer.param_groups:
+                        set_momentum(group, momentum)
+                    step_momenta.append(momentum)
                 for callback in batch_begin:
                     callback.on_batch_begin(self, self.step)
+                step_lrs.append(float(self.optimizer.param_groups[0]["lr"]))
                 batch = indices[start:start + batch_size]
                 xb, yb = x_train.index_select(0, batch), y_train.index_select(0, batch)
-                logits = self.forward_logits(xb)
+                logits = forward(xb)
                 loss = self.loss(logits, yb)
+                if penalties:
+                    penalty = total_penalty(penalties)
+                    loss = loss + penalty
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if self.clip:
                     clip_gradients(params, **self.clipping)
                 self.optimizer.step()
+                if constraints:
+                    apply_constraints(constraints)
+                self.last_loss = loss.detach()
                 with torch.no_grad():
                     self._loss_sum += loss.detach() * len(batch)
+                    if penalties:
+                        penalty_sum += penalty.detach() * len(batch)
                     correct += self.loss.correct(logits, yb)
                 self._samples += len(batch)
                 self.step += 1
@@ -200,12 +262,17 @@ class Trainer:
                 if self.stop_training:
                     break
             logs: dict[str, Any] = {"epoch": self.epoch, "loss": self.running_loss()}
+            if penalties:  # "loss" is their sum, as Keras reports it; val_loss is the data loss alone
+                logs["penalty"] = penalty_sum.item() / max(self._samples, 1)
+                logs["data_loss"] = logs["loss"] - logs["penalty"]
             if "accuracy" in self.metrics:
                 logs["accuracy"] = correct.item() / max(self._samples, 1)
             if validation is not None:
-                results = self._evaluate_tensors(*validation, batch_size=eval_batch_size)
+                results = self._evaluate_tensors(*validation, batch_size=eval_batch_size, forward=forward)
                 logs.update({f"val_{key}": value for key, value in results.items()})
-            logs["lr"] = float(self.optimizer.param_groups[0]["lr"])
+            logs["lr"] = step_lrs[-1] if step_lrs else float(self.optimizer.param_groups[0]["lr"])  # the last step's
+            if step_momenta:
+                logs["momentum"] = step_momenta[-1]
             logs["time"] = time.perf_counter() - started
             self.history.append(logs)
             for callback in callbacks:
@@ -214,7 +281,17 @@ class Trainer:
                 break
         for callback in callbacks:
             callback.on_fit_end(self)
+        if self.failure is not None:  # set by a callback (TerminateOnNaN); raised once every callback has ended
+            raise self.failure
         return self.history
+
+    def _resolve_schedules(self, *, steps_per_epoch: int, total_steps: int):
+        """(lr schedule, momentum schedule, plateau callback) for this fit; a table is built for the run's length."""
+        if not isinstance(self.schedule, (Mapping, str)):
+            return self.schedule, self.momentum_schedule, None
+        setup = build_schedule(self.schedule, lr0=self._base_lrs[0], steps_per_epoch=steps_per_epoch,
+                               total_steps=total_steps)
+        return setup.lr, setup.momentum or self.momentum_schedule, setup.plateau
 
     def running_loss(self) -> float:
         """Mean training loss of the current epoch so far (reads the device once)."""
@@ -222,18 +299,34 @@ class Trainer:
             return float("nan")
         return self._loss_sum.item() / self._samples
 
+    def _cache_frozen_features(self, x_train: torch.Tensor, validation, batch_size: int):
+        """Run the frozen, deterministic lowest layers once; return their outputs and the rest's forward."""
+        split = split_frozen_prefix(self.model)
+        if split is None:
+            return x_train, validation, self.forward_logits
+        prefix, rest = split
+        with torch.no_grad():
+            prefix.eval()
+            features = lambda x: torch.cat([prefix(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])  # noqa: E731
+            x_train = features(x_train)
+            if validation is not None:
+                validation = (features(validation[0]), validation[1])
+        return x_train, validation, logits_model(rest, self.loss)
+
     # ------------------------------------------------------------ evaluate
     @torch.no_grad()
-    def _logits(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    def _logits(self, x: torch.Tensor, batch_size: int, forward: nn.Module | None = None) -> torch.Tensor:
         was_training = self.model.training
         self.model.eval()
         try:
-            return torch.cat([self.forward_logits(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+            forward = forward or self.forward_logits
+            return torch.cat([forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
         finally:
             self.model.train(was_training)
 
-    def _evaluate_tensors(self, x: torch.Tensor, y: torch.Tensor, *, batch_size: int) -> dict[str, float]:
-        logits = self._logits(x, batch_size)
+    def _evaluate_tensors(self, x: torch.Tensor, y: torch.Tensor, *, batch_size: int,
+                          forward: nn.Module | None = None) -> dict[str, float]:
+        logits = self._logits(x, batch_size, forward)
         results = {"loss": float(self.loss(logits, y))}
         if "accuracy" in self.metrics:
             results["accuracy"] = self.loss.correct(logits, y).item() / len(y)

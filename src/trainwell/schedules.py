@@ -1,0 +1,375 @@
+"""Learning-rate schedules: plain functions of the optimizer step.
+
+A :data:`Schedule` is any callable ``t -> value`` where ``t`` is the number of
+optimizer steps already taken (0 for the first step, counting on across epochs).
+The factories below take keyword arguments and return such closures, so a schedule
+holds no hidden state: it can be called at any step, composed with :func:`join`,
+plotted with :func:`values`, and the Trainer sets each step's rate from it
+(``Trainer(model, schedule=...)``).
+
+Schedules that count in epochs are the same functions, fed the epoch index instead:
+:func:`per_epoch` turns ``epoch -> lr`` into ``step -> lr`` given the number of steps
+per epoch, so the rate changes only at epoch boundaries, as the chapter's
+``LearningRateScheduler`` callback does.
+
+>>> schedule = exponential(lr0=0.01, s=20)
+>>> round(schedule(20), 6)
+0.001
+>>> by_epoch = per_epoch(schedule, steps_per_epoch=100)
+>>> by_epoch(1999) == schedule(19), by_epoch(2000) == schedule(20)
+(True, True)
+
+Performance scheduling (reduce on plateau) has state, so it is a callback,
+:class:`~trainwell.callbacks.ReduceLROnPlateau`, which lowers a scale the Trainer
+multiplies the schedule's value by. In config files all of these are one
+``[schedule]`` table, read by :func:`build_schedule`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from trainwell.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from trainwell.callbacks import ReduceLROnPlateau
+
+Schedule = Callable[[int], float]
+
+
+# ------------------------------------------------------------------ checks
+def _number(key: str, value: Any, *, positive: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or math.isinf(value):
+        raise ConfigError(f"{key}: must be a {'positive' if positive else 'non-negative'} number, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise ConfigError(f"{key}: must be {'positive' if positive else 'non-negative (>= 0)'}, got {value!r}")
+    return float(value)
+
+
+def _count(key: str, value: Any, *, positive: bool = True) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < (1 if positive else 0):
+        raise ConfigError(f"{key}: must be a {'positive' if positive else 'non-negative'} integer, got {value!r}")
+    return value
+
+
+def _fraction(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ConfigError(f"{key}: must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+# --------------------------------------------------------------- factories
+def constant(*, lr: float) -> Schedule:
+    """The same rate at every step.
+
+    >>> constant(lr=0.01)(12345)
+    0.01
+    """
+    lr = _number("lr", lr)
+    return lambda t: lr
+
+
+def power(*, lr0: float, s: float, c: float = 1.0) -> Schedule:
+    """Power scheduling, ``lr0 / (1 + t / s) ** c``: the rate halves (c = 1) after s steps, then falls ever slower.
+
+    Keras' ``SGD(decay=d)`` is this with ``c = 1`` and ``s = 1 / d``.
+
+    >>> power(lr0=0.01, s=10_000)(10_000)
+    0.005
+    """
+    lr0, s, c = _number("lr0", lr0), _number("s", s), _number("c", c)
+    return lambda t: lr0 / (1 + t / s) ** c
+
+
+def exponential(*, lr0: float, s: float, rate: float = 0.1) -> Schedule:
+    """Exponential scheduling, ``lr0 * rate ** (t / s)``: the rate drops 10-fold (rate 0.1) every s steps.
+
+    A ``rate`` above 1 makes it grow, as the LR finder's sweep does.
+
+    >>> round(exponential(lr0=0.01, s=20)(40), 9)
+    0.0001
+    """
+    lr0, s, rate = _number("lr0", lr0), _number("s", s), _number("rate", rate)
+    return lambda t: lr0 * rate ** (t / s)
+
+
+def piecewise_constant(*, boundaries: Sequence[float], values: Sequence[float]) -> Schedule:
+    """``values[i]`` from ``boundaries[i - 1]`` (inclusive) up to ``boundaries[i]`` (exclusive).
+
+    The chapter's ``0.01 until epoch 5, 0.005 until 15, then 0.001``:
+
+    >>> schedule = piecewise_constant(boundaries=[5, 15], values=[0.01, 0.005, 0.001])
+    >>> [schedule(t) for t in (0, 4, 5, 14, 15, 100)]
+    [0.01, 0.01, 0.005, 0.005, 0.001, 0.001]
+    """
+    if not isinstance(boundaries, (list, tuple)) or not boundaries:
+        raise ConfigError(f"boundaries: must be a non-empty list of steps (or epochs), got {boundaries!r}")
+    if not isinstance(values, (list, tuple)):
+        raise ConfigError(f"values: must be a list of learning rates, got {values!r}")
+    bounds = [_number("boundaries", b) for b in boundaries]
+    if any(b <= a for a, b in zip(bounds, bounds[1:])):
+        raise ConfigError(f"boundaries: must be strictly increasing, got {list(boundaries)!r}")
+    rates = [_number("values", v) for v in values]
+    if len(rates) != len(bounds) + 1:
+        raise ConfigError(f"values: needs one more entry than boundaries ({len(bounds) + 1}), got {len(rates)}")
+
+    def schedule(t: int) -> float:
+        for boundary, rate in zip(bounds, rates):
+            if t < boundary:
+                return rate
+        return rates[-1]
+
+    return schedule
+
+
+@dataclass(frozen=True)
+class _Cycle:
+    """The three phases of 1cycle, in steps: up [0, half), down [half, 2 half), then the tail to total."""
+
+    total: int
+    half: int
+
+    @classmethod
+    def make(cls, total_steps: Any, last_steps: Any) -> "_Cycle":
+        total = _count("total_steps", total_steps)
+        last = total // 10 + 1 if last_steps is None else _count("last_steps", last_steps)
+        half = (total - last) // 2
+        if half < 1:
+            raise ConfigError(f"last_steps: {last} leaves no room for the cycle in {total} total steps; "
+                              f"allowed: at most {total - 2}")
+        return cls(total, half)
+
+    def interpolate(self, t: int, up: float, peak: float, tail_end: float | None) -> float:
+        """``up`` -> ``peak`` -> ``up`` linearly, then ``up`` -> ``tail_end`` (or flat) over the tail."""
+        if t < self.half:
+            return up + (peak - up) * t / self.half
+        if t < 2 * self.half:
+            return peak + (up - peak) * (t - self.half) / self.half
+        if tail_end is None:
+            return up
+        tail = self.total - 2 * self.half
+        return up + (tail_end - up) * min(t - 2 * self.half, tail) / tail
+
+
+def one_cycle(*, total_steps: int, max_lr: float, start_lr: float | None = None, last_lr: float | None = None,
+              last_steps: int | None = None) -> Schedule:
+    """1cycle as the chapter writes it: up from ``start_lr`` to ``max_lr`` over the first half of the
+    cycle, back down over the second, then over the last ``last_steps`` (about 10% of the run) down to
+    ``last_lr``.
+
+    Defaults are the chapter's: ``start_lr = max_lr / 10``, ``last_lr = start_lr / 1000``,
+    ``last_steps = total_steps // 10 + 1``; the cycle's half is ``(total_steps - last_steps) // 2``.
+
+    >>> schedule = one_cycle(total_steps=100, max_lr=0.05)      # half = 44
+    >>> schedule(0), schedule(44), schedule(88), round(schedule(100), 9)
+    (0.005, 0.05, 0.005, 5e-06)
+    """
+    max_lr = _number("max_lr", max_lr)
+    start = max_lr / 10 if start_lr is None else _number("start_lr", start_lr)
+    last = start / 1000 if last_lr is None else _number("last_lr", last_lr)
+    if start >= max_lr:
+        raise ConfigError(f"max_lr: must be above start_lr ({start!r}), got {max_lr!r}")
+    cycle = _Cycle.make(total_steps, last_steps)
+    return lambda t: cycle.interpolate(t, start, max_lr, last)
+
+
+def one_cycle_momentum(*, total_steps: int, max_momentum: float = 0.95, min_momentum: float = 0.85,
+                       last_steps: int | None = None) -> Schedule:
+    """Momentum for 1cycle, cycled the other way (Smith, 2018): 0.95 -> 0.85 while the rate
+    rises, back to 0.95 while it falls, and 0.95 for the last steps.
+
+    >>> momentum = one_cycle_momentum(total_steps=100)
+    >>> momentum(0), momentum(44), momentum(88), momentum(99)
+    (0.95, 0.85, 0.95, 0.95)
+    """
+    high, low = _fraction("max_momentum", max_momentum), _fraction("min_momentum", min_momentum)
+    if low > high:
+        raise ConfigError(f"min_momentum: must not exceed max_momentum ({high!r}), got {low!r}")
+    cycle = _Cycle.make(total_steps, last_steps)
+    return lambda t: cycle.interpolate(t, high, low, None)
+
+
+def cosine(*, lr0: float, total_steps: int, warmup_steps: int = 0, warmup_start: float = 0.0,
+           min_lr: float = 0.0) -> Schedule:
+    """Linear warm-up from ``warmup_start`` to ``lr0`` over ``warmup_steps``, then a half cosine
+    down to ``min_lr`` at ``total_steps`` (and ``min_lr`` after).
+
+    >>> schedule = cosine(lr0=0.1, total_steps=110, warmup_steps=10)
+    >>> schedule(0), schedule(5), schedule(10), round(schedule(60), 9), schedule(110)
+    (0.0, 0.05, 0.1, 0.05, 0.0)
+    """
+    lr0 = _number("lr0", lr0)
+    total = _count("total_steps", total_steps)
+    warmup = _count("warmup_steps", warmup_steps, positive=False)
+    start = _number("warmup_start", warmup_start, positive=False)
+    floor = _number("min_lr", min_lr, positive=False)
+    if warmup >= total:
+        raise ConfigError(f"warmup_steps: must be below total_steps ({total}), got {warmup}")
+    if floor > lr0:
+        raise ConfigError(f"min_lr: must not exceed the peak rate lr0 ({lr0!r}), got {floor!r}")
+
+    def schedule(t: int) -> float:
+        if t < warmup:
+            return start + (lr0 - start) * t / warmup
+        progress = min(1.0, (t - warmup) / (total - warmup))
+        return floor + (lr0 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return schedule
+
+
+# ------------------------------------------------------------- composition
+def per_epoch(schedule: Schedule, *, steps_per_epoch: int) -> Schedule:
+    """Feed ``schedule`` the epoch index (0, 1, ...) instead of the step: the rate changes once per epoch.
+
+    >>> halving = per_epoch(lambda epoch: 0.5 ** epoch, steps_per_epoch=10)
+    >>> halving(9), halving(10)
+    (1.0, 0.5)
+    """
+    steps = _count("steps_per_epoch", steps_per_epoch)
+    return lambda t: schedule(t // steps)
+
+
+def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
+    """Schedule ``i`` from step ``boundaries[i - 1]`` on, each fed the steps since its own start.
+
+    >>> warm_then_decay = join([lambda t: 0.01 * t, exponential(lr0=0.1, s=100)], [10])
+    >>> warm_then_decay(5), warm_then_decay(10), round(warm_then_decay(110), 6)
+    (0.05, 0.1, 0.01)
+    """
+    if len(schedules) != len(boundaries) + 1:
+        raise ConfigError(f"join: needs one more schedule than boundaries, got {len(schedules)} and {len(boundaries)}")
+    bounds = [_count("boundaries", b) for b in boundaries]
+    if any(b <= a for a, b in zip(bounds, bounds[1:])):
+        raise ConfigError(f"boundaries: must be strictly increasing, got {list(boundaries)!r}")
+    starts = [0, *bounds]
+
+    def schedule(t: int) -> float:
+        index = sum(t >= b for b in bounds)
+        return schedules[index](t - starts[index])
+
+    return schedule
+
+
+def values(schedule: Schedule, steps: int) -> list[float]:
+    """The schedule's values at steps ``0 .. steps - 1`` (to plot or inspect it).
+
+    >>> values(piecewise_constant(boundaries=[2], values=[1.0, 0.5]), 4)
+    [1.0, 1.0, 0.5, 0.5]
+    """
+    return [float(schedule(t)) for t in range(steps)]
+
+
+# ------------------------------------------------------------ from configs
+#: Each schedule name, the keys its ``[schedule]`` table may hold (besides ``name`` and ``per``).
+SCHEDULES: dict[str, tuple[str, ...]] = {
+    "constant": (),
+    "power": ("s", "c"),
+    "exponential": ("s", "rate"),
+    "piecewise_constant": ("boundaries", "values"),
+    "one_cycle": ("max_lr", "start_lr", "last_lr", "last_steps", "total_steps", "cycle_momentum",
+                  "max_momentum", "min_momentum"),
+    "cosine": ("total_steps", "warmup_steps", "warmup_start", "min_lr"),
+    "plateau": ("monitor", "mode", "factor", "patience", "min_delta", "cooldown", "min_lr"),
+}
+
+_REQUIRED = {"power": ("s",), "exponential": ("s",), "piecewise_constant": ("boundaries", "values")}
+_PER = ("step", "epoch")
+
+
+@dataclass(frozen=True)
+class ScheduleSetup:
+    """What a ``[schedule]`` table amounts to: the rate per step, the momentum per step (1cycle),
+    and the plateau callback (``plateau``), each None when not asked for."""
+
+    lr: Schedule
+    momentum: Schedule | None = None
+    plateau: "ReduceLROnPlateau | None" = None
+
+
+def build_schedule(spec: Mapping[str, Any] | str, *, lr0: float, steps_per_epoch: int,
+                   total_steps: int) -> ScheduleSetup:
+    """Build a ``{"name": ..., **options}`` table (a config's ``[schedule]``) for one run.
+
+    ``lr0`` is the optimizer's learning rate (the schedule's start, and 1cycle's default
+    ``max_lr``); ``per = "epoch"`` counts ``t`` (and every step count in the table) in
+    epochs instead of steps. Errors name the key as ``schedule.<key>``.
+
+    >>> setup = build_schedule({"name": "exponential", "s": 20, "per": "epoch"}, lr0=0.01,
+    ...                        steps_per_epoch=100, total_steps=2500)
+    >>> round(setup.lr(2000), 6), setup.momentum, setup.plateau
+    (0.001, None, None)
+    """
+    options = {"name": spec} if isinstance(spec, str) else dict(spec)
+    name = options.pop("name", None)
+    if name not in SCHEDULES:
+        raise ConfigError(f"schedule.name: unknown schedule {name!r}; allowed: {', '.join(SCHEDULES)}")
+    per = options.pop("per", "step")
+    if per not in _PER:
+        raise ConfigError(f"schedule.per: must be 'step' or 'epoch', got {per!r}")
+    for key in options:
+        if key not in SCHEDULES[name]:
+            allowed = ", ".join(("name", "per", *SCHEDULES[name]))
+            raise ConfigError(f"schedule.{key}: not an option of the {name} schedule; allowed: {allowed}")
+    for key in _REQUIRED.get(name, ()):
+        if key not in options:
+            raise ConfigError(f"schedule.{key}: missing; the {name} schedule needs {', '.join(_REQUIRED[name])}")
+    spe = _count("steps_per_epoch", steps_per_epoch)
+    total = _count("total_steps", total_steps)
+    if per == "epoch":
+        total = max(1, -(-total // spe))  # the schedule counts epochs
+    try:
+        lr, momentum, plateau = _build(name, options, lr0=lr0, total=total)
+    except ConfigError as error:
+        raise ConfigError(f"schedule.{error}") from None
+    if per == "epoch":
+        lr = per_epoch(lr, steps_per_epoch=spe)
+        momentum = None if momentum is None else per_epoch(momentum, steps_per_epoch=spe)
+    return ScheduleSetup(lr=lr, momentum=momentum, plateau=plateau)
+
+
+def _build(name: str, options: dict[str, Any], *, lr0: float, total: int):
+    if name == "constant":
+        return constant(lr=lr0), None, None
+    if name == "power":
+        return power(lr0=lr0, **options), None, None
+    if name == "exponential":
+        return exponential(lr0=lr0, **options), None, None
+    if name == "piecewise_constant":
+        return piecewise_constant(**options), None, None
+    if name == "cosine":
+        return cosine(lr0=lr0, **{"total_steps": total, **options}), None, None
+    if name == "plateau":
+        from trainwell.callbacks import ReduceLROnPlateau
+
+        return constant(lr=lr0), None, ReduceLROnPlateau(**options)
+    # one_cycle
+    cycle = {"total_steps": total, **options}
+    momentum_keys = ("cycle_momentum", "max_momentum", "min_momentum")
+    cycling = cycle.pop("cycle_momentum", False)
+    if not isinstance(cycling, bool):
+        raise ConfigError(f"cycle_momentum: must be true or false, got {cycling!r}")
+    momentum_options = {k: cycle.pop(k) for k in momentum_keys[1:] if k in cycle}
+    if momentum_options and not cycling:
+        raise ConfigError(f"{next(iter(momentum_options))}: only used with cycle_momentum = true")
+    cycle.setdefault("max_lr", lr0)
+    lr = one_cycle(**cycle)
+    momentum = None
+    if cycling:
+        momentum = one_cycle_momentum(total_steps=cycle["total_steps"], last_steps=cycle.get("last_steps"),
+                                      **momentum_options)
+    return lr, momentum, None
+
+
+def check_schedule(spec: Any, *, lr0: float) -> None:
+    """Validate a ``[schedule]`` table before any data is loaded.
+
+    Checks names, keys and values as :func:`build_schedule` will; the only checks left
+    for the run itself are the ones that need its length (e.g. 1cycle's ``last_steps``
+    against the run's steps), done when it starts.
+    """
+    if not isinstance(spec, (Mapping, str)):
+        raise ConfigError(f"schedule: must be a table with a name, e.g. name = \"exponential\", got {spec!r}")
+    # A stand-in run long enough for any explicit step count, so only the table is judged.
+    build_schedule(spec, lr0=lr0, steps_per_epoch=1, total_steps=10**12)

@@ -1,0 +1,168 @@
+"""The LR finder: the sweep, early stop on divergence, exact restoration, the suggestion, the plot and the CLI."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from trainwell.cli import main
+from trainwell.config import load_config
+from trainwell.errors import ConfigError
+from trainwell.layers import Dense, build_model
+from trainwell.lr_finder import find_lr, find_lr_for_config, suggest_lr, sweep
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def small_model():
+    torch.manual_seed(0)
+    return build_model([Dense(32, activation="relu", init="he_normal"), Dense(3, activation="softmax")],
+                       input_shape=(4,))
+
+
+def test_sweep_is_exponential_from_min_to_max():
+    rates = sweep(min_lr=1e-5, max_lr=10, steps=430)
+    assert rates(0) == pytest.approx(1e-5) and rates(429) == pytest.approx(10)
+    ratios = [rates(t + 1) / rates(t) for t in range(429)]
+    assert max(ratios) == pytest.approx(min(ratios)) == pytest.approx(1e6 ** (1 / 429))
+
+
+def test_loss_falls_then_the_sweep_stops_on_divergence(blobs):
+    x, y = blobs
+    result = find_lr(small_model(), x, y, min_lr=1e-4, max_lr=1e4, steps=200, batch_size=32, seed=0)
+    assert len(result.lrs) == len(result.losses) == len(result.smoothed) < 200
+    assert result.stopped_early
+    assert result.lrs[0] == pytest.approx(1e-4)
+    assert result.lrs == pytest.approx([sweep(min_lr=1e-4, max_lr=1e4, steps=200)(t) for t in range(len(result.lrs))])
+    finite = [v for v in result.smoothed if math.isfinite(v)]
+    assert min(finite) < 0.7 * result.smoothed[0]  # it learned before diverging
+    assert not math.isfinite(result.smoothed[-1]) or result.smoothed[-1] > 4 * min(finite)
+    assert result.suggestion == pytest.approx(result.min_loss_lr / 10)
+    assert 1e-4 <= result.suggestion <= 1e4
+
+
+def test_nan_loss_stops_the_sweep(blobs):
+    x, y = blobs
+    result = find_lr(small_model(), x * 1e3, y, min_lr=1.0, max_lr=1e30, steps=100, batch_size=32, seed=0)
+    assert result.stopped_early and len(result.lrs) < 100
+
+
+def test_weights_optimizer_state_and_rng_are_restored_exactly(blobs):
+    x, y = blobs
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    for _ in range(3):  # give the optimizer some state (momentum buffers) to restore
+        loss = nn.functional.cross_entropy(model(torch.from_numpy(x[:32])), torch.from_numpy(y[:32]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    state = optimizer.state_dict()
+    buffers = {i: s["momentum_buffer"].clone() for i, s in state["state"].items()}
+    groups = json.dumps(state["param_groups"])
+    model.eval()
+    rng = torch.get_rng_state()
+
+    result = find_lr(model, x, y, optimizer=optimizer, min_lr=1e-3, max_lr=1e3, steps=60, batch_size=32, seed=1)
+    assert len(result.lrs) > 5
+
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    after = optimizer.state_dict()
+    assert all(torch.equal(buffers[i], s["momentum_buffer"]) for i, s in after["state"].items())
+    assert json.dumps(after["param_groups"]) == groups and optimizer.param_groups[0]["lr"] == 0.01
+    assert not model.training
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_suggestion_rule():
+    assert suggest_lr([1e-3, 1e-2, 1e-1, 1.0], [2.0, 1.0, 0.5, float("nan")]) == (pytest.approx(1e-2), 0.1)
+    assert suggest_lr([1e-3, 1e-2], [1.0, 2.0]) == (1e-3, 1e-3)  # never below the sweep's start
+    with pytest.raises(ConfigError, match="not finite at any step"):
+        suggest_lr([1e-3], [float("nan")])
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"min_lr": -1e-5}, "min_lr: must be a positive number, got -1e-05"),
+    ({"min_lr": 1.0, "max_lr": 0.1}, r"max_lr: must be above min_lr \(1.0\), got 0.1"),
+    ({"steps": 1}, "steps: must be an integer of at least 2, got 1"),
+    ({"stop_factor": 0.5}, "stop_factor: must be a number above 1"),
+    ({"smoothing": 1.0}, r"smoothing: must be a number in \[0, 1\)"),
+    ({"batch_size": 0}, "batch_size: must be a positive integer"),
+])
+def test_bad_arguments_name_the_argument(blobs, options, message):
+    x, y = blobs
+    with pytest.raises(ConfigError, match=message):
+        find_lr(small_model(), x, y, **options)
+
+
+def test_plot_is_written(blobs, tmp_path):
+    x, y = blobs
+    result = find_lr(small_model(), x, y, min_lr=1e-4, max_lr=1e3, steps=80, batch_size=32, seed=0)
+    path = result.plot(tmp_path / "sub" / "finder.png")
+    assert path.read_bytes()[:8] == PNG and not list(tmp_path.glob("sub/.*tmp"))
+
+
+DIGITS = """
+name = "finder"
+seed = 1
+[data]
+name = "digits"
+validation_size = 300
+[model]
+layers = [{type = "flatten"}, {type = "dense", units = 32, activation = "selu", init = "lecun_normal"},
+          {type = "dense", units = 10, activation = "softmax"}]
+[optimizer]
+name = "sgd"
+[lr_find]
+min_lr = 1e-4
+max_lr = 100.0
+batch_size = 16
+"""
+
+
+def test_lr_find_cli(tmp_path, capsys):
+    config = tmp_path / "finder.toml"
+    config.write_text(DIGITS)
+    out = tmp_path / "finder.png"
+    assert main(["lr-find", str(config), "-o", str(out), "--steps", "75"]) == 0
+    printed = capsys.readouterr().out
+    assert "suggested learning rate: " in printed and "swept " in printed
+    assert out.read_bytes()[:8] == PNG
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert set(record) == {"lrs", "losses", "smoothed", "suggestion", "min_loss_lr", "stopped_early"}
+    assert len(record["lrs"]) <= 75 and record["lrs"][0] == pytest.approx(1e-4)
+
+    assert main(["lr-find", str(config), "--max-lr", "1e-5"]) == 2
+    assert "'lr_find.max_lr: must be above lr_find.min_lr (0.0001), got 1e-05" in "'" + capsys.readouterr().err.split(
+        "finder.toml: ")[1]
+    assert main(["lr-find", str(config), "--set", "lr_find.min_lr=-1"]) == 2
+    assert "'lr_find.min_lr' = -1: must be greater than 0" in capsys.readouterr().err
+
+
+def test_lr_finder_on_the_chapters_selu_model(needs_real_data, tmp_path):
+    """The book's sweep (1e-5 to 10 over one epoch at batch 128) on SELU 300-100: the loss falls, then diverges."""
+    config = load_config(EXAMPLES / "lr_finder.toml")
+    from trainwell.experiment import build_from_config, prepare_data
+    from trainwell.trainer import seed_everything
+
+    result = find_lr_for_config(config)
+    finite = [v for v in result.smoothed if math.isfinite(v)]
+    assert min(finite) < 0.5 * result.smoothed[0]  # falls...
+    assert result.stopped_early and len(result.lrs) < 430  # ...then diverges before 10
+    assert 1e-3 < result.suggestion < 1.0
+    result.plot(tmp_path / "finder.png")
+    # the sweep left the model as it was: same seed, same initial weights
+    seed_everything(config.seed)
+    prepared = prepare_data(config)
+    seed_everything(config.seed)
+    model = build_from_config(config, prepared.input_shape)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    find_lr(model, prepared.x_train[:12_800], prepared.y_train[:12_800], optimizer={"name": "sgd"}, seed=0)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert np.isfinite(result.suggestion)

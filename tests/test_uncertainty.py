@@ -1,0 +1,133 @@
+"""NLL, Brier score, ECE and the reliability diagram against hand computations; `trainwell predict`."""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from trainwell.cli import main
+from trainwell.errors import ConfigError
+from trainwell.uncertainty import (accuracy, brier_score, calibration_bins, calibration_report,
+                                   expected_calibration_error, negative_log_likelihood, reliability_diagram)
+
+
+def random_predictions(n=500, classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=2.0, size=(n, classes))
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return p, rng.integers(0, classes, size=n)
+
+
+def test_nll_and_brier_against_hand_computations():
+    p, y = random_predictions()
+    nll = np.mean([-math.log(p[i, y[i]]) for i in range(len(y))])
+    brier = np.mean([sum((p[i, k] - (k == y[i])) ** 2 for k in range(p.shape[1])) for i in range(len(y))])
+    assert negative_log_likelihood(p, y) == pytest.approx(nll, rel=1e-12)
+    assert brier_score(p, y) == pytest.approx(brier, rel=1e-12)
+    assert accuracy(p, y) == pytest.approx(np.mean(p.argmax(1) == y))
+    # a confident mistake costs -log(1e-7), not infinity
+    assert negative_log_likelihood(torch.tensor([[1.0, 0.0]]), torch.tensor([1])) == pytest.approx(-math.log(1e-7))
+
+
+def test_ece_against_a_loop_over_15_bins():
+    p, y = random_predictions(n=1000)
+    confidence, predicted = p.max(1), p.argmax(1)
+    ece = 0.0
+    for b in range(15):
+        lo, hi = b / 15, (b + 1) / 15
+        inside = (confidence > lo) & (confidence <= hi)
+        if inside.any():
+            ece += inside.mean() * abs((predicted[inside] == y[inside]).mean() - confidence[inside].mean())
+    assert expected_calibration_error(p, y) == pytest.approx(ece, rel=1e-9)
+    table = calibration_bins(p, y)
+    assert len(table["count"]) == 15 and table["count"].sum() == 1000
+
+
+def test_ece_bins_are_right_closed_and_a_calibrated_model_scores_zero():
+    # a confidence exactly on the edge 9/15 = 0.6 belongs to the bin (8/15, 9/15], index 8
+    edge = calibration_bins(torch.tensor([[0.6, 0.4]]), torch.tensor([0]))["edges"][9]
+    table = calibration_bins(torch.tensor([[edge, 1 - edge]], dtype=torch.float64), torch.tensor([0]))
+    assert table["count"][8] == 1
+    assert calibration_bins(torch.tensor([[1.0, 0.0]]), torch.tensor([0]))["count"][14] == 1
+    p = torch.tensor([[0.5, 0.5]] * 4)   # 50% confident, right half of the time
+    assert expected_calibration_error(p, torch.tensor([0, 1, 0, 1])) == 0.0
+    assert calibration_report(p, torch.tensor([0, 0, 0, 0]))["ece"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("p, y, message", [
+    (np.ones((3, 2)) / 2, np.zeros(2), "shapes (3, 2) and (2,)"),
+    (np.ones((2, 2)) / 2, np.array([0, 2]), "labels must be classes 0..1, got 0..2"),
+])
+def test_bad_inputs(p, y, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        brier_score(p, y)
+
+
+def test_reliability_diagram_writes_a_png(tmp_path):
+    p, y = random_predictions()
+    path = reliability_diagram({"deterministic": p, "MC dropout": p ** 0.5 / (p ** 0.5).sum(1, keepdims=True)}, y,
+                               tmp_path / "r.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ConfigError, match="must end in .png"):
+        reliability_diagram({"x": p}, y, tmp_path / "r.jpg")
+
+
+DIGITS = """
+name = "mc"
+seed = 0
+[data]
+name = "digits"
+validation_size = 300
+scaling = "standardize"
+[model]
+layers = [{type = "flatten"}, {type = "dense", units = 64, activation = "selu", init = "lecun_normal"},
+          {type = "alpha_dropout", rate = 0.1}, {type = "dense", units = 10, activation = "softmax"}]
+[optimizer]
+name = "nadam"
+[train]
+epochs = 4
+"""
+
+
+def test_predict_cli_with_mc_dropout_and_csv(tmp_path, capsys):
+    config = tmp_path / "mc.toml"
+    config.write_text(DIGITS)
+    out = tmp_path / "out"
+    assert main(["train", str(config), "-o", str(out), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "model.safetensors")]) == 0
+    evaluated = dict(line.split(": ") for line in capsys.readouterr().out.splitlines())
+    model = str(out / "model.safetensors")
+    assert main(["predict", model, "--mc", "20", "--csv", str(tmp_path / "p.csv"),
+                 "--reliability", str(tmp_path / "r.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "samples: 297"
+    assert lines[1].split() == ["deterministic", "mc_dropout(20)"]
+    table = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in lines[2:6]}
+    assert list(table) == ["accuracy", "nll", "brier", "ece"]
+    assert table["accuracy"][0] == pytest.approx(float(evaluated["accuracy"]), abs=1e-4)
+    assert abs(table["accuracy"][1] - table["accuracy"][0]) < 0.05
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert len(rows) == 297
+    assert list(rows[0]) == ["index", "label", "predicted", *(f"p{k}" for k in range(10)),
+                             *(f"std{k}" for k in range(10)), "entropy"]
+    assert sum(float(rows[0][f"p{k}"]) for k in range(10)) == pytest.approx(1.0, abs=1e-4)
+    assert (tmp_path / "r.png").exists()
+    # without --mc: one column, no std
+    assert main(["predict", model, "--split", "validation", "--csv", str(tmp_path / "d.csv")]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split() == ["deterministic"]
+    assert "std0" not in open(tmp_path / "d.csv").readline()
+
+
+def test_predict_cli_errors_name_the_option(tmp_path, capsys):
+    config = tmp_path / "mc.toml"
+    config.write_text(DIGITS.replace("epochs = 4", "epochs = 1"))
+    assert main(["train", str(config), "-o", str(tmp_path / "out"), "-q"]) == 0
+    model = str(tmp_path / "out" / "model.safetensors")
+    capsys.readouterr()
+    assert main(["predict", model, "--mc", "-1"]) == 2
+    assert "error: --mc: must be a number of samples >= 0" in capsys.readouterr().err
+    assert main(["predict", model, "--split", "dev"]) == 2
+    assert "error: --split: 'dev' is not a split; allowed: test, validation, train" in capsys.readouterr().err
