@@ -147,3 +147,69 @@ def test_dropout_or_unfrozen_bn_stops_the_cacheable_prefix():
     for p in bn[:3].parameters():
         p.requires_grad_(False)  # frozen by hand, BN not marked frozen: still in training mode
     assert frozen_prefix_length(bn) == 2
+
+
+def _digits_run(tmp_path, name, extra):
+    from trainwell.config import validate_config
+    from trainwell.experiment import train_config
+
+    base = {"name": name, "seed": 0, "output_dir": str(tmp_path / name),
+            "data": {"name": "digits", "validation_size": 200}, "optimizer": {"name": "sgd", "lr": 0.05}}
+    return train_config(validate_config({**base, **extra}), verbose=False)
+
+
+def test_reuse_and_phases_from_a_config(tmp_path):
+    from trainwell.config import validate_config
+
+    a = _digits_run(tmp_path, "a", {
+        "data": {"name": "digits", "validation_size": 200, "classes": [0, 1, 2, 3, 4]},
+        "model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 32, "activation": "elu"},
+                             {"type": "dense", "units": 16, "activation": "elu"},
+                             {"type": "dense", "units": 5, "activation": "softmax"}]},
+        "train": {"epochs": 2}})
+    source = tmp_path / "a" / "model.safetensors"
+    before = source.read_bytes()
+    frozen_weight = a.model.dense_1.weight.detach().clone()
+    phases = [{"epochs": 2, "freeze": ["0:-1"]}, {"epochs": 1, "unfreeze": ["0:-1"], "optimizer": {"lr": 1e-3}}]
+    b = _digits_run(tmp_path, "b", {
+        "data": {"name": "digits", "validation_size": 200, "classes": [5, 6, 7, 8, 9], "per_class": 10},
+        "model": {"reuse": {"model": str(source), "layers": -1},
+                  "layers": [{"type": "dense", "units": 5, "activation": "softmax"}]},
+        "phases": phases})
+    assert len(b.history) == 3 and b.history["lr"][-1] == pytest.approx(1e-3)
+    assert source.read_bytes() == before
+    assert not torch.equal(b.model.dense_1.weight, frozen_weight)  # phase 2 trained the reused layers
+    with pytest.raises(ConfigError, match="nothing to train: every parameter of the model is frozen"):
+        _digits_run(tmp_path, "c", {  # the new head matches "dense_*" too
+            "data": {"name": "digits", "validation_size": 200, "classes": [5, 6, 7, 8, 9]},
+            "model": {"reuse": {"model": str(source), "layers": 3},
+                      "layers": [{"type": "dense", "units": 5, "activation": "softmax"}]},
+            "phases": [{"epochs": 1, "freeze": ["dense_*"]}]})
+
+    with pytest.raises(ConfigError, match=r"phases\[0\].freeze: no layer named 'dense_9'"):
+        _digits_run(tmp_path, "d", {"data": {"name": "digits", "validation_size": 200, "classes": [5, 6, 7, 8, 9]},
+                                    "model": {"reuse": {"model": str(source), "layers": -1},
+                                              "layers": [{"type": "dense", "units": 5, "activation": "softmax"}]},
+                                    "phases": [{"epochs": 1, "freeze": ["dense_9"]}]})
+    with pytest.raises(ConfigError, match=r"model.reuse.layers = 9: reuse: cannot reuse 9 layers; the model has 4"):
+        _digits_run(tmp_path, "e", {"model": {"reuse": {"model": str(source), "layers": 9},
+                                              "layers": [{"type": "dense", "units": 10}]}})
+    with pytest.raises(ConfigError, match="model.reuse.model: no model file"):
+        _digits_run(tmp_path, "f", {"model": {"reuse": {"model": str(tmp_path / "nope.safetensors"), "layers": 1},
+                                              "layers": [{"type": "dense", "units": 10}]}})
+    with pytest.raises(ConfigError, match="train.epochs: with \\[\\[phases\\]\\]"):
+        validate_config({"model": {"layers": [{"type": "dense", "units": 2}]}, "train": {"epochs": 3},
+                         "phases": [{"epochs": 1}]})
+    with pytest.raises(ConfigError, match=r"phases\[0\].optimizer.lr"):
+        validate_config({"model": {"layers": [{"type": "dense", "units": 2}]},
+                         "phases": [{"epochs": 1, "optimizer": {"lr": -1}}]})
+
+
+def test_the_transfer_example_configs_validate():
+    from pathlib import Path
+
+    from trainwell.config import load_config
+
+    examples = Path(__file__).parents[1] / "examples"
+    config = load_config(examples / "transfer_b_on_a.toml")
+    assert [p.epochs for p in config.phases] == [4, 16] and config.model.reuse.layers == -1

@@ -29,7 +29,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional, Sequence, get_args
+from typing import Any, Literal, Mapping, Optional, Sequence, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -64,8 +64,21 @@ class DataConfig(_Section):
     offline: Optional[bool] = None
 
 
+class ReuseConfig(_Section):
+    """``[model.reuse]``: start from the lowest layers of a saved model (transfer learning).
+
+    ``layers`` counts from the bottom; a negative number counts from the top, so -1
+    reuses every layer but the output layer. ``model.layers`` then lists the new head.
+    """
+
+    model: str
+    layers: int
+    share: bool = False
+
+
 class ModelConfig(_Section):
     input_shape: Optional[list[int]] = None
+    reuse: Optional[ReuseConfig] = None
     layers: list[dict[str, Any]] = Field(min_length=1)
     # Named layer factories: [model.presets.regularized_dense] type = "dense", activation = "elu", ...
     # used as { type = "regularized_dense", units = 300 } (the layer's own keys win).
@@ -87,6 +100,23 @@ class TrainConfig(_Section):
     global_clipnorm: Optional[float] = Field(None, gt=0)
     device: str = "auto"
     eval_batch_size: int = Field(1024, gt=0)
+    cache_frozen: bool = True  # compute frozen lowest layers' outputs once (same results, faster)
+
+
+class PhaseConfig(_Section):
+    """One ``[[phases]]`` entry: train ``epochs`` epochs after freezing/unfreezing layers.
+
+    Layers are selected by index (2, -1), name ('dense_1', 'dense_*') or slice ('0:-1').
+    ``optimizer`` options override the run's ``[optimizer]`` and build a fresh optimizer
+    for the phase, as recompiling a Keras model does; ``unfreeze_lr_scale`` instead keeps
+    the optimizer and gives the unfrozen layers that fraction of its learning rate.
+    """
+
+    epochs: int = Field(gt=0)
+    freeze: list[Union[int, str]] = []
+    unfreeze: list[Union[int, str]] = []
+    unfreeze_lr_scale: Optional[float] = Field(None, gt=0)
+    optimizer: Optional[dict[str, Any]] = None
 
 
 class LRFindConfig(_Section):
@@ -149,6 +179,7 @@ class RunConfig(_Section):
     train: TrainConfig = TrainConfig()
     callbacks: Optional[CallbacksConfig] = None
     diagnostics: Optional[DiagnosticsConfig] = None
+    phases: Optional[list[PhaseConfig]] = Field(None, min_length=1)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
@@ -214,9 +245,35 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
         sweep = config.lr_find or LRFindConfig()
         if sweep.max_lr <= sweep.min_lr:
             raise ConfigError(f"lr_find.max_lr: must be above lr_find.min_lr ({sweep.min_lr!r}), got {sweep.max_lr!r}")
+        _check_phases(config, name, options)
     except ConfigError as error:
         raise ConfigError(f"{source}: {error}") from None
     return config
+
+
+def _check_phases(config: RunConfig, optimizer_name: str, optimizer_options: Mapping[str, Any]) -> None:
+    """Phases replace train.epochs; their selectors and optimizer overrides are checked now."""
+    if not config.phases:
+        return
+    if "epochs" in config.train.model_fields_set:
+        raise ConfigError("train.epochs: with [[phases]] each phase sets its own epochs; remove train.epochs")
+    from trainwell.transfer import parse_selector
+
+    for index, phase in enumerate(config.phases):
+        for key in ("freeze", "unfreeze"):
+            for selector in getattr(phase, key):
+                try:
+                    parse_selector(selector)
+                except ConfigError as error:
+                    raise ConfigError(f"phases[{index}].{key}: {error}") from None
+        if phase.optimizer:
+            overrides = dict(phase.optimizer)
+            name = overrides.pop("name", optimizer_name)
+            merged = {**optimizer_options, **overrides} if name == optimizer_name else overrides
+            try:
+                resolve_optimizer_options(name, merged)
+            except ConfigError as error:
+                raise ConfigError(f"phases[{index}].{error}") from None
 
 
 def parse_config_text(text: str, suffix: str, *, source: str = "config") -> dict[str, Any]:

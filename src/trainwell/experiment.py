@@ -21,13 +21,14 @@ import torch
 
 from trainwell import data as datasets
 from trainwell.callbacks import Callback, Checkpoint, EarlyStopping, TerminateOnNaN
-from trainwell.config import RunConfig, load_config
+from trainwell.config import PhaseConfig, RunConfig, load_config
 from trainwell.errors import ConfigError, TrainwellError
 from trainwell.fileio import atomic_write_text
 from trainwell.history import History
 from trainwell.layers import Model, ModelSpec, build_model, layer_from_dict
 from trainwell.preprocessing import Preprocessing
-from trainwell.saving import save_model
+from trainwell.saving import load_model, save_model
+from trainwell.transfer import freeze, reuse_layers, select_layers, unfreeze
 from trainwell.trainer import Trainer, seed_everything
 
 
@@ -109,10 +110,30 @@ def _subsample(x: np.ndarray, y: np.ndarray, section: Any, *, seed: int) -> tupl
 
 
 def build_from_config(config: RunConfig, input_shape: tuple[int, ...]) -> Model:
-    """The config's model, with the dataset's input shape unless the config gives one."""
-    shape = tuple(config.model.input_shape) if config.model.input_shape else input_shape
+    """The config's model, with the dataset's input shape unless the config gives one.
+
+    With ``[model.reuse]``, the lowest layers of a saved model (copied, unless
+    ``share``) topped by ``model.layers`` as the new head.
+    """
     layers = [layer_from_dict(layer, where=f"model.layers[{i}]") for i, layer in enumerate(config.model.layer_tables())]
+    reuse = config.model.reuse
+    if reuse is not None:
+        source = load_model(_existing(reuse.model, "model.reuse.model"))
+        count = reuse.layers if reuse.layers > 0 else len(source.spec.layers) + reuse.layers
+        try:
+            return reuse_layers(source, count, head=layers, share=reuse.share)
+        except ConfigError as error:
+            raise ConfigError(f"model.reuse.layers = {reuse.layers}: {error}") from None
+    shape = tuple(config.model.input_shape) if config.model.input_shape else input_shape
     return build_model(ModelSpec(input_shape=shape, layers=tuple(layers)))
+
+
+def _existing(path: str, key: str) -> Path:
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{key}: no model file at {path!r}; train the source model first "
+                          "(e.g. trainwell train examples/transfer_model_a.toml)")
+    return file
 
 
 @dataclass
@@ -141,6 +162,9 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     prepared = prepare_data(config)
     seed_everything(config.seed)  # the model's initial weights depend on the seed alone
     model = build_from_config(config, prepared.input_shape)
+    if tuple(model.spec.input_shape) != tuple(prepared.input_shape):
+        raise ConfigError(f"model: the model takes inputs of shape {tuple(model.spec.input_shape)} but "
+                          f"{config.data.name} has {tuple(prepared.input_shape)}")
     _check_output_units(model, prepared.num_classes, config.train.loss)
     train = config.train
     out = output_dir_for(config) if save else None
@@ -149,9 +173,21 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
                       clipvalue=train.clipvalue, clipnorm=train.clipnorm, global_clipnorm=train.global_clipnorm,
                       schedule=config.schedule, callbacks=callbacks, device=train.device, seed=config.seed)
     validation = (prepared.x_val, prepared.y_val) if prepared.x_val is not None else None
+    phases = config.phases or [PhaseConfig(epochs=train.epochs)]
+    for index, phase in enumerate(phases):  # fail on a bad layer name now, not after hours of training
+        for key in ("freeze", "unfreeze"):
+            try:
+                select_layers(model, getattr(phase, key))
+            except ConfigError as error:
+                raise ConfigError(f"phases[{index}].{key}: {error}") from None
     started = time.perf_counter()
-    history = trainer.fit(prepared.x_train, prepared.y_train, epochs=train.epochs, batch_size=train.batch_size,
-                          validation_data=validation, verbose=verbose, eval_batch_size=train.eval_batch_size)
+    for phase in phases:
+        _start_phase(trainer, model, phase, config)
+        history = trainer.fit(prepared.x_train, prepared.y_train, epochs=phase.epochs, batch_size=train.batch_size,
+                              validation_data=validation, verbose=verbose, eval_batch_size=train.eval_batch_size,
+                              cache_frozen=train.cache_frozen)
+        if trainer.stop_training:
+            break
     metrics: dict[str, float] = {"train_time_s": time.perf_counter() - started}
     metrics.update({f"val_{k}": v for k, v in history.last.items() if k in ("loss", "accuracy")}
                    if validation is None else
@@ -168,6 +204,20 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
         _write_outputs(out, config, model, history, metrics, prepared, trainer)
     diagnosis = _diagnose_run(config, model, callbacks, out)
     return RunResult(model=model, history=history, metrics=metrics, output_dir=out, diagnosis=diagnosis)
+
+
+def _start_phase(trainer: Trainer, model: Model, phase: PhaseConfig, config: RunConfig) -> None:
+    """Freeze and unfreeze the phase's layers; a phase with optimizer options gets a fresh optimizer."""
+    if phase.freeze:
+        freeze(model, phase.freeze)
+    if phase.optimizer:
+        overrides = dict(phase.optimizer)
+        base = dict(config.optimizer) if overrides.get("name", config.optimizer["name"]) == config.optimizer["name"] else {}
+        if phase.unfreeze:
+            unfreeze(model, phase.unfreeze)
+        trainer.set_optimizer({**base, **overrides})
+    elif phase.unfreeze:
+        unfreeze(model, phase.unfreeze, optimizer=trainer.optimizer, lr_scale=phase.unfreeze_lr_scale)
 
 
 def _diagnose_run(config: RunConfig, model: Model, callbacks: list[Callback], out: Path | None):

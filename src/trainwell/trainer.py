@@ -104,12 +104,9 @@ class Trainer:
         self.clip = any(v is not None for v in self.clipping.values())
         self.callbacks = list(callbacks)
         self.seed = seed
-        self.optimizer = make_optimizer(optimizer, self.model.parameters())
-        # Each step's rate is the schedule's value times lr_scale (which ReduceLROnPlateau lowers);
-        # with no schedule, the optimizer's own rates times lr_scale.
-        self._base_lrs = [float(group["lr"]) for group in self.optimizer.param_groups]
+        self.set_optimizer(optimizer)
         if isinstance(schedule, (Mapping, str)):  # a table: checked now, built at fit time for the run's length
-            check_schedule(schedule, lr0=self._base_lrs[0])
+            check_schedule(schedule, lr0=self.optimizer.param_groups[0]["base_lr"])
         elif schedule is not None and not callable(schedule):
             raise ConfigError(f"schedule: expected a function of the step or a {{'name': ...}} table, got {schedule!r}")
         if momentum_schedule is not None:
@@ -203,6 +200,8 @@ class Trainer:
         self.steps_per_epoch = (n + batch_size - 1) // batch_size
         self.stop_training = False
         params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            raise ConfigError("nothing to train: every parameter of the model is frozen (unfreeze some layers)")
         # Looked up once per fit: a model without penalties or constraints pays nothing per step.
         penalties, constraints = kernel_penalties(self.model), kernel_constraints(self.model)
         self.failure = None
@@ -224,8 +223,10 @@ class Trainer:
             for start in range(0, n, batch_size):
                 self.step_in_epoch = start // batch_size
                 if lr_schedule is not None or self.lr_scale != 1.0:
-                    for group, base in zip(self.optimizer.param_groups, self._base_lrs):
-                        group["lr"] = (base if lr_schedule is None else lr_schedule(self.step)) * self.lr_scale
+                    scheduled = None if lr_schedule is None else lr_schedule(self.step)
+                    for group in self.optimizer.param_groups:
+                        base = group["base_lr"] if scheduled is None else scheduled * group.get("lr_scale", 1.0)
+                        group["lr"] = base * self.lr_scale
                 if set_momentum is not None:
                     momentum = float(momentum_schedule(self.step))
                     for group in self.optimizer.param_groups:
@@ -285,11 +286,21 @@ class Trainer:
             raise self.failure
         return self.history
 
+    def set_optimizer(self, optimizer: str | Mapping[str, Any] | OptimizerFactory | torch.optim.Optimizer) -> None:
+        """Use a new optimizer from now on (like recompiling a Keras model between phases).
+
+        Each parameter group remembers its starting rate as ``base_lr``: the rate with no
+        schedule, and the reference a group's ``lr_scale`` (e.g. from ``unfreeze``) applies to.
+        """
+        self.optimizer = make_optimizer(optimizer, self.model.parameters())
+        for group in self.optimizer.param_groups:
+            group.setdefault("base_lr", float(group["lr"]))
+
     def _resolve_schedules(self, *, steps_per_epoch: int, total_steps: int):
         """(lr schedule, momentum schedule, plateau callback) for this fit; a table is built for the run's length."""
         if not isinstance(self.schedule, (Mapping, str)):
             return self.schedule, self.momentum_schedule, None
-        setup = build_schedule(self.schedule, lr0=self._base_lrs[0], steps_per_epoch=steps_per_epoch,
+        setup = build_schedule(self.schedule, lr0=self.optimizer.param_groups[0]["base_lr"], steps_per_epoch=steps_per_epoch,
                                total_steps=total_steps)
         return setup.lr, setup.momentum or self.momentum_schedule, setup.plateau
 

@@ -138,12 +138,14 @@ def _ensure_in_optimizer(optimizer: torch.optim.Optimizer, parameters: list[nn.P
         known = {id(p) for group in optimizer.param_groups for p in group["params"]}
         missing = [p for p in parameters if id(p) not in known]
         if missing:
-            optimizer.add_param_group({"params": missing})
+            base = optimizer.param_groups[0]
+            optimizer.add_param_group({"params": missing, "base_lr": base.get("base_lr", base["lr"])})
         return
     for group in optimizer.param_groups:
         group["params"] = [p for p in group["params"] if id(p) not in ids]
     base = optimizer.param_groups[0]
-    optimizer.add_param_group({"params": parameters, "lr": base["lr"] * lr_scale, "lr_scale": lr_scale})
+    optimizer.add_param_group({"params": parameters, "lr": base["lr"] * lr_scale, "lr_scale": lr_scale,
+                               "base_lr": base.get("base_lr", base["lr"]) * lr_scale})
     optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
 
 

@@ -1,0 +1,113 @@
+"""A scikit-learn classifier around a trainwell network, for GridSearchCV and friends.
+
+Exercise 8.3 tunes a network's depth, width and learning rate with cross-validation;
+scikit-learn already does the searching, folding and scoring, so trainwell only has
+to look like a scikit-learn estimator: every setting is a plain constructor argument
+(stored untouched, so ``clone`` and ``get_params``/``set_params`` work), and everything
+learned ends in ``_`` and is made by ``fit``.
+
+>>> import numpy as np
+>>> x = np.random.default_rng(0).normal(size=(60, 4)).astype("float32"); y = (x[:, 0] > 0).astype(int)
+>>> clf = TrainwellClassifier(hidden_layers=1, units=8, lr=0.1, epochs=3, seed=0).fit(x, y)
+>>> clf.predict_proba(x[:2]).shape, clf.classes_.tolist()
+((2, 2), [0, 1])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from trainwell.errors import ConfigError
+from trainwell.layers import BatchNormalization, Dense, Dropout, Flatten, ModelSpec, build_model
+from trainwell.trainer import Trainer
+
+
+class TrainwellClassifier(ClassifierMixin, BaseEstimator):
+    """An MLP classifier: ``hidden_layers`` Dense layers of ``units`` each, then a softmax.
+
+    ``units`` is one width for every hidden layer or a list with one width per layer
+    (its length then sets the depth). ``dropout`` > 0 puts a Dropout layer before each
+    Dense layer; ``batch_norm`` puts BatchNormalization after each hidden one. Inputs
+    of any shape are flattened. ``fit`` leaves ``model_`` (a plain ``nn.Module``),
+    ``spec_`` (its :class:`~trainwell.layers.ModelSpec`), ``history_`` and ``classes_``.
+    """
+
+    def __init__(self, hidden_layers: int = 2, units: int | Sequence[int] = 100, *, activation: str = "relu",
+                 init: str = "he_normal", lr: float = 1e-3, optimizer: str = "sgd", dropout: float = 0.0,
+                 batch_norm: bool = False, epochs: int = 10, batch_size: int = 32, seed: int | None = 42,
+                 device: str = "cpu", verbose: bool = False):
+        self.hidden_layers = hidden_layers
+        self.units = units
+        self.activation = activation
+        self.init = init
+        self.lr = lr
+        self.optimizer = optimizer
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.seed = seed
+        self.device = device
+        self.verbose = verbose
+
+    def _widths(self) -> list[int]:
+        if isinstance(self.units, (int, np.integer)) and not isinstance(self.units, bool):
+            if isinstance(self.hidden_layers, bool) or not isinstance(self.hidden_layers, (int, np.integer)) \
+                    or self.hidden_layers < 0:
+                raise ConfigError(f"hidden_layers: must be an integer >= 0, got {self.hidden_layers!r}")
+            return [int(self.units)] * int(self.hidden_layers)
+        if isinstance(self.units, (list, tuple)) and all(isinstance(u, (int, np.integer)) for u in self.units):
+            return [int(u) for u in self.units]
+        raise ConfigError(f"units: must be an integer or a list of integers (one per hidden layer), got {self.units!r}")
+
+    def build_spec(self, input_shape: Sequence[int], num_classes: int) -> ModelSpec:
+        """The network these settings describe, for inputs of ``input_shape`` and ``num_classes`` classes."""
+        layers: list[Any] = [Flatten()] if len(input_shape) > 1 else []
+        for width in self._widths():
+            if self.dropout:
+                layers.append(Dropout(self.dropout))
+            layers.append(Dense(width, activation=self.activation, init=self.init))
+            if self.batch_norm:
+                layers.append(BatchNormalization())
+        if self.dropout:
+            layers.append(Dropout(self.dropout))
+        layers.append(Dense(num_classes, activation="softmax"))
+        return ModelSpec(input_shape=tuple(input_shape), layers=tuple(layers))
+
+    def fit(self, X: Any, y: Any) -> "TrainwellClassifier":
+        """Train a fresh network on ``(X, y)``; labels may be any values scikit-learn accepts."""
+        X, y = validate_data(self, X, y, allow_nd=True, dtype=np.float32)
+        check_classification_targets(y)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ConfigError(f"y: a classifier needs at least 2 classes, got 1 class ({self.classes_[0]!r})")
+        if self.seed is not None:
+            torch.manual_seed(self.seed)  # the initial weights depend on the seed alone
+        self.spec_ = self.build_spec(X.shape[1:], len(self.classes_))
+        self.model_ = build_model(self.spec_)
+        trainer = Trainer(self.model_, optimizer={"name": self.optimizer, "lr": self.lr}, device=self.device,
+                          seed=self.seed)
+        self.history_ = trainer.fit(X, codes.astype(np.int64), epochs=self.epochs, batch_size=self.batch_size,
+                                    verbose=self.verbose)
+        self.model_.eval()
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, one column per entry of ``classes_``."""
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, reset=False, allow_nd=True, dtype=np.float32)
+        device = next(self.model_.parameters()).device
+        with torch.no_grad():  # the model ends in its softmax: its outputs are the probabilities
+            parts = [self.model_(torch.from_numpy(X[i:i + 4096]).to(device)).cpu() for i in range(0, len(X), 4096)]
+        return torch.cat(parts).numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class of each input (values from ``classes_``)."""
+        probabilities = self.predict_proba(X)
+        return self.classes_[np.argmax(probabilities, axis=1)]

@@ -1,0 +1,380 @@
+"""Running catalog entries: one run per (entry, seed), recorded in the run store.
+
+``reproduce(ids, budget=..., seeds=..., out=...)`` is what ``trainwell reproduce`` does:
+it skips every run the store has finished, redoes any unfinished one, runs independent
+entries in parallel processes (one torch thread each), prints progress, and writes the
+report. Each run gets a state folder ``OUT/runs/<id>/seed<k>/`` for the models it saves
+(which entries that reuse them read) and, once training can resume, for its checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from trainwell.callbacks import Callback
+from trainwell.experiments.registry import Budget, Entry, get, get_budget, with_dependencies
+from trainwell.store import RunStore, store_path
+
+BOOK_SEED = 42
+
+
+def seeds_for(n: int) -> list[int]:
+    """The book's seed 42, then 43, 44, ..."""
+    return [BOOK_SEED + k for k in range(n)]
+
+
+def state_dir(out: str | os.PathLike, entry_id: str, seed: int, budget: str) -> Path:
+    suffix = "" if budget == "full" else f"-{budget}"
+    return Path(out) / "runs" / entry_id / f"seed{seed}{suffix}"
+
+
+class StoreRecorder(Callback):
+    """Logs every epoch into the store, and the run's progress about once a second."""
+
+    def __init__(self, context: "Context", phase: str):
+        self.context, self.phase = context, phase
+        self._next = 0.0
+
+    def _progress(self, trainer, step_in_epoch: int) -> None:
+        self.context.store.set_progress(self.context.run_id, {
+            "phase": self.phase, "epoch": trainer.epoch, "epochs": trainer.epochs,
+            "step": step_in_epoch, "steps": trainer.steps_per_epoch})
+
+    def on_batch_end(self, trainer, step: int) -> None:
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + 1.0
+            self._progress(trainer, trainer.step_in_epoch)
+
+    def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
+        self.context.store.log_epoch(self.context.run_id, self.phase, epoch, dict(logs))
+        self._progress(trainer, trainer.steps_per_epoch)
+
+
+@dataclass
+class Context:
+    """What a catalog procedure gets: its entry, seed, budget, store and state folder."""
+
+    entry: Entry
+    seed: int
+    budget: Budget
+    store: RunStore
+    run_id: int
+    out: Path
+    results: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        path = state_dir(self.out, self.entry.id, self.seed, self.budget.name)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def state_of(self, entry_id: str) -> Path:
+        """The state folder of an entry this one needs (same seed, same budget)."""
+        return state_dir(self.out, entry_id, self.seed, self.budget.name)
+
+    @property
+    def epochs(self) -> int:
+        return self.budget.epochs(self.entry)
+
+    def recorder(self, phase: str = "train") -> StoreRecorder:
+        return StoreRecorder(self, phase)
+
+    def result(self, **values: float) -> None:
+        values = {k: float(v) for k, v in values.items()}
+        self.results.update(values)
+        self.store.log_results(self.run_id, values)
+
+    def series(self, name: str, data: Any) -> None:
+        self.store.log_series(self.run_id, name, data)
+
+    def note_config(self, config: Any) -> None:
+        self.store.set_config(self.run_id, config)
+
+    def train_size(self, full: int | None = None) -> int | None:
+        """The budget's cap on training images (``full``: the entry's own size in the full budget)."""
+        if self.budget.train_size is None:
+            return full
+        return self.budget.train_size if full is None else min(full, self.budget.train_size)
+
+
+# ----------------------------------------------------------------- config entries
+def budget_config(config: dict[str, Any], context: Context, *, epochs: int | None = None) -> dict[str, Any]:
+    """The entry's config for this seed and budget: the budget's epochs and training-set size."""
+    config = copy.deepcopy(config)
+    config["seed"] = context.seed
+    config["output_dir"] = str(context.state_dir)
+    train = config.setdefault("train", {})
+    train["epochs"] = epochs if epochs is not None else context.epochs
+    data = config.setdefault("data", {})
+    size = context.train_size(data.get("train_size"))
+    if size is not None:
+        data["train_size"] = size
+    if context.budget.validation_size is not None:
+        data["validation_size"] = min(data.get("validation_size", 5000), context.budget.validation_size)
+    return config
+
+
+def run_config(context: Context, config: dict[str, Any] | None = None, *, phase: str = "train",
+               epochs: int | None = None, callbacks: list[Callback] | None = None):
+    """Train a config under the budget; record epochs, final metrics and (with a schedule) the rate per step."""
+    from trainwell.config import validate_config
+    from trainwell.experiment import train_config
+
+    config = budget_config(config if config is not None else context.entry.config, context, epochs=epochs)
+    context.note_config(config)
+    run = train_config(validate_config(config, source=context.entry.id), verbose=False,
+                       callbacks=[context.recorder(phase), *(callbacks or [])])
+    context.result(**{k: v for k, v in run.metrics.items() if isinstance(v, (int, float))})
+    if "schedule" in config:
+        context.series("lr", thin(run.history.steps.get("lr", [])))
+    return run
+
+
+def thin(values: list[float], points: int = 1500) -> dict[str, list[float]]:
+    """At most ``points`` (step, value) pairs of a long per-step series, for plotting."""
+    stride = max(1, len(values) // points)
+    steps = list(range(0, len(values), stride))
+    return {"step": steps, "value": [float(values[i]) for i in steps]}
+
+
+# ----------------------------------------------------------------- one run
+def versions() -> dict[str, str]:
+    from trainwell.experiment import versions as library_versions
+
+    return library_versions()
+
+
+def device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return f"cpu ({torch.get_num_threads()} torch threads)"
+
+
+def run_one(out: str | os.PathLike, entry_id: str, seed: int, budget: str) -> str:
+    """Run one (entry, seed) and record it; returns "finished" or "failed" (the error goes to the store)."""
+    from trainwell.trainer import seed_everything
+
+    entry = get(entry_id)
+    store = RunStore(store_path(out))
+    try:
+        run_id = store.start_run(entry_id, seed, budget, config=entry.config, versions=versions(),
+                                 device=device_name())
+        context = Context(entry=entry, seed=seed, budget=get_budget(budget), store=store, run_id=run_id,
+                          out=Path(out))
+        try:
+            seed_everything(seed)
+            entry.run(context)
+        except Exception as error:  # recorded, shown in the report, and redone next time
+            store.fail(run_id, f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=6)}")
+            return "failed"
+        store.finish(run_id)
+        return "finished"
+    finally:
+        store.close()
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+# ----------------------------------------------------------------- reproduce
+@dataclass
+class Task:
+    entry: Entry
+    seed: int
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.entry.id, self.seed
+
+
+def _fmt(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int = 1, out: str | os.PathLike = "reproduce",
+              jobs: int | None = None, report: bool = True, echo: Callable[[str], None] = print,
+              status_every: float = 15.0) -> dict[str, Any]:
+    """Run the catalog (or ``ids`` and what they need) for ``seeds`` seeds under ``budget``; write the report.
+
+    Returns ``{"finished": n, "failed": n, "skipped": n, "elapsed_s": s, "report": path}``.
+    """
+    from trainwell.experiments.registry import ids as all_ids
+
+    budget_ = get_budget(budget)
+    selected = with_dependencies(list(ids) if ids else all_ids())
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = RunStore(store_path(out))
+    store.set_meta("budget", budget_.name)
+    store.set_meta("seeds", seeds_for(seeds))
+    store.set_meta("selected", selected)
+    tasks = [Task(get(entry_id), seed) for seed in seeds_for(seeds) for entry_id in selected]
+    done = {t.key for t in tasks if store.is_finished(t.entry.id, t.seed, budget_.name)}
+    pending = [t for t in tasks if t.key not in done]
+    failed: set[tuple[str, int]] = set()
+    jobs = max(1, min(jobs or (os.cpu_count() or 1), len(pending) or 1))
+    echo(f"trainwell reproduce: {len(selected)} entries x {seeds} seed(s), budget {budget_.name}, "
+         f"{len(done)} run(s) already finished in {out}, {len(pending)} to run, {jobs} job(s)")
+    started = time.monotonic()
+    total_cost = sum(t.entry.cost for t in pending) or 1.0
+    spent = {"cost": 0.0}
+
+    def eta() -> str:
+        elapsed = time.monotonic() - started
+        if spent["cost"] <= 0:
+            return f"~{_fmt(total_cost / jobs)} left (estimate)"
+        rate = elapsed / spent["cost"]
+        return f"~{_fmt((total_cost - spent['cost']) * rate)} left"
+
+    def ready(task: Task) -> bool:
+        return all((need, task.seed) in done for need in task.entry.needs)
+
+    def blocked(task: Task) -> str | None:
+        for need in task.entry.needs:
+            if (need, task.seed) in failed:
+                return need
+        return None
+
+    def finished_line(task: Task, status: str, took: float) -> None:
+        spent["cost"] += task.entry.cost
+        (done if status == "finished" else failed).add(task.key)
+        row = store.run(task.entry.id, task.seed, budget_.name) or {}
+        note = "" if status == "finished" else " FAILED: " + (row.get("error") or "").splitlines()[0][:200]
+        echo(f"[{len(done) + len(failed)}/{len(tasks)}] {task.entry.id} seed {task.seed}: {status} in "
+             f"{_fmt(took)}{note} | {_fmt(time.monotonic() - started)} elapsed, {eta()}")
+
+    def skip_blocked() -> None:
+        for task in list(pending):
+            need = blocked(task)
+            if need is not None:
+                pending.remove(task)
+                run_id = store.start_run(task.entry.id, task.seed, budget_.name, config=task.entry.config)
+                store.fail(run_id, f"not run: it needs {need}, which failed")
+                finished_line(task, "failed", 0.0)
+
+    def show_active(active: dict[tuple[str, int], float]) -> None:
+        for (entry_id, seed), since in active.items():
+            row = store.run(entry_id, seed, budget_.name) or {}
+            progress = row.get("progress") or {}
+            where = ""
+            if progress:
+                where = (f" {progress.get('phase')}: epoch {progress.get('epoch')}/{progress.get('epochs')}, "
+                         f"step {progress.get('step')}/{progress.get('steps')};")
+            echo(f"    running {entry_id} seed {seed}:{where} {_fmt(time.monotonic() - since)} elapsed")
+
+    interrupted = False
+    try:
+        if jobs == 1:
+            while pending:
+                skip_blocked()
+                task = next((t for t in pending if ready(t)), None)
+                if task is None:
+                    break
+                pending.remove(task)
+                echo(f"  start {task.entry.id} seed {task.seed}")
+                began = time.monotonic()
+                status = run_one(out, task.entry.id, task.seed, budget_.name)
+                finished_line(task, status, time.monotonic() - began)
+        else:
+            _run_parallel(out, budget_.name, pending, jobs, ready, skip_blocked, finished_line, show_active,
+                          echo, status_every)
+    except KeyboardInterrupt:
+        interrupted = True
+        echo("interrupted: finished runs are kept in the store; run the same command again to resume")
+    finally:
+        store.close()
+    elapsed = time.monotonic() - started
+    summary = {"finished": len(done), "failed": len(failed), "skipped": len(pending), "elapsed_s": elapsed,
+               "report": None, "interrupted": interrupted}
+    if interrupted:
+        raise KeyboardInterrupt
+    if report:
+        from trainwell.report import write_report
+
+        html, markdown = write_report(out)
+        summary["report"] = html
+        echo(f"done in {_fmt(elapsed)}: {len(done)} finished, {len(failed)} failed")
+        echo(f"report: {html}")
+        echo(f"summary: {markdown}")
+    return summary
+
+
+def _run_parallel(out: Path, budget: str, pending: list[Task], jobs: int, ready, skip_blocked, finished_line,
+                  show_active, echo, status_every: float) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    context = multiprocessing.get_context("spawn")  # torch and fork do not mix
+    active: dict[Any, tuple[Task, float]] = {}
+    last_status = time.monotonic()
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init) as pool:
+        try:
+            while pending or active:
+                skip_blocked()
+                # the costliest ready runs first, so the long ones do not end up alone at the end
+                for task in sorted((t for t in pending if ready(t)), key=lambda t: -t.entry.cost):
+                    if len(active) >= jobs:
+                        break
+                    pending.remove(task)
+                    echo(f"  start {task.entry.id} seed {task.seed}")
+                    active[pool.submit(run_one, str(out), task.entry.id, task.seed, budget)] = (task, time.monotonic())
+                if not active:
+                    break
+                finished, _ = wait(list(active), timeout=2.0, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    task, began = active.pop(future)
+                    try:
+                        status = future.result()
+                    except Exception as error:  # the worker process died
+                        store = RunStore(store_path(out))
+                        row = store.run(task.entry.id, task.seed, budget)
+                        if row is not None and row["status"] != "finished":
+                            store.fail(row["id"], f"worker died: {error}")
+                        store.close()
+                        status = "failed"
+                    finished_line(task, status, time.monotonic() - began)
+                if time.monotonic() - last_status >= status_every and active:
+                    last_status = time.monotonic()
+                    show_active({t.key: began for t, began in active.values()})
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def run_in_process(entry_id: str, *, budget: str = "smoke", seed: int = BOOK_SEED,
+                   out: str | os.PathLike) -> dict[str, Any]:
+    """Run one entry (and what it needs) here, for tests and notebooks; returns its results."""
+    for needed in with_dependencies([entry_id]):
+        store = RunStore(store_path(out))
+        finished = store.is_finished(needed, seed, budget)
+        store.close()
+        if not finished:
+            run_one(out, needed, seed, budget)
+    store = RunStore(store_path(out))
+    try:
+        row = store.run(entry_id, seed, budget)
+        return {"status": row["status"], "error": row["error"], "results": store.results(row["id"]),
+                "series": store.series(row["id"]), "epochs": store.epochs(row["id"])}
+    finally:
+        store.close()
+
+
+def as_list(values: Any) -> list[float]:
+    return np.asarray(values, dtype=np.float64).ravel().tolist()
