@@ -1,5 +1,5 @@
 # trainwell's two everyday commands:
-#   make quickstart   set up .venv and train the book's leaky_relu model on Fashion-MNIST
+#   make quickstart   set up .venv and reproduce the chapter (quick budget), writing reproduce/report.html
 #   make test         set up .venv and run the test suite
 # TORCH picks the PyTorch requirement: the default "torch" is what a GPU user wants;
 # on a CPU-only machine `make test TORCH=torch==2.13.0` (or any CPU build) avoids the CUDA download.
@@ -21,7 +21,7 @@ $(BIN)/trainwell: pyproject.toml
 setup: $(BIN)/trainwell
 
 quickstart: setup
-	$(BIN)/trainwell train examples/leaky_relu.toml
+	$(BIN)/trainwell reproduce
 
 test: setup
 	$(BIN)/python -m pytest

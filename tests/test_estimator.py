@@ -79,7 +79,7 @@ def test_randomized_search_and_cross_val_score(digits):
     search = RandomizedSearchCV(TrainwellClassifier(epochs=2), {"units": [8, 16, 32], "lr": [0.03, 0.1, 0.3]},
                                 n_iter=2, cv=2, random_state=0).fit(x[:400], y[:400])
     assert set(search.best_params_) == {"units", "lr"}
-    scores = cross_val_score(TrainwellClassifier(hidden_layers=1, units=16, lr=0.1, epochs=2), x[:400], y[:400], cv=3)
+    scores = cross_val_score(TrainwellClassifier(hidden_layers=1, units=16, lr=0.3, epochs=5), x[:400], y[:400], cv=3)
     assert scores.shape == (3,) and scores.mean() > 0.5
 
 

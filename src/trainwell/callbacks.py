@@ -33,6 +33,13 @@ class Callback:
     def on_batch_begin(self, trainer: "Trainer", step: int) -> None: ...
     def on_batch_end(self, trainer: "Trainer", step: int) -> None: ...
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed fit needs to continue this callback exactly (counters, bests)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`state_dict` returned."""
+
 
 def overrides(callback: Callback, hook: str) -> bool:
     """Whether ``callback`` defines its own ``hook`` (so the loop must call it)."""
@@ -188,6 +195,12 @@ class ReduceLROnPlateau(Callback):
         self.factor, self.patience, self.cooldown, self.min_lr = float(factor), patience, cooldown, float(min_lr)
         self.wait = self.cooldown_counter = 0
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.watch.best, "wait": self.wait, "cooldown_counter": self.cooldown_counter}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.watch.best, self.wait, self.cooldown_counter = state["best"], state["wait"], state["cooldown_counter"]
+
     def on_fit_begin(self, trainer: "Trainer") -> None:
         self.watch.reset()
         self.wait = self.cooldown_counter = 0
@@ -253,6 +266,15 @@ class EarlyStopping(Callback):
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.restored = False
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.watch.best, "wait": self.wait, "best_epoch": self.best_epoch,
+                "stopped_epoch": self.stopped_epoch, "best_weights": self.best_weights}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.watch.best, self.wait = state["best"], state["wait"]
+        self.best_epoch, self.stopped_epoch = state["best_epoch"], state["stopped_epoch"]
+        self.best_weights = state["best_weights"]
+
     def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
         if self.watch.update(_monitored(self.watch, logs, "early_stopping")):
             self.wait, self.best_epoch = 0, epoch
@@ -316,6 +338,19 @@ class Checkpoint(Callback):
         self.written: list = []  # this fit's periodic files, oldest first (only these are ever deleted)
         self.last_saved = None
         self.best_path = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.watch.best, "written": [str(p) for p in self.written],
+                "last_saved": None if self.last_saved is None else str(self.last_saved),
+                "best_path": None if self.best_path is None else str(self.best_path)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from pathlib import Path
+
+        self.watch.best = state["best"]
+        self.written = [Path(p) for p in state["written"]]
+        self.last_saved = None if state["last_saved"] is None else Path(state["last_saved"])
+        self.best_path = None if state["best_path"] is None else Path(state["best_path"])
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
         if self.save_best and self.watch.update(_monitored(self.watch, logs, "checkpoint")):

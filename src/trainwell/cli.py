@@ -40,9 +40,11 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
     """Train the model a CONFIG file (.toml, .yaml or .json) describes.
 
     Prints the validation and test accuracy and writes the model, its history and
-    metrics to the output folder once training has finished.
+    metrics to the output folder once training has finished. Under
+    ``torchrun --nproc_per_node=N`` it trains data-parallel; rank 0 prints and writes.
     """
     from trainwell.config import load_config
+    from trainwell.distributed import process_group_from_env
     from trainwell.experiment import train_config
 
     overrides = list(set_)
@@ -53,7 +55,10 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
     if output_dir is not None:
         overrides.append(f"output_dir={json.dumps(str(output_dir))}")
     run_config = load_config(config, overrides)
-    result = train_config(run_config, verbose=not quiet)
+    with process_group_from_env() as group:
+        result = train_config(run_config, verbose=not quiet)
+    if group is not None and not group.is_main:
+        return
     for key in ("val_accuracy", "test_accuracy"):
         if key in result.metrics:
             out.print(f"{key}: {result.metrics[key]:.4f}")
@@ -264,6 +269,84 @@ def doctor(config: Path, set_: tuple[str, ...], steps: int | None, every: int | 
         out.print(f"saved: {json_path}")
 
 
+@app.command()
+@click.argument("ids", nargs=-1)
+@click.option("--budget", type=click.Choice(["quick", "full", "smoke"]), default="quick", show_default=True,
+              help="quick: a few epochs on 10,000 images (minutes); full: the book's epochs and data (hours).")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds per entry (42, 43, ...).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reproduce"), show_default=True,
+              help="Run store and report folder; run again to resume.")
+@click.option("--jobs", type=click.IntRange(min=1), help="Parallel processes, one torch thread each (default: CPU cores).")
+@click.option("--list", "list_", is_flag=True, help="List the catalog's ids and exit.")
+def reproduce(ids: tuple[str, ...], budget: str, seeds: int, out_dir: Path, jobs: int | None, list_: bool) -> None:
+    """Reproduce the chapter: run catalog entries (IDS, default all), then write the report.
+
+    Finished runs in OUT are skipped; an interrupted run is redone.
+    """
+    from trainwell import experiments
+
+    if list_:
+        for entry in experiments.entries():
+            out.print(f"{entry.id:<24} {entry.kind:<9} {entry.section}: {entry.shows}", markup=False, soft_wrap=True)
+        return
+    for entry_id in ids:
+        experiments.get(entry_id)
+    experiments.reproduce(list(ids) or None, budget=budget, seeds=seeds, out=out_dir, jobs=jobs,
+                          echo=lambda line: out.print(line, markup=False, soft_wrap=True))
+
+
+@app.command()
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--budget", type=click.Choice(["quick", "full", "smoke"]), help="Which budget's runs (default: the last).")
+@click.option("--tol-long", type=float, default=0.015, show_default=True, help="Tolerance for runs of 10+ epochs.")
+@click.option("--tol-short", type=float, default=0.025, show_default=True, help="Tolerance for shorter runs.")
+def report(out_dir: Path, budget: str | None, tol_long: float, tol_short: float) -> None:
+    """Write OUT_DIR/report.html and report.md from the run store of `trainwell reproduce`."""
+    from trainwell.report import write_report
+
+    html_path, md_path = write_report(out_dir, budget=budget, tolerance_long=tol_long, tolerance_short=tol_short)
+    out.print(f"report: {html_path}")
+    out.print(f"summary: {md_path}")
+
+
+@app.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--trials", type=int, help="Trials the study should have in all, over every worker (search.trials).")
+@click.option("--storage", metavar="URL",
+              help="Optuna storage, e.g. postgresql://user:pw@host/db to share a study between machines "
+                   "(default: sqlite:///<output folder>/study.db).")
+@click.option("--study", help="Study name (default: the config's name).")
+@click.option("--set", "set_", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
+@click.option("--output-dir", "-o", type=click.Path(path_type=Path),
+              help="Where to write best_config.json and best_trial.json (default runs/<name>/tune).")
+@click.option("--quiet", "-q", is_flag=True, help="No line per trial.")
+def tune(config: Path, trials: int | None, storage: str | None, study: str | None, set_: tuple[str, ...],
+         output_dir: Path | None, quiet: bool) -> None:
+    """Search the [search.space] of a CONFIG with Optuna, one training run per trial.
+
+    Run the same command on several machines with one --storage database URL to
+    share the study. Writes the best trial's config, ready for `trainwell train`.
+    """
+    from trainwell.tune import tune as run_tune
+
+    def show(record) -> None:
+        values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.params.items())
+        outcome = f"{record.value:.4f}" if record.value is not None else record.note
+        out.print(f"trial {record.number}: {outcome} ({values})", markup=False, soft_wrap=True)
+
+    result = run_tune(config, trials=trials, storage=storage, study=study, overrides=list(set_),
+                      output_dir=output_dir, on_trial=None if quiet else show)
+    counts = ", ".join(f"{n} {state}" for state, n in result.counts.items())
+    out.print(f"study {result.study_name!r} in {result.storage}: {counts or 'no trials'}", markup=False)
+    if result.best_config is None:
+        out.print("no trial has finished yet; nothing to write", markup=False)
+        return
+    out.print(f"best trial {result.best_number}: {result.metric} {result.best_value:.4f}", markup=False)
+    for key, value in result.best_params.items():
+        out.print(f"  {key} = {value!r}", markup=False)
+    out.print(f"saved: {result.best_config}", markup=False)
+
+
 def _loss_span(recording) -> str:
     losses = [s.loss for s in recording.samples if s.loss is not None]
     return f"{losses[0]:.3f} -> {losses[-1]:.3f}" if losses else "not recorded"
@@ -277,6 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     except TrainwellError as error:
         err.print(f"error: {error}", markup=False, soft_wrap=True)
         return 2
+    except OSError as error:  # a full disk, a read-only folder: say which file, keep what was there
+        where = f"{error.filename}: " if error.filename else ""
+        err.print(f"error: {where}{error.strerror or error} (files already written were left as they were)",
+                  markup=False, soft_wrap=True)
+        return 1
     except click.exceptions.Exit as stop:
         return stop.exit_code
     except click.exceptions.Abort:

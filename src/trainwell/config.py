@@ -16,6 +16,8 @@ A config has five parts; every key but ``model.layers`` has a default:
                  min_delta, restore_best_weights; [callbacks.checkpoint] every, keep, save_best,
                  monitor, mode, min_delta
     [diagnostics] optional: every (record per-layer statistics every N steps), steps (trainwell doctor)
+    [search]     optional, for trainwell tune: [search.space] "optimizer.lr" = {low, high, log}, ...,
+                 metric, direction, trials, sampler, pruner, ... (trainwell.tune)
 
 A layer table with ``repeat = n`` stands for n copies of itself (the chapter's 100-layer nets).
 
@@ -101,6 +103,11 @@ class TrainConfig(_Section):
     device: str = "auto"
     eval_batch_size: int = Field(1024, gt=0)
     cache_frozen: bool = True  # compute frozen lowest layers' outputs once (same results, faster)
+    # Save the whole training state in <output_dir>/resume/ at every epoch end (and every
+    # save_every_steps steps), so running the same command again continues a killed run.
+    resumable: bool = True
+    skip_nonfinite_batches: bool = False  # skip batches whose loss is nan/inf instead of training on them
+    save_every_steps: Optional[int] = Field(None, gt=0)
 
 
 class PhaseConfig(_Section):
@@ -180,6 +187,7 @@ class RunConfig(_Section):
     callbacks: Optional[CallbacksConfig] = None
     diagnostics: Optional[DiagnosticsConfig] = None
     phases: Optional[list[PhaseConfig]] = Field(None, min_length=1)
+    search: Optional[dict[str, Any]] = None  # trainwell tune's [search]: checked by trainwell.tune
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
@@ -246,6 +254,10 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
         if sweep.max_lr <= sweep.min_lr:
             raise ConfigError(f"lr_find.max_lr: must be above lr_find.min_lr ({sweep.min_lr!r}), got {sweep.max_lr!r}")
         _check_phases(config, name, options)
+        if config.search is not None:
+            from trainwell.tune import check_search
+
+            check_search(data)
     except ConfigError as error:
         raise ConfigError(f"{source}: {error}") from None
     return config

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,10 @@ import numpy as np
 import torch
 
 from trainwell import data as datasets
+from trainwell import distributed
 from trainwell.callbacks import Callback, Checkpoint, EarlyStopping, TerminateOnNaN
 from trainwell.config import PhaseConfig, RunConfig, load_config
+from trainwell.distributed import is_main_process
 from trainwell.errors import ConfigError, TrainwellError
 from trainwell.fileio import atomic_write_text
 from trainwell.history import History
@@ -167,11 +170,12 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
                           f"{config.data.name} has {tuple(prepared.input_shape)}")
     _check_output_units(model, prepared.num_classes, config.train.loss)
     train = config.train
-    out = output_dir_for(config) if save else None
+    out = output_dir_for(config) if save and is_main_process() else None  # under torchrun, rank 0 writes
     callbacks = [*(callbacks or []), *configured_callbacks(config, prepared, out)]
     trainer = Trainer(model, loss=train.loss, optimizer=dict(config.optimizer), metrics=train.metrics,
                       clipvalue=train.clipvalue, clipnorm=train.clipnorm, global_clipnorm=train.global_clipnorm,
-                      schedule=config.schedule, callbacks=callbacks, device=train.device, seed=config.seed)
+                      schedule=config.schedule, callbacks=callbacks, device=train.device, seed=config.seed,
+                      skip_nonfinite=train.skip_nonfinite_batches)
     validation = (prepared.x_val, prepared.y_val) if prepared.x_val is not None else None
     phases = config.phases or [PhaseConfig(epochs=train.epochs)]
     for index, phase in enumerate(phases):  # fail on a bad layer name now, not after hours of training
@@ -181,11 +185,14 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
             except ConfigError as error:
                 raise ConfigError(f"phases[{index}].{key}: {error}") from None
     started = time.perf_counter()
-    for phase in phases:
+    resume_dir = _resume_dir(config, out)
+    for index, phase in enumerate(phases):
         _start_phase(trainer, model, phase, config)
         history = trainer.fit(prepared.x_train, prepared.y_train, epochs=phase.epochs, batch_size=train.batch_size,
                               validation_data=validation, verbose=verbose, eval_batch_size=train.eval_batch_size,
-                              cache_frozen=train.cache_frozen)
+                              cache_frozen=train.cache_frozen,
+                              resume_dir=None if resume_dir is None else resume_dir / f"phase-{index}",
+                              save_every_steps=train.save_every_steps if resume_dir is not None else None)
         if trainer.stop_training:
             break
     metrics: dict[str, float] = {"train_time_s": time.perf_counter() - started}
@@ -203,7 +210,24 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     if out is not None:
         _write_outputs(out, config, model, history, metrics, prepared, trainer)
     diagnosis = _diagnose_run(config, model, callbacks, out)
+    if resume_dir is not None:  # the run is complete: a new run of the same command starts afresh
+        shutil.rmtree(resume_dir, ignore_errors=True)
     return RunResult(model=model, history=history, metrics=metrics, output_dir=out, diagnosis=diagnosis)
+
+
+def _resume_dir(config: RunConfig, out: Path | None) -> Path | None:
+    """``<output_dir>/resume``, made for this config; an error if it holds another config's interrupted run."""
+    if out is None or not config.train.resumable:
+        return None
+    folder = out / "resume"
+    fingerprint = json.dumps(config.to_dict(), sort_keys=True)
+    saved = folder / "config.json"
+    if saved.exists() and saved.read_text(encoding="utf-8").strip() != fingerprint:
+        raise ConfigError(f"{out}: holds an interrupted run of a different config (its state is in {folder}); "
+                          "use another output_dir, or delete that folder to start over")
+    if distributed.is_main_process():  # every rank resumes from the state; only rank 0 writes it
+        atomic_write_text(saved, fingerprint + "\n")
+    return folder
 
 
 def _start_phase(trainer: Trainer, model: Model, phase: PhaseConfig, config: RunConfig) -> None:

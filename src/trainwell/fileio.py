@@ -21,8 +21,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     On an exception the temporary file is removed and ``path`` is left untouched.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        raise _naming(error, target) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -30,9 +33,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise _naming(error, target) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _naming(error: OSError, target: Path) -> OSError:
+    """The same error, but naming the file the user asked for rather than a temporary one."""
+    return type(error)(error.errno, error.strerror or str(error), str(target))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -71,7 +71,7 @@ def _number(owner: str, arg: str, value: Any, *, positive: bool = False,
 
 
 def _choice(owner: str, arg: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise ConfigError(
             f"{owner}: unknown {arg} {value!r}; allowed: {', '.join(allowed)}"
         )
@@ -321,7 +321,7 @@ def get_initializer(spec: str | Mapping[str, Any] | Initializer) -> Initializer:
             f"got {type(spec).__name__}"
         )
 
-    if name not in _INITIALIZERS:
+    if not isinstance(name, str) or name not in _INITIALIZERS:
         raise ConfigError(
             f"unknown initializer {name!r}; allowed: {', '.join(initializer_names())}"
         )

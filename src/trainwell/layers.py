@@ -230,7 +230,7 @@ def layer_from_dict(data: Mapping[str, Any], *, where: str = "layer") -> LayerSp
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a table with a 'type' key, got {data!r}")
     kind = data.get("type")
-    if kind not in LAYER_TYPES:
+    if not isinstance(kind, str) or kind not in LAYER_TYPES:
         raise ConfigError(f"{where}.type: unknown layer type {kind!r}; allowed: {', '.join(LAYER_TYPES)}")
     cls = LAYER_TYPES[kind]
     allowed = [f.name for f in dataclasses.fields(cls)]
@@ -258,7 +258,7 @@ def check_presets(presets: Mapping[str, Any], *, where: str = "model.presets") -
         if not isinstance(preset, Mapping):
             raise ConfigError(f"{here}: expected a table of layer keys with a 'type', got {preset!r}")
         kind = preset.get("type")
-        if kind not in LAYER_TYPES:
+        if not isinstance(kind, str) or kind not in LAYER_TYPES:
             raise ConfigError(f"{here}.type: {kind!r} is not a built-in layer type; allowed: {', '.join(LAYER_TYPES)}")
         allowed = [f.name for f in dataclasses.fields(LAYER_TYPES[kind])]
         for key in preset:
@@ -281,7 +281,7 @@ def expand_presets(layers: Sequence[Any], presets: Mapping[str, Any] | None) -> 
     check_presets(presets)
     expanded = []
     for layer in layers:
-        if isinstance(layer, Mapping) and layer.get("type") in presets:
+        if isinstance(layer, Mapping) and isinstance(layer.get("type"), str) and layer["type"] in presets:
             preset = presets[layer["type"]]
             layer = {**preset, **{k: v for k, v in layer.items() if k != "type"}, "type": preset["type"]}
         expanded.append(layer)

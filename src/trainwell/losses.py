@@ -71,7 +71,7 @@ def get_loss(name: str | Loss) -> Loss:
     """Look a loss up by its Keras name."""
     if isinstance(name, Loss):
         return name
-    if name not in LOSSES:
+    if not isinstance(name, str) or name not in LOSSES:
         raise ConfigError(f"unknown loss {name!r}; allowed: {', '.join(LOSSES)}")
     return LOSSES[name]
 

@@ -62,13 +62,13 @@ def optimizer_names() -> list[str]:
 
 def resolve_optimizer_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """Keras-named options merged over the defaults, checked, in PyTorch's names."""
-    if name not in OPTIMIZERS:
+    if not isinstance(name, str) or name not in OPTIMIZERS:
         raise ConfigError(f"optimizer.name: unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
     info = OPTIMIZERS[name]
     merged = dict(info.defaults)
     for key, value in options.items():
         key = _ALIASES.get(key, key)
-        if key not in info.defaults:
+        if not isinstance(key, str) or key not in info.defaults:
             raise ConfigError(f"optimizer.{key}: not an option of {name}; allowed: {', '.join(info.defaults)}")
         default = info.defaults[key]
         if isinstance(default, bool):

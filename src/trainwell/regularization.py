@@ -201,7 +201,7 @@ def _name_and_options(spec: Any, key: str, known: Mapping[str, Any]) -> tuple[st
         name = options.pop("name", None)
     else:
         raise ConfigError(f"{key}: expected a name or a table with a 'name' key, got {spec!r}")
-    if name not in known:
+    if not isinstance(name, str) or name not in known:
         raise ConfigError(f"{key}: unknown {key.split('_')[1]} {name!r}; allowed: {', '.join(known)}")
     return name, options
 

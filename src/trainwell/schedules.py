@@ -303,10 +303,10 @@ def build_schedule(spec: Mapping[str, Any] | str, *, lr0: float, steps_per_epoch
     """
     options = {"name": spec} if isinstance(spec, str) else dict(spec)
     name = options.pop("name", None)
-    if name not in SCHEDULES:
+    if not isinstance(name, str) or name not in SCHEDULES:
         raise ConfigError(f"schedule.name: unknown schedule {name!r}; allowed: {', '.join(SCHEDULES)}")
     per = options.pop("per", "step")
-    if per not in _PER:
+    if not isinstance(per, str) or per not in _PER:
         raise ConfigError(f"schedule.per: must be 'step' or 'epoch', got {per!r}")
     for key in options:
         if key not in SCHEDULES[name]:

@@ -16,6 +16,7 @@ epoch-end callbacks, which may set ``stop_training``.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from typing import Any, Iterable, Mapping, Sequence
@@ -24,11 +25,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainwell import distributed
 from trainwell.callbacks import Callback, ProgressDisplay, overrides
 from trainwell.errors import ConfigError
 from trainwell.history import History
 from trainwell.losses import Loss, get_loss, logits_model
 from trainwell.transfer import apply_frozen_modes, split_frozen_prefix
+from trainwell.resume import ResumeError, load_latest_state, rng_states, save_state, set_rng_states
 from trainwell.optim import OptimizerFactory, clip_gradients, make_optimizer, momentum_setter
 from trainwell.regularization import apply_constraints, kernel_constraints, kernel_penalties, total_penalty
 from trainwell.schedules import Schedule, build_schedule, check_schedule
@@ -89,6 +92,7 @@ class Trainer:
         callbacks: Iterable[Callback] = (),
         device: str | torch.device | None = None,
         seed: int | None = None,
+        skip_nonfinite: bool = False,
     ):
         for metric in metrics:
             if metric not in METRICS:
@@ -104,6 +108,10 @@ class Trainer:
         self.clip = any(v is not None for v in self.clipping.values())
         self.callbacks = list(callbacks)
         self.seed = seed
+        # Skipping a batch whose loss is nan/inf costs one host sync per step, so it is opt-in;
+        # without it, TerminateOnNaN stops the run at the first such batch.
+        self.skip_nonfinite = bool(skip_nonfinite)
+        self.skipped_batches = 0
         self.set_optimizer(optimizer)
         if isinstance(schedule, (Mapping, str)):  # a table: checked now, built at fit time for the run's length
             check_schedule(schedule, lr0=self.optimizer.param_groups[0]["base_lr"])
@@ -157,17 +165,27 @@ class Trainer:
         verbose: bool = True,
         eval_batch_size: int = 1024,
         cache_frozen: bool = True,
+        resume_dir: str | os.PathLike | None = None,
+        save_every_steps: int | None = None,
     ) -> History:
         """Train for ``epochs`` epochs and return the History (also ``self.history``).
 
         With ``cache_frozen`` (the default), when the model's lowest layers are frozen
         and deterministic, their outputs are computed once and only the layers above
         them run each step; the results are the same, only faster.
+
+        With ``resume_dir``, the complete training state is saved there atomically at
+        every epoch end (and every ``save_every_steps`` steps); if the folder already
+        holds the state of an interrupted fit, training continues from it, to the same
+        result as a fit that was never interrupted (see :mod:`trainwell.resume`).
         """
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ConfigError(f"epochs: must be a positive integer, got {epochs!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size: must be a positive integer, got {batch_size!r}")
+        if save_every_steps is not None and (isinstance(save_every_steps, bool) or not isinstance(save_every_steps, int)
+                                             or save_every_steps < 1 or resume_dir is None):
+            raise ConfigError(f"save_every_steps: must be a positive integer, with resume_dir, got {save_every_steps!r}")
         x_train, y_train = self._inputs(x), self._targets(y)
         self._check_pair(x_train, y_train, "training data")
         validation = None
@@ -180,6 +198,12 @@ class Trainer:
         if self.seed is not None:
             torch.manual_seed(self.seed)
         order = torch.Generator().manual_seed(self.seed if self.seed is not None else int(torch.seed() % 2**63))
+        sharding = distributed.current()  # data-parallel under torchrun; None (and no cost) in one process
+        train_forward = forward
+        if sharding is not None:
+            sharding.local_batch_size(batch_size)  # the world size must divide the global batch
+            order.manual_seed(distributed.shared_seed(order.initial_seed()))  # one permutation for all ranks
+            train_forward = distributed.wrap(forward, self.device)
 
         callbacks = list(self.callbacks)
         steps_per_epoch = (len(x_train) + batch_size - 1) // batch_size
@@ -188,15 +212,13 @@ class Trainer:
         if plateau is not None:
             callbacks.append(plateau)
         set_momentum = momentum_setter(self.optimizer) if momentum_schedule is not None else None
-        step_lrs = self.history.steps.setdefault("lr", [])
-        step_momenta = self.history.steps.setdefault("momentum", []) if set_momentum is not None else None
-        if verbose and not any(isinstance(c, ProgressDisplay) for c in callbacks):
+        if verbose and (sharding is None or sharding.is_main) and not any(isinstance(c, ProgressDisplay) for c in callbacks):
             callbacks.append(ProgressDisplay())
         batch_begin = [c for c in callbacks if overrides(c, "on_batch_begin")]
         batch_end = [c for c in callbacks if overrides(c, "on_batch_end")]
 
         n = len(x_train)
-        self.epochs = len(self.history) + epochs
+        self.epochs = target = len(self.history) + epochs
         self.steps_per_epoch = (n + batch_size - 1) // batch_size
         self.stop_training = False
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -207,11 +229,15 @@ class Trainer:
         self.failure = None
         for callback in callbacks:
             callback.on_fit_begin(self)
-        for _ in range(epochs):
+        resumed = self._restore(resume_dir, callbacks, order, target) if resume_dir is not None else None
+        step_lrs = self.history.steps.setdefault("lr", [])
+        step_momenta = self.history.steps.setdefault("momentum", []) if set_momentum is not None else None
+        while len(self.history) < target and not self.stop_training:
             self.epoch = len(self.history) + 1
             for callback in callbacks:
                 callback.on_epoch_begin(self, self.epoch)
             started = time.perf_counter()
+            epoch_order = order.get_state()  # kept so a state saved mid-epoch can redraw this epoch's order
             indices = torch.randperm(n, generator=order) if shuffle else torch.arange(n)
             indices = indices.to(self.device)
             self.model.train()
@@ -220,7 +246,12 @@ class Trainer:
             penalty_sum = torch.zeros((), device=self.device)
             correct = torch.zeros((), device=self.device, dtype=torch.long)
             self._samples = 0
-            for start in range(0, n, batch_size):
+            first = 0
+            if resumed is not None:  # continue an epoch a saved state stopped in the middle of
+                first, self._samples = resumed["step_in_epoch"] * batch_size, resumed["samples"]
+                self._loss_sum, penalty_sum, correct = (t.to(self.device) for t in resumed["sums"])
+                resumed = None
+            for start in range(first, n, batch_size):
                 self.step_in_epoch = start // batch_size
                 if lr_schedule is not None or self.lr_scale != 1.0:
                     scheduled = None if lr_schedule is None else lr_schedule(self.step)
@@ -236,14 +267,21 @@ class Trainer:
                     callback.on_batch_begin(self, self.step)
                 step_lrs.append(float(self.optimizer.param_groups[0]["lr"]))
                 batch = indices[start:start + batch_size]
+                count, weight = len(batch), 1.0
+                if sharding is not None:  # this rank's slice of the global batch
+                    batch, count, weight = sharding.shard(batch)
                 xb, yb = x_train.index_select(0, batch), y_train.index_select(0, batch)
-                logits = forward(xb)
+                logits = train_forward(xb)
                 loss = self.loss(logits, yb)
                 if penalties:
                     penalty = total_penalty(penalties)
                     loss = loss + penalty
+                if self.skip_nonfinite and not bool(torch.isfinite(loss)):
+                    self.skipped_batches += 1
+                    self.step += 1
+                    continue
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss if weight == 1.0 else loss * weight).backward()
                 if self.clip:
                     clip_gradients(params, **self.clipping)
                 self.optimizer.step()
@@ -251,17 +289,28 @@ class Trainer:
                     apply_constraints(constraints)
                 self.last_loss = loss.detach()
                 with torch.no_grad():
-                    self._loss_sum += loss.detach() * len(batch)
+                    self._loss_sum += loss.detach() * count
                     if penalties:
-                        penalty_sum += penalty.detach() * len(batch)
-                    correct += self.loss.correct(logits, yb)
-                self._samples += len(batch)
+                        penalty_sum += penalty.detach() * count
+                    if count:  # 0: a rank left out of a short last batch ran one sample with weight 0
+                        correct += self.loss.correct(logits, yb)
+                self._samples += count
                 self.step += 1
                 self.step_in_epoch += 1
                 for callback in batch_end:
                     callback.on_batch_end(self, self.step)
                 if self.stop_training:
                     break
+                if save_every_steps and self.step % save_every_steps == 0 and start + batch_size < n:
+                    self._save(resume_dir, callbacks, order, target, mid_epoch={
+                        "epoch_order": epoch_order, "step_in_epoch": self.step_in_epoch, "samples": self._samples,
+                        "sums": [self._loss_sum, penalty_sum, correct]})
+            if sharding is not None:  # the epoch's sums over every rank's shard
+                totals = distributed.sum_over_ranks(self._loss_sum, penalty_sum, correct, self._samples)
+                self._loss_sum.fill_(totals[0])
+                penalty_sum.fill_(totals[1])
+                correct.fill_(int(totals[2]))
+                self._samples = int(totals[3])
             logs: dict[str, Any] = {"epoch": self.epoch, "loss": self.running_loss()}
             if penalties:  # "loss" is their sum, as Keras reports it; val_loss is the data loss alone
                 logs["penalty"] = penalty_sum.item() / max(self._samples, 1)
@@ -271,6 +320,8 @@ class Trainer:
             if validation is not None:
                 results = self._evaluate_tensors(*validation, batch_size=eval_batch_size, forward=forward)
                 logs.update({f"val_{key}": value for key, value in results.items()})
+            if self.skip_nonfinite:
+                logs["skipped_batches"] = self.skipped_batches
             logs["lr"] = step_lrs[-1] if step_lrs else float(self.optimizer.param_groups[0]["lr"])  # the last step's
             if step_momenta:
                 logs["momentum"] = step_momenta[-1]
@@ -278,13 +329,55 @@ class Trainer:
             self.history.append(logs)
             for callback in callbacks:
                 callback.on_epoch_end(self, self.epoch, logs)
-            if self.stop_training:
-                break
+            if resume_dir is not None and self.failure is None:
+                self._save(resume_dir, callbacks, order, target)
         for callback in callbacks:
             callback.on_fit_end(self)
         if self.failure is not None:  # set by a callback (TerminateOnNaN); raised once every callback has ended
             raise self.failure
         return self.history
+
+    # -------------------------------------------------------------- resume
+    def _save(self, directory, callbacks: list[Callback], order: torch.Generator, target: int,
+              mid_epoch: dict[str, Any] | None = None) -> None:
+        """Save everything the rest of this fit depends on (see trainwell.resume)."""
+        if not distributed.is_main_process():
+            return
+        rng = rng_states(order)
+        if mid_epoch is not None:
+            # Resuming redraws this epoch's order from the generator state at its start,
+            # then goes on with the other generators as they are now.
+            rng["order"] = mid_epoch.pop("epoch_order")
+        state = {
+            "target": target, "epoch": len(self.history), "step": self.step, "stopped": self.stop_training,
+            "lr_scale": self.lr_scale, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "history": {"records": self.history.records, "steps": self.history.steps},
+            "callbacks": {f"{i}:{type(c).__name__}": c.state_dict() for i, c in enumerate(callbacks)},
+            "rng": rng, "mid_epoch": mid_epoch,
+        }
+        save_state(directory, state, step=self.step)
+
+    def _restore(self, directory, callbacks: list[Callback], order: torch.Generator, target: int):
+        """Load the newest saved state of this fit, if any; return the mid-epoch position to continue from."""
+        state = load_latest_state(directory)
+        if state is None:
+            return None
+        names = {f"{i}:{type(c).__name__}": c for i, c in enumerate(callbacks)}
+        if set(state["callbacks"]) != set(names) or state["target"] > target:
+            raise ResumeError(f"{directory}: the saved training state belongs to a different fit "
+                              f"(callbacks {sorted(state['callbacks'])}, {state['target']} epochs); "
+                              "delete the folder to start over")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.history.records[:] = state["history"]["records"]
+        self.history.steps.clear()
+        self.history.steps.update(state["history"]["steps"])
+        self.step, self.lr_scale = state["step"], state["lr_scale"]
+        self.stop_training = state["stopped"]
+        for key, saved in state["callbacks"].items():
+            names[key].load_state_dict(saved)
+        set_rng_states(state["rng"], order)  # mid-epoch, "order" is the epoch's start: its order is redrawn
+        return state["mid_epoch"]
 
     def set_optimizer(self, optimizer: str | Mapping[str, Any] | OptimizerFactory | torch.optim.Optimizer) -> None:
         """Use a new optimizer from now on (like recompiling a Keras model between phases).

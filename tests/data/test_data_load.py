@@ -71,10 +71,10 @@ def test_digits_offline_with_documented_split(monkeypatch):
 def test_repeated_loads_cannot_corrupt_each_other(tmp_path):
     arrays = synthetic_arrays()
     write_set(tmp_path / "mnist", arrays)
-    first = load("mnist", path=tmp_path)
+    first = load("mnist", path=tmp_path, verify=False)
     first.x_train[:] = 0
     first.y_train[:] = 7
-    second = load("mnist", path=tmp_path)
+    second = load("mnist", path=tmp_path, verify=False)
     np.testing.assert_array_equal(second.x_train, arrays["train_images"])
     np.testing.assert_array_equal(second.y_train, arrays["train_labels"])
     assert second.x_train.flags.writeable
@@ -82,9 +82,9 @@ def test_repeated_loads_cannot_corrupt_each_other(tmp_path):
 
 def test_a_replaced_file_is_read_again(tmp_path):
     write_set(tmp_path / "mnist", synthetic_arrays(n_train=12))
-    assert load("mnist", path=tmp_path).x_train.shape[0] == 12
+    assert load("mnist", path=tmp_path, verify=False).x_train.shape[0] == 12
     write_set(tmp_path / "mnist", synthetic_arrays(n_train=15))
-    assert load("mnist", path=tmp_path).x_train.shape[0] == 15
+    assert load("mnist", path=tmp_path, verify=False).x_train.shape[0] == 15
 
 
 # --- damaged or mismatched files ---
@@ -103,9 +103,11 @@ def test_verify_reports_a_changed_file(tmp_path, use_spec):
     detail = checks[FILENAMES["test_labels"]][1]
     assert hashlib.sha256(idx_bytes(changed)).hexdigest() in detail
 
-    load("mnist", path=tmp_path)  # without verify the (well-formed) file loads
+    load("mnist", path=tmp_path, verify=False)  # without verify the (well-formed) file loads
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz does not have the expected content"):
         load("mnist", path=tmp_path, verify=True)
+    with pytest.raises(DataError, match="does not have the expected content"):
+        load("mnist", path=tmp_path)  # checked by default: a damaged file is never used silently
 
 
 def test_verify_reports_an_unreadable_file(tmp_path, use_spec):

@@ -152,13 +152,14 @@ def load(
     *,
     path: str | os.PathLike | None = None,
     offline: bool | None = None,
-    verify: bool = False,
+    verify: bool = True,
 ) -> Dataset:
     """Load dataset ``name`` (see :func:`dataset_names`), downloading it if needed.
 
     ``path`` is a directory to look in first; ``offline=True`` (or the
     environment variable ``TRAINWELL_OFFLINE=1``) forbids downloading;
-    ``verify=True`` checks every file's SHA-256 (downloads are always checked).
+    ``verify`` (on by default; the digest is computed while reading, so it costs
+    nothing extra) checks every file's SHA-256, so a corrupted file is never used.
     The search order is described in :mod:`trainwell.data.locations`.
 
     Raises :class:`~trainwell.errors.DataError` if the dataset cannot be found,

@@ -26,11 +26,11 @@ def _deep(name: str, activation: str, init: str) -> dict:
 
 register(Entry(
     "leaky_relu", SECTION, "book", "Leaky ReLU (slope 0.3) with He initialization trains a 300-100 network with "
-    "plain SGD without dying units.", run_config, epochs=10, quick_epochs=2, config=_small("leaky_relu"),
+    "plain SGD without dying units.", run_config, epochs=10, quick_epochs=3, config=_small("leaky_relu"),
     targets=(Target("val_accuracy", 0.8430),), book="val 0.8430", cost=8, notes=(RANDOM_STREAM,)))
 register(Entry(
     "prelu", SECTION, "book", "PReLU learns the leak's slope (one per unit) and trains about as well as leaky ReLU.",
-    run_config, epochs=10, quick_epochs=2, config=_small("prelu"), targets=(Target("val_accuracy", 0.8372),),
+    run_config, epochs=10, quick_epochs=3, config=_small("prelu"), targets=(Target("val_accuracy", 0.8372),),
     book="val 0.8372", cost=9, notes=(RANDOM_STREAM,)))
 register(Entry(
     "selu_100", "SELU", "book", "A 100-layer SELU network with LeCun initialization on standardized inputs "

@@ -158,8 +158,8 @@ def with_dependencies(selected: list[str]) -> list[str]:
 
 def _load() -> None:
     # the section modules register their entries on import
-    from trainwell.experiments import (activations, batchnorm, exercise8, exercise9, exercise10,  # noqa: F401
-                                       regularization, schedules, transfer)
+    from trainwell.experiments import activations, batchnorm, transfer, schedules  # noqa: F401
+    from trainwell.experiments import regularization, exercise8, exercise9, exercise10  # noqa: F401
 
 
 @dataclass

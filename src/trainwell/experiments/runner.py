@@ -113,7 +113,9 @@ def budget_config(config: dict[str, Any], context: Context, *, epochs: int | Non
     config["seed"] = context.seed
     config["output_dir"] = str(context.state_dir)
     train = config.setdefault("train", {})
-    train["epochs"] = epochs if epochs is not None else context.epochs
+    train["epochs"] = epochs if epochs is not None else max(1, context.epochs)
+    if context.budget.name == "smoke":  # a few steps per epoch even at batch 128 (1cycle needs some room)
+        train["batch_size"] = min(train.get("batch_size", 32), 32)
     data = config.setdefault("data", {})
     size = context.train_size(data.get("train_size"))
     if size is not None:

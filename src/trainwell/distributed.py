@@ -1,0 +1,166 @@
+"""Data-parallel training under ``torchrun``: the few collective pieces the Trainer needs.
+
+``torchrun --nproc_per_node=N`` (or several nodes) starts N copies of the same
+command with ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` in their environment.
+:func:`init_from_env` joins them into one process group (gloo for CPU tensors, NCCL
+for CUDA ones); from then on every Trainer in the process trains data-parallel:
+the model is wrapped in ``DistributedDataParallel``, every rank draws the same
+seeded permutation of the epoch and takes its own slice of each global batch (so
+the ranks' shards are disjoint and their union is the epoch), and the epoch's loss
+and accuracy sums are added over the ranks before they are logged. One step then
+computes what one process computes with the same global batch, up to float
+rounding. Only rank 0 writes files and prints (:func:`is_main_process`).
+
+Without ``torchrun`` nothing here runs: the Trainer asks :func:`current` once per
+fit and gets ``None``.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from trainwell.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Context:
+    """This process's place in the group: ``rank`` of ``world_size``."""
+
+    rank: int
+    world_size: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def local_batch_size(self, batch_size: int) -> int:
+        """The per-rank batch: the global batch over the world size, which must divide it.
+
+        >>> Context(rank=0, world_size=4).local_batch_size(32)
+        8
+        """
+        if batch_size % self.world_size:
+            raise ConfigError(f"train.batch_size {batch_size} is not divisible by the world size "
+                              f"{self.world_size}; use a multiple of {self.world_size}")
+        return batch_size // self.world_size
+
+    def shard(self, batch: torch.Tensor) -> tuple[torch.Tensor, int, float]:
+        """This rank's part of a global batch of indices: ``(indices, count, weight)``.
+
+        Full batches split evenly. A short last batch splits as evenly as it can, and
+        ``weight`` (the rank's count times the world size over the batch's length)
+        scales the rank's mean loss so that DDP's average of the ranks' gradients is
+        still the gradient of the global batch's mean. A rank left without samples
+        runs one sample with weight 0, so that every rank takes part in each step.
+
+        >>> Context(rank=1, world_size=2).shard(torch.arange(8))
+        (tensor([4, 5, 6, 7]), 4, 1.0)
+        >>> Context(rank=1, world_size=2).shard(torch.arange(3))
+        (tensor([2]), 1, 0.6666666666666666)
+        """
+        part = batch.tensor_split(self.world_size)[self.rank]
+        if len(part) == 0:
+            return batch[:1], 0, 0.0
+        return part, len(part), len(part) * self.world_size / len(batch)
+
+
+def from_env() -> tuple[int, int, int] | None:
+    """``(rank, world_size, local_rank)`` from torchrun's variables, or None outside torchrun."""
+    try:
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size <= 1:
+            return None
+        return int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", os.environ["RANK"]))
+    except (KeyError, ValueError):
+        raise ConfigError("WORLD_SIZE is set but RANK is missing or not an integer; start data-parallel "
+                          "runs with torchrun --nproc_per_node=N") from None
+
+
+def backend() -> str:
+    """gloo for CPU tensors, plus NCCL for CUDA tensors when CUDA is available."""
+    return "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+
+
+def init_from_env() -> Context | None:
+    """Join the process group torchrun describes (once); None when not under torchrun.
+
+    On a GPU machine each process uses the GPU of its ``LOCAL_RANK``.
+    """
+    place = from_env()
+    if place is None:
+        return current()
+    rank, world_size, local_rank = place
+    if not torch.distributed.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local_rank % torch.cuda.device_count())
+        torch.distributed.init_process_group(backend=backend(), rank=rank, world_size=world_size)
+    return current()
+
+
+def current() -> Context | None:
+    """The group this process belongs to, when there is one with more than one process."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return None
+    world_size = torch.distributed.get_world_size()
+    return Context(rank=torch.distributed.get_rank(), world_size=world_size) if world_size > 1 else None
+
+
+def is_main_process() -> bool:
+    """True in a single process and on rank 0: the one process that writes files and prints."""
+    context = current()
+    return context is None or context.is_main
+
+
+def shutdown() -> None:
+    """Leave the process group, if this process joined one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+@contextmanager
+def process_group_from_env() -> Iterator[Context | None]:
+    """``with process_group_from_env():`` around a run: joins torchrun's group and leaves it after."""
+    joined = from_env() is not None and not (torch.distributed.is_available() and torch.distributed.is_initialized())
+    try:
+        yield init_from_env()
+    finally:
+        if joined:
+            shutdown()
+
+
+def shared_seed(seed: int) -> int:
+    """Rank 0's ``seed``: every rank must draw the same permutation of the epoch."""
+    value = torch.tensor([seed], dtype=torch.int64, device=_collective_device())
+    torch.distributed.broadcast(value, src=0)
+    return int(value.item())
+
+
+def _collective_device() -> torch.device:
+    """Where tensors for a collective must live: on the GPU for a group that is NCCL alone."""
+    return torch.device("cuda") if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
+
+
+def wrap(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` in DistributedDataParallel: gradients averaged over the ranks in backward.
+
+    DDP also copies rank 0's parameters and buffers to every rank when it is made.
+    """
+    device_ids = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+
+
+def sum_over_ranks(*values: torch.Tensor | float) -> list[float]:
+    """Each value added over every rank (one collective for all of them)."""
+    context = current()
+    tensor = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    if context is not None:
+        tensor = tensor.to(_collective_device())
+        torch.distributed.all_reduce(tensor)
+    return tensor.cpu().tolist()

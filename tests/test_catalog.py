@@ -1,0 +1,129 @@
+"""Every catalog entry runs (smoke budget: one epoch on a few hundred images), reproduce resumes, and the
+catalog's configs stay the same as the example files they mirror."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainwell import experiments
+from trainwell.cli import main
+from trainwell.config import load_config, validate_config
+from trainwell.experiments.runner import state_dir
+from trainwell.report import write_report
+from trainwell.store import RunStore, store_path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    import os
+
+    if not os.environ.get("TRAINWELL_DATA"):
+        pytest.skip("TRAINWELL_DATA is not set; the catalog needs Fashion-MNIST and MNIST")
+    out = tmp_path_factory.mktemp("catalog")
+    lines: list[str] = []
+    summary = experiments.reproduce(budget="smoke", out=out, jobs=1, echo=lines.append)
+    return out, summary, lines
+
+
+def test_the_catalog_covers_the_book_the_demonstrations_and_the_exercises():
+    ids = experiments.ids()
+    book = ["leaky_relu", "prelu", "selu_100", "relu_100", "bn_after", "bn_before", "transfer_model_a",
+            "transfer_model_b", "transfer_b_on_a", "power_schedule", "exponential_epoch", "exponential_step",
+            "piecewise", "plateau", "exponential_decay", "lr_finder", "one_cycle", "l2", "l2_partial", "dropout",
+            "alpha_dropout", "mc_dropout", "max_norm"]
+    demos = ["activation_curves", "selu_self_normalization", "selu_constants", "bn_after_params"]
+    exercises = [f"ex8_{i}" for i in range(1, 6)] + [f"ex9_{i}" for i in range(1, 6)] + [f"ex10_{i}" for i in range(1, 5)]
+    assert sorted(ids) == sorted(book + demos + exercises)
+    for entry in experiments.entries():
+        assert entry.shows.endswith(".") and entry.book, entry.id
+        assert all(need in ids for need in entry.needs)
+        if entry.kind == "book":
+            assert entry.targets, entry.id
+        if entry.config is not None:
+            validate_config(entry.config, source=entry.id)
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")) + sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_catalog_configs_match_the_example_files(path):
+    if path.stem not in experiments.ids() or experiments.get(path.stem).config is None:
+        pytest.skip("not a catalog config")
+    ours = validate_config(experiments.get(path.stem).config).to_dict()
+    theirs = load_config(path).to_dict()
+    assert ours == theirs
+
+
+def test_every_entry_runs_in_the_smoke_budget(smoke_run):
+    out, summary, lines = smoke_run
+    assert summary["failed"] == 0, "\n".join(line for line in lines if "FAILED" in line)
+    assert summary["finished"] == len(experiments.ids())
+    with RunStore(store_path(out)) as store:
+        for entry in experiments.entries():
+            row = store.run(entry.id, 42, "smoke")
+            assert row["status"] == "finished", entry.id
+            results = store.results(row["id"])
+            for target in entry.targets:
+                assert target.metric in results, (entry.id, target.metric)
+            if entry.epochs and entry.run is experiments.runner.run_config:
+                assert store.epochs(row["id"]), entry.id
+    assert any("start selu_100 seed 42" in line for line in lines)
+    assert (state_dir(out, "ex8_2", 42, "smoke") / "model.safetensors").exists()
+
+
+def test_budget_free_figures_pass_even_in_the_smoke_budget(smoke_run):
+    out, _, _ = smoke_run
+    markdown = (out / "report.md").read_text()
+    for entry_id, metric in (("selu_constants", "alpha"), ("bn_after_params", "total"), ("lr_finder", "diverges"),
+                             ("selu_self_normalization", "min_std"), ("mc_dropout", "uncertain_spread"),
+                             ("ex10_2", "same_fraction")):
+        row = next(line for line in markdown.splitlines() if line.startswith(f"| {entry_id} |") and f"| {metric} |" in line)
+        assert row.endswith("| pass |"), row
+    assert "not judged" in markdown and "n/c" in markdown
+    for entry_id in experiments.ids():
+        assert f"| {entry_id} |" in markdown
+    page = (out / "report.html").read_text()
+    for entry_id in experiments.ids():
+        assert f"id='{entry_id}'" in page
+
+
+def test_reproduce_skips_finished_runs_and_redoes_an_unfinished_one(smoke_run):
+    out, _, _ = smoke_run
+    with RunStore(store_path(out)) as store:
+        kept = store.run("selu_constants", 42, "smoke")
+        interrupted = store.run("bn_after_params", 42, "smoke")
+        store._write("UPDATE runs SET status = 'running' WHERE id = ?", (interrupted["id"],))  # as if killed
+    lines: list[str] = []
+    summary = experiments.reproduce(["selu_constants", "bn_after_params"], budget="smoke", out=out, jobs=1,
+                                    echo=lines.append, report=False)
+    assert summary["finished"] == 2 and summary["failed"] == 0
+    assert "1 run(s) already finished" in lines[0] and "1 to run" in lines[0]
+    assert not any("start selu_constants" in line for line in lines)
+    with RunStore(store_path(out)) as store:
+        assert store.run("selu_constants", 42, "smoke")["id"] == kept["id"]
+        redone = store.run("bn_after_params", 42, "smoke")
+        assert redone["status"] == "finished" and redone["id"] != interrupted["id"]
+        assert store.results(redone["id"])["total"] == 271346
+
+
+def test_cli_reproduce_and_report(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["reproduce", "selu_constants", "--budget", "smoke", "--out", str(out), "--jobs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 to run" in printed and "report:" in printed
+    assert main(["reproduce", "selu_constants", "--budget", "smoke", "--out", str(out)]) == 0
+    assert "0 to run" in capsys.readouterr().out
+    assert main(["report", str(out), "--tol-long", "0.02"]) == 0
+    assert "report.html" in capsys.readouterr().out
+    assert main(["reproduce", "--list"]) == 0
+    assert "selu_100" in capsys.readouterr().out
+    assert main(["reproduce", "no_such_id", "--out", str(out)]) == 2
+
+
+def test_report_needs_a_store(tmp_path):
+    from trainwell.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no run store"):
+        write_report(tmp_path)

@@ -1,0 +1,54 @@
+import errno
+
+import pytest
+
+from trainwell.cli import main
+from trainwell.fileio import atomic_path, atomic_write_text
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "f.txt"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half of the new")
+            raise RuntimeError("crash while writing")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_disk_errors_name_the_target_file(tmp_path, monkeypatch):
+    target = tmp_path / "model.safetensors"
+    atomic_write_text(target, "previous")
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(type(target), "write_bytes", full)
+    with pytest.raises(OSError) as error:
+        atomic_write_text(target, "new")
+    assert error.value.filename == str(target) and error.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert target.read_text() == "previous"
+
+
+def test_cli_reports_a_read_only_output_folder_in_one_line(tmp_path, monkeypatch, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text('[data]\nname = "digits"\nvalidation_size = 100\n[model]\n'
+                      'layers = [{type = "flatten"}, {type = "dense", units = 10, activation = "softmax"}]\n'
+                      '[train]\nepochs = 1\nresumable = false\n')
+    out = tmp_path / "out"
+    assert main(["train", str(config), "-o", str(out), "-q"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    assert main(["train", str(config), "-o", str(out), "-q"]) == 1
+    message = capsys.readouterr().err
+    assert message.startswith("error: ") and "Permission denied" in message and str(out) in message
+    assert "Traceback" not in message
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -1,0 +1,71 @@
+"""The report: verdicts against tolerances, a self-contained HTML page, a Markdown summary with every entry."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from trainwell.experiments import BUDGETS, Target, entries, judge
+from trainwell.report import write_report
+from trainwell.store import RunStore, store_path
+
+
+@pytest.mark.parametrize("epochs, value, status", [
+    (10, 0.8430 + 0.0149, "pass"), (10, 0.8430 - 0.016, "fail"),   # 10+ epochs: within 0.015
+    (5, 0.8430 - 0.024, "pass"), (5, 0.8430 + 0.026, "fail"),      # shorter: within 0.025
+])
+def test_default_tolerances(epochs, value, status):
+    assert judge(Target("val_accuracy", 0.8430), [value], epochs=epochs, budget=BUDGETS["full"]).status == status
+
+
+def test_tolerances_are_configurable_and_the_mean_over_seeds_is_judged():
+    outcome = judge(Target("val_accuracy", 0.80), [0.77, 0.79], epochs=10, budget=BUDGETS["full"],
+                    tolerance_long=0.03)
+    assert outcome.status == "pass" and outcome.tolerance == 0.03
+    assert abs(outcome.mean - 0.78) < 1e-12 and outcome.std > 0 and abs(outcome.difference + 0.02) < 1e-12
+
+
+def test_quick_budget_is_not_comparable_except_for_budget_free_figures():
+    assert judge(Target("val_accuracy", 0.84), [0.5], epochs=10, budget=BUDGETS["quick"]).status == "not comparable"
+    constant = Target("alpha", 1.6733, tolerance=5e-5, budget_free=True)
+    assert judge(constant, [1.67326], epochs=0, budget=BUDGETS["quick"]).status == "pass"
+    assert judge(Target("x", low=1, budget_free=True), [0.0], epochs=0, budget=BUDGETS["smoke"]).status == "fail"
+    assert judge(Target("x", 0.5), [], epochs=10, budget=BUDGETS["full"]).status == "missing"
+    assert judge(Target("x", 0.5), [float("nan")], epochs=10, budget=BUDGETS["full"]).status == "fail"
+
+
+def _fake_full_store(out):
+    """A full-budget store with one passing, one failing and one crashed entry (no training)."""
+    with RunStore(store_path(out)) as store:
+        store.set_meta("budget", "full")
+        for entry_id, value in (("leaky_relu", 0.8450), ("prelu", 0.70)):
+            run = store.start_run(entry_id, 42, "full", config={"name": entry_id})
+            for epoch in range(1, 11):
+                store.log_epoch(run, "train", epoch, {"accuracy": 0.5 + epoch / 30, "val_accuracy": value - 0.01 / epoch})
+            store.log_results(run, {"val_accuracy": value})
+            store.finish(run)
+        crashed = store.start_run("bn_after", 42, "full")
+        store.fail(crashed, "RuntimeError: out of memory")
+
+
+def test_report_of_a_full_run_shows_pass_fail_and_failures(tmp_path):
+    _fake_full_store(tmp_path)
+    html_path, md_path = write_report(tmp_path)
+    markdown = md_path.read_text()
+    assert "| leaky_relu | book | val_accuracy | 0.843 | 0.8450 | +0.0020 | ±0.015 | pass |" in markdown
+    assert "| prelu | book | val_accuracy | 0.8372 | 0.7000 | -0.1372 | ±0.015 | FAIL |" in markdown
+    assert "bn_after** seed 42: failed: RuntimeError: out of memory" in markdown
+    for entry in entries():  # every catalog entry has a row, run or not
+        assert f"| {entry.id} |" in markdown
+    page = html_path.read_text()
+    assert "out of memory" in page and "data:image/png;base64," in page
+    _, md_wide = write_report(tmp_path, tolerance_long=0.2)
+    assert "| prelu | book | val_accuracy | 0.8372 | 0.7000 | -0.1372 | ±0.2 | pass |" in md_wide.read_text()
+
+
+def test_html_is_self_contained(tmp_path):
+    _fake_full_store(tmp_path)
+    page = write_report(tmp_path)[0].read_text()
+    assert not re.search(r"""(src|href)\s*=\s*['"]?(https?:)?//""", page)
+    assert "<script" not in page and "<link" not in page and "@import" not in page
