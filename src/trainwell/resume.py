@@ -25,12 +25,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from trainwell.errors import TrainwellError
 from trainwell.fileio import atomic_path
-from trainwell.saving import weights_digest
+from trainwell.saving import read_safetensors, weights_digest
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +115,9 @@ def save_state(directory: str | os.PathLike, state: dict[str, Any], *, step: int
 
 def read_state(path: str | os.PathLike) -> dict[str, Any]:
     """Read one state file; ResumeError if it is unreadable or fails its checksum."""
-    from safetensors import safe_open
-
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = dict(handle.metadata() or {})
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        tensors, metadata = read_safetensors(path)
+    except (OSError, ValueError, RuntimeError) as error:
         raise ResumeError(f"{path}: unreadable training state ({error})") from None
     text = metadata.get("state")
     if metadata.get("format") != STATE_FORMAT or text is None:

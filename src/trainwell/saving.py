@@ -85,17 +85,25 @@ def _write(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: 
     return target
 
 
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file; OSError or ValueError if it cannot be read."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+        return load_file(str(path)), metadata
+    except SafetensorError as error:
+        raise ValueError(str(error)) from None
+
+
 def _read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     file = Path(path)
     if not file.is_file():
         raise ModelFileError(f"{file}: no such model file")
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(file), framework="pt") as handle:
-            metadata = dict(handle.metadata() or {})
-        tensors = load_file(str(file))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        tensors, metadata = read_safetensors(file)
+    except (OSError, ValueError, RuntimeError) as error:
         raise ModelFileError(f"{file}: not a readable safetensors model file ({error})") from None
     expected = metadata.get("sha256")
     if expected is None:
