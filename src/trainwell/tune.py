@@ -19,7 +19,9 @@ from __future__ import annotations
 import copy
 import json
 import math
+import random
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Optional, Union
@@ -242,14 +244,22 @@ def _shown(url: str) -> str:
 def open_storage(url: str):
     """Optuna's RDB storage at ``url``, connected now, so a wrong URL is one clear error."""
     optuna = _optuna()
-    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 
     engine = None
     if url.startswith("postgresql"):
         url = _postgresql_driver(url)
         engine = {"connect_args": {"connect_timeout": 10}}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+            except (IntegrityError, ProgrammingError):
+                # Workers starting together on a fresh database race to create Optuna's tables
+                # (PostgreSQL: duplicate key in pg_type); the loser finds them made on a retry.
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 + random.random())
     except (ArgumentError, ValueError) as error:
         if "Could not parse" in str(error) or isinstance(error, ArgumentError):
             raise ConfigError(f"search.storage: {url!r} is not a database URL; e.g. sqlite:///study.db or "
@@ -258,8 +268,10 @@ def open_storage(url: str):
     except ImportError:
         raise ConfigError(f"search.storage: {_shown(url)} needs a database driver that is not installed; for "
                           "PostgreSQL: pip install 'trainwell[tune]' (psycopg2-binary)") from None
-    except Exception as error:  # sqlalchemy's OperationalError and the like: nothing answers there
+    except OperationalError as error:  # nothing answers there, or it refuses us
         raise ConfigError(f"search.storage: cannot reach {_shown(url)} ({_first_line(error)})") from None
+    except Exception as error:
+        raise ConfigError(f"search.storage: cannot open {_shown(url)} ({_first_line(error)})") from None
 
 
 def _postgresql_driver(url: str) -> str:

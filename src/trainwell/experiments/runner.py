@@ -4,7 +4,8 @@
 it skips every run the store has finished, redoes any unfinished one, runs independent
 entries in parallel processes (one torch thread each), prints progress, and writes the
 report. Each run gets a state folder ``OUT/runs/<id>/seed<k>/`` for the models it saves
-(which entries that reuse them read) and, once training can resume, for its checkpoints.
+(which entries that reuse them read) and for the training state a killed config entry
+resumes from (``<state folder>/resume``, see :mod:`trainwell.resume`).
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ class StoreRecorder(Callback):
             self._progress(trainer, trainer.step_in_epoch)
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
-        self.context.store.log_epoch(self.context.run_id, self.phase, epoch, dict(logs))
+        # Every epoch of the History, not just this one: a fit resumed from a saved state
+        # (after the process was killed) brings back epochs this attempt never logged.
+        for record in trainer.history.records:
+            self.context.store.log_epoch(self.context.run_id, self.phase, record["epoch"], dict(record))
         self._progress(trainer, trainer.steps_per_epoch)
 
 
