@@ -62,6 +62,9 @@ register(Entry("ex8_2", SECTION, "exercise", "Adam with early stopping (patience
                notes=("Up to 100 epochs in the full budget; early stopping decides how many run.",)))
 
 
+SPACE_8_3 = {"hidden_layers": [2, 3, 4, 5], "units": [50, 100, 200], "batch_size": [32, 64, 128]}
+
+
 def ex8_3(context: Context) -> None:
     """RandomizedSearchCV over trainwell's scikit-learn classifier (learning rate, width, batch size)."""
     import numpy as np
@@ -80,22 +83,22 @@ def ex8_3(context: Context) -> None:
     search = RandomizedSearchCV(
         TrainwellClassifier(hidden_layers=5, units=100, activation="elu", init="he_normal", optimizer="adam",
                             epochs=epochs, seed=context.seed),
-        {"lr": loguniform(1e-4, 1e-2), "units": [50, 100, 200], "batch_size": [32, 64, 128]},
+        SPACE_8_3 | {"lr": loguniform(1e-4, 1e-2)},
         n_iter=n_iter, cv=folds, random_state=context.seed, refit=True)
     search.fit(x, y)
     context.note_config({"search": "RandomizedSearchCV", "n_iter": n_iter, "cv": folds, "epochs": epochs,
-                         "train_images": int(len(x)), "space": {"lr": "loguniform(1e-4, 1e-2)",
-                                                                "units": [50, 100, 200], "batch_size": [32, 64, 128]}})
+                         "train_images": int(len(x)), "space": {"lr": "loguniform(1e-4, 1e-2)", **SPACE_8_3}})
     candidates = [{"params": {k: (float(v) if isinstance(v, (float, np.floating)) else int(v)) for k, v in p.items()},
                    "score": float(s)} for p, s in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"])]
     context.series("search", {"candidates": candidates, "best": candidates[int(search.best_index_)]})
     context.result(best_cv_accuracy=search.best_score_, best_lr=search.best_params_["lr"],
+                   best_hidden_layers=search.best_params_["hidden_layers"],
                    best_units=search.best_params_["units"], best_batch_size=search.best_params_["batch_size"],
                    val_accuracy=search.score(data.x_val, data.y_val), candidates=len(candidates))
 
 
-register(Entry("ex8_3", SECTION, "exercise", "A randomized search with cross-validation over the learning rate, "
-               "the width and the batch size, refitted on the best setting.", ex8_3, epochs=5, quick_epochs=1,
+register(Entry("ex8_3", SECTION, "exercise", "A randomized search with cross-validation over the number of "
+               "layers, the learning rate, the width and the batch size, refitted on the best setting.", ex8_3, epochs=5, quick_epochs=1,
                targets=(Target("best_cv_accuracy", low=0.9, text="(exercise) a good setting scores above 0.9"),),
                book="(exercise, no number)", cost=20,
                notes=("A modest budget: 10 candidates x 3 folds x 5 epochs on 10,000 images (full), "
