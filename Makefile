@@ -30,4 +30,4 @@ bench: setup
 	$(BIN)/python benchmarks/epoch_time.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs reproduce .pytest_cache .hypothesis

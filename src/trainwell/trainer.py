@@ -29,12 +29,13 @@ from trainwell import distributed
 from trainwell.callbacks import Callback, ProgressDisplay, overrides
 from trainwell.errors import ConfigError
 from trainwell.history import History
-from trainwell.losses import Loss, get_loss, logits_model
+from trainwell.losses import LOSSES, Loss, get_loss, logits_model
 from trainwell.transfer import apply_frozen_modes, split_frozen_prefix
 from trainwell.resume import ResumeError, load_latest_state, rng_states, save_state, set_rng_states
 from trainwell.optim import OptimizerFactory, clip_gradients, make_optimizer, momentum_setter
 from trainwell.regularization import apply_constraints, kernel_constraints, kernel_penalties, total_penalty
 from trainwell.schedules import Schedule, build_schedule, check_schedule
+from trainwell.threads import auto_threads, using_threads
 
 ArrayLike = Any  # numpy array or torch tensor
 
@@ -93,6 +94,7 @@ class Trainer:
         device: str | torch.device | None = None,
         seed: int | None = None,
         skip_nonfinite: bool = False,
+        threads: int | None = None,
     ):
         for metric in metrics:
             if metric not in METRICS:
@@ -100,8 +102,12 @@ class Trainer:
         for key, value in (("clipvalue", clipvalue), ("clipnorm", clipnorm), ("global_clipnorm", global_clipnorm)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
                 raise ConfigError(f"{key}: must be a positive number, got {value!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ConfigError(f"threads: must be a positive integer, got {threads!r}")
         self.device = resolve_device(device)
         self.model = model.to(self.device)
+        # CPU threads while fitting: None picks by the model's shape (see trainwell.threads).
+        self.threads = threads
         self.loss = get_loss(loss)
         self.metrics = tuple(metrics)
         self.clipping = {"clipvalue": clipvalue, "clipnorm": clipnorm, "global_clipnorm": global_clipnorm}
@@ -178,7 +184,19 @@ class Trainer:
         every epoch end (and every ``save_every_steps`` steps); if the folder already
         holds the state of an interrupted fit, training continues from it, to the same
         result as a fit that was never interrupted (see :mod:`trainwell.resume`).
+
+        On the CPU the fit runs on ``threads`` intra-op threads (the Trainer's setting;
+        by default one for a deep narrow model, see :mod:`trainwell.threads`), and the
+        process's setting is restored afterwards.
         """
+        threads = self.threads if self.threads is not None else auto_threads(self.model, self.device)
+        with using_threads(threads):
+            return self._fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
+                             shuffle=shuffle, verbose=verbose, eval_batch_size=eval_batch_size,
+                             cache_frozen=cache_frozen, resume_dir=resume_dir, save_every_steps=save_every_steps)
+
+    def _fit(self, x, y, *, epochs, batch_size, validation_data, shuffle, verbose, eval_batch_size, cache_frozen,
+             resume_dir, save_every_steps) -> History:
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ConfigError(f"epochs: must be a positive integer, got {epochs!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -232,6 +250,13 @@ class Trainer:
         resumed = self._restore(resume_dir, callbacks, order, target) if resume_dir is not None else None
         step_lrs = self.history.steps.setdefault("lr", [])
         step_momenta = self.history.steps.setdefault("momentum", []) if set_momentum is not None else None
+        count_correct = "accuracy" in self.metrics
+        # Accuracy of one process's categorical fit, cheaply: each step writes its predicted
+        # classes into an epoch-long buffer (one op), compared with the targets once per epoch.
+        predicted = (torch.empty(n, dtype=torch.long, device=self.device)
+                     if count_correct and sharding is None and not self.skip_nonfinite
+                     and self.loss.predicted_classes is LOSSES["sparse_categorical_crossentropy"].predicted_classes
+                     else None)
         while len(self.history) < target and not self.stop_training:
             self.epoch = len(self.history) + 1
             for callback in callbacks:
@@ -246,9 +271,10 @@ class Trainer:
             penalty_sum = torch.zeros((), device=self.device)
             correct = torch.zeros((), device=self.device, dtype=torch.long)
             self._samples = 0
-            first = 0
+            first = position = 0
             if resumed is not None:  # continue an epoch a saved state stopped in the middle of
                 first, self._samples = resumed["step_in_epoch"] * batch_size, resumed["samples"]
+                position = first
                 self._loss_sum, penalty_sum, correct = (t.to(self.device) for t in resumed["sums"])
                 resumed = None
             for start in range(first, n, batch_size):
@@ -287,13 +313,16 @@ class Trainer:
                 self.optimizer.step()
                 if constraints:
                     apply_constraints(constraints)
-                self.last_loss = loss.detach()
+                self.last_loss = loss = loss.detach()
                 with torch.no_grad():
-                    self._loss_sum += loss.detach() * count
+                    self._loss_sum.add_(loss, alpha=count)
                     if penalties:
-                        penalty_sum += penalty.detach() * count
-                    if count:  # 0: a rank left out of a short last batch ran one sample with weight 0
+                        penalty_sum.add_(penalty.detach(), alpha=count)
+                    if predicted is not None:
+                        torch.argmax(logits, dim=-1, out=predicted[start:start + count])
+                    elif count and count_correct:  # 0: a rank left out of a short last batch ran one sample with weight 0
                         correct += self.loss.correct(logits, yb)
+                position = start + count
                 self._samples += count
                 self.step += 1
                 self.step_in_epoch += 1
@@ -302,9 +331,12 @@ class Trainer:
                 if self.stop_training:
                     break
                 if save_every_steps and self.step % save_every_steps == 0 and start + batch_size < n:
+                    correct = self._tally(correct, predicted, y_train, indices, first, position)
+                    first = position
                     self._save(resume_dir, callbacks, order, target, mid_epoch={
                         "epoch_order": epoch_order, "step_in_epoch": self.step_in_epoch, "samples": self._samples,
                         "sums": [self._loss_sum, penalty_sum, correct]})
+            correct = self._tally(correct, predicted, y_train, indices, first, position)
             if sharding is not None:  # the epoch's sums over every rank's shard
                 totals = distributed.sum_over_ranks(self._loss_sum, penalty_sum, correct, self._samples)
                 self._loss_sum.fill_(totals[0])
@@ -336,6 +368,13 @@ class Trainer:
         if self.failure is not None:  # set by a callback (TerminateOnNaN); raised once every callback has ended
             raise self.failure
         return self.history
+
+    @staticmethod
+    def _tally(correct, predicted, y_train, indices, first: int, position: int) -> torch.Tensor:
+        """``correct`` plus the right predictions the buffer holds for the epoch's samples first..position."""
+        if predicted is None or position <= first:
+            return correct
+        return correct + (predicted[first:position] == y_train.index_select(0, indices[first:position])).sum()
 
     # -------------------------------------------------------------- resume
     def _save(self, directory, callbacks: list[Callback], order: torch.Generator, target: int,

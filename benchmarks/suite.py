@@ -1,0 +1,278 @@
+"""The benchmark suite: trainwell's epoch time on the chapter's models, against the anchors.
+
+For each model (leaky_relu, bn_after, selu, selu_100; 55,000 images of 28x28, batch
+32) it times epochs of trainwell's ``Trainer.fit`` and of a minimal hand-written
+PyTorch loop on the same preloaded tensors, alternating A B / B A in one process so
+machine noise hits both alike, after one warm-up epoch each (reported too: it holds
+any compile time). Keras on TensorFlow, as the book writes ``fit`` and tuned
+(``steps_per_execution=64`` + XLA), runs in a subprocess right after, when it is
+installed (``pip install .[bench]``, or ``--keras-python`` naming another
+environment's interpreter); otherwise it is skipped with a message. Both sides use the
+thread count trainwell picks for the model (see trainwell.threads) unless ``--threads``.
+
+Prints min and median epoch time, time per step, the ratios, peak memory, and (full
+mode) the wall time of ``trainwell reproduce --budget quick``; writes JSON and a
+Markdown table.
+
+    python benchmarks/suite.py --quick                  # ~2-3 minutes, no Keras, no reproduce
+    python benchmarks/suite.py                          # the full table: benchmarks/RESULTS.md, results.json
+    python benchmarks/suite.py --models leaky_relu,selu_100 --device cuda --epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from trainwell import BatchNormalization, Dense, Flatten, Trainer, build_model
+from trainwell.threads import auto_threads
+
+HERE = Path(__file__).resolve().parent
+MODELS = ("leaky_relu", "bn_after", "selu", "selu_100")
+
+
+def trainwell_model(name: str) -> nn.Module:
+    if name == "leaky_relu":
+        layers = [Dense(300, activation="leaky_relu", init="he_normal"), Dense(100, activation="leaky_relu", init="he_normal")]
+    elif name == "bn_after":
+        layers = [BatchNormalization(), Dense(300, activation="relu", init="he_normal"), BatchNormalization(),
+                  Dense(100, activation="relu", init="he_normal"), BatchNormalization()]
+    else:
+        layers = [Dense(300, activation="selu", init="lecun_normal")]
+        layers += [Dense(100, activation="selu", init="lecun_normal") for _ in range(1 if name == "selu" else 99)]
+    return build_model([Flatten(), *layers, Dense(10, activation="softmax")], input_shape=(28, 28))
+
+
+def hand_written_model(name: str) -> nn.Module:
+    """The same network as plain torch.nn, ending in logits (the minimal way to write it)."""
+    if name == "leaky_relu":
+        layers = [nn.Linear(784, 300), nn.LeakyReLU(0.2), nn.Linear(300, 100), nn.LeakyReLU(0.2)]
+    elif name == "bn_after":
+        layers = [nn.BatchNorm1d(784), nn.Linear(784, 300), nn.ReLU(), nn.BatchNorm1d(300), nn.Linear(300, 100),
+                  nn.ReLU(), nn.BatchNorm1d(100)]
+    else:
+        widths = [784, 300] + [100] * (1 if name == "selu" else 99)
+        layers = [module for a, b in zip(widths, widths[1:]) for module in (nn.Linear(a, b), nn.SELU())]
+    return nn.Sequential(nn.Flatten(), *layers, nn.Linear(100, 10))
+
+
+def optimizer_spec(name: str) -> dict:
+    return {"name": "nadam", "lr": 1e-3} if name == "selu" else {"name": "sgd", "lr": 1e-3}
+
+
+def hand_written_epoch(model, optimizer, x, y, batch_size, generator) -> float:
+    """The minimal PyTorch loop: shuffle, slice, forward, loss, backward, step."""
+    started = time.perf_counter()
+    order = torch.randperm(len(x), generator=generator).to(x.device)
+    for start in range(0, len(x), batch_size):
+        batch = order[start:start + batch_size]
+        loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def data(real: bool, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if real:
+        from trainwell import data as datasets
+
+        dataset = datasets.load("fashion_mnist")
+        x = torch.from_numpy(dataset.x_train[5000:].astype("float32") / 255.0)
+        y = torch.from_numpy(dataset.y_train[5000:].astype("int64"))
+    else:  # the time per epoch does not depend on the pixel values
+        generator = torch.Generator().manual_seed(0)
+        x, y = torch.rand(55000, 28, 28, generator=generator), torch.randint(0, 10, (55000,), generator=generator)
+    return x.to(device), y.to(device)
+
+
+def peak_rss_mib() -> float:
+    """The process's peak resident memory so far (a high-water mark: it never goes down)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def summarize(times: list[float], steps: int) -> dict:
+    return {"first": times[0], "times": times[1:], "min": min(times[1:]), "median": statistics.median(times[1:]),
+            "step_us": min(times[1:]) / steps * 1e6}
+
+
+def time_torch(name: str, x, y, *, epochs: int, batch_size: int, device: str) -> dict:
+    """trainwell and the hand-written loop on one model, epochs alternating."""
+    torch.manual_seed(0)
+    trainer = Trainer(trainwell_model(name), optimizer=optimizer_spec(name), device=device, seed=0)
+    reference = hand_written_model(name).to(device)
+    reference_opt = (torch.optim.NAdam(reference.parameters(), lr=1e-3) if name == "selu"
+                     else torch.optim.SGD(reference.parameters(), lr=1e-3))
+    generator = torch.Generator().manual_seed(0)
+    cuda = device.startswith("cuda")
+    peaks = {}
+
+    def run(side: str) -> float:
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        if side == "trainwell":
+            seconds = trainer.fit(x, y, epochs=1, batch_size=batch_size, verbose=False).last["time"]
+        else:
+            seconds = hand_written_epoch(reference, reference_opt, x, y, batch_size, generator)
+        peaks[side] = torch.cuda.max_memory_allocated() / 2**20 if cuda else peak_rss_mib()
+        return seconds
+
+    times: dict[str, list[float]] = {"trainwell": [], "hand-written": []}
+    for i in range(1 + epochs):
+        for side in (("trainwell", "hand-written") if i % 2 == 0 else ("hand-written", "trainwell")):
+            times[side].append(run(side))
+    steps = (len(x) + batch_size - 1) // batch_size
+    result = {side: {**summarize(values, steps), "peak_mib": peaks[side]} for side, values in times.items()}
+    pairs = [a / b for a, b in zip(times["trainwell"][1:], times["hand-written"][1:])]
+    result["ratio_min"] = result["trainwell"]["min"] / result["hand-written"]["min"]
+    result["ratio_median_of_pairs"] = statistics.median(pairs)
+    return result
+
+
+def keras_python(requested: str | None) -> str | None:
+    """An interpreter that imports keras with TensorFlow, or None (with the reason printed)."""
+    python = requested or os.environ.get("TRAINWELL_KERAS_PYTHON") or sys.executable
+    probe = subprocess.run([python, "-c", "import tensorflow, keras"], capture_output=True, text=True,
+                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if probe.returncode != 0:
+        print(f"Keras/TensorFlow not importable by {python}: skipped (install with `pip install .[bench]`, "
+              "or point --keras-python at an environment that has them)")
+        return None
+    return python
+
+
+def time_keras(python: str, name: str, *, epochs: int, threads: int, tuned: bool) -> dict | None:
+    command = [python, str(HERE / "keras_epoch.py"), name, "--epochs", str(epochs), "--threads", str(threads)]
+    done = subprocess.run(command + (["--tuned"] if tuned else []), capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        print(f"  keras{' tuned' if tuned else ''} failed: {done.stderr.strip().splitlines()[-1:]}")
+        return None
+    report = json.loads(lines[-1])
+    return {**summarize(report["times"], 1719), "version": f"keras {report['keras']}, tf {report['tensorflow']}"}
+
+
+def time_reproduce() -> dict:
+    """Wall time of ``trainwell reproduce --budget quick`` into a fresh folder."""
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "trainwell.cli", "reproduce", "--budget", "quick", "--out", out],
+                              capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        print(f"  reproduce failed ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+    return {"seconds": seconds, "returncode": done.returncode, "jobs": os.cpu_count()}
+
+
+def markdown(results: dict) -> str:
+    env = results["environment"]
+    lines = [f"# Benchmark results ({results['mode']})", "",
+             f"{env['device']}; torch {env['torch']}; {env['cpus']} CPUs; batch {results['batch_size']}, "
+             f"55,000 images; {results['epochs']} timed epochs per side after one warm-up, alternating in one run. "
+             "Seconds per epoch, min / median; ratio = trainwell / other (min-to-min).", "",
+             "| model | threads | trainwell | hand-written PyTorch | ratio | Keras fit | ratio | Keras tuned | ratio "
+             "| trainwell first epoch | trainwell step | peak memory |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, row in results["models"].items():
+        tw, hand = row["trainwell"], row["hand-written"]
+        cells = [name, str(row["threads"]), f"{tw['min']:.2f} / {tw['median']:.2f}",
+                 f"{hand['min']:.2f} / {hand['median']:.2f}", f"{row['ratio_min']:.2f}"]
+        for key in ("keras", "keras_tuned"):
+            other = row.get(key)
+            cells += [f"{other['min']:.2f} / {other['median']:.2f}", f"{tw['min'] / other['min']:.2f}"] if other else ["-", "-"]
+        cells += [f"{tw['first']:.2f}", f"{tw['step_us']:.0f} us", f"{tw['peak_mib']:.0f} MiB"]
+        lines.append("| " + " | ".join(cells) + " |")
+    if results.get("reproduce"):
+        r = results["reproduce"]
+        lines += ["", f"`trainwell reproduce --budget quick` (jobs = {r['jobs']}): {r['seconds']:.0f} s wall"
+                  + ("" if r["returncode"] == 0 else f" (exit status {r['returncode']})") + "."]
+    memory = "peak GPU memory allocated per side" if env["device"] != "cpu" else "the process's peak RSS so far"
+    lines += ["", f"Peak memory is {memory}. Keras runs in its own process right after the PyTorch pair."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer epochs, no Keras, no reproduce (a few minutes)")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {','.join(MODELS)}")
+    parser.add_argument("--epochs", type=int, help="timed epochs per side (default 5, selu_100 3; quick: 3 and 1)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, help="torch threads for every model (default: trainwell's choice)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--real", action="store_true", help="Fashion-MNIST instead of random pixels")
+    parser.add_argument("--keras", action=argparse.BooleanOptionalAction, default=None,
+                        help="time Keras too (default: on unless --quick)")
+    parser.add_argument("--keras-tuned", action=argparse.BooleanOptionalAction, default=True,
+                        help="also Keras with steps_per_execution=64 and XLA (default: on with --keras)")
+    parser.add_argument("--keras-python", help="interpreter that has keras + tensorflow (default: this one)")
+    parser.add_argument("--reproduce", action=argparse.BooleanOptionalAction, default=None,
+                        help="time `trainwell reproduce --budget quick` (default: on unless --quick)")
+    parser.add_argument("--out", help="output prefix (default benchmarks/results; quick: benchmarks/results-quick)")
+    args = parser.parse_args()
+    names = [n for n in args.models.split(",") if n]
+    for name in names:
+        if name not in MODELS:
+            parser.error(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
+    use_keras = (not args.quick) if args.keras is None else args.keras
+    python = keras_python(args.keras_python) if use_keras and args.device == "cpu" else None
+    x, y = data(args.real, args.device)
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
+    results = {"mode": "quick" if args.quick else "full", "batch_size": args.batch_size, "models": {},
+               "epochs": args.epochs or ("3 (selu_100: 1)" if args.quick else "5 (selu_100: 3)"),
+               "environment": {"device": device_name, "torch": torch.__version__, "cpus": os.cpu_count(),
+                               "python": platform.python_version(), "machine": platform.processor() or platform.machine()}}
+    default_threads = torch.get_num_threads()
+    print(f"trainwell benchmark suite on {device_name}, torch {torch.__version__}, {os.cpu_count()} CPUs")
+    for name in names:
+        epochs = args.epochs or ((1 if name == "selu_100" else 3) if args.quick else (3 if name == "selu_100" else 5))
+        threads = args.threads or auto_threads(trainwell_model(name), torch.device(args.device)) or default_threads
+        torch.set_num_threads(threads)
+        row = {"threads": threads, "epochs": epochs, **time_torch(name, x, y, epochs=epochs,
+                                                                   batch_size=args.batch_size, device=args.device)}
+        tw, hand = row["trainwell"], row["hand-written"]
+        print(f"{name} ({threads} thread(s), {epochs} epochs each)")
+        print(f"  trainwell     min {tw['min']:.3f} s  median {tw['median']:.3f} s  first {tw['first']:.3f} s  "
+              f"{tw['step_us']:.0f} us/step  peak {tw['peak_mib']:.0f} MiB")
+        print(f"  hand-written  min {hand['min']:.3f} s  median {hand['median']:.3f} s  first {hand['first']:.3f} s")
+        print(f"  trainwell / hand-written: min-to-min {row['ratio_min']:.3f}, "
+              f"median of pairs {row['ratio_median_of_pairs']:.3f}")
+        if python is not None:
+            for key, tuned in (("keras", False), ("keras_tuned", True)):
+                if tuned and not args.keras_tuned:
+                    continue
+                row[key] = time_keras(python, name, epochs=min(epochs, 3), threads=threads, tuned=tuned)
+                if row[key]:
+                    k = row[key]
+                    print(f"  {key:13s} min {k['min']:.3f} s  median {k['median']:.3f} s  first {k['first']:.3f} s"
+                          f"  -> trainwell / {key}: {tw['min'] / k['min']:.3f}")
+        results["models"][name] = row
+    torch.set_num_threads(default_threads)
+    do_reproduce = (not args.quick) if args.reproduce is None else args.reproduce
+    if do_reproduce:
+        results["reproduce"] = time_reproduce()
+        print(f"trainwell reproduce --budget quick: {results['reproduce']['seconds']:.0f} s wall")
+    prefix = Path(args.out) if args.out else HERE / ("results-quick" if args.quick else "results")
+    prefix.with_suffix(".json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    table = markdown(results)
+    (prefix.parent / "RESULTS.md" if not args.out and not args.quick else prefix.with_suffix(".md")).write_text(
+        table, encoding="utf-8")
+    print(f"wrote {prefix.with_suffix('.json')} and the Markdown table beside it")
+
+
+if __name__ == "__main__":
+    main()
