@@ -117,7 +117,12 @@ def budget_config(config: dict[str, Any], context: Context, *, epochs: int | Non
     config["seed"] = context.seed
     config["output_dir"] = str(context.state_dir)
     train = config.setdefault("train", {})
-    train["epochs"] = epochs if epochs is not None else max(1, context.epochs)
+    if config.get("phases"):  # each phase has its epochs (the smoke budget: one each)
+        train.pop("epochs", None)
+        if context.budget.name == "smoke":
+            config["phases"] = [{**phase, "epochs": 1} for phase in config["phases"]]
+    else:
+        train["epochs"] = epochs if epochs is not None else max(1, context.epochs)
     if context.budget.name == "smoke":  # a few steps per epoch even at batch 128 (1cycle needs some room)
         train["batch_size"] = min(train.get("batch_size", 32), 32)
     data = config.setdefault("data", {})
