@@ -27,7 +27,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 bench: setup
-	$(BIN)/python benchmarks/epoch_time.py
+	$(BIN)/python benchmarks/suite.py --quick
 
 clean:
 	rm -rf $(VENV) runs reproduce .pytest_cache .hypothesis

@@ -70,6 +70,8 @@ def test_every_entry_runs_in_the_smoke_budget(smoke_run):
             if entry.epochs and entry.run is experiments.runner.run_config:
                 assert store.epochs(row["id"]), entry.id
     assert any("start selu_100 seed 42" in line for line in lines)
+    summary_md = (out / "report.md").read_text()
+    assert "## The doctor's findings" in summary_md and "### relu_100" in summary_md and "### selu_100" in summary_md
     assert (state_dir(out, "ex8_2", 42, "smoke") / "model.safetensors").exists()
 
 

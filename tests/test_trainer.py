@@ -183,3 +183,53 @@ def test_cuda_training_keeps_data_on_device(blobs):
     history = trainer.fit(x, y, epochs=2, validation_data=(x, y), verbose=False)
     assert next(trainer.model.parameters()).is_cuda
     assert history.last["val_accuracy"] > 0.5
+
+
+def test_cuda_history_matches_cpu(blobs):
+    """The device path (data preloaded on the GPU, accuracy tallied there) gives the CPU's History."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    x, y = blobs
+    torch.manual_seed(0)  # no dropout: CPU and CUDA draw different dropout masks from the same seed
+    model = build_model([Dense(16, activation="relu"), Dense(3, activation="softmax")], input_shape=(4,))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def fresh():
+        model.load_state_dict(state)
+        return model
+
+    histories = [Trainer(fresh(), optimizer={"name": "sgd", "lr": 0.1}, device=device, seed=0)
+                 .fit(x, y, epochs=2, batch_size=32, validation_data=(x, y), verbose=False) for device in ("cpu", "cuda")]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert histories[1][key] == pytest.approx(histories[0][key], rel=1e-4, abs=1e-4)
+
+
+def test_fast_paths_give_the_same_history(blobs):
+    """Same seed, same History with and without the fast paths (thread choice, accuracy buffer)."""
+    x, y = blobs
+    histories = []
+    for threads, metric_path in ((1, "buffer"), (2, "buffer"), (1, "generic")):
+        trainer = Trainer(small_model(), optimizer={"name": "sgd", "lr": 0.1}, seed=0, threads=threads)
+        if metric_path == "generic":  # the per-step accuracy sum the loop uses when the buffer does not apply
+            trainer.skip_nonfinite = True
+        history = trainer.fit(x, y, epochs=3, batch_size=32, validation_data=(x, y), verbose=False)
+        histories.append(history)
+    for other in histories[1:]:
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
+            assert other[key] == pytest.approx(histories[0][key], rel=1e-5, abs=1e-6)
+        assert other.steps["lr"] == histories[0].steps["lr"]
+
+
+def test_threads_setting_is_used_and_restored(blobs):
+    x, y = blobs
+    seen = []
+
+    class Spy(Callback):
+        def on_epoch_begin(self, trainer, epoch):
+            seen.append(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    Trainer(small_model(), seed=0, threads=3, callbacks=[Spy()]).fit(x[:64], y[:64], epochs=1, verbose=False)
+    assert seen == [3] and torch.get_num_threads() == before
+    with pytest.raises(ConfigError, match="threads"):
+        Trainer(small_model(), threads=0)

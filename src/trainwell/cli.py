@@ -35,8 +35,9 @@ def app() -> None:
 @click.option("--seed", type=int, help="Override the seed.")
 @click.option("--output-dir", "-o", type=click.Path(path_type=Path), help="Where to write the outputs (default runs/<name>).")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
+@click.option("--threads", type=click.IntRange(min=1), help="Override train.threads (CPU threads while fitting).")
 def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | None, output_dir: Path | None,
-          quiet: bool) -> None:
+          quiet: bool, threads: int | None) -> None:
     """Train the model a CONFIG file (.toml, .yaml or .json) describes.
 
     Prints the validation and test accuracy and writes the model, its history and
@@ -52,6 +53,8 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
         overrides.append(f"train.epochs={epochs}")
     if seed is not None:
         overrides.append(f"seed={seed}")
+    if threads is not None:
+        overrides.append(f"train.threads={threads}")
     if output_dir is not None:
         overrides.append(f"output_dir={json.dumps(str(output_dir))}")
     run_config = load_config(config, overrides)

@@ -11,7 +11,7 @@ A config has five parts; every key but ``model.layers`` has a default:
     [schedule]   optional: name (constant, power, exponential, piecewise_constant, one_cycle, cosine,
                  plateau), per = "step" | "epoch", and the schedule's options (trainwell.schedules)
     [lr_find]    optional: min_lr, max_lr, steps, batch_size, stop_factor, smoothing
-    [train]      epochs, batch_size, loss, metrics, clipvalue, clipnorm, global_clipnorm, device
+    [train]      epochs, batch_size, loss, metrics, clipvalue, clipnorm, global_clipnorm, device, threads
     [callbacks]  optional: terminate_on_nan, [callbacks.early_stopping] monitor, mode, patience,
                  min_delta, restore_best_weights; [callbacks.checkpoint] every, keep, save_best,
                  monitor, mode, min_delta
@@ -101,6 +101,7 @@ class TrainConfig(_Section):
     clipnorm: Optional[float] = Field(None, gt=0)
     global_clipnorm: Optional[float] = Field(None, gt=0)
     device: str = "auto"
+    threads: Optional[int] = Field(None, gt=0)  # CPU threads while fitting; default: by the model's shape
     eval_batch_size: int = Field(1024, gt=0)
     cache_frozen: bool = True  # compute frozen lowest layers' outputs once (same results, faster)
     # Save the whole training state in <output_dir>/resume/ at every epoch end (and every

@@ -344,6 +344,11 @@ def markdown(store: RunStore, reports: list[EntryReport], budget: Budget) -> str
     lines += ["", "## The chapter's qualitative claims", "", "| claim | trainwell | verdict |", "|---|---|---|"]
     for text, measured, verdict in claim_verdicts(reports, budget):
         lines.append(f"| {text} | {measured} | {verdict} |")
+    findings = [(r.entry.id, data) for r in reports for data in _first_series(store, r, "diagnosis")[:1]]
+    if findings:
+        lines += ["", "## The doctor's findings", ""]
+        for entry_id, data in findings:
+            lines += [f"### {entry_id}", "", str(data).strip(), ""]
     misses = [r for r in reports if r.failed or any(o.status == "fail" for o in r.outcomes)]
     if misses:
         lines += ["", "## Misses and failures", ""]
@@ -446,6 +451,8 @@ def html_page(store: RunStore, reports: list[EntryReport], budget: Budget) -> st
                         f"<figcaption>{e(caption)}</figcaption></figure>")
         for data in _first_series(store, report, "summary")[:1]:
             body.append(f"<pre>{e(str(data))}</pre>")
+        for data in _first_series(store, report, "diagnosis")[:1]:
+            body.append(f"<h3>The doctor's findings</h3><pre>{e(str(data))}</pre>")
         body.append(f"<details><summary>config</summary><pre>{e(_config_text(store, report))}</pre></details>")
         body.append("</section>")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>trainwell reproduce report</title>"

@@ -147,6 +147,8 @@ def run_config(context: Context, config: dict[str, Any] | None = None, *, phase:
     context.result(**{k: v for k, v in run.metrics.items() if isinstance(v, (int, float))})
     if "schedule" in config:
         context.series("lr", thin(run.history.steps.get("lr", [])))
+    if run.diagnosis is not None:
+        context.series("diagnosis", run.diagnosis.to_markdown())
     return run
 
 
