@@ -19,7 +19,7 @@ import torch
 from trainwell import Trainer
 from trainwell.diagnostics import Diagnostics
 
-from epoch_time import book_model, data  # noqa: E402  (the sibling benchmark's model and data)
+from suite import data, trainwell_model  # noqa: E402  (the suite's models and data)
 
 
 def main() -> None:
@@ -34,12 +34,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    x, y = data(args.real)
-    x, y = x.to(args.device), y.to(args.device)
+    x, y = data(args.real, args.device)
     torch.manual_seed(0)
     recorder = Diagnostics(every=args.every)
-    trainers = {"without": Trainer(book_model(), optimizer={"name": "sgd", "lr": 1e-3}, device=args.device, seed=0),
-                "with": Trainer(book_model(), optimizer={"name": "sgd", "lr": 1e-3}, device=args.device, seed=0,
+    trainers = {"without": Trainer(trainwell_model("leaky_relu"), optimizer={"name": "sgd", "lr": 1e-3}, device=args.device, seed=0),
+                "with": Trainer(trainwell_model("leaky_relu"), optimizer={"name": "sgd", "lr": 1e-3}, device=args.device, seed=0,
                                 callbacks=[recorder])}
 
     def epoch(name: str) -> float:

@@ -58,7 +58,7 @@ def trainwell_model(name: str) -> nn.Module:
 def hand_written_model(name: str) -> nn.Module:
     """The same network as plain torch.nn, ending in logits (the minimal way to write it)."""
     if name == "leaky_relu":
-        layers = [nn.Linear(784, 300), nn.LeakyReLU(0.2), nn.Linear(300, 100), nn.LeakyReLU(0.2)]
+        layers = [nn.Linear(784, 300), nn.LeakyReLU(0.3), nn.Linear(300, 100), nn.LeakyReLU(0.3)]
     elif name == "bn_after":
         layers = [nn.BatchNorm1d(784), nn.Linear(784, 300), nn.ReLU(), nn.BatchNorm1d(300), nn.Linear(300, 100),
                   nn.ReLU(), nn.BatchNorm1d(100)]
