@@ -149,6 +149,12 @@ def test_tune_runs_the_trials_and_writes_the_best_config(config_file, tmp_path, 
     best = json.loads((out / "best_trial.json").read_text())
     assert best["trials"] == {"complete": 3} and set(best["params"]) == {
         "model.layers[1].repeat", "model.layers[1].units", "optimizer.lr"}
+    from trainwell.store import RunStore
+
+    with RunStore(out / "runs.sqlite") as store:  # every trial is a run in the run store
+        runs = store.runs(budget="tune")
+        assert sorted(r["seed"] for r in runs) == [0, 1, 2] and all(r["status"] == "finished" for r in runs)
+        assert all(store.epochs(r["id"])["trial"] and "val_accuracy" in store.results(r["id"]) for r in runs)
     best_config = load_config(out / "best_config.json")  # ready for trainwell train
     assert best_config.optimizer["lr"] == pytest.approx(best["params"]["optimizer.lr"])
     assert best_config.search is None and best_config.name == "tiny_search_best"

@@ -348,7 +348,8 @@ def tune(config: str | Path, *, trials: int | None = None, storage: str | None =
     (``runs/<name>/tune`` unless given). Several processes may call this on one
     study (the same ``storage`` and ``study``) at once.
     """
-    from trainwell.experiment import output_dir_for, train_config
+    from trainwell.experiment import output_dir_for, train_config, versions
+    from trainwell.store import RunStore
 
     data = apply_overrides(read_config_file(config), list(overrides))
     data.setdefault("name", Path(config).stem)
@@ -375,6 +376,7 @@ def tune(config: str | Path, *, trials: int | None = None, storage: str | None =
     result = TuneResult(study_name=name, storage=_shown(url), output_dir=out, metric=search.metric,
                         direction=search.goal)
     State = optuna.trial.TrialState
+    store = RunStore(out / "runs.sqlite")  # every trial as a run: config, epochs, final metrics
     while len(the_study.get_trials(deepcopy=False)) < total:
         trial = the_study.ask()
         if trial.number >= total:  # another worker took the last trial between our count and our ask
@@ -384,6 +386,8 @@ def tune(config: str | Path, *, trials: int | None = None, storage: str | None =
         values = {param.key: param.suggest(trial) for param in params}
         record = TrialRecord(number=trial.number, state="complete", value=None, params=values, epochs=0)
         pruning = PruningCallback(trial, search.metric)
+        run_id = store.start_run(f"tune:{name}", trial.number, "tune", config=with_params(data, values),
+                                 versions=versions())
         try:
             trial_config = validate_config(with_params(data, values), source=f"trial {trial.number}")
             run = train_config(trial_config, verbose=False, save=False, callbacks=[pruning])
@@ -391,8 +395,10 @@ def tune(config: str | Path, *, trials: int | None = None, storage: str | None =
             record.state, record.note = "failed", str(error).splitlines()[0]
             trial.set_user_attr("error", record.note)
             the_study.tell(trial, state=State.FAIL)
-        except BaseException:
+            store.fail(run_id, record.note)
+        except BaseException as error:
             the_study.tell(trial, state=State.FAIL)
+            store.fail(run_id, f"{type(error).__name__}: {error}")
             raise
         else:
             record.epochs = len(run.history)
@@ -407,10 +413,15 @@ def tune(config: str | Path, *, trials: int | None = None, storage: str | None =
                 value = run.metrics.get(search.metric, run.history.last.get(search.metric))
                 record.value = float(value)
                 the_study.tell(trial, record.value)
+            for epoch in run.history.records:
+                store.log_epoch(run_id, "trial", epoch["epoch"], epoch)
+            store.log_results(run_id, {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))})
+            store.finish(run_id)
         result.ran.append(record)
         if on_trial is not None:
             on_trial(record)
 
+    store.close()
     finished = the_study.get_trials(deepcopy=False)
     result.counts = {state.name.lower(): sum(t.state == state for t in finished) for state in State
                      if any(t.state == state for t in finished)}
