@@ -15,6 +15,7 @@ torch.Size([2, 10])
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -34,14 +35,14 @@ ActivationSpec = Union[str, Mapping[str, Any], None]
 InitSpec = Union[str, Mapping[str, Any]]
 
 
-class LayerSpec:
+class LayerSpec(ABC):
     """Base of all layer specs: a ``type`` key for config files and a ``build`` step."""
 
     type: ClassVar[str]
 
+    @abstractmethod
     def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
         """Return the module for this layer and its output shape (without the batch axis)."""
-        raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
         """The config-file form of this spec; ``layer_from_dict`` reads it back."""
