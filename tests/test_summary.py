@@ -1,7 +1,6 @@
 import pytest
 from torch import nn
 
-from trainwell.config import validate_config
 from trainwell.errors import ConfigError
 from trainwell.layers import BatchNormalization, Dense, Flatten, build_model
 from trainwell.summary import summary

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainwell.errors import ConfigError
+from trainwell.errors import ConfigError, reject_unknown
 
 __all__ = [
     "SELU_ALPHA",
@@ -282,12 +282,7 @@ def _build(name: Any, kwargs: Mapping[str, Any]) -> _Built:
     if name not in _FACTORIES:
         raise ConfigError(f"unknown activation {name!r}; allowed: {', '.join(activation_names())}")
     allowed = _arguments(name)
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"unknown argument{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-            f"for activation {name!r}; allowed: {', '.join(allowed) or 'none'}"
-        )
+    reject_unknown(kwargs, allowed, what=f"activation {name!r}")
     converted = {}
     for arg, value in kwargs.items():
         what, ok = _ARGUMENT_RULES[arg]

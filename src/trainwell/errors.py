@@ -23,3 +23,14 @@ class ModelFileError(TrainwellError):
 
 class TrainingDiverged(TrainwellError):
     """The loss became nan or infinite; the message says when and which checkpoint is the last good one."""
+
+
+def reject_unknown(given, allowed, *, what: str) -> None:
+    """ConfigError naming the arguments in ``given`` that ``allowed`` lacks (``what``: e.g. "activation 'elu'").
+
+    >>> reject_unknown({"alpha": 1}, ("alpha",), what="activation 'elu'")
+    """
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise ConfigError(f"unknown argument{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+                          f"for {what}; allowed: {', '.join(allowed) or 'none'}")

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor
 
-from trainwell.errors import ConfigError
+from trainwell.errors import ConfigError, reject_unknown
 
 __all__ = [
     "TRUNCATED_NORMAL_STD_CORRECTION",
@@ -327,12 +327,7 @@ def get_initializer(spec: str | Mapping[str, Any] | Initializer) -> Initializer:
         )
     fn = _INITIALIZERS[name]
     allowed = _arguments(fn)
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"unknown argument{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-            f"for initializer {name!r}; allowed: {', '.join(allowed) or 'none'}"
-        )
+    reject_unknown(kwargs, allowed, what=f"initializer {name!r}")
     if name in _CHECKS:
         _CHECKS[name](**kwargs)
 

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, Sequence, Union
 
-import torch
+import torch  # noqa: F401  (the module docstring's example uses it)
 from torch import nn
 
 from trainwell.activations import get_activation

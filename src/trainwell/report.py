@@ -390,7 +390,7 @@ def html_page(store: RunStore, reports: list[EntryReport], budget: Budget) -> st
     seeds = sorted({run["seed"] for r in reports for run in r.runs})
     versions, devices = _versions(store, budget)
     by_id = {r.entry.id: r for r in reports}
-    body = [f"<h1>trainwell reproduces &ldquo;Training Deep Neural Networks&rdquo;</h1>",
+    body = ["<h1>trainwell reproduces &ldquo;Training Deep Neural Networks&rdquo;</h1>",
             f"<p>{_md_inline(_budget_sentence(budget))}</p>",
             f"<p>Seeds: {e(', '.join(map(str, seeds)) or '-')}. Versions: {e(versions or '-')}. "
             f"Device: {e(devices or '-')}.</p>", "<h2>Summary</h2>",

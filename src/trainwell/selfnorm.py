@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from trainwell.diagnostics import Recording
 from trainwell.doctor import THRESHOLDS, Finding
-from trainwell.layers import Activation, AlphaDropout, BatchNormalization, Dense, Dropout, Flatten, ModelSpec, _layer_names
+from trainwell.layers import Activation, BatchNormalization, Dense, Dropout, Flatten, ModelSpec, _layer_names
 
 __all__ = ["check_self_normalization", "uses_selu"]
 

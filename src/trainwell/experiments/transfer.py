@@ -7,7 +7,7 @@ import copy
 from trainwell.experiments.activations import RANDOM_STREAM
 from trainwell.experiments.common import FLATTEN, config, dense, softmax
 from trainwell.experiments.registry import Claim, Entry, Target, claim, register
-from trainwell.experiments.runner import Context, budget_config, run_config
+from trainwell.experiments.runner import Context, run_config
 
 SECTION = "Reusing pretrained layers"
 HIDDEN = [dense(300, "selu"), dense(100, "selu"), dense(50, "selu"), dense(50, "selu"), dense(50, "selu")]
