@@ -49,8 +49,28 @@ def test_deep_sigmoid_stack_is_flagged_vanishing_with_layers_and_numbers():
     diagnosis = diagnose(recording, model=model)
     (finding,) = [f for f in diagnosis.findings if f.code == "vanishing_gradients"]
     assert finding.layers == ("dense_1", "dense_2", "dense_3")
-    assert finding.numbers["bottom_to_top"] < 1e-2
+    assert finding.numbers["bottom_to_top_grad_rms"] < 1e-2
     assert "dense_1" in finding.detail and "x smaller" in finding.detail and "He initialization" in finding.advice
+    assert all(sample.layers[name]["backward_rms"] > 0 for sample in recording.samples
+               for name in ("dense_1", "dense_6", "dense_12"))
+
+
+def test_a_vanishing_backward_signal_is_named_even_when_weight_gradients_look_level():
+    rows = [{"grad_rms": 1e-3, "backward_rms": 10.0 ** (i - 6), "std": 1.0} for i in range(6)]
+    (finding,) = diagnose(synthetic(rows)).findings
+    assert finding.code == "vanishing_gradients"
+    assert "backward signal" in finding.detail and "weights' gradient RMS" not in finding.detail
+    assert finding.numbers["bottom_to_top_backward_rms"] < 1e-2
+
+
+def test_the_gradient_ratios_are_shown_whether_or_not_a_rule_fires():
+    rows = [{"std": 1.0 / 2 ** i, "grad_rms": 1e-3, "backward_rms": 2e-3} for i in range(6)]
+    diagnosis = diagnose(synthetic(rows))
+    (finding,) = diagnosis.findings
+    assert finding.code == "fading_signal" and "the gradients stay within 1x" in finding.detail
+    assert "weights' gradient RMS 1x, backward signal 1x" in diagnosis.measured()
+    assert diagnosis.measured() in diagnosis.to_text() and diagnosis.measured() in diagnosis.to_markdown()
+    assert Diagnosis.from_dict(json.loads(json.dumps(diagnosis.to_dict()))).measured() == diagnosis.measured()
 
 
 def test_healthy_small_model_raises_no_alarm():

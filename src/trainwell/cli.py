@@ -261,6 +261,8 @@ def doctor(config: Path, set_: tuple[str, ...], steps: int | None, every: int | 
         out.print(f"[bold {color}]{finding.severity.upper()}[/]: [bold]{finding.title}[/]")
         for label, text in (("", finding.detail), ("try: ", finding.advice)):
             out.print(f"  {label}{text}", markup=False, soft_wrap=True)
+    if checkup.diagnosis.measured():
+        out.print(f"measured: {checkup.diagnosis.measured()}", markup=False, soft_wrap=True)
     if plot_dir is not None:
         from trainwell.doctor_plots import plot_recording
 

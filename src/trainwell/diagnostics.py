@@ -3,8 +3,9 @@
 The chapter's problems show up in a few numbers per layer: the mean and std of its
 outputs (a signal that shrinks or grows with depth; a SELU net that stops being
 self-normalizing), the fraction of dead ReLUs and of saturated sigmoid/tanh outputs,
-the gradient norm of its weights (vanishing or exploding gradients), and how big an
-update step is next to the weights (a learning rate that is too high).
+the gradient norm of its weights and the RMS of the loss's gradient with respect to its
+outputs (the backward signal: both vanish or explode with depth), and how big an update
+step is next to the weights (a learning rate that is too high).
 
 :class:`Diagnostics` is a callback that records them on one step in ``every``: it
 attaches forward hooks and gradient hooks at that step's beginning and removes them at
@@ -23,7 +24,7 @@ inside it (trainwell's Dense) or when it has none.
 >>> recorder.recording.steps, [layer.name for layer in recorder.recording.layers]
 ([0, 5], ['0', '2'])
 >>> sorted(recorder.recording.samples[0].layers["0"])
-['dead', 'grad_norm', 'grad_rms', 'mean', 'saturated', 'std', 'update_ratio']
+['backward_rms', 'dead', 'grad_norm', 'grad_rms', 'mean', 'saturated', 'std', 'update_ratio']
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ __all__ = ["LayerInfo", "Sample", "Recording", "Diagnostics", "find_layers", "SA
 #: saturated: there the sigmoid's slope is under 4% of its largest, tanh's under 2%.
 SATURATION_MARGIN = 0.01
 _BOUNDS = {"sigmoid": (0.0, 1.0), "hard_sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0)}
-STATS = ("mean", "std", "dead", "saturated", "grad_norm", "grad_rms", "update_ratio")
+STATS = ("mean", "std", "dead", "saturated", "grad_norm", "grad_rms", "backward_rms", "update_ratio")
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,14 @@ def _output_hook(stats: dict[str, torch.Tensor], kind: str, unit_axis: int):
             low, high = _BOUNDS[kind]
             margin = SATURATION_MARGIN * (high - low)
             stats["saturated"] = ((y <= low + margin) | (y >= high - margin)).float().mean()
+        if output.requires_grad:  # the backward signal: what reaches this layer's outputs from the loss
+            output.register_hook(_backward_hook(stats))
+    return hook
+
+
+def _backward_hook(stats: dict[str, torch.Tensor]):
+    def hook(grad: torch.Tensor) -> None:
+        stats["backward_rms"] = grad.detach().float().pow(2).mean().sqrt()
     return hook
 
 

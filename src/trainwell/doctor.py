@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 from trainwell.callbacks import Callback
 from trainwell.diagnostics import Recording
 
-__all__ = ["Finding", "Diagnosis", "diagnose", "measured_findings", "THRESHOLDS"]
+__all__ = ["Finding", "Diagnosis", "diagnose", "gradient_flow", "measured_findings", "THRESHOLDS"]
 
 #: When a rule fires. Gradients: bottom-vs-top ratio of the typical gradient RMS; signal:
 #: smallest (largest) std of a hidden layer against the first one's; fractions of units.
@@ -73,25 +73,31 @@ class Diagnosis:
         findings = [Finding(**{**f, "layers": tuple(f["layers"])}) for f in data["findings"]]
         return cls(findings=findings, context=dict(data.get("context", {})))
 
+    def measured(self) -> str | None:
+        """The gradient ratios behind the depth rules, shown whether or not a rule fired."""
+        return _flow_summary(self.context.get("gradient_flow"))
+
     def to_text(self) -> str:
         """Plain text, one block per finding (what ``trainwell doctor`` prints)."""
+        measured = [f"measured: {self.measured()}"] if self.measured() else []
         if self.healthy:
-            return "no problems found"
+            return "\n".join(["no problems found", *measured])
         blocks = []
         for f in self.findings:
             where = f" [{_span(f.layers)}]" if f.layers else ""
             blocks.append(f"{f.severity.upper()}: {f.title}{where}\n  {f.detail}\n  try: {f.advice}")
-        return "\n".join(blocks)
+        return "\n".join(blocks + measured)
 
     def to_markdown(self) -> str:
         """A Markdown section for reports: a table of findings with their numbers and advice."""
+        measured = ["", f"Measured: {self.measured()}."] if self.measured() else []
         if self.healthy:
-            return "No problems found."
+            return "\n".join(["No problems found.", *measured])
         rows = ["| | finding | layers | numbers | advice |", "|---|---|---|---|---|"]
         for f in self.findings:
             rows.append(f"| {f.severity} | **{f.title}**: {f.detail} | {_span(f.layers)} | "
                         + ", ".join(f"{k} = {_number(v)}" for k, v in f.numbers.items()) + f" | {f.advice} |")
-        return "\n".join(rows)
+        return "\n".join(rows + measured)
 
 
 def _span(layers: Sequence[str]) -> str:
@@ -146,32 +152,70 @@ def _non_finite(recording: Recording) -> list[Finding]:
                     "add batch normalization", numbers={"first_step": bad[0]}, severity="error")]
 
 
-def _gradients(recording: Recording) -> list[Finding]:
+#: The two gradient measures, in the words findings use.
+_GRADIENT_MEASURES = {"grad_rms": "the weights' gradient RMS",
+                      "backward_rms": "the backward signal (the RMS of the loss's gradient at the layers' outputs)"}
+
+
+def gradient_flow(recording: Recording) -> dict[str, Any] | None:
+    """How the gradients change with depth: bottom against top quarter of the hidden layers.
+
+    For each measure of :data:`_GRADIENT_MEASURES` it gives the geometric means of the
+    per-layer medians over the recorded steps and their ratio (bottom / top: under 1
+    means the gradients shrink on their way down). None for nets too shallow to tell.
+    """
     hidden = _hidden(recording)
     if len(hidden) < MIN_HIDDEN_FOR_DEPTH_RULES:
-        return []
-    rms = _typical(recording, "grad_rms")[:len(hidden)]
+        return None
     k = max(1, len(hidden) // 4)
-    bottom, top = _geometric_mean(rms[:k]), _geometric_mean(rms[-k:])
-    if bottom is None or top is None:
+    flow: dict[str, Any] = {"k": k, "bottom": hidden[:k], "top": hidden[-k:]}
+    for stat in _GRADIENT_MEASURES:
+        values = _typical(recording, stat)[:len(hidden)]
+        bottom, top = _geometric_mean(values[:k]), _geometric_mean(values[-k:])
+        if bottom is not None and top is not None:
+            flow[stat] = {"bottom": bottom, "top": top, "ratio": bottom / top}
+    return flow
+
+
+def _gradients(recording: Recording) -> list[Finding]:
+    flow = gradient_flow(recording)
+    if flow is None:
         return []
-    ratio, limit = bottom / top, THRESHOLDS["gradient_ratio"]
-    numbers = {"bottom_grad_rms": bottom, "top_grad_rms": top, "bottom_to_top": ratio}
-    span = f"the bottom {k} hidden layers ({_span(hidden[:k])}) against the top {k} ({_span(hidden[-k:])})"
-    if ratio < 1 / limit:
-        return [Finding("vanishing_gradients", "vanishing gradients",
-                        f"the weights' gradient RMS is {1 / ratio:.3g}x smaller in {span}: {bottom:.2e} vs "
-                        f"{top:.2e} (median over {len(recording.samples)} recorded steps), so the lower layers "
-                        "barely learn", "He initialization (init = \"he_normal\") with a ReLU-family activation, "
-                        "or LeCun with SELU; a non-saturating activation (leaky_relu, elu, selu) instead of "
-                        "sigmoid/tanh; batch normalization", layers=tuple(hidden[:k]), numbers=numbers)]
-    if ratio > limit:
-        return [Finding("exploding_gradients", "exploding gradients",
-                        f"the weights' gradient RMS is {ratio:.3g}x larger in {span}: {bottom:.2e} vs {top:.2e} "
-                        f"(median over {len(recording.samples)} recorded steps)",
+    limit, k, hidden = THRESHOLDS["gradient_ratio"], flow["k"], flow["bottom"]
+    span = f"the bottom {k} hidden layers ({_span(flow['bottom'])}) against the top {k} ({_span(flow['top'])})"
+    steps = f"median over {len(recording.samples)} recorded steps"
+    for direction in ("vanishing", "exploding"):
+        crossed = [stat for stat in _GRADIENT_MEASURES if stat in flow
+                   and (flow[stat]["ratio"] < 1 / limit if direction == "vanishing" else flow[stat]["ratio"] > limit)]
+        if not crossed:
+            continue
+        parts, numbers = [], {}
+        for stat in crossed:
+            bottom, top, ratio = flow[stat]["bottom"], flow[stat]["top"], flow[stat]["ratio"]
+            factor = 1 / ratio if direction == "vanishing" else ratio
+            parts.append(f"{_GRADIENT_MEASURES[stat]} is {factor:.3g}x {'smaller' if direction == 'vanishing' else 'larger'} "
+                         f"({bottom:.2e} vs {top:.2e})")
+            numbers.update({f"bottom_{stat}": bottom, f"top_{stat}": top, f"bottom_to_top_{stat}": ratio})
+        detail = f"in {span}, " + "; ".join(parts) + f" ({steps})"
+        if direction == "vanishing":
+            return [Finding("vanishing_gradients", "vanishing gradients", detail + ", so the lower layers barely learn",
+                            "He initialization (init = \"he_normal\") with a ReLU-family activation, or LeCun with "
+                            "SELU; a non-saturating activation (leaky_relu, elu, selu) instead of sigmoid/tanh; "
+                            "batch normalization", layers=tuple(hidden), numbers=numbers)]
+        return [Finding("exploding_gradients", "exploding gradients", detail,
                         "lower the learning rate, clip gradients ([train] clipnorm = 1.0), batch normalization, "
-                        "an initialization matched to the activation", layers=tuple(hidden[:k]), numbers=numbers)]
+                        "an initialization matched to the activation", layers=tuple(hidden), numbers=numbers)]
     return []
+
+
+def _flow_summary(flow: Mapping[str, Any] | None) -> str | None:
+    """One line for the doctor's output: the gradient ratios, whether or not a rule fired."""
+    if not flow or not any(stat in flow for stat in _GRADIENT_MEASURES):
+        return None
+    names = {"grad_rms": "weights' gradient RMS", "backward_rms": "backward signal"}
+    parts = [f"{names[stat]} {flow[stat]['ratio']:.3g}x" for stat in _GRADIENT_MEASURES if stat in flow]
+    return (f"gradient flow, bottom {flow['k']} hidden layers / top {flow['k']}: " + ", ".join(parts)
+            + f" (a rule fires beyond {1 / THRESHOLDS['gradient_ratio']:.2g}x or {THRESHOLDS['gradient_ratio']:.3g}x)")
 
 
 def _signal(recording: Recording) -> list[Finding]:
@@ -188,9 +232,11 @@ def _signal(recording: Recording) -> list[Finding]:
     advice = ("an initialization matched to the activation (He for the ReLU family, LeCun for SELU, Glorot for "
               "sigmoid/tanh), batch normalization, or a self-normalizing SELU stack")
     if first / low > limit:
-        return [Finding("fading_signal", "fading signal: activations shrink with depth (the forward side of "
-                        "vanishing gradients)", f"the outputs' std falls from {first:.3g} at {hidden[0]} to "
-                        f"{low:.3g} at {low_name}, {first / low:.3g}x smaller (median over the recorded steps)",
+        return [Finding("fading_signal", "fading signal: activations shrink with depth (the forward half of the "
+                        "unstable-gradients problem)", f"the outputs' std falls from {first:.3g} at {hidden[0]} to "
+                        f"{low:.3g} at {low_name}, {first / low:.3g}x smaller (median over the recorded steps); "
+                        "for the signal to flow, each layer should keep the variance of its inputs going forward "
+                        "and of its gradients going backward" + _backward_note(recording),
                         advice, layers=(hidden[0], low_name), numbers={"first_std": first, "lowest_std": low})]
     if high / first > limit:
         return [Finding("growing_signal", "growing signal: activations grow with depth (the forward side of "
@@ -198,6 +244,18 @@ def _signal(recording: Recording) -> list[Finding]:
                         f"{high:.3g} at {high_name}, {high / first:.3g}x larger (median over the recorded steps)",
                         advice, layers=(hidden[0], high_name), numbers={"first_std": first, "highest_std": high})]
     return []
+
+
+def _backward_note(recording: Recording) -> str:
+    """For a fading signal: whether the backward half held, so users know which half broke."""
+    flow = gradient_flow(recording) or {}
+    ratios = [flow[stat]["ratio"] for stat in _GRADIENT_MEASURES if stat in flow]
+    limit = THRESHOLDS["gradient_ratio"]
+    if ratios and all(1 / limit <= r <= limit for r in ratios):
+        spread = max(max(r, 1 / r) for r in ratios)
+        return (f"; going backward, the gradients stay within {spread:.2g}x from top to bottom, so here the "
+                "forward signal is what is lost, with the units that die on the way")
+    return ""
 
 
 def _fraction_rule(recording: Recording, stat: str, code: str, title: str, what: str, advice: str) -> list[Finding]:
@@ -277,7 +335,7 @@ def diagnose(recording: Recording, *, model: Any = None, scaling: str | None = N
     if model is not None:
         findings += check_self_normalization(model, scaling=scaling, optimizer=optimizer, recording=recording)
     return Diagnosis(findings=findings, context={"samples": len(recording.samples), "every": recording.every,
-                                                 **(context or {})})
+                                                 "gradient_flow": gradient_flow(recording), **(context or {})})
 
 
 # ----------------------------------------------------------------- a brief training run
@@ -298,8 +356,9 @@ class Checkup:
 def run_doctor(config: Any, *, steps: int | None = None, every: int | None = None, verbose: bool = False) -> Checkup:
     """Train a config's model for ``steps`` steps (its data, optimizer, schedule, clipping) and diagnose it.
 
-    ``steps`` defaults to ``[diagnostics] steps`` (200), ``every`` to ``[diagnostics]
-    every`` when the config sets it, else ``steps // 20`` (about 20 recorded steps).
+    ``steps`` defaults to ``[diagnostics] steps`` (200), ``every`` to ``steps // 20`` (about
+    20 recorded steps), or to ``[diagnostics] every`` when the config sets a smaller one
+    (a training run's ``every = 100`` would leave the short checkup two samples).
     """
     from trainwell.config import DiagnosticsConfig, load_config
     from trainwell.diagnostics import Diagnostics
@@ -314,7 +373,9 @@ def run_doctor(config: Any, *, steps: int | None = None, every: int | None = Non
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ConfigError(f"diagnostics.steps: must be an integer >= 1, got {steps!r}")
     if every is None:
-        every = section.every if "every" in section.model_fields_set else max(1, steps // 20)
+        every = max(1, steps // 20)
+        if "every" in section.model_fields_set:
+            every = min(every, section.every)
     seed_everything(config.seed)
     prepared = prepare_data(config)
     seed_everything(config.seed)

@@ -46,18 +46,21 @@ def _plot(axis, values, **style) -> None:
 
 
 def plot_depth(recording: Recording, path: str | os.PathLike, *, title: str = "per-layer statistics") -> Path:
-    """Std and mean of the outputs, gradient RMS and dead/saturated fractions, layer by layer."""
+    """Std and mean of the outputs, gradient RMS (weights' and backward signal) and dead/saturated fractions."""
     figure, (signal, grads, fractions) = _figure(3, title)
     first, last = recording.samples[0].step, recording.samples[-1].step
     for index, label, style in ((0, f"step {first}", ":"), (-1, f"step {last}", "-")):
         _plot(signal, recording.profile("std", index), color="tab:blue", linestyle=style, label=f"std, {label}")
         _plot(signal, recording.profile("mean", index), color="tab:orange", linestyle=style, label=f"mean, {label}")
-        _plot(grads, recording.profile("grad_rms", index), color="tab:red", linestyle=style, label=label)
+        _plot(grads, recording.profile("grad_rms", index), color="tab:red", linestyle=style,
+              label=f"weights' gradient, {label}")
+        _plot(grads, recording.profile("backward_rms", index), color="tab:green", linestyle=style,
+              label=f"backward signal, {label}")
     signal.axhline(1.0, color="gray", linewidth=0.8)
     signal.axhline(0.0, color="gray", linewidth=0.8)
     signal.set_ylabel("layer outputs")
     grads.set_yscale("log")
-    grads.set_ylabel("weight gradient RMS")
+    grads.set_ylabel("gradient RMS")
     _plot(fractions, recording.profile("dead", -1), color="black", marker=".", label="dead units")
     _plot(fractions, recording.profile("saturated", -1), color="tab:purple", marker=".", label="saturated outputs")
     fractions.set_ylim(-0.02, 1.02)
@@ -84,7 +87,7 @@ def plot_time(recording: Recording, path: str | os.PathLike, *, title: str = "st
             if points:
                 axis.plot(*zip(*points), color=color, marker=".", label=f"{name} (layer {index + 1})")
     signal.set_ylabel("std of the outputs")
-    grads.set_ylabel("weight gradient RMS")
+    grads.set_ylabel("gradient RMS")
     grads.set_yscale("log")
     grads.set_xlabel("step")
     for axis in (signal, grads):
