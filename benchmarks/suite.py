@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from trainwell import BatchNormalization, Dense, Flatten, Trainer, build_model
+from trainwell.fused import why_not_fused
 from trainwell.threads import auto_threads
 
 HERE = Path(__file__).resolve().parent
@@ -111,9 +112,18 @@ def summarize(times: list[float], steps: int) -> dict:
 
 
 def time_torch(name: str, x, y, *, epochs: int, batch_size: int, device: str) -> dict:
-    """trainwell and the hand-written loop on one model, epochs alternating."""
+    """trainwell and the hand-written loop on one model, epochs alternating.
+
+    Where trainwell's fused step applies (trainwell.fused), its standard autograd step
+    (``fused=False``) is timed as a third side: it shows what the abstractions cost, the
+    fused side what trainwell gives by default.
+    """
     torch.manual_seed(0)
-    trainer = Trainer(trainwell_model(name), optimizer=optimizer_spec(name), device=device, seed=0)
+    trainers = {"trainwell": Trainer(trainwell_model(name), optimizer=optimizer_spec(name), device=device, seed=0)}
+    fused = why_not_fused(trainers["trainwell"], trainers["trainwell"].forward_logits) is None
+    if fused:
+        trainers["standard step"] = Trainer(trainwell_model(name), optimizer=optimizer_spec(name), device=device,
+                                            seed=0, fused=False)
     reference = hand_written_model(name).to(device)
     reference_opt = (torch.optim.NAdam(reference.parameters(), lr=1e-3) if name == "selu"
                      else torch.optim.SGD(reference.parameters(), lr=1e-3))
@@ -124,22 +134,26 @@ def time_torch(name: str, x, y, *, epochs: int, batch_size: int, device: str) ->
     def run(side: str) -> float:
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        if side == "trainwell":
-            seconds = trainer.fit(x, y, epochs=1, batch_size=batch_size, verbose=False).last["time"]
+        if side in trainers:
+            seconds = trainers[side].fit(x, y, epochs=1, batch_size=batch_size, verbose=False).last["time"]
         else:
             seconds = hand_written_epoch(reference, reference_opt, x, y, batch_size, generator)
         peaks[side] = torch.cuda.max_memory_allocated() / 2**20 if cuda else peak_rss_mib()
         return seconds
 
-    times: dict[str, list[float]] = {"trainwell": [], "hand-written": []}
+    sides = [*trainers, "hand-written"]
+    times: dict[str, list[float]] = {side: [] for side in sides}
     for i in range(1 + epochs):
-        for side in (("trainwell", "hand-written") if i % 2 == 0 else ("hand-written", "trainwell")):
+        for side in sides[i % len(sides):] + sides[:i % len(sides)]:  # each side goes first in turn
             times[side].append(run(side))
     steps = (len(x) + batch_size - 1) // batch_size
     result = {side: {**summarize(values, steps), "peak_mib": peaks[side]} for side, values in times.items()}
-    pairs = [a / b for a, b in zip(times["trainwell"][1:], times["hand-written"][1:])]
-    result["ratio_min"] = result["trainwell"]["min"] / result["hand-written"]["min"]
-    result["ratio_median_of_pairs"] = statistics.median(pairs)
+    result["fused"] = fused
+    for side, suffix in (("trainwell", ""), ("standard step", "_standard")):
+        if side in times:
+            pairs = [a / b for a, b in zip(times[side][1:], times["hand-written"][1:])]
+            result[f"ratio_min{suffix}"] = result[side]["min"] / result["hand-written"]["min"]
+            result[f"ratio_median_of_pairs{suffix}"] = statistics.median(pairs)
     return result
 
 
@@ -185,13 +199,15 @@ def markdown(results: dict) -> str:
              f"{env['device']}; torch {env['torch']}; {env['cpus']} CPUs; batch {results['batch_size']}, "
              f"55,000 images; {results['epochs']} timed epochs per side after one warm-up, alternating in one run. "
              "Seconds per epoch, min / median; ratio = trainwell / other (min-to-min).", "",
-             "| model | threads | trainwell | hand-written PyTorch | ratio | Keras fit | ratio | Keras tuned | ratio "
-             "| trainwell first epoch | trainwell step | peak memory |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | threads | trainwell | hand-written PyTorch | ratio | trainwell, standard step | ratio "
+             "| Keras fit | ratio | Keras tuned | ratio | trainwell first epoch | trainwell step | peak memory |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in results["models"].items():
-        tw, hand = row["trainwell"], row["hand-written"]
-        cells = [name, str(row["threads"]), f"{tw['min']:.2f} / {tw['median']:.2f}",
+        tw, hand, standard = row["trainwell"], row["hand-written"], row.get("standard step")
+        cells = [name, str(row["threads"]), f"{tw['min']:.2f} / {tw['median']:.2f}" + (" (fused)" if row["fused"] else ""),
                  f"{hand['min']:.2f} / {hand['median']:.2f}", f"{row['ratio_min']:.2f}"]
+        cells += ([f"{standard['min']:.2f} / {standard['median']:.2f}", f"{row['ratio_min_standard']:.2f}"]
+                  if standard else ["(same)", "-"])
         for key in ("keras", "keras_tuned"):
             other = row.get(key)
             cells += [f"{other['min']:.2f} / {other['median']:.2f}", f"{tw['min'] / other['min']:.2f}"] if other else ["-", "-"]
@@ -202,7 +218,10 @@ def markdown(results: dict) -> str:
         lines += ["", f"`trainwell reproduce --budget quick` (jobs = {r['jobs']}): {r['seconds']:.0f} s wall"
                   + ("" if r["returncode"] == 0 else f" (exit status {r['returncode']})") + "."]
     memory = "peak GPU memory allocated per side" if env["device"] != "cpu" else "the process's peak RSS so far"
-    lines += ["", f"Peak memory is {memory}. Keras runs in its own process right after the PyTorch pair."]
+    lines += ["", "(fused): trainwell's default took its fused step (trainwell.fused); the standard step is "
+              "`Trainer(fused=False)`, the autograd loop, timed in the same run. Ratios against hand-written "
+              "PyTorch use that side's time.",
+              "", f"Peak memory is {memory}. Keras runs in its own process right after the PyTorch sides."]
     return "\n".join(lines) + "\n"
 
 
@@ -249,8 +268,13 @@ def main() -> None:
         print(f"  trainwell     min {tw['min']:.3f} s  median {tw['median']:.3f} s  first {tw['first']:.3f} s  "
               f"{tw['step_us']:.0f} us/step  peak {tw['peak_mib']:.0f} MiB")
         print(f"  hand-written  min {hand['min']:.3f} s  median {hand['median']:.3f} s  first {hand['first']:.3f} s")
-        print(f"  trainwell / hand-written: min-to-min {row['ratio_min']:.3f}, "
+        print(f"  trainwell{' (fused)' if row['fused'] else ''} / hand-written: min-to-min {row['ratio_min']:.3f}, "
               f"median of pairs {row['ratio_median_of_pairs']:.3f}")
+        if "standard step" in row:
+            standard = row["standard step"]
+            print(f"  standard step min {standard['min']:.3f} s  median {standard['median']:.3f} s  "
+                  f"-> / hand-written: min-to-min {row['ratio_min_standard']:.3f}, "
+                  f"median of pairs {row['ratio_median_of_pairs_standard']:.3f}")
         if python is not None:
             for key, tuned in (("keras", False), ("keras_tuned", True)):
                 if tuned and not args.keras_tuned:

@@ -22,6 +22,7 @@ from trainwell.optim import clip_gradients, optimizer
 from trainwell.saving import load_model, load_weights, save_model, save_weights
 from trainwell.summary import summary
 from trainwell.trainer import Trainer, seed_everything
+from trainwell.fused import why_not_fused
 # regularization, long-run callbacks and MC dropout
 from trainwell.callbacks import Checkpoint, EarlyStopping, TerminateOnNaN
 from trainwell.errors import TrainingDiverged
@@ -34,7 +35,7 @@ from trainwell.doctor import Diagnosis, Finding, diagnose, run_doctor
 __all__ = [
     "Activation", "AlphaDropout", "BatchNormalization", "Callback", "ConfigError", "DataError", "Dense", "Dropout",
     "Flatten", "History", "HistoryLogger", "Model", "ModelFileError", "ModelSpec", "ProgressDisplay", "RunConfig",
-    "Trainer", "TrainwellError", "build_model", "clip_gradients", "get_activation", "get_initializer", "get_loss",
+    "Trainer", "TrainwellError", "build_model", "why_not_fused", "clip_gradients", "get_activation", "get_initializer", "get_loss",
     "load_config", "load_model", "load_weights", "optimizer", "save_model", "save_weights", "seed_everything",
     "summary", "train_config",
     # learning-rate schedules and the LR finder

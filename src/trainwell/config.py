@@ -104,6 +104,9 @@ class TrainConfig(_Section):
     threads: Optional[int] = Field(None, gt=0)  # CPU threads while fitting; default: by the model's shape
     eval_batch_size: int = Field(1024, gt=0)
     cache_frozen: bool = True  # compute frozen lowest layers' outputs once (same results, faster)
+    # The hand-written forward/backward/SGD step for plain dense stacks (trainwell.fused), used
+    # where it applies; false runs the standard autograd step everywhere.
+    fused: bool = True
     # Save the whole training state in <output_dir>/resume/ at every epoch end (and every
     # save_every_steps steps), so running the same command again continues a killed run.
     resumable: bool = True

@@ -387,7 +387,7 @@ def run_doctor(config: Any, *, steps: int | None = None, every: int | None = Non
     trainer = Trainer(model, loss=train.loss, optimizer=dict(config.optimizer), metrics=train.metrics,
                       clipvalue=train.clipvalue, clipnorm=train.clipnorm, global_clipnorm=train.global_clipnorm,
                       schedule=config.schedule, callbacks=[recorder, StopAfter(steps)], device=train.device,
-                      seed=config.seed)
+                      seed=config.seed, threads=train.threads, fused=train.fused)
     history = trainer.fit(prepared.x_train[:n], prepared.y_train[:n], epochs=epochs, batch_size=train.batch_size,
                           verbose=verbose)
     context = {"name": config.name, "steps": trainer.step, "batch_size": train.batch_size,

@@ -175,7 +175,7 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     trainer = Trainer(model, loss=train.loss, optimizer=dict(config.optimizer), metrics=train.metrics,
                       clipvalue=train.clipvalue, clipnorm=train.clipnorm, global_clipnorm=train.global_clipnorm,
                       schedule=config.schedule, callbacks=callbacks, device=train.device, seed=config.seed,
-                      skip_nonfinite=train.skip_nonfinite_batches, threads=train.threads)
+                      skip_nonfinite=train.skip_nonfinite_batches, threads=train.threads, fused=train.fused)
     validation = (prepared.x_val, prepared.y_val) if prepared.x_val is not None else None
     phases = config.phases or [PhaseConfig(epochs=train.epochs)]
     for index, phase in enumerate(phases):  # fail on a bad layer name now, not after hours of training

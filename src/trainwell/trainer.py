@@ -29,6 +29,7 @@ from trainwell import distributed
 from trainwell.callbacks import Callback, ProgressDisplay, overrides
 from trainwell.errors import ConfigError
 from trainwell.history import History
+from trainwell.fused import fused_step
 from trainwell.losses import LOSSES, Loss, get_loss, logits_model
 from trainwell.transfer import apply_frozen_modes, split_frozen_prefix
 from trainwell.resume import ResumeError, load_latest_state, rng_states, save_state, set_rng_states
@@ -95,6 +96,7 @@ class Trainer:
         seed: int | None = None,
         skip_nonfinite: bool = False,
         threads: int | None = None,
+        fused: bool = True,
     ):
         for metric in metrics:
             if metric not in METRICS:
@@ -118,6 +120,8 @@ class Trainer:
         # without it, TerminateOnNaN stops the run at the first such batch.
         self.skip_nonfinite = bool(skip_nonfinite)
         self.skipped_batches = 0
+        # The hand-written step for plain dense stacks with SGD, where it applies (trainwell.fused).
+        self.fused = bool(fused)
         self.set_optimizer(optimizer)
         if isinstance(schedule, (Mapping, str)):  # a table: checked now, built at fit time for the run's length
             check_schedule(schedule, lr0=self.optimizer.param_groups[0]["base_lr"])
@@ -244,6 +248,7 @@ class Trainer:
             raise ConfigError("nothing to train: every parameter of the model is frozen (unfreeze some layers)")
         # Looked up once per fit: a model without penalties or constraints pays nothing per step.
         penalties, constraints = kernel_penalties(self.model), kernel_constraints(self.model)
+        fused = fused_step(self, train_forward, penalties=penalties, constraints=constraints, sharding=sharding)
         self.failure = None
         for callback in callbacks:
             callback.on_fit_begin(self)
@@ -297,22 +302,25 @@ class Trainer:
                 if sharding is not None:  # this rank's slice of the global batch
                     batch, count, weight = sharding.shard(batch)
                 xb, yb = x_train.index_select(0, batch), y_train.index_select(0, batch)
-                logits = train_forward(xb)
-                loss = self.loss(logits, yb)
-                if penalties:
-                    penalty = total_penalty(penalties)
-                    loss = loss + penalty
-                if self.skip_nonfinite and not bool(torch.isfinite(loss)):
-                    self.skipped_batches += 1
-                    self.step += 1
-                    continue
-                self.optimizer.zero_grad(set_to_none=True)
-                (loss if weight == 1.0 else loss * weight).backward()
-                if self.clip:
-                    clip_gradients(params, **self.clipping)
-                self.optimizer.step()
-                if constraints:
-                    apply_constraints(constraints)
+                if fused is not None and not fused.hooked():
+                    logits, loss = fused(xb, yb)
+                else:
+                    logits = train_forward(xb)
+                    loss = self.loss(logits, yb)
+                    if penalties:
+                        penalty = total_penalty(penalties)
+                        loss = loss + penalty
+                    if self.skip_nonfinite and not bool(torch.isfinite(loss)):
+                        self.skipped_batches += 1
+                        self.step += 1
+                        continue
+                    self.optimizer.zero_grad(set_to_none=True)
+                    (loss if weight == 1.0 else loss * weight).backward()
+                    if self.clip:
+                        clip_gradients(params, **self.clipping)
+                    self.optimizer.step()
+                    if constraints:
+                        apply_constraints(constraints)
                 self.last_loss = loss = loss.detach()
                 with torch.no_grad():
                     self._loss_sum.add_(loss, alpha=count)

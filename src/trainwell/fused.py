@@ -1,0 +1,355 @@
+"""A hand-written training step for plain dense stacks trained with SGD.
+
+Why it exists: at the chapter's batch size of 32, a CPU spends most of a training step on
+per-op overhead rather than arithmetic. Autograd records a graph node per op, the
+optimizer walks the parameters again, and each small op pays PyTorch's dispatch. On a
+100-layer network that overhead is most of the epoch (see ``benchmarks/``).
+
+For the chapter's most common model (Flatten, Dense layers with their activation, optional
+BatchNormalization, softmax cross-entropy) trained with SGD, the forward pass, the
+backward pass and the update fit in a few ops per layer. This module writes them out:
+
+* the backward uses the same kernels autograd would call (``aten``'s ``*_backward``
+  functions), so the arithmetic is autograd's;
+* with plain SGD, a weight's update is folded into the matrix product that computes its
+  gradient (``W.addmm_(g.T, x, alpha=-lr)``); with momentum, it uses the optimizer's own
+  ``momentum_buffer`` state, so checkpoints and a later standard step carry on unchanged.
+
+The results equal the standard step's within floating-point rounding (a test pins a whole
+History). :func:`fused_step` says whether a trainer's model and settings qualify and
+returns ``None`` otherwise; the trainer then runs its standard autograd step. It also
+steps aside on any step where hooks are attached to the model (trainwell's Diagnostics
+attaches them on its recorded steps), because hooks expect autograd. ``Trainer(fused=False)``
+or ``[train] fused = false`` turns it off. Gradients are never materialized, so ``.grad``
+stays ``None`` after a fused step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from trainwell.activations import activation_name
+from trainwell.modules import ActivatedLinear, BatchNorm
+
+__all__ = ["FusedStep", "fused_step", "why_not_fused"]
+
+aten = torch.ops.aten
+
+# Keras' / PyTorch's SELU constants (nn.SELU uses these).
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+# ----------------------------------------------------------------- stages: one op or two each way
+
+
+class _Linear:
+    def __init__(self, module: nn.Linear):
+        self.module, self.weight, self.bias = module, module.weight, module.bias
+
+    def params(self) -> list[torch.Tensor]:
+        return [self.weight] + ([self.bias] if self.bias is not None else [])
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        if self.bias is None:
+            return x.mm(self.weight.t()), x
+        return torch.addmm(self.bias, x, self.weight.t()), x
+
+    def backward(self, g: torch.Tensor, x: torch.Tensor, update: "_Update", need_input: bool) -> torch.Tensor | None:
+        gx = g.mm(self.weight) if need_input else None  # before the weight changes
+        update.matmul(self.weight, g.t(), x)
+        if self.bias is not None:
+            update.column_sum(self.bias, g)
+        return gx
+
+
+def _in_place_activations() -> dict[str, tuple[Any, Any]]:
+    """name -> (forward in place, backward from the output): the output is all the backward needs."""
+    return {
+        "relu": (torch.relu_, lambda g, y, _: aten.threshold_backward(g, y, 0)),
+        "leaky_relu": (lambda z, slope: F.leaky_relu_(z, slope),  # a positive slope keeps the sign of z
+                       lambda g, y, slope: aten.leaky_relu_backward(g, y, slope, True)),
+        "elu": (lambda z, alpha: F.elu_(z, alpha), lambda g, y, alpha: aten.elu_backward(g, alpha, 1.0, 1.0, True, y)),
+        "selu": (torch.selu_, lambda g, y, _: aten.elu_backward(g, _SELU_ALPHA, _SELU_SCALE, 1.0, True, y)),
+        "sigmoid": (torch.sigmoid_, lambda g, y, _: aten.sigmoid_backward(g, y)),
+        "tanh": (torch.tanh_, lambda g, y, _: aten.tanh_backward(g, y)),
+    }
+
+
+_ACTIVATIONS = _in_place_activations()
+
+
+class _Activation:
+    """An elementwise activation, applied in place on the layer's output; ``backward`` is
+    the kernel autograd uses for it, computed from the output."""
+
+    def __init__(self, name: str, module: nn.Module):
+        self.name = name
+        self.argument = float(module.negative_slope) if name == "leaky_relu" else (
+            float(module.alpha) if name == "elu" else None)
+        forward, self._backward = _ACTIVATIONS[name]
+        self._forward = forward if self.argument is None else (lambda z: forward(z, self.argument))
+
+    def params(self) -> list[torch.Tensor]:
+        return []
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        y = self._forward(z)
+        return y, y
+
+    def backward(self, g: torch.Tensor, y: torch.Tensor, update: "_Update", need_input: bool) -> torch.Tensor:
+        return self._backward(g, y, self.argument)
+
+
+class _BatchNorm:
+    def __init__(self, module: nn.BatchNorm1d):
+        self.module = module
+
+    def params(self) -> list[torch.Tensor]:
+        return [p for p in (self.module.weight, self.module.bias) if p is not None]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        shape = x.shape
+        if x.dim() > 2 and isinstance(self.module, BatchNorm):  # trainwell's: per feature of the last axis
+            y, saved = self._forward(x.reshape(-1, shape[-1]))
+            return y.reshape(shape), (saved, shape)
+        y, saved = self._forward(x)
+        return y, (saved, None)
+
+    def backward(self, g: torch.Tensor, saved: Any, update: "_Update", need_input: bool) -> torch.Tensor | None:
+        saved, shape = saved
+        if shape is None:
+            return self._backward(g, saved, update, need_input)
+        gx = self._backward(g.reshape(-1, shape[-1]), saved, update, need_input)
+        return None if gx is None else gx.reshape(shape)
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        m = self.module
+        training = m.training or m.running_mean is None
+        if m.training and m.num_batches_tracked is not None:
+            m.num_batches_tracked.add_(1)  # as nn.BatchNorm1d does
+        momentum = 0.0 if m.momentum is None else m.momentum  # None (cumulative averages) is ruled out upstream
+        y, mean, invstd = aten.native_batch_norm(x, m.weight, m.bias, m.running_mean, m.running_var, training,
+                                                 momentum, m.eps)
+        return y, (x, mean, invstd, training)
+
+    def _backward(self, g: torch.Tensor, saved: Any, update: "_Update", need_input: bool) -> torch.Tensor | None:
+        m = self.module
+        x, mean, invstd, training = saved
+        affine = m.weight is not None
+        gx, gw, gb = aten.native_batch_norm_backward(g, x, m.weight, m.running_mean, m.running_var, mean, invstd,
+                                                     training, m.eps, [need_input, affine, affine])
+        if affine:
+            update.add(m.weight, gw)
+            update.add(m.bias, gb)
+        return gx
+
+
+class _Flatten:
+    def params(self) -> list[torch.Tensor]:
+        return []
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        return x.reshape(x.shape[0], -1), x.shape
+
+    def backward(self, g: torch.Tensor, shape: Any, update: "_Update", need_input: bool) -> torch.Tensor:
+        return g.reshape(shape)
+
+
+# ----------------------------------------------------------------- SGD, applied as the gradients appear
+
+
+@dataclass
+class _Update:
+    """SGD's update rule (torch.optim.SGD's, momentum and nesterov included) for one step."""
+
+    optimizer: torch.optim.SGD
+    lr: float = 0.0
+    momentum: float = 0.0
+    dampening: float = 0.0
+    nesterov: bool = False
+    state: dict = field(default_factory=dict)
+
+    def begin(self) -> None:
+        group = self.optimizer.param_groups[0]
+        self.lr, self.momentum = float(group["lr"]), float(group["momentum"])
+        self.dampening, self.nesterov = float(group["dampening"]), bool(group["nesterov"])
+
+    def matmul(self, param: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+        """The update for a gradient ``a @ b``; with plain SGD, inside the product itself."""
+        if self.momentum == 0.0:
+            param.addmm_(a, b, alpha=-self.lr)
+        else:
+            self.add(param, a.mm(b))
+
+    def column_sum(self, param: torch.Tensor, g: torch.Tensor) -> None:
+        """The update for a gradient ``g.sum(0)`` (a bias's); with plain SGD, one ``addmv_``."""
+        if self.momentum == 0.0:
+            param.addmv_(g.t(), self._ones(g), alpha=-self.lr)
+        else:
+            self.add(param, g.sum(0))
+
+    def _ones(self, g: torch.Tensor) -> torch.Tensor:
+        ones = self.state.get("ones")
+        if ones is None or len(ones) < len(g) or ones.dtype != g.dtype or ones.device != g.device:
+            ones = self.state["ones"] = torch.ones(len(g), dtype=g.dtype, device=g.device)
+        return ones[:len(g)]
+
+    def add(self, param: torch.Tensor, grad: torch.Tensor) -> None:
+        if self.momentum != 0.0:
+            state = self.optimizer.state[param]
+            buffer = state.get("momentum_buffer")
+            if buffer is None:
+                buffer = state["momentum_buffer"] = grad.clone()
+            else:
+                buffer.mul_(self.momentum).add_(grad, alpha=1.0 - self.dampening)
+            grad = grad.add(buffer, alpha=self.momentum) if self.nesterov else buffer
+        param.add_(grad, alpha=-self.lr)
+
+
+# ----------------------------------------------------------------- the step
+
+
+class FusedStep:
+    """Forward, softmax cross-entropy, backward and SGD update of a plain stack, in one call."""
+
+    def __init__(self, stages: list[Any], modules: list[nn.Module], optimizer: torch.optim.SGD):
+        self.stages = stages
+        self.modules = modules
+        self.params = [p for stage in stages for p in stage.params()]
+        self.update = _Update(optimizer)
+        # Below the lowest stage with parameters, no gradient is needed.
+        self.lowest = min(i for i, stage in enumerate(stages) if stage.params())
+
+    def hooked(self) -> bool:
+        """Whether hooks are attached now (then the trainer runs its standard step instead)."""
+        return (any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+                    for m in self.modules)
+                or any(p._backward_hooks for p in self.params)
+                or bool(nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks
+                        or nn.modules.module._global_backward_hooks))
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One training step on ``(x, y)``; returns the logits and the mean loss (both detached)."""
+        saved = []
+        h = x
+        for stage in self.stages:
+            h, keep = stage.forward(h)
+            saved.append(keep)
+        logits = h
+        log_probs = torch.log_softmax(logits, dim=-1)
+        loss = F.nll_loss(log_probs, y)
+        # d(mean cross-entropy)/d(logits) = (softmax - one_hot) / batch
+        g = log_probs.exp_()
+        g.scatter_add_(1, y.unsqueeze(1), torch.full((len(y), 1), -1.0, dtype=g.dtype, device=g.device))
+        g.div_(len(y))
+        self.update.begin()
+        for i in range(len(self.stages) - 1, self.lowest - 1, -1):
+            g = self.stages[i].backward(g, saved[i], self.update, need_input=i > self.lowest)
+        return logits, loss
+
+
+def _stages(model: nn.Module) -> tuple[list[Any], list[nn.Module]] | str:
+    """The model as a list of stages, or why it cannot be one."""
+    if not isinstance(model, nn.Sequential):
+        return "the model is not an nn.Sequential"
+    children = list(model.children())
+    stages: list[Any] = []
+    modules: list[nn.Module] = [model]
+    for index, child in enumerate(children):
+        last = index == len(children) - 1
+        modules.append(child)
+        if isinstance(child, nn.Flatten):
+            if child.start_dim != 1 or child.end_dim != -1:
+                return "a Flatten other than Flatten(1, -1)"
+            stages.append(_Flatten())
+        elif isinstance(child, nn.Linear):
+            stages.append(_Linear(child))
+            if isinstance(child, ActivatedLinear):
+                modules.append(child.activation)
+                activation = _activation_stage(child.activation, last)
+                if isinstance(activation, str):
+                    return activation
+                if activation is not None:
+                    stages.append(activation)
+        elif isinstance(child, nn.BatchNorm1d):
+            if type(child) not in (nn.BatchNorm1d, BatchNorm):
+                return f"a custom batch normalization ({type(child).__name__})"
+            if child.momentum is None or (child.weight is None) != (child.bias is None):
+                return "batch normalization with cumulative averages or only one of scale/center"
+            stages.append(_BatchNorm(child))
+        else:
+            activation = _activation_stage(child, last)
+            if isinstance(activation, str):
+                return activation
+            if activation is not None:
+                stages.append(activation)
+    if not any(stage.params() for stage in stages):
+        return "the model has no Dense or BatchNormalization layer"
+    return stages, modules
+
+
+_SUPPORTED = {"linear", "relu", "leaky_relu", "elu", "selu", "sigmoid", "tanh"}
+
+
+def _activation_stage(module: nn.Module, last: bool) -> _Activation | None | str:
+    if isinstance(module, nn.Identity):
+        return None
+    name = activation_name(module)
+    if name == "softmax" and last:
+        return None  # the loss takes the logits
+    if name not in _SUPPORTED or type(module) not in (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SELU, nn.Sigmoid, nn.Tanh):
+        return f"a layer the fused step does not cover ({type(module).__name__})"
+    if list(module.parameters()):
+        return f"an activation with parameters ({type(module).__name__})"
+    if (name == "leaky_relu" and module.negative_slope <= 0) or (name == "elu" and module.alpha < 0):
+        return f"{name} with a slope or alpha below zero (the backward reads the output's sign)"
+    return _Activation(name, module)
+
+
+def why_not_fused(trainer: Any, forward: nn.Module) -> str | None:
+    """Why ``trainer`` cannot use the fused step with ``forward`` (its logits module), or None."""
+    from trainwell.losses import LOSSES
+
+    optimizer = trainer.optimizer
+    if type(optimizer) is not torch.optim.SGD:
+        return f"the optimizer is {type(optimizer).__name__}, not SGD"
+    if len(optimizer.param_groups) != 1:
+        return "the optimizer has several parameter groups"
+    group = optimizer.param_groups[0]
+    if group["weight_decay"] or group.get("maximize") or group.get("differentiable"):
+        return "SGD with weight_decay, maximize or differentiable"
+    if trainer.loss is not LOSSES["sparse_categorical_crossentropy"]:
+        return f"the loss is {trainer.loss.name}"
+    if trainer.clip or trainer.skip_nonfinite:
+        return "gradient clipping or skipping non-finite batches"
+    if forward is not trainer.forward_logits:
+        return "the inputs are cached features"
+    stages = _stages(trainer.model)
+    if isinstance(stages, str):
+        return stages
+    params = [p for stage in stages[0] for p in stage.params()]
+    model_params = list(trainer.model.parameters())
+    if len(params) != len(model_params) or not all(p.requires_grad for p in model_params):
+        return "some parameters are frozen"
+    if {id(p) for p in group["params"]} != {id(p) for p in params}:
+        return "the optimizer does not train exactly the model's parameters"
+    if any(p.dtype != torch.float32 for p in params):
+        return "parameters other than float32"
+    return None
+
+
+def fused_step(trainer: Any, forward: nn.Module, *, penalties: Any = None, constraints: Any = None,
+               sharding: Any = None) -> FusedStep | None:
+    """A :class:`FusedStep` for ``trainer`` when its model and settings qualify, else None."""
+    if not getattr(trainer, "fused", True) or penalties or constraints or sharding is not None:
+        return None
+    if why_not_fused(trainer, forward) is not None:
+        return None
+    stages, modules = _stages(trainer.model)
+    return FusedStep(stages, modules, trainer.optimizer)

@@ -1,0 +1,152 @@
+"""The fused step gives the standard step's History and weights, and steps aside where it must."""
+
+import pytest
+import torch
+from torch import nn
+
+import trainwell as tw
+from trainwell.config import load_config
+from trainwell.diagnostics import Diagnostics
+from trainwell.fused import fused_step, why_not_fused
+from trainwell.regularization import l2
+
+
+@pytest.fixture(scope="module")
+def images():
+    """Small 8x8 'images' with a learnable rule, and a validation split."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(800, 8, 8, generator=g)
+    y = (x[:, :4, :].sum(dim=(1, 2)) > 0).long() + 2 * (x[:, 4:, :4].sum(dim=(1, 2)) > 0).long()
+    return x[:640], y[:640], x[640:], y[640:]
+
+
+def fit(images, layers, optimizer, *, fused, epochs=3, **kwargs):
+    x, y, x_val, y_val = images
+    tw.seed_everything(0)
+    model = tw.build_model(layers, input_shape=(8, 8))
+    trainer = tw.Trainer(model, optimizer=optimizer, seed=0, fused=fused, **kwargs)
+    history = trainer.fit(x, y, epochs=epochs, batch_size=32, validation_data=(x_val, y_val), verbose=False)
+    return history, model, trainer
+
+
+def assert_same_run(a, b):
+    (history_a, model_a, _), (history_b, model_b, _) = a, b
+    assert history_a.keys() == history_b.keys()
+    for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+        assert history_a[key] == pytest.approx(history_b[key], rel=1e-5, abs=1e-6), key
+    state_a, state_b = model_a.state_dict(), model_b.state_dict()
+    assert state_a.keys() == state_b.keys()
+    for name in state_a:  # weights, biases, BN's running statistics and batch counts
+        torch.testing.assert_close(state_a[name], state_b[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+CASES = {
+    "leaky_relu, SGD": ([tw.Flatten(), tw.Dense(64, activation="leaky_relu", init="he_normal"),
+                         tw.Dense(32, activation="leaky_relu", init="he_normal"), tw.Dense(4, activation="softmax")],
+                        {"name": "sgd", "lr": 0.05}),
+    "bn_after, SGD with momentum": ([tw.Flatten(), tw.BatchNormalization(),
+                                     tw.Dense(64, activation="elu", init="he_normal"), tw.BatchNormalization(),
+                                     tw.Dense(32, activation="elu", init="he_normal"), tw.BatchNormalization(),
+                                     tw.Dense(4, activation="softmax")],
+                                    {"name": "sgd", "lr": 0.02, "momentum": 0.9}),
+    "every activation, Nesterov": ([tw.Flatten(), tw.Dense(32, activation="tanh"), tw.Dense(32, activation="sigmoid"),
+                                    tw.Dense(32, activation="relu"), tw.Dense(32, activation="selu", init="lecun_normal"),
+                                    tw.Dense(32, activation="elu"), tw.Dense(32, use_bias=False), tw.Dense(4)],
+                                   {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True}),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fused_step_gives_the_standard_history(images, case):
+    layers, optimizer = CASES[case]
+    fused = fit(images, layers, optimizer, fused=True)
+    standard = fit(images, layers, optimizer, fused=False)
+    assert_same_run(fused, standard)
+    # the fused run really took the other path: it never materializes gradients
+    assert all(p.grad is None for p in fused[1].parameters())
+    assert all(p.grad is not None for p in standard[1].parameters())
+    assert fused[0]["loss"][-1] < fused[0]["loss"][0]
+
+
+def test_schedule_and_plateau_reach_the_fused_step(images):
+    layers, optimizer = CASES["leaky_relu, SGD"]
+    schedule = {"name": "exponential", "s": 20}
+    fused = fit(images, layers, optimizer, fused=True, schedule=schedule)
+    standard = fit(images, layers, optimizer, fused=False, schedule=schedule)
+    assert_same_run(fused, standard)
+    assert fused[0].steps["lr"] == standard[0].steps["lr"] and fused[0].steps["lr"][-1] < 0.05 / 100
+
+
+def test_diagnostics_steps_take_the_standard_path_and_record_gradients(images):
+    layers, optimizer = CASES["leaky_relu, SGD"]
+    recorder = Diagnostics(every=7)
+    fused = fit(images, layers, optimizer, fused=True, callbacks=[recorder])
+    standard = fit(images, layers, optimizer, fused=False, callbacks=[Diagnostics(every=7)])
+    assert_same_run(fused, standard)
+    sample = recorder.recording.samples[3]
+    assert all(sample.layers[name]["grad_rms"] > 0 for name in ("dense_1", "dense_2", "dense_3"))
+
+
+def test_a_momentum_run_continues_on_the_standard_path(images):
+    """The fused step keeps SGD's momentum buffers in the optimizer, where the standard step looks."""
+    layers, optimizer = CASES["bn_after, SGD with momentum"]
+    x, y, x_val, y_val = images
+    runs = []
+    for first_fused in (True, False):
+        history, model, trainer = fit(images, layers, optimizer, fused=first_fused, epochs=1)
+        trainer.fused = False
+        trainer.fit(x, y, epochs=1, batch_size=32, validation_data=(x_val, y_val), verbose=False)
+        runs.append((history, model, trainer))
+    assert_same_run(*runs)
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"optimizer": {"name": "adam"}}, "not SGD"),
+    ({"optimizer": {"name": "sgd", "weight_decay": 1e-4}}, "weight_decay"),
+    ({"clipnorm": 1.0}, "clipping"),
+    ({"loss": "binary_crossentropy", "layers": [tw.Flatten(), tw.Dense(1, activation="sigmoid")]}, "binary"),
+    ({"layers": [tw.Flatten(), tw.Dropout(0.2), tw.Dense(4, activation="softmax")]}, "Dropout"),
+    ({"layers": [tw.Flatten(), tw.Dense(8, activation="prelu"), tw.Dense(4, activation="softmax")]}, "PReLU"),
+])
+def test_why_not_fused_names_the_reason(change, reason):
+    layers = change.pop("layers", CASES["leaky_relu, SGD"][0])
+    model = tw.build_model(layers, input_shape=(8, 8))
+    trainer = tw.Trainer(model, **{"optimizer": {"name": "sgd"}, **change})
+    assert reason in why_not_fused(trainer, trainer.forward_logits)
+    assert fused_step(trainer, trainer.forward_logits) is None
+
+
+def test_penalties_frozen_layers_and_the_switch_turn_it_off():
+    model = tw.build_model([tw.Flatten(), tw.Dense(8, activation="relu", kernel_regularizer=l2(0.01)),
+                            tw.Dense(4, activation="softmax")], input_shape=(8, 8))
+    trainer = tw.Trainer(model, optimizer="sgd")
+    assert why_not_fused(trainer, trainer.forward_logits) is None
+    assert fused_step(trainer, trainer.forward_logits, penalties=[object()]) is None
+    assert tw.Trainer(model, optimizer="sgd", fused=False).fused is False
+    model[1].weight.requires_grad_(False)
+    frozen = tw.Trainer(model, optimizer="sgd")
+    assert "frozen" in why_not_fused(frozen, frozen.forward_logits)
+
+
+def test_plain_torch_sequential_qualifies(images):
+    x, y, _, _ = images
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 4))
+    trainer = tw.Trainer(model, optimizer={"name": "sgd", "lr": 0.1}, seed=0)
+    assert fused_step(trainer, trainer.forward_logits) is not None
+    history = trainer.fit(x, y, epochs=2, batch_size=32, verbose=False)
+    assert history["loss"][1] < history["loss"][0]
+
+
+def test_config_key(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('[data]\nname = "fashion_mnist"\n[model]\nlayers = [{ type = "flatten" }, '
+                    '{ type = "dense", units = 10, activation = "softmax" }]\n[train]\nfused = false\n')
+    assert load_config(path).train.fused is False
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fused_step_on_cuda_matches_the_standard_step(images):
+    layers, optimizer = CASES["bn_after, SGD with momentum"]
+    fused = fit(images, layers, optimizer, fused=True, device="cuda")
+    standard = fit(images, layers, optimizer, fused=False, device="cuda")
+    assert_same_run(fused, standard)
