@@ -72,7 +72,8 @@ def ex10_3(context: Context) -> None:
     model = two_tower()
     trainer = Trainer(model, loss="binary_crossentropy", optimizer={"name": "adam", "lr": 1e-3}, seed=context.seed,
                       callbacks=[context.recorder("pairs")])
-    history = trainer.fit(pairs, same, epochs=context.epochs, validation_data=(val_pairs, val_same), verbose=False)
+    history = context.fit(trainer, pairs, same, phase="pairs", epochs=context.epochs,
+                          validation_data=(val_pairs, val_same), verbose=False)
     save_model(model.tower_a, context.state_dir / "tower_a.safetensors")
     context.result(val_accuracy=history.last["val_accuracy"], accuracy=history.last["accuracy"], pairs=n)
 
@@ -97,7 +98,8 @@ def ex10_4(context: Context) -> None:
             model = reuse_layers(tower(), 6, head=[Dense(10, activation="softmax")])
         trainer = Trainer(model, optimizer={"name": "adam", "lr": 1e-3}, seed=context.seed,
                           callbacks=[context.recorder(phase)])
-        trainer.fit(x2, y2, epochs=context.epochs, validation_data=(x_test[:2000], y_test[:2000]), verbose=False)
+        context.fit(trainer, x2, y2, phase=phase, epochs=context.epochs,
+                    validation_data=(x_test[:2000], y_test[:2000]), verbose=False)
         scores[phase] = trainer.evaluate(x_test, y_test)["accuracy"]
     context.result(test_accuracy=scores["reused"], scratch_test_accuracy=scores["scratch"],
                    gain=scores["reused"] - scores["scratch"])

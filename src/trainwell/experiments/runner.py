@@ -5,13 +5,15 @@ it skips every run the store has finished, redoes any unfinished one, runs indep
 entries in parallel processes (one torch thread each), prints progress, and writes the
 report. Each run gets a state folder ``OUT/runs/<id>/seed<k>/`` for the models it saves
 (which entries that reuse them read) and for the training state a killed config entry
-resumes from (``<state folder>/resume``, see :mod:`trainwell.resume`).
+and the fit a procedure entry was in (``Context.fit``) resume from (``<state folder>/resume``,
+see :mod:`trainwell.resume`).
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -91,6 +93,17 @@ class Context:
 
     def recorder(self, phase: str = "train") -> StoreRecorder:
         return StoreRecorder(self, phase)
+
+    def fit(self, trainer: Any, x: Any, y: Any, *, phase: str = "train", **options: Any):
+        """``trainer.fit`` with its state saved in the run's folder at every epoch end.
+
+        A run killed during this fit continues it from the last saved state when reproduce
+        runs again; a finished fit's state is removed (redoing it gives the same weights).
+        """
+        resume = self.state_dir / "resume" / phase.replace(" ", "-")
+        history = trainer.fit(x, y, resume_dir=resume, **options)
+        shutil.rmtree(resume, ignore_errors=True)
+        return history
 
     def result(self, **values: float) -> None:
         values = {k: float(v) for k, v in values.items()}
