@@ -1,4 +1,4 @@
-"""A hand-written training step for plain dense stacks trained with SGD.
+"""A hand-written forward and backward pass for plain dense stacks: no autograd.
 
 Why it exists: at the chapter's batch size of 32, a CPU spends most of a training step on
 per-op overhead rather than arithmetic. Autograd records a graph node per op, the
@@ -6,27 +6,29 @@ optimizer walks the parameters again, and each small op pays PyTorch's dispatch.
 100-layer network that overhead is most of the epoch (see ``benchmarks/``).
 
 For the chapter's most common model (Flatten, Dense layers with their activation, optional
-BatchNormalization, softmax cross-entropy) trained with SGD, the forward pass, the
-backward pass and the update fit in a few ops per layer. This module writes them out:
+BatchNormalization, softmax cross-entropy), the forward and backward passes fit in a few
+ops per layer. This module writes them out:
 
 * the backward uses the same kernels autograd would call (``aten``'s ``*_backward``
   functions), so the arithmetic is autograd's;
 * with plain SGD, a weight's update is folded into the matrix product that computes its
-  gradient (``W.addmm_(g.T, x, alpha=-lr)``); with momentum, it uses the optimizer's own
-  ``momentum_buffer`` state, so checkpoints and a later standard step carry on unchanged.
+  gradient (``W.addmm_(g.T, x, alpha=-lr)``), and no gradient is materialized (``.grad``
+  stays ``None``);
+* with any other optimizer (momentum, Adam, Nadam, RMSprop...), or with gradient
+  clipping, the gradients go to ``.grad`` and the trainer clips them and calls the
+  optimizer's own ``step()``, so its state and checkpoints are exactly PyTorch's.
 
-The results equal the standard step's within floating-point rounding (a test pins a whole
-History). :func:`fused_step` says whether a trainer's model and settings qualify and
+The results equal the standard step's within floating-point rounding (tests pin whole
+Histories). :func:`fused_step` says whether a trainer's model and settings qualify and
 returns ``None`` otherwise; the trainer then runs its standard autograd step. It also
 steps aside on any step where hooks are attached to the model (trainwell's Diagnostics
 attaches them on its recorded steps), because hooks expect autograd. ``Trainer(fused=False)``
-or ``[train] fused = false`` turns it off. Gradients are never materialized, so ``.grad``
-stays ``None`` after a fused step.
+or ``[train] fused = false`` turns it off.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -59,7 +61,7 @@ class _Linear:
             return x.mm(self.weight.t()), x
         return torch.addmm(self.bias, x, self.weight.t()), x
 
-    def backward(self, g: torch.Tensor, x: torch.Tensor, update: "_Update", need_input: bool) -> torch.Tensor | None:
+    def backward(self, g: torch.Tensor, x: torch.Tensor, update: "_Gradients", need_input: bool) -> torch.Tensor | None:
         gx = g.mm(self.weight) if need_input else None  # before the weight changes
         update.matmul(self.weight, g.t(), x)
         if self.bias is not None:
@@ -101,7 +103,7 @@ class _Activation:
         y = self._forward(z)
         return y, y
 
-    def backward(self, g: torch.Tensor, y: torch.Tensor, update: "_Update", need_input: bool) -> torch.Tensor:
+    def backward(self, g: torch.Tensor, y: torch.Tensor, update: "_Gradients", need_input: bool) -> torch.Tensor:
         return self._backward(g, y, self.argument)
 
 
@@ -120,7 +122,7 @@ class _BatchNorm:
         y, saved = self._forward(x)
         return y, (saved, None)
 
-    def backward(self, g: torch.Tensor, saved: Any, update: "_Update", need_input: bool) -> torch.Tensor | None:
+    def backward(self, g: torch.Tensor, saved: Any, update: "_Gradients", need_input: bool) -> torch.Tensor | None:
         saved, shape = saved
         if shape is None:
             return self._backward(g, saved, update, need_input)
@@ -137,7 +139,7 @@ class _BatchNorm:
                                                  momentum, m.eps)
         return y, (x, mean, invstd, training)
 
-    def _backward(self, g: torch.Tensor, saved: Any, update: "_Update", need_input: bool) -> torch.Tensor | None:
+    def _backward(self, g: torch.Tensor, saved: Any, update: "_Gradients", need_input: bool) -> torch.Tensor | None:
         m = self.module
         x, mean, invstd, training = saved
         affine = m.weight is not None
@@ -156,74 +158,87 @@ class _Flatten:
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
         return x.reshape(x.shape[0], -1), x.shape
 
-    def backward(self, g: torch.Tensor, shape: Any, update: "_Update", need_input: bool) -> torch.Tensor:
+    def backward(self, g: torch.Tensor, shape: Any, update: "_Gradients", need_input: bool) -> torch.Tensor:
         return g.reshape(shape)
 
 
-# ----------------------------------------------------------------- SGD, applied as the gradients appear
+# ----------------------------------------------------------------- where the gradients go
 
 
 @dataclass
-class _Update:
-    """SGD's update rule (torch.optim.SGD's, momentum and nesterov included) for one step."""
+class _Gradients:
+    """Where a stage's gradients go.
 
-    optimizer: torch.optim.SGD
+    ``folded`` (plain SGD: no momentum, no weight decay, one parameter group): the update
+    ``param -= lr * grad`` is applied at once, inside the product that computes the
+    gradient. Otherwise each gradient is stored in ``param.grad`` and the optimizer's own
+    ``step()`` runs afterwards (Adam, Nadam, SGD with momentum... exactly as they are).
+    """
+
+    folded: bool
     lr: float = 0.0
-    momentum: float = 0.0
-    dampening: float = 0.0
-    nesterov: bool = False
-    state: dict = field(default_factory=dict)
-
-    def begin(self) -> None:
-        group = self.optimizer.param_groups[0]
-        self.lr, self.momentum = float(group["lr"]), float(group["momentum"])
-        self.dampening, self.nesterov = float(group["dampening"]), bool(group["nesterov"])
+    ones: torch.Tensor | None = None
 
     def matmul(self, param: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
-        """The update for a gradient ``a @ b``; with plain SGD, inside the product itself."""
-        if self.momentum == 0.0:
+        """A gradient ``a @ b`` (a weight's)."""
+        if self.folded:
             param.addmm_(a, b, alpha=-self.lr)
-        else:
-            self.add(param, a.mm(b))
+        elif param.grad is None:
+            param.grad = a.mm(b)
+        else:  # into the last step's buffer: a fresh megabyte per step costs more than the product
+            torch.mm(a, b, out=param.grad)
 
     def column_sum(self, param: torch.Tensor, g: torch.Tensor) -> None:
-        """The update for a gradient ``g.sum(0)`` (a bias's); with plain SGD, one ``addmv_``."""
-        if self.momentum == 0.0:
-            param.addmv_(g.t(), self._ones(g), alpha=-self.lr)
-        else:
-            self.add(param, g.sum(0))
-
-    def _ones(self, g: torch.Tensor) -> torch.Tensor:
-        ones = self.state.get("ones")
-        if ones is None or len(ones) < len(g) or ones.dtype != g.dtype or ones.device != g.device:
-            ones = self.state["ones"] = torch.ones(len(g), dtype=g.dtype, device=g.device)
-        return ones[:len(g)]
+        """A gradient ``g.sum(0)`` (a bias's); folded, one ``addmv_`` with a vector of ones."""
+        if not self.folded:
+            if param.grad is None:
+                param.grad = g.sum(0)
+            else:
+                torch.sum(g, 0, out=param.grad)
+            return
+        if self.ones is None or len(self.ones) < len(g) or self.ones.dtype != g.dtype or self.ones.device != g.device:
+            self.ones = torch.ones(len(g), dtype=g.dtype, device=g.device)
+        param.addmv_(g.t(), self.ones[:len(g)], alpha=-self.lr)
 
     def add(self, param: torch.Tensor, grad: torch.Tensor) -> None:
-        if self.momentum != 0.0:
-            state = self.optimizer.state[param]
-            buffer = state.get("momentum_buffer")
-            if buffer is None:
-                buffer = state["momentum_buffer"] = grad.clone()
-            else:
-                buffer.mul_(self.momentum).add_(grad, alpha=1.0 - self.dampening)
-            grad = grad.add(buffer, alpha=self.momentum) if self.nesterov else buffer
-        param.add_(grad, alpha=-self.lr)
+        """A gradient computed whole (batch normalization's scale and shift)."""
+        if self.folded:
+            param.add_(grad, alpha=-self.lr)
+        else:
+            param.grad = grad
+
+
+def _foldable(optimizer: torch.optim.Optimizer) -> bool:
+    """Plain SGD, whose update can go inside the gradient's own product."""
+    if type(optimizer) is not torch.optim.SGD or len(optimizer.param_groups) != 1:
+        return False
+    group = optimizer.param_groups[0]
+    return not (group["momentum"] or group["weight_decay"] or group.get("maximize") or group.get("differentiable"))
 
 
 # ----------------------------------------------------------------- the step
 
 
 class FusedStep:
-    """Forward, softmax cross-entropy, backward and SGD update of a plain stack, in one call."""
+    """Forward, softmax cross-entropy and backward of a plain stack, in one call, without autograd.
 
-    def __init__(self, stages: list[Any], modules: list[nn.Module], optimizer: torch.optim.SGD):
+    With plain SGD the update is applied too (:attr:`applies_update`); otherwise the
+    gradients are left in ``.grad`` for the trainer's clipping and ``optimizer.step()``.
+    """
+
+    def __init__(self, stages: list[Any], modules: list[nn.Module], optimizer: torch.optim.Optimizer, *,
+                 fold_updates: bool = True):
         self.stages = stages
         self.modules = modules
         self.params = [p for stage in stages for p in stage.params()]
-        self.update = _Update(optimizer)
+        self.optimizer = optimizer
+        self.gradients = _Gradients(folded=fold_updates and _foldable(optimizer))
         # Below the lowest stage with parameters, no gradient is needed.
         self.lowest = min(i for i, stage in enumerate(stages) if stage.params())
+
+    @property
+    def applies_update(self) -> bool:
+        return self.gradients.folded
 
     def hooked(self) -> bool:
         """Whether hooks are attached now (then the trainer runs its standard step instead)."""
@@ -248,9 +263,9 @@ class FusedStep:
         g = log_probs.exp_()
         g.scatter_add_(1, y.unsqueeze(1), torch.full((len(y), 1), -1.0, dtype=g.dtype, device=g.device))
         g.div_(len(y))
-        self.update.begin()
+        self.gradients.lr = float(self.optimizer.param_groups[0]["lr"])
         for i in range(len(self.stages) - 1, self.lowest - 1, -1):
-            g = self.stages[i].backward(g, saved[i], self.update, need_input=i > self.lowest)
+            g = self.stages[i].backward(g, saved[i], self.gradients, need_input=i > self.lowest)
         return logits, loss
 
 
@@ -316,18 +331,10 @@ def why_not_fused(trainer: Any, forward: nn.Module) -> str | None:
     """Why ``trainer`` cannot use the fused step with ``forward`` (its logits module), or None."""
     from trainwell.losses import LOSSES
 
-    optimizer = trainer.optimizer
-    if type(optimizer) is not torch.optim.SGD:
-        return f"the optimizer is {type(optimizer).__name__}, not SGD"
-    if len(optimizer.param_groups) != 1:
-        return "the optimizer has several parameter groups"
-    group = optimizer.param_groups[0]
-    if group["weight_decay"] or group.get("maximize") or group.get("differentiable"):
-        return "SGD with weight_decay, maximize or differentiable"
     if trainer.loss is not LOSSES["sparse_categorical_crossentropy"]:
         return f"the loss is {trainer.loss.name}"
-    if trainer.clip or trainer.skip_nonfinite:
-        return "gradient clipping or skipping non-finite batches"
+    if trainer.skip_nonfinite:
+        return "skipping non-finite batches"
     if forward is not trainer.forward_logits:
         return "the inputs are cached features"
     stages = _stages(trainer.model)
@@ -337,19 +344,23 @@ def why_not_fused(trainer: Any, forward: nn.Module) -> str | None:
     model_params = list(trainer.model.parameters())
     if len(params) != len(model_params) or not all(p.requires_grad for p in model_params):
         return "some parameters are frozen"
-    if {id(p) for p in group["params"]} != {id(p) for p in params}:
+    trained = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    if trained != {id(p) for p in params}:
         return "the optimizer does not train exactly the model's parameters"
     if any(p.dtype != torch.float32 for p in params):
         return "parameters other than float32"
     return None
 
 
-def fused_step(trainer: Any, forward: nn.Module, *, penalties: Any = None, constraints: Any = None,
-               sharding: Any = None) -> FusedStep | None:
-    """A :class:`FusedStep` for ``trainer`` when its model and settings qualify, else None."""
-    if not getattr(trainer, "fused", True) or penalties or constraints or sharding is not None:
+def fused_step(trainer: Any, forward: nn.Module, *, penalties: Any = None, sharding: Any = None) -> FusedStep | None:
+    """A :class:`FusedStep` for ``trainer`` when its model and settings qualify, else None.
+
+    l1/l2 penalties and data-parallel runs take the standard step (their gradients come
+    from autograd); so does everything :func:`why_not_fused` names.
+    """
+    if not getattr(trainer, "fused", True) or penalties or sharding is not None:
         return None
     if why_not_fused(trainer, forward) is not None:
         return None
     stages, modules = _stages(trainer.model)
-    return FusedStep(stages, modules, trainer.optimizer)
+    return FusedStep(stages, modules, trainer.optimizer, fold_updates=not trainer.clip)

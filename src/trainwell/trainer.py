@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -66,6 +67,40 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 METRICS = ("accuracy",)
+
+
+@dataclass
+class _FitSetup:
+    """What one fit's loop reads, built once by ``Trainer._prepare`` so each step looks nothing up."""
+
+    x_train: torch.Tensor  # the inputs, or the cached outputs of the frozen lowest layers
+    y_train: torch.Tensor
+    validation: tuple[torch.Tensor, torch.Tensor] | None
+    forward: nn.Module  # the logits of inputs like x_train (above any cached layers), for validation
+    train_forward: nn.Module  # the same, wrapped for data parallelism under torchrun
+    batch_size: int
+    shuffle: bool
+    eval_batch_size: int
+    order: torch.Generator  # draws each epoch's order of the samples
+    sharding: distributed.Context | None
+    target: int  # the number of epochs in History when the fit ends
+    callbacks: list[Callback]
+    batch_begin: list[Callback]  # only those that override the hook: the rest cost nothing per step
+    batch_end: list[Callback]
+    lr_schedule: Schedule | None
+    momentum_schedule: Schedule | None
+    set_momentum: Any
+    params: list[nn.Parameter]  # the trainable ones, for clipping
+    penalties: list
+    constraints: list
+    fused: Any  # the hand-written step (trainwell.fused), or None
+    resume_dir: str | os.PathLike | None
+    save_every_steps: int | None
+    # Set by _fit once a saved state, if any, is loaded:
+    step_lrs: list[float] = field(default_factory=list)
+    step_momenta: list[float] | None = None
+    count_correct: bool = False
+    predicted: torch.Tensor | None = None  # the epoch's predicted classes, when accuracy is counted that way
 
 
 class Trainer:
@@ -199,8 +234,46 @@ class Trainer:
                              shuffle=shuffle, verbose=verbose, eval_batch_size=eval_batch_size,
                              cache_frozen=cache_frozen, resume_dir=resume_dir, save_every_steps=save_every_steps)
 
-    def _fit(self, x, y, *, epochs, batch_size, validation_data, shuffle, verbose, eval_batch_size, cache_frozen,
-             resume_dir, save_every_steps) -> History:
+    def _fit(self, x, y, **options) -> History:
+        """The loop itself: set up, then epochs (steps, logs, callbacks, saves) until the target or a stop."""
+        run = self._prepare(x, y, **options)
+        self.failure = None
+        for callback in run.callbacks:
+            callback.on_fit_begin(self)
+        resumed = None
+        if run.resume_dir is not None:
+            resumed = self._restore(run.resume_dir, run.callbacks, run.order, run.target)
+        run.step_lrs = self.history.steps.setdefault("lr", [])
+        run.step_momenta = self.history.steps.setdefault("momentum", []) if run.set_momentum is not None else None
+        run.count_correct = "accuracy" in self.metrics
+        # Accuracy of one process's categorical fit, cheaply: each step writes its predicted
+        # classes into an epoch-long buffer (one op), compared with the targets once per epoch.
+        run.predicted = (torch.empty(len(run.x_train), dtype=torch.long, device=self.device)
+                         if run.count_correct and run.sharding is None and not self.skip_nonfinite
+                         and self.loss.predicted_classes is LOSSES["sparse_categorical_crossentropy"].predicted_classes
+                         else None)
+        while len(self.history) < run.target and not self.stop_training:
+            self.epoch = len(self.history) + 1
+            for callback in run.callbacks:
+                callback.on_epoch_begin(self, self.epoch)
+            started = time.perf_counter()
+            penalty_sum, correct = self._run_epoch(run, resumed)
+            resumed = None
+            logs = self._epoch_logs(run, penalty_sum, correct, started)
+            self.history.append(logs)
+            for callback in run.callbacks:
+                callback.on_epoch_end(self, self.epoch, logs)
+            if run.resume_dir is not None and self.failure is None:
+                self._save(run.resume_dir, run.callbacks, run.order, run.target)
+        for callback in run.callbacks:
+            callback.on_fit_end(self)
+        if self.failure is not None:  # set by a callback (TerminateOnNaN); raised once every callback has ended
+            raise self.failure
+        return self.history
+
+    def _prepare(self, x, y, *, epochs, batch_size, validation_data, shuffle, verbose, eval_batch_size, cache_frozen,
+                 resume_dir, save_every_steps) -> _FitSetup:
+        """Check fit's arguments and build, once, what every step reads: data, order, schedules, callbacks."""
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ConfigError(f"epochs: must be a positive integer, got {epochs!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -236,146 +309,154 @@ class Trainer:
         set_momentum = momentum_setter(self.optimizer) if momentum_schedule is not None else None
         if verbose and (sharding is None or sharding.is_main) and not any(isinstance(c, ProgressDisplay) for c in callbacks):
             callbacks.append(ProgressDisplay())
-        batch_begin = [c for c in callbacks if overrides(c, "on_batch_begin")]
-        batch_end = [c for c in callbacks if overrides(c, "on_batch_end")]
 
-        n = len(x_train)
         self.epochs = target = len(self.history) + epochs
-        self.steps_per_epoch = (n + batch_size - 1) // batch_size
+        self.steps_per_epoch = steps_per_epoch
         self.stop_training = False
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise ConfigError("nothing to train: every parameter of the model is frozen (unfreeze some layers)")
         # Looked up once per fit: a model without penalties or constraints pays nothing per step.
         penalties, constraints = kernel_penalties(self.model), kernel_constraints(self.model)
-        fused = fused_step(self, train_forward, penalties=penalties, constraints=constraints, sharding=sharding)
-        self.failure = None
-        for callback in callbacks:
-            callback.on_fit_begin(self)
-        resumed = self._restore(resume_dir, callbacks, order, target) if resume_dir is not None else None
-        step_lrs = self.history.steps.setdefault("lr", [])
-        step_momenta = self.history.steps.setdefault("momentum", []) if set_momentum is not None else None
-        count_correct = "accuracy" in self.metrics
-        # Accuracy of one process's categorical fit, cheaply: each step writes its predicted
-        # classes into an epoch-long buffer (one op), compared with the targets once per epoch.
-        predicted = (torch.empty(n, dtype=torch.long, device=self.device)
-                     if count_correct and sharding is None and not self.skip_nonfinite
-                     and self.loss.predicted_classes is LOSSES["sparse_categorical_crossentropy"].predicted_classes
-                     else None)
-        while len(self.history) < target and not self.stop_training:
-            self.epoch = len(self.history) + 1
-            for callback in callbacks:
-                callback.on_epoch_begin(self, self.epoch)
-            started = time.perf_counter()
-            epoch_order = order.get_state()  # kept so a state saved mid-epoch can redraw this epoch's order
-            indices = torch.randperm(n, generator=order) if shuffle else torch.arange(n)
-            indices = indices.to(self.device)
-            self.model.train()
-            apply_frozen_modes(self.model)  # frozen BatchNormalization layers stay in inference mode
-            self._loss_sum = torch.zeros((), device=self.device)
-            penalty_sum = torch.zeros((), device=self.device)
-            correct = torch.zeros((), device=self.device, dtype=torch.long)
-            self._samples = 0
-            first = position = 0
-            if resumed is not None:  # continue an epoch a saved state stopped in the middle of
-                first, self._samples = resumed["step_in_epoch"] * batch_size, resumed["samples"]
-                position = first
-                self._loss_sum, penalty_sum, correct = (t.to(self.device) for t in resumed["sums"])
-                resumed = None
-            for start in range(first, n, batch_size):
-                self.step_in_epoch = start // batch_size
-                if lr_schedule is not None or self.lr_scale != 1.0:
-                    scheduled = None if lr_schedule is None else lr_schedule(self.step)
-                    for group in self.optimizer.param_groups:
-                        base = group["base_lr"] if scheduled is None else scheduled * group.get("lr_scale", 1.0)
-                        group["lr"] = base * self.lr_scale
-                if set_momentum is not None:
-                    momentum = float(momentum_schedule(self.step))
-                    for group in self.optimizer.param_groups:
-                        set_momentum(group, momentum)
-                    step_momenta.append(momentum)
-                for callback in batch_begin:
-                    callback.on_batch_begin(self, self.step)
-                step_lrs.append(float(self.optimizer.param_groups[0]["lr"]))
-                batch = indices[start:start + batch_size]
-                count, weight = len(batch), 1.0
-                if sharding is not None:  # this rank's slice of the global batch
-                    batch, count, weight = sharding.shard(batch)
-                xb, yb = x_train.index_select(0, batch), y_train.index_select(0, batch)
-                if fused is not None and not fused.hooked():
-                    logits, loss = fused(xb, yb)
-                else:
-                    logits = train_forward(xb)
-                    loss = self.loss(logits, yb)
-                    if penalties:
-                        penalty = total_penalty(penalties)
-                        loss = loss + penalty
-                    if self.skip_nonfinite and not bool(torch.isfinite(loss)):
-                        self.skipped_batches += 1
-                        self.step += 1
-                        continue
-                    self.optimizer.zero_grad(set_to_none=True)
-                    (loss if weight == 1.0 else loss * weight).backward()
-                    if self.clip:
-                        clip_gradients(params, **self.clipping)
-                    self.optimizer.step()
-                    if constraints:
-                        apply_constraints(constraints)
-                self.last_loss = loss = loss.detach()
-                with torch.no_grad():
-                    self._loss_sum.add_(loss, alpha=count)
-                    if penalties:
-                        penalty_sum.add_(penalty.detach(), alpha=count)
-                    if predicted is not None:
-                        torch.argmax(logits, dim=-1, out=predicted[start:start + count])
-                    elif count and count_correct:  # 0: a rank left out of a short last batch ran one sample with weight 0
-                        correct += self.loss.correct(logits, yb)
-                position = start + count
-                self._samples += count
+        fused = fused_step(self, train_forward, penalties=penalties, sharding=sharding)
+        return _FitSetup(
+            x_train=x_train, y_train=y_train, validation=validation, forward=forward, train_forward=train_forward,
+            batch_size=batch_size, shuffle=shuffle, eval_batch_size=eval_batch_size, order=order, sharding=sharding,
+            target=target, callbacks=callbacks,
+            batch_begin=[c for c in callbacks if overrides(c, "on_batch_begin")],
+            batch_end=[c for c in callbacks if overrides(c, "on_batch_end")],
+            lr_schedule=lr_schedule, momentum_schedule=momentum_schedule, set_momentum=set_momentum,
+            params=params, penalties=penalties, constraints=constraints, fused=fused,
+            resume_dir=resume_dir, save_every_steps=save_every_steps)
+
+    def _run_epoch(self, run: _FitSetup, resumed: dict[str, Any] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One epoch's steps, from a saved mid-epoch position if given; returns its penalty and correct sums."""
+        n, batch_size = len(run.x_train), run.batch_size
+        epoch_order = run.order.get_state()  # kept so a state saved mid-epoch can redraw this epoch's order
+        indices = torch.randperm(n, generator=run.order) if run.shuffle else torch.arange(n)
+        indices = indices.to(self.device)
+        self.model.train()
+        apply_frozen_modes(self.model)  # frozen BatchNormalization layers stay in inference mode
+        self._loss_sum = torch.zeros((), device=self.device)
+        penalty_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        self._samples = 0
+        first = position = 0
+        if resumed is not None:  # continue an epoch a saved state stopped in the middle of
+            first, self._samples = resumed["step_in_epoch"] * batch_size, resumed["samples"]
+            position = first
+            self._loss_sum, penalty_sum, correct = (t.to(self.device) for t in resumed["sums"])
+        for start in range(first, n, batch_size):
+            self.step_in_epoch = start // batch_size
+            self._apply_schedules(run)
+            for callback in run.batch_begin:
+                callback.on_batch_begin(self, self.step)
+            run.step_lrs.append(float(self.optimizer.param_groups[0]["lr"]))
+            batch = indices[start:start + batch_size]
+            count, weight = len(batch), 1.0
+            if run.sharding is not None:  # this rank's slice of the global batch
+                batch, count, weight = run.sharding.shard(batch)
+            xb, yb = run.x_train.index_select(0, batch), run.y_train.index_select(0, batch)
+            stepped = self._train_step(run, xb, yb, weight)
+            if stepped is None:  # a skipped batch still counts as a step, and only that
                 self.step += 1
-                self.step_in_epoch += 1
-                for callback in batch_end:
-                    callback.on_batch_end(self, self.step)
-                if self.stop_training:
-                    break
-                if save_every_steps and self.step % save_every_steps == 0 and start + batch_size < n:
-                    correct = self._tally(correct, predicted, y_train, indices, first, position)
-                    first = position
-                    self._save(resume_dir, callbacks, order, target, mid_epoch={
-                        "epoch_order": epoch_order, "step_in_epoch": self.step_in_epoch, "samples": self._samples,
-                        "sums": [self._loss_sum, penalty_sum, correct]})
-            correct = self._tally(correct, predicted, y_train, indices, first, position)
-            if sharding is not None:  # the epoch's sums over every rank's shard
-                totals = distributed.sum_over_ranks(self._loss_sum, penalty_sum, correct, self._samples)
-                self._loss_sum.fill_(totals[0])
-                penalty_sum.fill_(totals[1])
-                correct.fill_(int(totals[2]))
-                self._samples = int(totals[3])
-            logs: dict[str, Any] = {"epoch": self.epoch, "loss": self.running_loss()}
-            if penalties:  # "loss" is their sum, as Keras reports it; val_loss is the data loss alone
-                logs["penalty"] = penalty_sum.item() / max(self._samples, 1)
-                logs["data_loss"] = logs["loss"] - logs["penalty"]
-            if "accuracy" in self.metrics:
-                logs["accuracy"] = correct.item() / max(self._samples, 1)
-            if validation is not None:
-                results = self._evaluate_tensors(*validation, batch_size=eval_batch_size, forward=forward)
-                logs.update({f"val_{key}": value for key, value in results.items()})
-            if self.skip_nonfinite:
-                logs["skipped_batches"] = self.skipped_batches
-            logs["lr"] = step_lrs[-1] if step_lrs else float(self.optimizer.param_groups[0]["lr"])  # the last step's
-            if step_momenta:
-                logs["momentum"] = step_momenta[-1]
-            logs["time"] = time.perf_counter() - started
-            self.history.append(logs)
-            for callback in callbacks:
-                callback.on_epoch_end(self, self.epoch, logs)
-            if resume_dir is not None and self.failure is None:
-                self._save(resume_dir, callbacks, order, target)
-        for callback in callbacks:
-            callback.on_fit_end(self)
-        if self.failure is not None:  # set by a callback (TerminateOnNaN); raised once every callback has ended
-            raise self.failure
-        return self.history
+                continue
+            logits, loss, penalty = stepped
+            self.last_loss = loss = loss.detach()
+            with torch.no_grad():
+                self._loss_sum.add_(loss, alpha=count)
+                if run.penalties:
+                    penalty_sum.add_(penalty.detach(), alpha=count)
+                if run.predicted is not None:
+                    torch.argmax(logits, dim=-1, out=run.predicted[start:start + count])
+                elif count and run.count_correct:  # 0: a rank left out of a short last batch ran one sample with weight 0
+                    correct += self.loss.correct(logits, yb)
+            position = start + count
+            self._samples += count
+            self.step += 1
+            self.step_in_epoch += 1
+            for callback in run.batch_end:
+                callback.on_batch_end(self, self.step)
+            if self.stop_training:
+                break
+            if run.save_every_steps and self.step % run.save_every_steps == 0 and start + batch_size < n:
+                correct = self._tally(correct, run.predicted, run.y_train, indices, first, position)
+                first = position
+                self._save(run.resume_dir, run.callbacks, run.order, run.target, mid_epoch={
+                    "epoch_order": epoch_order, "step_in_epoch": self.step_in_epoch, "samples": self._samples,
+                    "sums": [self._loss_sum, penalty_sum, correct]})
+        correct = self._tally(correct, run.predicted, run.y_train, indices, first, position)
+        if run.sharding is not None:  # the epoch's sums over every rank's shard
+            totals = distributed.sum_over_ranks(self._loss_sum, penalty_sum, correct, self._samples)
+            self._loss_sum.fill_(totals[0])
+            penalty_sum.fill_(totals[1])
+            correct.fill_(int(totals[2]))
+            self._samples = int(totals[3])
+        return penalty_sum, correct
+
+    def _apply_schedules(self, run: _FitSetup) -> None:
+        """Set this step's learning rate (the schedule's times ``lr_scale``) and momentum, recording the momentum."""
+        if run.lr_schedule is not None or self.lr_scale != 1.0:
+            scheduled = None if run.lr_schedule is None else run.lr_schedule(self.step)
+            for group in self.optimizer.param_groups:
+                base = group["base_lr"] if scheduled is None else scheduled * group.get("lr_scale", 1.0)
+                group["lr"] = base * self.lr_scale
+        if run.set_momentum is not None:
+            momentum = float(run.momentum_schedule(self.step))
+            for group in self.optimizer.param_groups:
+                run.set_momentum(group, momentum)
+            run.step_momenta.append(momentum)
+
+    def _train_step(self, run: _FitSetup, xb: torch.Tensor, yb: torch.Tensor, weight: float):
+        """One optimizer step on a batch: (logits, loss, penalty), or None when a non-finite loss is skipped."""
+        if run.fused is not None and not run.fused.hooked():  # trainwell.fused: no autograd
+            logits, loss = run.fused(xb, yb)
+            if not run.fused.applies_update:  # the gradients are in .grad
+                self._update(run)
+            elif run.constraints:
+                apply_constraints(run.constraints)
+            return logits, loss, None
+        logits = run.train_forward(xb)
+        loss = self.loss(logits, yb)
+        penalty = None
+        if run.penalties:
+            penalty = total_penalty(run.penalties)
+            loss = loss + penalty
+        if self.skip_nonfinite and not bool(torch.isfinite(loss)):
+            self.skipped_batches += 1
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss if weight == 1.0 else loss * weight).backward()
+        self._update(run)
+        return logits, loss, penalty
+
+    def _update(self, run: _FitSetup) -> None:
+        """Clip the gradients, step the optimizer, apply the max-norm constraints."""
+        if self.clip:
+            clip_gradients(run.params, **self.clipping)
+        self.optimizer.step()
+        if run.constraints:
+            apply_constraints(run.constraints)
+
+    def _epoch_logs(self, run: _FitSetup, penalty_sum: torch.Tensor, correct: torch.Tensor,
+                    started: float) -> dict[str, Any]:
+        """The epoch's record for History and the callbacks: loss, metrics, validation, rate, time."""
+        logs: dict[str, Any] = {"epoch": self.epoch, "loss": self.running_loss()}
+        if run.penalties:  # "loss" is their sum, as Keras reports it; val_loss is the data loss alone
+            logs["penalty"] = penalty_sum.item() / max(self._samples, 1)
+            logs["data_loss"] = logs["loss"] - logs["penalty"]
+        if "accuracy" in self.metrics:
+            logs["accuracy"] = correct.item() / max(self._samples, 1)
+        if run.validation is not None:
+            results = self._evaluate_tensors(*run.validation, batch_size=run.eval_batch_size, forward=run.forward)
+            logs.update({f"val_{key}": value for key, value in results.items()})
+        if self.skip_nonfinite:
+            logs["skipped_batches"] = self.skipped_batches
+        logs["lr"] = run.step_lrs[-1] if run.step_lrs else float(self.optimizer.param_groups[0]["lr"])  # last step's
+        if run.step_momenta:
+            logs["momentum"] = run.step_momenta[-1]
+        logs["time"] = time.perf_counter() - started
+        return logs
 
     @staticmethod
     def _tally(correct, predicted, y_train, indices, first: int, position: int) -> torch.Tensor:
