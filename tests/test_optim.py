@@ -71,3 +71,27 @@ def test_clipping_by_value_per_parameter_norm_and_global_norm():
     a.grad, b.grad = torch.tensor([3.0, 4.0]), torch.tensor([0.0, 0.0])
     clip_gradients([a, b], global_clipnorm=2.5)
     assert a.grad.tolist() == pytest.approx([1.5, 2.0], rel=1e-5)
+
+
+@pytest.mark.parametrize("name, implementation", [("sgd", "fused"), ("adam", "fused"), ("adamw", "fused"),
+                                                  ("adagrad", "fused"), ("nadam", "foreach")])
+def test_optimizers_take_pytorchs_fast_implementation_with_the_same_updates(name, implementation):
+    from trainwell.optim import OPTIMIZERS, make_optimizer, resolve_optimizer_options
+
+    def steps(force_default):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(20, 5)
+        options = {"momentum": 0.9} if name == "sgd" else {}
+        if force_default:  # PyTorch's per-parameter loop, with the same options
+            opt = OPTIMIZERS[name].cls(model.parameters(), **resolve_optimizer_options(name, options), foreach=False)
+        else:
+            opt = make_optimizer({"name": name, **options}, model.parameters())
+            assert opt.param_groups[0][implementation] is True
+        for i in range(5):
+            loss = model(torch.randn(8, 20, generator=torch.Generator().manual_seed(i))).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return model.weight.detach()
+
+    torch.testing.assert_close(steps(False), steps(True), rtol=1e-5, atol=1e-6)
