@@ -56,6 +56,7 @@ def test_report_of_a_full_run_shows_pass_fail_and_failures(tmp_path):
     assert "| leaky_relu | book | val_accuracy | 0.843 | 0.8450 | +0.0020 | ±0.015 | pass |" in markdown
     assert "| prelu | book | val_accuracy | 0.8372 | 0.7000 | -0.1372 | ±0.015 | FAIL |" in markdown
     assert "bn_after** seed 42: failed: RuntimeError: out of memory" in markdown
+    assert "**prelu** misses the book (val_accuracy by seed 42: 0.7000): " in markdown
     for entry in entries():  # every catalog entry has a row, run or not
         assert f"| {entry.id} |" in markdown
     page = html_path.read_text()

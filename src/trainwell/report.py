@@ -72,6 +72,18 @@ def collect(store: RunStore, budget: Budget, *, tolerance_long: float = 0.015,
     return reports
 
 
+def _per_seed(report: EntryReport) -> str:
+    """The failing figures seed by seed, so one bad seed stands out from a shifted mean."""
+    parts = []
+    for outcome in report.outcomes:
+        if outcome.status == "fail":
+            metric = outcome.target.metric
+            seeds = [f"{run['seed']}: {_num(result[metric])}" for run, result in zip(report.runs, report.results)
+                     if metric in result]
+            parts.append(f"{metric} by seed {', '.join(seeds)}")
+    return "; ".join(parts)
+
+
 def claim_verdicts(reports: list[EntryReport], budget: Budget | None = None) -> list[tuple[str, str, str]]:
     """(claim, what trainwell measured, pass/fail/not run) for each qualitative claim of the chapter."""
     means: dict[tuple[str, str], float] = {}
@@ -357,7 +369,7 @@ def markdown(store: RunStore, reports: list[EntryReport], budget: Budget) -> str
                 error = (run.get("error") or "unfinished").splitlines()[0]
                 lines.append(f"- **{report.entry.id}** seed {run['seed']}: {run['status']}: {error}")
             if any(o.status == "fail" for o in report.outcomes):
-                lines.append(f"- **{report.entry.id}** misses the book" + (
+                lines.append(f"- **{report.entry.id}** misses the book ({_per_seed(report)})" + (
                     ": " + " ".join(report.entry.notes) if report.entry.notes else " (no known reason)."))
     return "\n".join(lines) + "\n"
 

@@ -47,10 +47,16 @@ CONFIGS = {
                           "the last 10% of steps."),
 }
 
+UNSTABLE = {"piecewise": "Nadam holds 0.01 for the first five epochs here, the edge of stability for this SELU "
+                         "network: a seed that loses its footing then (its validation accuracy falls during epochs "
+                         "1-5) stays far below the others whatever the later rates, so the mean over seeds can miss "
+                         "the book while the other seeds match it; the per-seed figures and learning curves show it."}
+
 for _id, (_config, _book, _shows) in CONFIGS.items():
     register(Entry(_id, "1cycle scheduling" if _id == "one_cycle" else SECTION, "book", _shows, run_config,
                    epochs=25, quick_epochs=3, config=_config, targets=(Target("val_accuracy", _book),),
-                   book=f"val {_book}", cost=4 if _id == "one_cycle" else 8, notes=(RANDOM_STREAM, QUICK)))
+                   book=f"val {_book}", cost=4 if _id == "one_cycle" else 8,
+                   notes=(RANDOM_STREAM, *([UNSTABLE[_id]] if _id in UNSTABLE else []), QUICK)))
 
 
 LR_FINDER = _scheduled("lr_finder", {"name": "sgd", "lr": 1e-3}, None, batch_size=128)
