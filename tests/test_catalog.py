@@ -177,3 +177,41 @@ def test_a_procedures_fit_resumes_where_a_killed_run_stopped(tmp_path):
     assert history["loss"] == reference["loss"] and len(history) == 5
     for a, b in zip(resumed.state_dict().values(), uninterrupted.state_dict().values()):
         assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_workers_exit_when_reproduce_is_killed(tmp_path):
+    """A worker of a killed reproduce process does not live on as an orphan."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "worker.pid"
+    parent = subprocess.Popen([sys.executable, "-c", f"""
+import os, time
+from trainwell.experiments.runner import exit_with_parent
+child = os.fork()
+if child == 0:
+    exit_with_parent(poll_s=0.1)
+    open({str(pid_file)!r}, "w").write(str(os.getpid()))
+    time.sleep(60)
+    os._exit(0)
+time.sleep(60)
+"""])
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the worker never started"
+        time.sleep(0.05)
+    worker = int(pid_file.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "the worker outlived its parent"
+        time.sleep(0.1)

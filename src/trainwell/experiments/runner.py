@@ -215,6 +215,26 @@ def _worker_init() -> None:
 
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    exit_with_parent()
+
+
+def exit_with_parent(poll_s: float = 1.0) -> None:
+    """End this worker process when the process that started it is gone.
+
+    ``kill`` on reproduce's main process (rather than Ctrl-C, which reaches the whole
+    process group) would otherwise leave its workers training on, or waiting forever,
+    as orphans. The run a worker was in stays unfinished in the store and is redone.
+    """
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 # ----------------------------------------------------------------- reproduce
