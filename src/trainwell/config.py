@@ -104,7 +104,7 @@ class TrainConfig(_Section):
     threads: Optional[int] = Field(None, gt=0)  # CPU threads while fitting; default: by the model's shape
     eval_batch_size: int = Field(1024, gt=0)
     cache_frozen: bool = True  # compute frozen lowest layers' outputs once (same results, faster)
-    # The hand-written forward/backward/SGD step for plain dense stacks (trainwell.fused), used
+    # The hand-written forward/backward step for plain dense stacks (trainwell.fused), used
     # where it applies; false runs the standard autograd step everywhere.
     fused: bool = True
     # Save the whole training state in <output_dir>/resume/ at every epoch end (and every

@@ -155,7 +155,7 @@ class Trainer:
         # without it, TerminateOnNaN stops the run at the first such batch.
         self.skip_nonfinite = bool(skip_nonfinite)
         self.skipped_batches = 0
-        # The hand-written step for plain dense stacks with SGD, where it applies (trainwell.fused).
+        # The hand-written forward/backward step for plain dense stacks, where it applies (trainwell.fused).
         self.fused = bool(fused)
         self.set_optimizer(optimizer)
         if isinstance(schedule, (Mapping, str)):  # a table: checked now, built at fit time for the run's length
