@@ -54,6 +54,14 @@ CASES = {
                     {"name": "nadam", "lr": 1e-3}),
     "elu, Adam, max-norm": ([tw.Flatten(), tw.Dense(64, activation="elu", init="he_normal", kernel_constraint=max_norm(1.0)),
                              tw.Dense(4, activation="softmax")], {"name": "adam", "lr": 1e-3}),
+    "dropout, elu": ([tw.Flatten(), tw.Dropout(0.2), tw.Dense(64, activation="elu", init="he_normal"), tw.Dropout(0.2),
+                      tw.Dense(32, activation="elu", init="he_normal"), tw.Dropout(0.2), tw.Dense(4, activation="softmax")],
+                     {"name": "nadam", "lr": 1e-3}),
+    "alpha dropout, selu": ([tw.Flatten(), tw.AlphaDropout(0.2), tw.Dense(64, activation="selu", init="lecun_normal"),
+                             tw.AlphaDropout(0.2), tw.Dense(4, activation="softmax")], {"name": "sgd", "lr": 0.05}),
+    "standalone activations after dropout": (
+        [tw.Flatten(), tw.Dense(32), tw.Activation("tanh"), tw.Dropout(0.0), tw.Activation("relu"),
+         tw.Dense(4, activation="softmax")], {"name": "sgd", "lr": 0.05}),
     "every activation, Nesterov": ([tw.Flatten(), tw.Dense(32, activation="tanh"), tw.Dense(32, activation="sigmoid"),
                                     tw.Dense(32, activation="relu"), tw.Dense(32, activation="selu", init="lecun_normal"),
                                     tw.Dense(32, activation="elu"), tw.Dense(32, use_bias=False), tw.Dense(4)],
@@ -120,7 +128,7 @@ def test_a_momentum_run_continues_on_the_standard_path(images):
 @pytest.mark.parametrize("change, reason", [
     ({"skip_nonfinite": True}, "non-finite"),
     ({"loss": "binary_crossentropy", "layers": [tw.Flatten(), tw.Dense(1, activation="sigmoid")]}, "binary"),
-    ({"layers": [tw.Flatten(), tw.Dropout(0.2), tw.Dense(4, activation="softmax")]}, "Dropout"),
+    ({"layers": [tw.Flatten(), tw.Dense(8, activation="exponential"), tw.Dense(4, activation="softmax")]}, "Exponential"),
     ({"layers": [tw.Flatten(), tw.Dense(8, activation="prelu"), tw.Dense(4, activation="softmax")]}, "PReLU"),
 ])
 def test_why_not_fused_names_the_reason(change, reason):

@@ -6,8 +6,8 @@ optimizer walks the parameters again, and each small op pays PyTorch's dispatch.
 100-layer network that overhead is most of the epoch (see ``benchmarks/``).
 
 For the chapter's most common model (Flatten, Dense layers with their activation, optional
-BatchNormalization, softmax cross-entropy), the forward and backward passes fit in a few
-ops per layer. This module writes them out:
+BatchNormalization, Dropout or AlphaDropout, softmax cross-entropy), the forward and
+backward passes fit in a few ops per layer. This module writes them out:
 
 * the backward uses the same kernels autograd would call (``aten``'s ``*_backward``
   functions), so the arithmetic is autograd's;
@@ -87,10 +87,15 @@ _ACTIVATIONS = _in_place_activations()
 
 class _Activation:
     """An elementwise activation, applied in place on the layer's output; ``backward`` is
-    the kernel autograd uses for it, computed from the output."""
+    the kernel autograd uses for it, computed from the output.
+
+    ``in_place`` is set only where the input is a fresh tensor no other stage keeps (the
+    output of a Dense or BatchNormalization layer); elsewhere the input is copied first.
+    """
 
     def __init__(self, name: str, module: nn.Module):
         self.name = name
+        self.in_place = False
         self.argument = float(module.negative_slope) if name == "leaky_relu" else (
             float(module.alpha) if name == "elu" else None)
         forward, self._backward = _ACTIVATIONS[name]
@@ -100,7 +105,7 @@ class _Activation:
         return []
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        y = self._forward(z)
+        y = self._forward(z if self.in_place else z.clone())
         return y, y
 
     def backward(self, g: torch.Tensor, y: torch.Tensor, update: "_Gradients", need_input: bool) -> torch.Tensor:
@@ -149,6 +154,36 @@ class _BatchNorm:
             update.add(m.weight, gw)
             update.add(m.bias, gb)
         return gx
+
+
+class _Dropout:
+    """Dropout and AlphaDropout, drawing their mask exactly as ``F.dropout`` and
+    ``F.alpha_dropout`` do on a CPU (one ``bernoulli_`` of the same shape), so a seed gives
+    the same masks on either path; the backward multiplies by the same mask."""
+
+    _ALPHA = 1.7580993408473766  # SELU's negative saturation value, -scale * alpha
+
+    def __init__(self, module: nn.Module):
+        self.module, self.p, self.alpha = module, float(module.p), isinstance(module, nn.AlphaDropout)
+
+    def params(self) -> list[torch.Tensor]:
+        return []
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        if not self.module.training or self.p == 0.0:
+            return x, None
+        keep = 1.0 - self.p
+        noise = torch.empty_like(x).bernoulli_(keep)
+        if not self.alpha:
+            noise.div_(keep)
+            return x * noise, noise
+        a = 1.0 / ((self._ALPHA ** 2 * self.p + 1) * keep) ** 0.5
+        shift = noise.add(-1).mul_(self._ALPHA * a).add_(self._ALPHA * a * self.p)
+        noise.mul_(a)
+        return (x * noise).add_(shift), noise
+
+    def backward(self, g: torch.Tensor, noise: Any, update: "_Gradients", need_input: bool) -> torch.Tensor:
+        return g if noise is None else g * noise
 
 
 class _Flatten:
@@ -291,7 +326,12 @@ def _stages(model: nn.Module) -> tuple[list[Any], list[nn.Module]] | str:
                 if isinstance(activation, str):
                     return activation
                 if activation is not None:
+                    activation.in_place = True  # on the Dense layer's own output
                     stages.append(activation)
+        elif type(child) in (nn.Dropout, nn.AlphaDropout):
+            if not 0.0 <= child.p < 1.0:
+                return f"dropout with rate {child.p}"
+            stages.append(_Dropout(child))
         elif isinstance(child, nn.BatchNorm1d):
             if type(child) not in (nn.BatchNorm1d, BatchNorm):
                 return f"a custom batch normalization ({type(child).__name__})"
@@ -303,6 +343,7 @@ def _stages(model: nn.Module) -> tuple[list[Any], list[nn.Module]] | str:
             if isinstance(activation, str):
                 return activation
             if activation is not None:
+                activation.in_place = bool(stages) and isinstance(stages[-1], (_Linear, _BatchNorm))
                 stages.append(activation)
     if not any(stage.params() for stage in stages):
         return "the model has no Dense or BatchNormalization layer"
