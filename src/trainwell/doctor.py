@@ -152,9 +152,11 @@ def _non_finite(recording: Recording) -> list[Finding]:
                     "add batch normalization", numbers={"first_step": bad[0]}, severity="error")]
 
 
-#: The two gradient measures, in the words findings use.
-_GRADIENT_MEASURES = {"grad_rms": "the weights' gradient RMS",
-                      "backward_rms": "the backward signal (the RMS of the loss's gradient at the layers' outputs)"}
+#: The two gradient measures: their short names (the measured line) and long ones (findings).
+_GRADIENT_MEASURES = {
+    "grad_rms": ("weights' gradient RMS", "the weights' gradient RMS"),
+    "backward_rms": ("backward signal", "the backward signal (the RMS of the loss's gradient at the layers' outputs)"),
+}
 
 
 def gradient_flow(recording: Recording) -> dict[str, Any] | None:
@@ -181,39 +183,48 @@ def _gradients(recording: Recording) -> list[Finding]:
     flow = gradient_flow(recording)
     if flow is None:
         return []
-    limit, k, hidden = THRESHOLDS["gradient_ratio"], flow["k"], flow["bottom"]
-    span = f"the bottom {k} hidden layers ({_span(flow['bottom'])}) against the top {k} ({_span(flow['top'])})"
-    steps = f"median over {len(recording.samples)} recorded steps"
-    for direction in ("vanishing", "exploding"):
-        crossed = [stat for stat in _GRADIENT_MEASURES if stat in flow
-                   and (flow[stat]["ratio"] < 1 / limit if direction == "vanishing" else flow[stat]["ratio"] > limit)]
-        if not crossed:
-            continue
-        parts, numbers = [], {}
-        for stat in crossed:
-            bottom, top, ratio = flow[stat]["bottom"], flow[stat]["top"], flow[stat]["ratio"]
-            factor = 1 / ratio if direction == "vanishing" else ratio
-            parts.append(f"{_GRADIENT_MEASURES[stat]} is {factor:.3g}x {'smaller' if direction == 'vanishing' else 'larger'} "
-                         f"({bottom:.2e} vs {top:.2e})")
-            numbers.update({f"bottom_{stat}": bottom, f"top_{stat}": top, f"bottom_to_top_{stat}": ratio})
-        detail = f"in {span}, " + "; ".join(parts) + f" ({steps})"
-        if direction == "vanishing":
-            return [Finding("vanishing_gradients", "vanishing gradients", detail + ", so the lower layers barely learn",
-                            "He initialization (init = \"he_normal\") with a ReLU-family activation, or LeCun with "
-                            "SELU; a non-saturating activation (leaky_relu, elu, selu) instead of sigmoid/tanh; "
-                            "batch normalization", layers=tuple(hidden), numbers=numbers)]
-        return [Finding("exploding_gradients", "exploding gradients", detail,
+    limit = THRESHOLDS["gradient_ratio"]
+    ratios = {stat: flow[stat]["ratio"] for stat in _GRADIENT_MEASURES if stat in flow}
+    shrinking = [stat for stat, ratio in ratios.items() if ratio < 1 / limit]
+    if shrinking:
+        return [Finding("vanishing_gradients", "vanishing gradients",
+                        _gradient_detail(recording, flow, shrinking, "smaller") + ", so the lower layers barely learn",
+                        "He initialization (init = \"he_normal\") with a ReLU-family activation, or LeCun with "
+                        "SELU; a non-saturating activation (leaky_relu, elu, selu) instead of sigmoid/tanh; "
+                        "batch normalization", layers=tuple(flow["bottom"]), numbers=_gradient_numbers(flow, shrinking))]
+    growing = [stat for stat, ratio in ratios.items() if ratio > limit]
+    if growing:
+        return [Finding("exploding_gradients", "exploding gradients", _gradient_detail(recording, flow, growing, "larger"),
                         "lower the learning rate, clip gradients ([train] clipnorm = 1.0), batch normalization, "
-                        "an initialization matched to the activation", layers=tuple(hidden), numbers=numbers)]
+                        "an initialization matched to the activation", layers=tuple(flow["bottom"]),
+                        numbers=_gradient_numbers(flow, growing))]
     return []
+
+
+def _gradient_detail(recording: Recording, flow: Mapping[str, Any], stats: Sequence[str], direction: str) -> str:
+    k = flow["k"]
+    parts = []
+    for stat in stats:
+        bottom, top, ratio = flow[stat]["bottom"], flow[stat]["top"], flow[stat]["ratio"]
+        factor = ratio if direction == "larger" else 1 / ratio
+        parts.append(f"{_GRADIENT_MEASURES[stat][1]} is {factor:.3g}x {direction} ({bottom:.2e} vs {top:.2e})")
+    return (f"in the bottom {k} hidden layers ({_span(flow['bottom'])}) against the top {k} ({_span(flow['top'])}), "
+            + "; ".join(parts) + f" (median over {len(recording.samples)} recorded steps)")
+
+
+def _gradient_numbers(flow: Mapping[str, Any], stats: Sequence[str]) -> dict[str, float]:
+    numbers = {}
+    for stat in stats:
+        numbers.update({f"bottom_{stat}": flow[stat]["bottom"], f"top_{stat}": flow[stat]["top"],
+                        f"bottom_to_top_{stat}": flow[stat]["ratio"]})
+    return numbers
 
 
 def _flow_summary(flow: Mapping[str, Any] | None) -> str | None:
     """One line for the doctor's output: the gradient ratios, whether or not a rule fired."""
     if not flow or not any(stat in flow for stat in _GRADIENT_MEASURES):
         return None
-    names = {"grad_rms": "weights' gradient RMS", "backward_rms": "backward signal"}
-    parts = [f"{names[stat]} {flow[stat]['ratio']:.3g}x" for stat in _GRADIENT_MEASURES if stat in flow]
+    parts = [f"{short} {flow[stat]['ratio']:.3g}x" for stat, (short, _) in _GRADIENT_MEASURES.items() if stat in flow]
     return (f"gradient flow, bottom {flow['k']} hidden layers / top {flow['k']}: " + ", ".join(parts)
             + f" (a rule fires beyond {1 / THRESHOLDS['gradient_ratio']:.2g}x or {THRESHOLDS['gradient_ratio']:.3g}x)")
 

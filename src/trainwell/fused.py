@@ -51,7 +51,7 @@ _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804
 
 class _Linear:
     def __init__(self, module: nn.Linear):
-        self.module, self.weight, self.bias = module, module.weight, module.bias
+        self.weight, self.bias = module.weight, module.bias
 
     def params(self) -> list[torch.Tensor]:
         return [self.weight] + ([self.bias] if self.bias is not None else [])
@@ -69,20 +69,17 @@ class _Linear:
         return gx
 
 
-def _in_place_activations() -> dict[str, tuple[Any, Any]]:
-    """name -> (forward in place, backward from the output): the output is all the backward needs."""
-    return {
-        "relu": (torch.relu_, lambda g, y, _: aten.threshold_backward(g, y, 0)),
-        "leaky_relu": (lambda z, slope: F.leaky_relu_(z, slope),  # a positive slope keeps the sign of z
-                       lambda g, y, slope: aten.leaky_relu_backward(g, y, slope, True)),
-        "elu": (lambda z, alpha: F.elu_(z, alpha), lambda g, y, alpha: aten.elu_backward(g, alpha, 1.0, 1.0, True, y)),
-        "selu": (torch.selu_, lambda g, y, _: aten.elu_backward(g, _SELU_ALPHA, _SELU_SCALE, 1.0, True, y)),
-        "sigmoid": (torch.sigmoid_, lambda g, y, _: aten.sigmoid_backward(g, y)),
-        "tanh": (torch.tanh_, lambda g, y, _: aten.tanh_backward(g, y)),
-    }
-
-
-_ACTIVATIONS = _in_place_activations()
+#: Each covered activation module: (its name, forward in place, backward from the output);
+#: the output is all these backward kernels need.
+_ACTIVATIONS: dict[type, tuple[str, Any, Any]] = {
+    nn.ReLU: ("relu", torch.relu_, lambda g, y, _: aten.threshold_backward(g, y, 0)),
+    nn.LeakyReLU: ("leaky_relu", lambda z, slope: F.leaky_relu_(z, slope),  # a positive slope keeps z's sign
+                   lambda g, y, slope: aten.leaky_relu_backward(g, y, slope, True)),
+    nn.ELU: ("elu", lambda z, alpha: F.elu_(z, alpha), lambda g, y, alpha: aten.elu_backward(g, alpha, 1.0, 1.0, True, y)),
+    nn.SELU: ("selu", torch.selu_, lambda g, y, _: aten.elu_backward(g, _SELU_ALPHA, _SELU_SCALE, 1.0, True, y)),
+    nn.Sigmoid: ("sigmoid", torch.sigmoid_, lambda g, y, _: aten.sigmoid_backward(g, y)),
+    nn.Tanh: ("tanh", torch.tanh_, lambda g, y, _: aten.tanh_backward(g, y)),
+}
 
 
 class _Activation:
@@ -93,12 +90,11 @@ class _Activation:
     output of a Dense or BatchNormalization layer); elsewhere the input is copied first.
     """
 
-    def __init__(self, name: str, module: nn.Module):
-        self.name = name
+    def __init__(self, module: nn.Module):
         self.in_place = False
+        name, forward, self._backward = _ACTIVATIONS[type(module)]
         self.argument = float(module.negative_slope) if name == "leaky_relu" else (
             float(module.alpha) if name == "elu" else None)
-        forward, self._backward = _ACTIVATIONS[name]
         self._forward = forward if self.argument is None else (lambda z: forward(z, self.argument))
 
     def params(self) -> list[torch.Tensor]:
@@ -350,26 +346,25 @@ def _stages(model: nn.Module) -> tuple[list[Any], list[nn.Module]] | str:
     return stages, modules
 
 
-_SUPPORTED = {"linear", "relu", "leaky_relu", "elu", "selu", "sigmoid", "tanh"}
-
-
 def _activation_stage(module: nn.Module, last: bool) -> _Activation | None | str:
-    if isinstance(module, nn.Identity):
-        return None
-    name = activation_name(module)
-    if name == "softmax" and last:
-        return None  # the loss takes the logits
-    if name not in _SUPPORTED or type(module) not in (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SELU, nn.Sigmoid, nn.Tanh):
+    if isinstance(module, nn.Identity) or (last and activation_name(module) == "softmax"):
+        return None  # nothing to do; a final softmax: the loss takes the logits
+    if type(module) not in _ACTIVATIONS:
         return f"a layer the fused step does not cover ({type(module).__name__})"
-    if list(module.parameters()):
-        return f"an activation with parameters ({type(module).__name__})"
-    if (name == "leaky_relu" and module.negative_slope <= 0) or (name == "elu" and module.alpha < 0):
-        return f"{name} with a slope or alpha below zero (the backward reads the output's sign)"
-    return _Activation(name, module)
+    if (isinstance(module, nn.LeakyReLU) and module.negative_slope <= 0) or (isinstance(module, nn.ELU)
+                                                                           and module.alpha < 0):
+        return f"{type(module).__name__} with a slope or alpha below zero (the backward reads the output's sign)"
+    return _Activation(module)
 
 
 def why_not_fused(trainer: Any, forward: nn.Module) -> str | None:
     """Why ``trainer`` cannot use the fused step with ``forward`` (its logits module), or None."""
+    plan = _plan(trainer, forward)
+    return plan if isinstance(plan, str) else None
+
+
+def _plan(trainer: Any, forward: nn.Module) -> tuple[list[Any], list[nn.Module]] | str:
+    """The stages and modules of ``trainer``'s model when the fused step can train it, else why not."""
     from trainwell.losses import LOSSES
 
     if trainer.loss is not LOSSES["sparse_categorical_crossentropy"]:
@@ -390,7 +385,7 @@ def why_not_fused(trainer: Any, forward: nn.Module) -> str | None:
         return "the optimizer does not train exactly the model's parameters"
     if any(p.dtype != torch.float32 for p in params):
         return "parameters other than float32"
-    return None
+    return stages
 
 
 def fused_step(trainer: Any, forward: nn.Module, *, penalties: Any = None, sharding: Any = None) -> FusedStep | None:
@@ -401,7 +396,8 @@ def fused_step(trainer: Any, forward: nn.Module, *, penalties: Any = None, shard
     """
     if not getattr(trainer, "fused", True) or penalties or sharding is not None:
         return None
-    if why_not_fused(trainer, forward) is not None:
+    plan = _plan(trainer, forward)
+    if isinstance(plan, str):
         return None
-    stages, modules = _stages(trainer.model)
+    stages, modules = plan
     return FusedStep(stages, modules, trainer.optimizer, fold_updates=not trainer.clip)

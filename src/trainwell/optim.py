@@ -106,12 +106,13 @@ def build_fast(cls: type[torch.optim.Optimizer], params: Iterable[Any], options:
     params = list(params)
     tensors = [p for item in params for p in (item["params"] if isinstance(item, Mapping) else [item])]
     devices = {t.device.type for t in tensors}
-    if tensors and all(t.is_floating_point() for t in tensors) and len(devices) == 1 and devices <= {"cpu", "cuda"}:
-        for choice in (("fused",) if issubclass(cls, _FUSED) else ()) + (("foreach",) if issubclass(cls, _FOREACH) else ()):
-            try:
-                return cls(params, **options, **{choice: True})
-            except (RuntimeError, ValueError, TypeError):  # not for this device or dtype: the default below
-                pass
+    choice = "fused" if issubclass(cls, _FUSED) else "foreach" if issubclass(cls, _FOREACH) else None
+    if (choice and tensors and all(t.is_floating_point() for t in tensors) and len(devices) == 1
+            and devices <= {"cpu", "cuda"}):
+        try:
+            return cls(params, **options, **{choice: True})
+        except (RuntimeError, ValueError, TypeError):  # not for this device or dtype: the default below
+            pass
     return cls(params, **options)
 
 
