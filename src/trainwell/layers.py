@@ -351,12 +351,28 @@ class Model(nn.Sequential):
 
 
 def build_model(layers: Sequence[LayerSpec | Mapping[str, Any]] | ModelSpec,
-                input_shape: Sequence[int] | None = None) -> Model:
+                input_shape: Sequence[int] | None = None, *, seed: int | None = None) -> Model:
     """Build a model from layer specs, inferring every layer's input size.
 
     Layers are named ``<type>_<n>`` (``dense_1``, ``dense_2``, ...) unless a spec gives
     a name; Flatten is just ``flatten`` when there is one.
+
+    With ``seed``, the initial weights depend on the seed alone: they are drawn from a
+    generator seeded with it, the same weights ``trainwell train`` draws for a config
+    with that ``seed``; PyTorch's global random stream is left as it was. Without it,
+    they are drawn from the global stream (seed it with :func:`trainwell.seed_everything`).
+
+    >>> a = build_model([Dense(3)], input_shape=(4,), seed=1)
+    >>> b = build_model([Dense(3)], input_shape=(4,), seed=1)
+    >>> bool(torch.equal(a.dense_1.weight, b.dense_1.weight))
+    True
     """
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError(f"build_model: seed must be an integer, got {seed!r}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build_model(layers, input_shape)
     if isinstance(layers, ModelSpec):
         spec = layers
     else:
