@@ -56,6 +56,12 @@ def test_catalog_configs_match_the_example_files(path):
     assert ours == theirs
 
 
+def test_every_book_experiment_that_is_a_config_is_an_example_file():
+    files = {path.stem for path in EXAMPLES.iterdir() if path.suffix in (".toml", ".yaml")}
+    configs = [entry.id for entry in experiments.entries() if entry.kind == "book" and entry.config is not None]
+    assert configs and not [name for name in configs if name not in files]
+
+
 def test_every_entry_runs_in_the_smoke_budget(smoke_run):
     out, summary, lines = smoke_run
     assert summary["failed"] == 0, "\n".join(line for line in lines if "FAILED" in line)
