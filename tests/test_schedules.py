@@ -365,3 +365,44 @@ def test_plot_schedule_cli(tmp_path, capsys):
     assert main(["plot-schedule", str(EXAMPLES / "piecewise.toml"), "--steps-per-epoch", "10", "-o", str(out),
                  "--set", "schedule.name=piecewise"]) == 2
     assert "schedule.name: unknown schedule 'piecewise'" in capsys.readouterr().err
+
+
+# ------------------------------------------------ piecewise boundaries: the book's function against Keras' class
+def keras_piecewise_constant_decay(step, boundaries, values):
+    """Keras' PiecewiseConstantDecay, transcribed (tf.keras 2 and Keras 3 alike): ``values[0]``
+    while ``step <= boundaries[0]``, ``values[i]`` for ``boundaries[i-1] < step <= boundaries[i]``."""
+    if step <= boundaries[0]:
+        return values[0]
+    for low, high, value in zip(boundaries[:-1], boundaries[1:], values[1:-1]):
+        if low < step <= high:
+            return value
+    return values[-1]
+
+
+def book_piecewise_constant(epoch, boundaries, values):
+    """The chapter's ``piecewise_constant(boundaries, values)`` function, transcribed:
+    ``values[np.argmax(np.array([0] + boundaries) > epoch) - 1]``."""
+    edges = [0, *boundaries]
+    first_above = next((i for i, edge in enumerate(edges) if edge > epoch), 0)
+    return values[first_above - 1]
+
+
+BOUNDARIES, VALUES = [5, 15, 16], [0.01, 0.005, 0.002, 0.001]
+
+
+def test_piecewise_default_is_the_books_function_and_inclusive_is_kerass_class():
+    default = sch.piecewise_constant(boundaries=BOUNDARIES, values=VALUES)
+    inclusive = sch.piecewise_constant(boundaries=BOUNDARIES, values=VALUES, inclusive=True)
+    for t in range(25):
+        assert default(t) == book_piecewise_constant(t, BOUNDARIES, VALUES), t
+        assert inclusive(t) == keras_piecewise_constant_decay(t, BOUNDARIES, VALUES), t
+    assert (default(5), inclusive(5)) == (0.005, 0.01)  # the boundary step itself
+
+
+def test_piecewise_inclusive_from_a_config_table():
+    table = {"name": "piecewise_constant", "per": "epoch", "boundaries": [5, 15], "values": [0.01, 0.005, 0.001],
+             "inclusive": True}
+    setup = sch.build_schedule(table, lr0=0.01, steps_per_epoch=10, total_steps=300)
+    assert [setup.lr(t) for t in (49, 50, 59, 60, 159, 160)] == [0.01, 0.01, 0.01, 0.005, 0.005, 0.001]
+    with pytest.raises(ConfigError, match="schedule.inclusive: must be true or false, got 'yes'"):
+        sch.check_schedule({**table, "inclusive": "yes"}, lr0=0.01)

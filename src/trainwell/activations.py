@@ -8,6 +8,11 @@ for ReLU-family or saturating activations).
 
 Choices that differ from some reference:
 
+* ``leaky_relu``: slope ``alpha=0.3``, the default of Keras' ``LeakyReLU`` layer (tf.keras 2,
+  the book's, and Keras 3 alike). Keras 3's *function* ``keras.activations.leaky_relu`` (what
+  ``Dense(activation="leaky_relu")`` calls there) defaults to 0.2, as ``tf.nn.leaky_relu``
+  does; PyTorch's ``nn.LeakyReLU`` to 0.01. ``{"name": "leaky_relu", "alpha": 0.2}`` gives
+  Keras 3's function (the chapter itself passes ``alpha=0.2``).
 * ``prelu``: one learnable slope shared by all units unless ``num_parameters``
   (or the layer width passed as ``units``) asks for one per unit, as Keras does.
   Slopes start at ``alpha=0.25`` (He et al. 2015, PyTorch); Keras starts at 0,

@@ -109,6 +109,8 @@ class _Activation:
 
 
 class _BatchNorm:
+    """BatchNorm1d, and trainwell's BatchNorm with Keras' moving variance (see :class:`BatchNorm`)."""
+
     def __init__(self, module: nn.BatchNorm1d):
         self.module = module
 
@@ -132,6 +134,12 @@ class _BatchNorm:
 
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
         m = self.module
+        if isinstance(m, BatchNorm) and m.training and m.running_mean is not None:
+            # trainwell's layer: batch statistics without PyTorch's running update, then Keras' update
+            factor = m.count_batch()
+            y, mean, invstd = aten.native_batch_norm(x, m.weight, m.bias, None, None, True, 0.0, m.eps)
+            m.update_moving_statistics(mean, invstd, factor)
+            return y, (x, mean, invstd, True)
         training = m.training or m.running_mean is None
         if m.training and m.num_batches_tracked is not None:
             m.num_batches_tracked.add_(1)  # as nn.BatchNorm1d does

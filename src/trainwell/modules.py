@@ -52,13 +52,44 @@ class BatchNorm(nn.BatchNorm1d):
     PyTorch's BatchNorm1d normalizes axis 1; for inputs with more than two axes this
     module folds the leading axes into the batch so the statistics are per feature of
     the last axis, whatever the rank.
+
+    The moving variance follows Keras too: ``moving = (1 - momentum) * moving + momentum
+    * batch_variance`` with the *biased* batch variance (Keras' ``momentum`` 0.99 is
+    ``1 - momentum`` here), where PyTorch's BatchNorm1d averages the unbiased one (a
+    factor ``n / (n - 1)``: 1.03 at the chapter's batches of 32). The output and the
+    gradient in training are batch normalization's as PyTorch computes them; only the
+    statistics kept for inference differ. A plain ``nn.BatchNorm1d`` keeps PyTorch's update.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2:
-            return super().forward(x)
-        flat = x.reshape(-1, x.shape[-1])
-        return super().forward(flat).reshape(x.shape)
+        if x.dim() != 2:
+            return self.forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+        if not (self.training and self.track_running_stats):
+            return super().forward(x)  # inference (the moving statistics), or batch statistics only
+        if x.shape[0] < 2:  # as F.batch_norm says it
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.size()}")
+        factor = self.count_batch()
+        y, mean, invstd = torch.native_batch_norm(x, self.weight, self.bias, None, None, True, 0.0, self.eps)
+        self.update_moving_statistics(mean, invstd, factor)
+        return y
+
+    def count_batch(self) -> float:
+        """Count one training batch, as BatchNorm1d does; the weight the batch's statistics get."""
+        self.num_batches_tracked.add_(1)
+        return 1.0 / float(self.num_batches_tracked) if self.momentum is None else float(self.momentum)
+
+    @torch.no_grad()
+    def update_moving_statistics(self, mean: torch.Tensor, invstd: torch.Tensor, factor: float) -> None:
+        """Keras' update of the moving mean and variance, in place, from a batch's mean and
+        ``invstd = 1 / sqrt(variance + eps)`` (what the batch-norm kernel returns: no second pass
+        over the batch, and four small ops).
+
+        The biased variance is ``invstd ** -2 - eps``, exact to the float rounding of
+        ``variance + eps`` (which is what inference uses); ``lerp`` toward ``invstd ** -2`` then
+        less ``factor * eps`` is the same update in one op less.
+        """
+        self.running_mean.lerp_(mean.to(self.running_mean.dtype), factor)
+        self.running_var.lerp_(invstd.pow(-2).to(self.running_var.dtype), factor).sub_(factor * self.eps)
 
 
 class LogitsView(nn.Module):

@@ -5,6 +5,22 @@ so ``optimizer("rmsprop", rho=0.9)`` builds ``torch.optim.RMSprop(alpha=0.9, eps
 Unknown arguments are errors, never silently dropped. See the README's table of
 where Keras and PyTorch differ.
 
+Where Keras' formula differs from PyTorch's, the ``variant`` option picks one (the
+default is the book's, tf.keras 2, except for Adam, which stays PyTorch's):
+
+* ``nadam``: ``"keras2"`` (PyTorch's NAdam, ``momentum_decay=0.004``: the legacy tf.keras 2
+  schedule ``mu_t = beta_1 (1 - 0.5 * 0.96 ** (0.004 t))``) or ``"keras3"``
+  (``mu_t = beta_1 (1 - 0.5 * 0.96 ** t)``: PyTorch's NAdam with ``momentum_decay=1``);
+* ``rmsprop``: ``"keras2"`` (``g / (sqrt(v) + eps)``, PyTorch's RMSprop; with momentum,
+  tf.keras 2's kernel takes ``sqrt(v + eps)`` and so does trainwell) or ``"keras3"``
+  (``g / sqrt(v + eps)`` always: :class:`KerasRMSprop`);
+* ``adam``, ``adamw``: ``"pytorch"`` (``eps`` added to the bias-corrected ``sqrt(v_hat)``) or
+  ``"keras"`` (tf.keras 2 and Keras 3 alike: ``eps`` added to ``sqrt(v)`` before the
+  correction: :class:`KerasAdam`, :class:`KerasAdamW`).
+
+>>> optimizer("nadam", variant="keras3")([torch.nn.Parameter(torch.zeros(1))]).defaults["momentum_decay"]
+1.0
+
 >>> make = optimizer("sgd", lr=0.1, momentum=0.9, nesterov=True)
 >>> make([torch.nn.Parameter(torch.zeros(1))]).defaults["nesterov"]
 True
@@ -12,12 +28,96 @@ True
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
 from trainwell.errors import ConfigError
+
+
+class KerasRMSprop(torch.optim.RMSprop):
+    """RMSprop as Keras 3 writes it (and tf.keras 2's kernel with momentum): epsilon inside the root.
+
+    ``v = rho v + (1 - rho) g^2``; ``increment = lr g / sqrt(v + eps)`` (centered:
+    ``sqrt(v - mg^2 + eps)``); with momentum ``mom = momentum mom + increment; w -= mom``,
+    else ``w -= increment``. PyTorch's RMSprop divides by ``sqrt(v) + eps`` and keeps ``lr``
+    outside its momentum buffer. ``weight_decay`` is PyTorch's (added to the gradient).
+    The state uses PyTorch's names (``square_avg``, ``momentum_buffer``, ``grad_avg``).
+    """
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p, group)
+        return loss
+
+    def _update(self, p: torch.Tensor, group: Mapping[str, Any]) -> None:
+        grad = p.grad if not group["weight_decay"] else p.grad.add(p, alpha=group["weight_decay"])
+        state = self.state[p]
+        if not state:
+            state["step"] = torch.zeros((), dtype=torch.float32)
+            state["square_avg"] = torch.zeros_like(p)
+        state["step"] += 1
+        rho = group["alpha"]
+        square_avg = state["square_avg"].mul_(rho).addcmul_(grad, grad, value=1 - rho)
+        if group["centered"]:
+            grad_avg = state.setdefault("grad_avg", torch.zeros_like(p)).mul_(rho).add_(grad, alpha=1 - rho)
+            denominator = square_avg.addcmul(grad_avg, grad_avg, value=-1).add_(group["eps"]).sqrt_()
+        else:
+            denominator = square_avg.add(group["eps"]).sqrt_()
+        increment = torch.div(grad, denominator).mul_(group["lr"])
+        if group["momentum"] > 0:
+            buffer = state.setdefault("momentum_buffer", torch.zeros_like(p))
+            p.sub_(buffer.mul_(group["momentum"]).add_(increment))
+        else:
+            p.sub_(increment)
+
+
+class _KerasEpsilon:
+    """Keras' epsilon placement for PyTorch's Adam family, as a transformation of ``eps``.
+
+    Keras (tf.keras 2 and Keras 3) updates ``w -= lr sqrt(1 - beta_2^t) / (1 - beta_1^t) * m /
+    (sqrt(v) + eps)``: epsilon is added before the bias correction. PyTorch divides by
+    ``sqrt(v / (1 - beta_2^t)) + eps``. The two agree exactly when PyTorch's ``eps`` at step
+    ``t`` is ``eps / sqrt(1 - beta_2^t)``, so each step sets it so and runs PyTorch's own
+    (fused) update. The step count and Keras' epsilon live in the parameter group
+    (``keras_step``, ``keras_epsilon``), so a checkpoint carries them.
+    """
+
+    param_groups: list[dict[str, Any]]
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        for group in self.param_groups:
+            epsilon = group.setdefault("keras_epsilon", group["eps"])
+            group["keras_step"] = group.get("keras_step", 0) + 1
+            group["eps"] = epsilon / math.sqrt(1.0 - group["betas"][1] ** group["keras_step"])
+        return super().step(closure)  # type: ignore[misc]
+
+
+class KerasAdam(_KerasEpsilon, torch.optim.Adam):
+    """PyTorch's Adam with Keras' epsilon placement (see :class:`_KerasEpsilon`)."""
+
+
+class KerasAdamW(_KerasEpsilon, torch.optim.AdamW):
+    """PyTorch's AdamW with Keras' epsilon placement (see :class:`_KerasEpsilon`)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One formula an optimizer may follow: its class for the (PyTorch-named) options, and
+    the options it sets itself (which the user may then not set)."""
+
+    choose: Callable[[Mapping[str, Any]], type[torch.optim.Optimizer]]
+    sets: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -30,6 +130,8 @@ class OptimizerInfo:
     renames: Mapping[str, str] = field(default_factory=dict)
     # Pairs of Keras arguments PyTorch takes as one tuple (beta_1, beta_2 -> betas).
     betas: bool = False
+    # The ``variant`` option's values, the default first; empty: no such option.
+    variants: Mapping[str, Variant] = field(default_factory=dict)
 
 
 _BETAS = {"beta_1": 0.9, "beta_2": 0.999}
@@ -39,19 +141,33 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
     "sgd": OptimizerInfo(torch.optim.SGD, {"lr": 0.01, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}),
     "adagrad": OptimizerInfo(torch.optim.Adagrad, {"lr": 0.001, "initial_accumulator_value": 0.1, **_EPS,
                                                    "weight_decay": 0.0}, {"epsilon": "eps"}),
+    # tf.keras 2: sqrt(v) + eps without momentum (PyTorch's), its ApplyRMSProp kernel's sqrt(v + eps) with it.
     "rmsprop": OptimizerInfo(torch.optim.RMSprop, {"lr": 0.001, "rho": 0.9, "momentum": 0.0, **_EPS,
                                                    "centered": False, "weight_decay": 0.0},
-                             {"rho": "alpha", "epsilon": "eps"}),
+                             {"rho": "alpha", "epsilon": "eps"},
+                             variants={"keras2": Variant(lambda o: KerasRMSprop if o["momentum"] > 0
+                                                         else torch.optim.RMSprop),
+                                       "keras3": Variant(lambda o: KerasRMSprop)}),
     "adam": OptimizerInfo(torch.optim.Adam, {"lr": 0.001, **_BETAS, **_EPS, "amsgrad": False, "weight_decay": 0.0},
-                          {"epsilon": "eps"}, betas=True),
+                          {"epsilon": "eps"}, betas=True,
+                          variants={"pytorch": Variant(lambda o: torch.optim.Adam),
+                                    "keras": Variant(lambda o: KerasAdam)}),
     "adamax": OptimizerInfo(torch.optim.Adamax, {"lr": 0.001, **_BETAS, **_EPS, "weight_decay": 0.0},
                             {"epsilon": "eps"}, betas=True),
-    # PyTorch's NAdam implements Keras' momentum schedule (mu_t = beta_1 * (1 - 0.5 * 0.96 ** (t * 0.004))).
+    # PyTorch's NAdam with momentum_decay 0.004 is legacy tf.keras 2's schedule,
+    # mu_t = beta_1 * (1 - 0.5 * 0.96 ** (0.004 t)); with momentum_decay 1 it is Keras 3's, 0.96 ** t.
     "nadam": OptimizerInfo(torch.optim.NAdam, {"lr": 0.001, **_BETAS, **_EPS, "momentum_decay": 0.004,
-                                               "weight_decay": 0.0}, {"epsilon": "eps"}, betas=True),
+                                               "weight_decay": 0.0}, {"epsilon": "eps"}, betas=True,
+                           variants={"keras2": Variant(lambda o: torch.optim.NAdam),
+                                     "keras3": Variant(lambda o: torch.optim.NAdam, {"momentum_decay": 1.0})}),
     "adamw": OptimizerInfo(torch.optim.AdamW, {"lr": 0.001, **_BETAS, **_EPS, "weight_decay": 0.004,
-                                               "amsgrad": False}, {"epsilon": "eps"}, betas=True),
+                                               "amsgrad": False}, {"epsilon": "eps"}, betas=True,
+                           variants={"pytorch": Variant(lambda o: torch.optim.AdamW),
+                                     "keras": Variant(lambda o: KerasAdamW)}),
 }
+
+_VARIANT_MEANING = {"keras2": "tf.keras 2, the book's", "keras3": "Keras 3", "pytorch": "PyTorch's formula",
+                    "keras": "Keras' epsilon placement, tf.keras 2 and Keras 3 alike"}
 
 _ALIASES = {"learning_rate": "lr"}
 
@@ -60,16 +176,55 @@ def optimizer_names() -> list[str]:
     return list(OPTIMIZERS)
 
 
-def resolve_optimizer_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Keras-named options merged over the defaults, checked, in PyTorch's names."""
+def resolve_optimizer(name: str, options: Mapping[str, Any]) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
+    """The optimizer class and its options (PyTorch's names) for Keras-named ``options``, checked."""
     if not isinstance(name, str) or name not in OPTIMIZERS:
         raise ConfigError(f"optimizer.name: unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
     info = OPTIMIZERS[name]
+    options = dict(options)
+    chosen = options.pop("variant", next(iter(info.variants), None))
+    variant = _variant(name, info, chosen)
+    torch_options = resolve_optimizer_options(name, options)
+    if variant is None:
+        return info.cls, torch_options
+    for key, value in variant.sets.items():
+        if key in options:
+            raise ConfigError(f"optimizer.{key}: the {chosen} variant sets it ({value!r}); leave it out")
+        torch_options[key] = value
+    return variant.choose(torch_options), torch_options
+
+
+def _variant(name: str, info: OptimizerInfo, value: Any) -> Variant | None:
+    if not info.variants:
+        if value is not None:
+            raise ConfigError(f"optimizer.variant: not an option of {name}; allowed: "
+                              f"{', '.join(info.defaults)} (variant: only for {_with_variants()})")
+        return None
+    if not isinstance(value, str) or value not in info.variants:
+        allowed = ", ".join(f"{key} ({_VARIANT_MEANING[key]}{', the default' if i == 0 else ''})"
+                            for i, key in enumerate(info.variants))
+        raise ConfigError(f"optimizer.variant: {value!r} is not a variant of {name}; allowed: {allowed}")
+    return info.variants[value]
+
+
+def _with_variants() -> str:
+    return ", ".join(name for name, info in OPTIMIZERS.items() if info.variants)
+
+
+def resolve_optimizer_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Keras-named options merged over the defaults, checked, in PyTorch's names (for the default
+    variant's class; :func:`resolve_optimizer` also reads ``variant``)."""
+    if not isinstance(name, str) or name not in OPTIMIZERS:
+        raise ConfigError(f"optimizer.name: unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
+    info = OPTIMIZERS[name]
+    if "variant" in options:
+        return resolve_optimizer(name, options)[1]
     merged = dict(info.defaults)
     for key, value in options.items():
         key = _ALIASES.get(key, key)
         if not isinstance(key, str) or key not in info.defaults:
-            raise ConfigError(f"optimizer.{key}: not an option of {name}; allowed: {', '.join(info.defaults)}")
+            allowed = ", ".join([*info.defaults, *(["variant"] if info.variants else [])])
+            raise ConfigError(f"optimizer.{key}: not an option of {name}; allowed: {allowed}")
         default = info.defaults[key]
         if isinstance(default, bool):
             if not isinstance(value, bool):
@@ -118,8 +273,7 @@ def build_fast(cls: type[torch.optim.Optimizer], params: Iterable[Any], options:
 
 def optimizer(name: str, **options: Any) -> OptimizerFactory:
     """A factory ``params -> torch.optim.Optimizer``, checked now (before any model exists)."""
-    torch_options = resolve_optimizer_options(name, options)
-    cls = OPTIMIZERS[name].cls
+    cls, torch_options = resolve_optimizer(name, options)
 
     def make(params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
         return build_fast(cls, params, torch_options)

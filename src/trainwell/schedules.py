@@ -95,15 +95,26 @@ def exponential(*, lr0: float, s: float, rate: float = 0.1) -> Schedule:
     return lambda t: lr0 * rate ** (t / s)
 
 
-def piecewise_constant(*, boundaries: Sequence[float], values: Sequence[float]) -> Schedule:
+def piecewise_constant(*, boundaries: Sequence[float], values: Sequence[float], inclusive: bool = False) -> Schedule:
     """``values[i]`` from ``boundaries[i - 1]`` (inclusive) up to ``boundaries[i]`` (exclusive).
 
-    The chapter's ``0.01 until epoch 5, 0.005 until 15, then 0.001``:
+    That is the chapter's own ``piecewise_constant`` function (``0.01 until epoch 5, 0.005
+    until 15, then 0.001``: epoch 5 already has 0.005):
 
     >>> schedule = piecewise_constant(boundaries=[5, 15], values=[0.01, 0.005, 0.001])
     >>> [schedule(t) for t in (0, 4, 5, 14, 15, 100)]
     [0.01, 0.01, 0.005, 0.005, 0.001, 0.001]
+
+    Keras' ``PiecewiseConstantDecay`` (tf.keras 2 and Keras 3 alike) counts each boundary in
+    the interval it ends: ``values[i]`` while ``t <= boundaries[i]``. ``inclusive=True``
+    gives that:
+
+    >>> keras = piecewise_constant(boundaries=[5, 15], values=[0.01, 0.005, 0.001], inclusive=True)
+    >>> [keras(t) for t in (0, 5, 6, 15, 16)]
+    [0.01, 0.01, 0.005, 0.005, 0.001]
     """
+    if not isinstance(inclusive, bool):
+        raise ConfigError(f"inclusive: must be true or false, got {inclusive!r}")
     if not isinstance(boundaries, (list, tuple)) or not boundaries:
         raise ConfigError(f"boundaries: must be a non-empty list of steps (or epochs), got {boundaries!r}")
     if not isinstance(values, (list, tuple)):
@@ -117,7 +128,7 @@ def piecewise_constant(*, boundaries: Sequence[float], values: Sequence[float]) 
 
     def schedule(t: int) -> float:
         for boundary, rate in zip(bounds, rates):
-            if t < boundary:
+            if t < boundary or (inclusive and t == boundary):
                 return rate
         return rates[-1]
 
@@ -267,7 +278,7 @@ SCHEDULES: dict[str, tuple[str, ...]] = {
     "constant": (),
     "power": ("s", "c"),
     "exponential": ("s", "rate"),
-    "piecewise_constant": ("boundaries", "values"),
+    "piecewise_constant": ("boundaries", "values", "inclusive"),
     "one_cycle": ("max_lr", "start_lr", "last_lr", "last_steps", "total_steps", "cycle_momentum",
                   "max_momentum", "min_momentum"),
     "cosine": ("total_steps", "warmup_steps", "warmup_start", "min_lr"),
