@@ -70,3 +70,34 @@ def test_html_is_self_contained(tmp_path):
     page = write_report(tmp_path)[0].read_text()
     assert not re.search(r"""(src|href)\s*=\s*['"]?(https?:)?//""", page)
     assert "<script" not in page and "<link" not in page and "@import" not in page
+
+
+def _store_with_a_doctor_table(out):
+    """A relu_100 run whose diagnosis is the doctor's Markdown table, as the runner stores it."""
+    from trainwell.doctor import Diagnosis, Finding
+
+    finding = Finding("dying_relu", "dying ReLUs", "70 of 100 layers have 30% or more dead units; worst: dense_83 45%",
+                      "leaky_relu or elu instead of relu", layers=tuple(f"dense_{i}" for i in range(15, 101)),
+                      numbers={"layers": 70, "worst": 0.455})
+    with RunStore(store_path(out)) as store:
+        store.set_meta("budget", "quick")
+        run = store.start_run("relu_100", 42, "quick", config={"name": "relu_100"})
+        store.log_results(run, {"val_accuracy": 0.28})
+        store.log_series(run, "diagnosis", Diagnosis([finding]).to_markdown() + "\n\nMeasured: gradient flow 0.9x.")
+        store.finish(run)
+
+
+def test_the_doctors_table_is_an_html_table_in_the_page_and_a_markdown_table_in_the_summary(tmp_path):
+    _store_with_a_doctor_table(tmp_path)
+    html_path, md_path = write_report(tmp_path)
+    page = html_path.read_text()
+    section = page[page.index("The doctor's findings"):]
+    section = section[:section.index("<details>")]  # the config follows in a <pre>
+    assert "<pre>" not in section and "|---" not in section
+    assert "<th>finding</th>" in section and "<th>advice</th>" in section
+    assert "<td><b>dying ReLUs</b>: 70 of 100 layers" in section
+    assert "<td>leaky_relu or elu instead of relu</td>" in section
+    assert "<p>Measured: gradient flow 0.9x.</p>" in section
+    markdown = md_path.read_text()
+    table = markdown[markdown.index("### relu_100"):].splitlines()
+    assert table[1] == "" and table[2] == "| | finding | layers | numbers | advice |" and table[3].startswith("|---|")

@@ -17,6 +17,7 @@ import io
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -384,6 +385,7 @@ section.entry{border-top:2px solid #ddd;margin-top:2em;padding-top:.5em}
 .note{background:#fff8e1;border-left:4px solid #f0c000;padding:.3em .8em;margin:.4em 0}
 .error{background:#fdecea;border-left:4px solid #b00020;padding:.3em .8em;white-space:pre-wrap;font-family:monospace;
 font-size:12px}pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px}img{max-width:100%}
+table.md td{vertical-align:top;overflow-wrap:anywhere}
 .kind{font-size:12px;background:#eee;border-radius:3px;padding:1px 6px;margin-left:.5em}
 """
 
@@ -464,7 +466,7 @@ def html_page(store: RunStore, reports: list[EntryReport], budget: Budget) -> st
         for data in _first_series(store, report, "summary")[:1]:
             body.append(f"<pre>{e(str(data))}</pre>")
         for data in _first_series(store, report, "diagnosis")[:1]:
-            body.append(f"<h3>The doctor's findings</h3><pre>{e(str(data))}</pre>")
+            body.append(f"<h3>The doctor's findings</h3>{markdown_html(str(data))}")
         body.append(f"<details><summary>config</summary><pre>{e(_config_text(store, report))}</pre></details>")
         body.append("</section>")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>trainwell reproduce report</title>"
@@ -472,11 +474,50 @@ def html_page(store: RunStore, reports: list[EntryReport], budget: Budget) -> st
 
 
 def _md_inline(text: str) -> str:
-    import re
-
     text = html.escape(text)
     text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
+_TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?$")
+
+
+def _table_cells(line: str) -> list[str]:
+    """The cells of one Markdown table row (an escaped ``\\|`` stays inside its cell)."""
+    line = line.strip()
+    line = line[1:] if line.startswith("|") else line
+    line = line[:-1] if line.endswith("|") and not line.endswith("\\|") else line
+    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line)]
+
+
+def markdown_html(text: str) -> str:
+    """The Markdown the report embeds (the doctor's findings: paragraphs and pipe tables) as HTML.
+
+    Shown in a ``<pre>``, a wide table ran off the page's right edge as raw pipes; as
+    an HTML table its cells wrap.
+    """
+    blocks: list[str] = []
+    lines = text.strip().splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i].strip()
+        if line.startswith("|") and i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1].strip()):
+            header = "".join(f"<th>{_md_inline(c)}</th>" for c in _table_cells(line))
+            rows, i = [], i + 2
+            while i < len(lines) and lines[i].strip().startswith("|"):
+                rows.append("<tr>" + "".join(f"<td>{_md_inline(c)}</td>" for c in _table_cells(lines[i])) + "</tr>")
+                i += 1
+            blocks.append(f"<table class='md'><tr>{header}</tr>{''.join(rows)}</table>")
+            continue
+        paragraph = []
+        while i < len(lines) and lines[i].strip() and not lines[i].strip().startswith("|"):
+            paragraph.append(lines[i].strip())
+            i += 1
+        if paragraph:
+            blocks.append(f"<p>{_md_inline(' '.join(paragraph))}</p>")
+        else:
+            i += 1
+    return "\n".join(blocks)
 
 
 def write_report(out: str | os.PathLike, *, budget: str | None = None, tolerance_long: float = 0.015,
