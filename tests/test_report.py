@@ -53,8 +53,8 @@ def test_report_of_a_full_run_shows_pass_fail_and_failures(tmp_path):
     _fake_full_store(tmp_path)
     html_path, md_path = write_report(tmp_path)
     markdown = md_path.read_text()
-    assert "| leaky_relu | book | val_accuracy | 0.843 | 0.8450 | +0.0020 | ±0.015 | pass |" in markdown
-    assert "| prelu | book | val_accuracy | 0.8372 | 0.7000 | -0.1372 | ±0.015 | FAIL |" in markdown
+    assert "| leaky_relu | book | val_accuracy | 0.843 | 0.8450 | +0.0020 | ±0.015: [0.828, 0.858] | pass |" in markdown
+    assert "| prelu | book | val_accuracy | 0.8372 | 0.7000 | -0.1372 | ±0.015: [0.8222, 0.8522] | FAIL |" in markdown
     assert "bn_after** seed 42: failed: RuntimeError: out of memory" in markdown
     assert "**prelu** misses the book (val_accuracy by seed 42: 0.7000): " in markdown
     for entry in entries():  # every catalog entry has a row, run or not
@@ -62,7 +62,7 @@ def test_report_of_a_full_run_shows_pass_fail_and_failures(tmp_path):
     page = html_path.read_text()
     assert "out of memory" in page and "data:image/png;base64," in page
     _, md_wide = write_report(tmp_path, tolerance_long=0.2)
-    assert "| prelu | book | val_accuracy | 0.8372 | 0.7000 | -0.1372 | ±0.2 | pass |" in md_wide.read_text()
+    assert "| prelu | book | val_accuracy | 0.8372 | 0.7000 | -0.1372 | ±0.2: [0.6372, 1.0372] | pass |" in md_wide.read_text()
 
 
 def test_html_is_self_contained(tmp_path):
@@ -101,3 +101,32 @@ def test_the_doctors_table_is_an_html_table_in_the_page_and_a_markdown_table_in_
     markdown = md_path.read_text()
     table = markdown[markdown.index("### relu_100"):].splitlines()
     assert table[1] == "" and table[2] == "| | finding | layers | numbers | advice |" and table[3].startswith("|---|")
+
+
+def test_each_row_shows_the_range_it_was_judged_against(tmp_path):
+    """selu_self_normalization's figures lie outside the book's range but inside the wider one judged."""
+    with RunStore(store_path(tmp_path)) as store:
+        store.set_meta("budget", "quick")
+        run = store.start_run("selu_self_normalization", 42, "quick", config=None)
+        store.log_results(run, {"max_abs_mean": 0.0617, "min_std": 0.9471, "max_std": 1.0263})
+        store.finish(run)
+        run = store.start_run("bn_after_params", 42, "quick", config=None)
+        store.log_results(run, {"total": 271346, "trainable": 268978, "non_trainable": 2368})
+        store.finish(run)
+    html_path, md_path = write_report(tmp_path)
+    markdown = md_path.read_text()
+    assert "| judged range | verdict |" in markdown
+    assert "| max_abs_mean | mean between -0.02 and 0.05 at layers 0, 100, ..., 900 | 0.0617 | - | ≤ 0.1 | pass |" in markdown
+    assert "| min_std | std between 0.83 and 1.00 | 0.9471 | - | ≥ 0.75 | pass |" in markdown
+    assert "| max_std | std between 0.83 and 1.00 | 1.0263 | - | ≤ 1.1 | pass |" in markdown
+    assert "| total | 271346 | 271,346 | +0.0000 | exactly 271346 | pass |" in markdown
+    page = html_path.read_text()
+    assert "<th>judged range</th>" in page and "<td>≤ 0.1</td>" in page and "<td>exactly 271346</td>" in page
+
+
+def test_the_judged_band_is_what_judge_applies():
+    target = Target("x", 0.5, low=0.49)
+    outcome = judge(target, [0.495], epochs=10, budget=BUDGETS["full"])
+    assert outcome.band == (0.49, 0.515) and outcome.status == "pass"
+    assert judge(target, [0.485], epochs=10, budget=BUDGETS["full"]).status == "fail"  # within ±0.015, below low
+    assert judge(Target("x", high=1.1), [1.0263], epochs=0, budget=BUDGETS["full"]).band == (None, 1.1)

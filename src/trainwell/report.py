@@ -135,13 +135,17 @@ def _difference(outcome: Outcome) -> str:
     return "-" if diff is None else f"{diff:+.4f}"
 
 
-def _tolerance(outcome: Outcome) -> str:
-    if outcome.tolerance is not None:
-        return f"±{outcome.tolerance:g}"
-    target = outcome.target
-    if target.low is not None or target.high is not None:
-        return "range"
-    return "-"
+def _judged_range(outcome: Outcome) -> str:
+    """The interval the verdict applied, so a figure that passes is visibly inside what is shown."""
+    if outcome.status not in ("pass", "fail"):
+        return "-"
+    low, high = outcome.band
+    prefix = f"±{outcome.tolerance:g}: " if outcome.tolerance else ""
+    if low is not None and high is not None:
+        return f"exactly {low:.6g}" if low == high else f"{prefix}[{low:.6g}, {high:.6g}]"
+    if high is not None:
+        return f"≤ {high:.6g}"
+    return f"≥ {low:.6g}" if low is not None else "-"
 
 
 # ----------------------------------------------------------------- figures
@@ -341,7 +345,7 @@ def markdown(store: RunStore, reports: list[EntryReport], budget: Budget) -> str
     ran = sum(1 for r in reports if r.runs)
     lines += [f"{ran} of {len(reports)} entries ran; figures: " + ", ".join(
         f"{n} {STATUS_MARK.get(s, s)}" for s, n in sorted(counts.items())) + ".", "",
-        "| id | kind | figure | book | trainwell | difference | tolerance | verdict |",
+        "| id | kind | figure | book | trainwell | difference | judged range | verdict |",
         "|---|---|---|---|---|---|---|---|"]
     for report in reports:
         entry = report.entry
@@ -353,7 +357,7 @@ def markdown(store: RunStore, reports: list[EntryReport], budget: Budget) -> str
             if report.failed and outcome.status != "fail":
                 status += f" ({len(report.failed)} run(s) failed)"
             lines.append(f"| {entry.id} | {entry.kind} | {outcome.target.metric} | {outcome.target.book_text()} | "
-                         f"{_measured(outcome)} | {_difference(outcome)} | {_tolerance(outcome)} | {status} |")
+                         f"{_measured(outcome)} | {_difference(outcome)} | {_judged_range(outcome)} | {status} |")
     lines += ["", "## The chapter's qualitative claims", "", "| claim | trainwell | verdict |", "|---|---|---|"]
     for text, measured, verdict in claim_verdicts(reports, budget):
         lines.append(f"| {text} | {measured} | {verdict} |")
@@ -409,7 +413,7 @@ def html_page(store: RunStore, reports: list[EntryReport], budget: Budget) -> st
             f"<p>Seeds: {e(', '.join(map(str, seeds)) or '-')}. Versions: {e(versions or '-')}. "
             f"Device: {e(devices or '-')}.</p>", "<h2>Summary</h2>",
             "<table><tr><th>id</th><th>kind</th><th>figure</th><th>book</th><th>trainwell</th><th>difference</th>"
-            "<th>tolerance</th><th>verdict</th></tr>"]
+            "<th>judged range</th><th>verdict</th></tr>"]
     for report in reports:
         outcomes = report.outcomes or [None]
         for outcome in outcomes:
@@ -419,7 +423,7 @@ def html_page(store: RunStore, reports: list[EntryReport], budget: Budget) -> st
             else:
                 status = outcome.status
                 cells = [e(outcome.target.metric), e(outcome.target.book_text()), _measured(outcome),
-                         _difference(outcome), _tolerance(outcome),
+                         _difference(outcome), _judged_range(outcome),
                          f"<span class='{_status_class(status)}'>{STATUS_MARK.get(status, status)}</span>"]
             body.append(f"<tr><td><a href='#{report.entry.id}'>{report.entry.id}</a></td><td>{report.entry.kind}</td>"
                         + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -440,12 +444,12 @@ def html_page(store: RunStore, reports: list[EntryReport], budget: Budget) -> st
                     + ".</p>")
         if report.outcomes:
             body.append("<table><tr><th>figure</th><th>book</th><th>trainwell</th><th>per seed</th><th>difference</th>"
-                        "<th>tolerance</th><th>verdict</th></tr>")
+                        "<th>judged range</th><th>verdict</th></tr>")
             for outcome in report.outcomes:
                 per_seed = ", ".join(_num(v) for v in outcome.values) or "-"
                 body.append(f"<tr><td>{e(outcome.target.metric)}</td><td>{e(outcome.target.book_text())}</td>"
                             f"<td class='num'>{_measured(outcome)}</td><td>{per_seed}</td>"
-                            f"<td class='num'>{_difference(outcome)}</td><td>{_tolerance(outcome)}</td>"
+                            f"<td class='num'>{_difference(outcome)}</td><td>{_judged_range(outcome)}</td>"
                             f"<td class='{_status_class(outcome.status)}'>{STATUS_MARK.get(outcome.status)}</td></tr>")
             body.append("</table>")
         other = sorted({k for r in report.results for k in r} - {t.metric for t in entry.targets})

@@ -69,6 +69,16 @@ class Target:
     text: str = ""
     budget_free: bool = False
 
+    def band(self, tolerance: float | None) -> tuple[float | None, float | None]:
+        """The interval a figure must fall in (None: open on that side): the book's value
+        widened by ``tolerance``, cut by ``low``/``high``. What :func:`judge` applies and
+        what the report shows as the range judged."""
+        low, high = self.low, self.high
+        if self.book is not None and tolerance is not None:
+            low = self.book - tolerance if low is None else max(low, self.book - tolerance)
+            high = self.book + tolerance if high is None else min(high, self.book + tolerance)
+        return low, high
+
     def book_text(self) -> str:
         if self.text:
             return self.text
@@ -183,6 +193,11 @@ class Outcome:
         return (sum((v - m) ** 2 for v in self.values) / (len(self.values) - 1)) ** 0.5
 
     @property
+    def band(self) -> tuple[float | None, float | None]:
+        """The interval the mean was judged against (``Target.band`` at the tolerance used)."""
+        return self.target.band(self.tolerance)
+
+    @property
     def difference(self) -> float | None:
         if self.mean is None or self.target.book is None:
             return None
@@ -208,15 +223,9 @@ def judge(target: Target, values: list[float], *, epochs: int, budget: Budget,
         outcome.status = "fail"
         return outcome
     if target.book is not None:
-        tolerance = target.tolerance if target.tolerance is not None else (
+        outcome.tolerance = target.tolerance if target.tolerance is not None else (
             tolerance_long if epochs >= 10 else tolerance_short)
-        outcome.tolerance = tolerance
-        ok = abs(mean - target.book) <= tolerance + 1e-12
-    else:
-        ok = True
-    if target.low is not None:
-        ok = ok and mean >= target.low
-    if target.high is not None:
-        ok = ok and mean <= target.high
+    low, high = outcome.band
+    ok = (low is None or mean >= low - 1e-12) and (high is None or mean <= high + 1e-12)
     outcome.status = "pass" if ok else "fail"
     return outcome
