@@ -57,8 +57,9 @@ def test_report_of_a_full_run_shows_pass_fail_and_failures(tmp_path):
     assert "| prelu | book | val_accuracy | 0.8372 | 0.7000 | -0.1372 | ±0.015: [0.8222, 0.8522] | FAIL |" in markdown
     assert "bn_after** seed 42: failed: RuntimeError: out of memory" in markdown
     assert "**prelu** misses the book (val_accuracy by seed 42: 0.7000): " in markdown
-    for entry in entries():  # every catalog entry has a row, run or not
-        assert f"| {entry.id} |" in markdown
+    not_run = _not_run_ids(markdown)
+    for entry in entries():  # every catalog entry has a row or is named among those not run
+        assert (f"| {entry.id} |" in markdown) != (entry.id in not_run), entry.id
     page = html_path.read_text()
     assert "out of memory" in page and "data:image/png;base64," in page
     _, md_wide = write_report(tmp_path, tolerance_long=0.2)
@@ -130,3 +131,32 @@ def test_the_judged_band_is_what_judge_applies():
     assert outcome.band == (0.49, 0.515) and outcome.status == "pass"
     assert judge(target, [0.485], epochs=10, budget=BUDGETS["full"]).status == "fail"  # within ±0.015, below low
     assert judge(Target("x", high=1.1), [1.0263], epochs=0, budget=BUDGETS["full"]).band == (None, 1.1)
+
+
+def _not_run_ids(markdown: str) -> list[str]:
+    section = markdown[markdown.index("## Not run"):].splitlines()
+    return [name.strip("` ") for name in section[2].split(":", 1)[1].rstrip(".").split(",")]
+
+
+def test_a_report_of_a_few_entries_names_the_others_in_one_short_section(tmp_path):
+    with RunStore(store_path(tmp_path)) as store:
+        store.set_meta("budget", "quick")
+        for seed in (42, 43):
+            run = store.start_run("selu_constants", seed, "quick", config=None)
+            store.log_results(run, {"alpha": 1.6733, "scale": 1.0507})
+            store.finish(run)
+    html_path, md_path = write_report(tmp_path)
+    markdown = md_path.read_text()
+    others = [entry.id for entry in entries() if entry.id != "selu_constants"]
+    assert "not run |" not in markdown  # no row per entry that did not run
+    assert "| selu_constants | demo | alpha |" in markdown
+    assert _not_run_ids(markdown) == others
+    section = markdown[markdown.index("## Not run"):].split("\n## ")[0]
+    assert len(section.splitlines()) <= 6
+    assert f"`trainwell reproduce --budget quick --seeds 2 --out {tmp_path}`" in section
+    assert "1 of 41 entries ran (40 not run: see below); figures: 2 pass." in markdown
+    assert "3 of 3 claims compare entries that did not run." in markdown and "| claim |" not in markdown
+    page = html_path.read_text()
+    assert "id='selu_constants'" in page and "id='leaky_relu'" not in page  # no empty section per entry
+    assert page.count("<td>not run</td>") == 0 and "<h2>Not run</h2>" in page
+    assert ", ".join(others) in page

@@ -38,6 +38,11 @@ class EntryReport:
     outcomes: list[Outcome] = field(default_factory=list)
 
     @property
+    def ran(self) -> bool:
+        """Whether the store holds any run of this entry (finished, failed or unfinished)."""
+        return bool(self.runs or self.failed)
+
+    @property
     def status(self) -> str:
         if self.failed and not self.runs:
             return "fail"
@@ -108,6 +113,14 @@ def claim_verdicts(reports: list[EntryReport], budget: Budget | None = None) -> 
             verdict += f" ({budget.name} budget)"
         verdicts.append((claim.text, name, verdict))
     return verdicts
+
+
+def _checked_claims(reports: list[EntryReport], budget: Budget) -> tuple[list[tuple[str, str, str]], str]:
+    """The claims whose entries ran, and a sentence counting those that could not be checked."""
+    verdicts = claim_verdicts(reports, budget)
+    checked = [v for v in verdicts if v[2] != "not run"]
+    unchecked = len(verdicts) - len(checked)
+    return checked, (f"{unchecked} of {len(verdicts)} claims compare entries that did not run." if unchecked else "")
 
 
 # ----------------------------------------------------------------- formatting
@@ -332,25 +345,49 @@ def _budget_sentence(budget: Budget) -> str:
             "Run `trainwell reproduce --budget full` for the comparison.")
 
 
-def markdown(store: RunStore, reports: list[EntryReport], budget: Budget) -> str:
+def _not_run(reports: list[EntryReport], budget: Budget, seeds: list[int],
+             out: str | os.PathLike | None) -> list[str]:
+    """The entries without a run, as two Markdown lines (their ids; the command that runs them),
+    or none: a report of a few entries names the rest once instead of a row each."""
+    missing = [r.entry.id for r in reports if not r.ran]
+    if not missing:
+        return []
+    seed_option = f" --seeds {len(seeds)}" if len(seeds) > 1 else ""
+    where = f" --out {out}" if out is not None else ""
+    return [f"{len(missing)} of {len(reports)} entries have no run in this store for the {budget.name} budget: "
+            + ", ".join(missing) + ".",
+            f"Run them with `trainwell reproduce --budget {budget.name}{seed_option}{where}` (finished runs are "
+            f"skipped), or name the ones you want: `trainwell reproduce ID ... --budget {budget.name}{where}`."]
+
+
+def _figure_counts(reports: list[EntryReport]) -> str:
+    counts: dict[str, int] = {}
+    for report in reports:
+        for outcome in report.outcomes:
+            if report.ran:
+                counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    ran = sum(1 for r in reports if r.ran)
+    missing = f" ({len(reports) - ran} not run: see below)" if ran < len(reports) else ""
+    return f"{ran} of {len(reports)} entries ran{missing}; figures: " + ", ".join(
+        f"{n} {STATUS_MARK.get(s, s)}" for s, n in sorted(counts.items())) + "."
+
+
+def markdown(store: RunStore, reports: list[EntryReport], budget: Budget, *,
+             out: str | os.PathLike | None = None) -> str:
     seeds = sorted({run["seed"] for r in reports for run in r.runs})
     versions, devices = _versions(store, budget)
     lines = ["# trainwell reproduces \"Training Deep Neural Networks\"", "",
              _budget_sentence(budget), "",
              f"Seeds: {', '.join(map(str, seeds)) or '-'}. Versions: {versions or '-'}. Device: {devices or '-'}.", ""]
-    counts: dict[str, int] = {}
-    for report in reports:
-        for outcome in report.outcomes:
-            counts[outcome.status] = counts.get(outcome.status, 0) + 1
-    ran = sum(1 for r in reports if r.runs)
-    lines += [f"{ran} of {len(reports)} entries ran; figures: " + ", ".join(
-        f"{n} {STATUS_MARK.get(s, s)}" for s, n in sorted(counts.items())) + ".", "",
-        "| id | kind | figure | book | trainwell | difference | judged range | verdict |",
-        "|---|---|---|---|---|---|---|---|"]
+    lines += [_figure_counts(reports), "",
+              "| id | kind | figure | book | trainwell | difference | judged range | verdict |",
+              "|---|---|---|---|---|---|---|---|"]
     for report in reports:
         entry = report.entry
+        if not report.ran:
+            continue
         if not report.outcomes:
-            state = "ran" if report.runs else ("FAIL" if report.failed else "not run")
+            state = "ran" if report.runs else "FAIL"
             lines.append(f"| {entry.id} | {entry.kind} | - | {entry.book or '-'} | - | - | - | {state} |")
         for outcome in report.outcomes:
             status = STATUS_MARK.get(outcome.status, outcome.status)
@@ -358,9 +395,16 @@ def markdown(store: RunStore, reports: list[EntryReport], budget: Budget) -> str
                 status += f" ({len(report.failed)} run(s) failed)"
             lines.append(f"| {entry.id} | {entry.kind} | {outcome.target.metric} | {outcome.target.book_text()} | "
                          f"{_measured(outcome)} | {_difference(outcome)} | {_judged_range(outcome)} | {status} |")
-    lines += ["", "## The chapter's qualitative claims", "", "| claim | trainwell | verdict |", "|---|---|---|"]
-    for text, measured, verdict in claim_verdicts(reports, budget):
-        lines.append(f"| {text} | {measured} | {verdict} |")
+    not_run = _not_run(reports, budget, seeds, out)
+    if not_run:
+        lines += ["", "## Not run", "", not_run[0], "", not_run[1]]
+    checked, unchecked = _checked_claims(reports, budget)
+    lines += ["", "## The chapter's qualitative claims", ""]
+    if checked:
+        lines += ["| claim | trainwell | verdict |", "|---|---|---|"]
+        lines += [f"| {text} | {measured} | {verdict} |" for text, measured, verdict in checked]
+    if unchecked:
+        lines += ["", unchecked] if checked else [unchecked]
     findings = [(r.entry.id, data) for r in reports for data in _first_series(store, r, "diagnosis")[:1]]
     if findings:
         lines += ["", "## The doctor's findings", ""]
@@ -403,7 +447,8 @@ def _config_text(store: RunStore, report: EntryReport) -> str:
     return json.dumps(config, indent=1) if config is not None else "(a procedure without a config: see its module)"
 
 
-def html_page(store: RunStore, reports: list[EntryReport], budget: Budget) -> str:
+def html_page(store: RunStore, reports: list[EntryReport], budget: Budget, *,
+              out: str | os.PathLike | None = None) -> str:
     e = html.escape
     seeds = sorted({run["seed"] for r in reports for run in r.runs})
     versions, devices = _versions(store, budget)
@@ -411,14 +456,14 @@ def html_page(store: RunStore, reports: list[EntryReport], budget: Budget) -> st
     body = ["<h1>trainwell reproduces &ldquo;Training Deep Neural Networks&rdquo;</h1>",
             f"<p>{_md_inline(_budget_sentence(budget))}</p>",
             f"<p>Seeds: {e(', '.join(map(str, seeds)) or '-')}. Versions: {e(versions or '-')}. "
-            f"Device: {e(devices or '-')}.</p>", "<h2>Summary</h2>",
+            f"Device: {e(devices or '-')}.</p>", "<h2>Summary</h2>", f"<p>{e(_figure_counts(reports))}</p>",
             "<table><tr><th>id</th><th>kind</th><th>figure</th><th>book</th><th>trainwell</th><th>difference</th>"
             "<th>judged range</th><th>verdict</th></tr>"]
-    for report in reports:
+    for report in (r for r in reports if r.ran):
         outcomes = report.outcomes or [None]
         for outcome in outcomes:
             if outcome is None:
-                state = "ran" if report.runs else ("FAIL" if report.failed else "not run")
+                state = "ran" if report.runs else "FAIL"
                 cells = ["-", e(report.entry.book or "-"), "-", "-", "-", f"<span class='{_status_class(state.lower())}'>{state}</span>"]
             else:
                 status = outcome.status
@@ -427,13 +472,21 @@ def html_page(store: RunStore, reports: list[EntryReport], budget: Budget) -> st
                          f"<span class='{_status_class(status)}'>{STATUS_MARK.get(status, status)}</span>"]
             body.append(f"<tr><td><a href='#{report.entry.id}'>{report.entry.id}</a></td><td>{report.entry.kind}</td>"
                         + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    body.append("</table><h2>The chapter's qualitative claims</h2><table><tr><th>claim</th><th>trainwell</th>"
-                "<th>verdict</th></tr>")
-    for text, measured, verdict in claim_verdicts(reports, budget):
-        body.append(f"<tr><td>{e(text)}</td><td>{e(measured)}</td>"
-                    f"<td class='{_status_class(verdict.lower())}'>{e(verdict)}</td></tr>")
     body.append("</table>")
-    for report in reports:
+    not_run = _not_run(reports, budget, seeds, out)
+    if not_run:
+        body.append("<h2>Not run</h2>" + "".join(f"<p>{_md_inline(line)}</p>" for line in not_run))
+    checked, unchecked = _checked_claims(reports, budget)
+    body.append("<h2>The chapter's qualitative claims</h2>")
+    if checked:
+        body.append("<table><tr><th>claim</th><th>trainwell</th><th>verdict</th></tr>")
+        for text, measured, verdict in checked:
+            body.append(f"<tr><td>{e(text)}</td><td>{e(measured)}</td>"
+                        f"<td class='{_status_class(verdict.lower())}'>{e(verdict)}</td></tr>")
+        body.append("</table>")
+    if unchecked:
+        body.append(f"<p>{e(unchecked)}</p>")
+    for report in (r for r in reports if r.ran):
         entry = report.entry
         status = report.status
         body.append(f"<section class='entry' id='{entry.id}'><h2>{entry.id}<span class='kind'>{e(entry.section)} · "
@@ -539,8 +592,8 @@ def write_report(out: str | os.PathLike, *, budget: str | None = None, tolerance
         budget_ = get_budget(name)
         reports = collect(store, budget_, tolerance_long=tolerance_long, tolerance_short=tolerance_short)
         html_path, md_path = out / "report.html", out / "report.md"
-        atomic_write_text(html_path, html_page(store, reports, budget_))
-        atomic_write_text(md_path, markdown(store, reports, budget_))
+        atomic_write_text(html_path, html_page(store, reports, budget_, out=out))
+        atomic_write_text(md_path, markdown(store, reports, budget_, out=out))
         return html_path, md_path
     finally:
         store.close()
