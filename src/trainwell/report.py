@@ -163,21 +163,16 @@ def _judged_range(outcome: Outcome) -> str:
 
 # ----------------------------------------------------------------- figures
 def _png(figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    from trainwell.plots import png_bytes
+
+    return base64.b64encode(png_bytes(figure, dpi=90)).decode("ascii")
 
 
-def _axes(ncols: int = 1, width: float = 7.0, height: float = 3.2):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def _axes(ncols: int = 1, width: float = 8.0, height: float = 3.2):
+    from trainwell.plots import new_figure
 
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(1, ncols, squeeze=False)[0]
-    for axis in axes:
-        axis.grid(alpha=0.3)
-    return figure, axes
+    figure, axes = new_figure(1, ncols, width=width, height=height)
+    return figure, axes[0]
 
 
 def _curve(phases: dict[str, list[dict[str, Any]]], key: str) -> tuple[list[float], list[str]]:
@@ -189,8 +184,10 @@ def _curve(phases: dict[str, list[dict[str, Any]]], key: str) -> tuple[list[floa
     return values, labels
 
 
-def learning_curves(store: RunStore, report: EntryReport, others: dict[str, EntryReport]) -> str | None:
+def learning_curves_figure(store: RunStore, report: EntryReport, others: dict[str, EntryReport]):
     """Validation (solid) and training (dashed) accuracy per epoch; thin lines per seed, thick the mean."""
+    from trainwell.plots import legend, whole_number_ticks
+
     series: list[tuple[str, list[dict[str, list[dict[str, Any]]]]]] = [
         (report.entry.id, [store.epochs(run["id"]) for run in report.runs])]
     for other in report.entry.compare_curves:
@@ -216,14 +213,15 @@ def learning_curves(store: RunStore, report: EntryReport, others: dict[str, Entr
             length = min(len(c) for c in curves)
             mean = [sum(c[i] for c in curves) / len(curves) for i in range(length)]
             axis.plot(range(1, length + 1), mean, style, color=color, linewidth=1.8, marker="o" if length < 30 else None,
-                      markersize=3, label=f"{name} {'validation' if key.startswith('val') else 'training'}")
+                      markersize=3, label=f"{name}\n{'validation' if key.startswith('val') else 'training'}")
     for boundary in sorted(boundaries):
         axis.axvline(boundary, color="gray", linestyle=":", linewidth=1)
     axis.set_xlabel("epoch (all phases in a row)" if boundaries else "epoch")
+    whole_number_ticks(axis)
     axis.set_ylabel("accuracy")
     axis.set_title(f"{report.entry.id}: learning curves")
-    axis.legend(fontsize=7, loc="lower right")
-    return _png(figure)
+    legend(axis)
+    return figure
 
 
 def _first_series(store: RunStore, report: EntryReport, name: str) -> list[Any]:
@@ -235,8 +233,14 @@ def _first_series(store: RunStore, report: EntryReport, name: str) -> list[Any]:
     return found
 
 
-def chapter_figures(store: RunStore, report: EntryReport, others: dict[str, EntryReport]) -> list[tuple[str, str]]:
-    """(caption, base64 PNG) of the chapter's own figures for this entry."""
+def _setting(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(params.items()))
+
+
+def chapter_figures(store: RunStore, report: EntryReport, others: dict[str, EntryReport]) -> list[tuple[str, Any]]:
+    """(caption, Figure) of the chapter's own figures for this entry."""
+    from trainwell.plots import legend, whole_number_ticks
+
     figures = []
     entry_id = report.entry.id
     for data in _first_series(store, report, "activation_curves")[:1]:
@@ -248,34 +252,36 @@ def chapter_figures(store: RunStore, report: EntryReport, others: dict[str, Entr
         axis.axhline(-1.7581, color="gray", linestyle="--", linewidth=1)
         axis.set_ylim(-2.2, 2.5)
         axis.set_xlabel("z")
-        axis.legend(fontsize=8)
+        legend(axis)
         axis.set_title("activation functions (dotted: -1, dashed: -1.758)")
-        figures.append(("The chapter's activation curves.", _png(figure)))
+        figures.append(("The chapter's activation curves.", figure))
     depth = _first_series(store, report, "selu_depth")
     if depth:
         figure, (axis,) = _axes()
         for i, data in enumerate(depth):
             axis.plot(data["layer"], data["mean"], color="tab:blue", alpha=0.8, linewidth=1, label="mean" if not i else None)
             axis.plot(data["layer"], data["std"], color="tab:orange", alpha=0.8, linewidth=1, label="std" if not i else None)
-        axis.axhspan(0.83, 1.0, color="tab:orange", alpha=0.1, label="book's std range")
-        axis.axhspan(-0.02, 0.05, color="tab:blue", alpha=0.1, label="book's mean range")
+        axis.axhspan(0.83, 1.0, color="tab:orange", alpha=0.1, label="book's std\nrange")
+        axis.axhspan(-0.02, 0.05, color="tab:blue", alpha=0.1, label="book's mean\nrange")
         axis.set_xlabel("layer")
+        whole_number_ticks(axis)
         axis.set_title("SELU through 1,000 layers: per-layer mean and std (one line per seed)")
-        axis.legend(fontsize=8)
-        figures.append(("Self-normalization: the signal keeps mean ~0 and std ~1 at every depth.", _png(figure)))
+        legend(axis)
+        figures.append(("Self-normalization: the signal keeps mean ~0 and std ~1 at every depth.", figure))
     lrs = _first_series(store, report, "lr")
     if lrs:
         figure, (axis,) = _axes()
         axis.plot(lrs[0]["step"], lrs[0]["value"], color="tab:blue", linewidth=1.5)
         axis.set_xlabel("step")
+        whole_number_ticks(axis)
         axis.set_ylabel("learning rate")
         axis.set_title(f"{entry_id}: the rate at each step (seed {report.runs[0]['seed']})")
-        figures.append(("The learning-rate schedule as the run used it.", _png(figure)))
+        figures.append(("The learning-rate schedule as the run used it.", figure))
     for data in _first_series(store, report, "lr_find")[:1]:
         figure, (axis,) = _axes()
         axis.plot(data["lrs"], data["losses"], color="tab:blue", alpha=0.3, linewidth=1, label="loss")
         axis.plot(data["lrs"], data["smoothed"], color="tab:blue", linewidth=2, label="smoothed loss")
-        axis.axvline(data["suggestion"], color="tab:red", linestyle="--", label=f"suggestion {data['suggestion']:.3g}")
+        axis.axvline(data["suggestion"], color="tab:red", linestyle="--", label=f"suggestion\n{data['suggestion']:.3g}")
         axis.set_xscale("log")
         finite = [v for v in data["smoothed"] if math.isfinite(v)]
         if finite:
@@ -283,48 +289,56 @@ def chapter_figures(store: RunStore, report: EntryReport, others: dict[str, Entr
         axis.set_xlabel("learning rate (log scale)")
         axis.set_ylabel("training loss")
         axis.set_title("LR finder")
-        axis.legend(fontsize=8)
-        figures.append(("The LR finder: the loss falls, then shoots up as the rate grows.", _png(figure)))
+        legend(axis)
+        figures.append(("The LR finder: the loss falls, then shoots up as the rate grows.", figure))
     for data in _first_series(store, report, "mc_dropout")[:1]:
-        figure, axes = _axes(2, width=9)
+        figure, axes = _axes(2, width=10)
         axes[0].hist(data["spread"], bins=40, color="tab:blue")
         axes[0].set_xlabel("largest per-class std over 100 passes")
         axes[0].set_ylabel("test images")
         axes[0].set_title("MC dropout spread")
         classes = list(range(len(data["plain"])))
-        axes[1].bar([c - 0.2 for c in classes], data["plain"], width=0.4, label="one deterministic pass")
+        axes[1].bar([c - 0.2 for c in classes], data["plain"], width=0.4, label="one deterministic\npass")
         axes[1].bar([c + 0.2 for c in classes], data["mc_mean"], width=0.4, yerr=data["mc_std"],
                     label="MC mean ± std")
         axes[1].set_xticks(classes)
+        axes[1].set_xlabel("class")
         axes[1].set_title(f"test image {data['image']} (label {data['label']})")
-        axes[1].legend(fontsize=7)
+        legend(axes[1])
         figures.append(("MC dropout: the spread over the test set, and one image the plain model is sure of "
-                        "while the stochastic passes disagree.", _png(figure)))
+                        "while the stochastic passes disagree.", figure))
     for data in _first_series(store, report, "search")[:1]:
         figure, (axis,) = _axes()
         lrs = [c["params"]["lr"] for c in data["candidates"]]
         scores = [c["score"] for c in data["candidates"]]
-        axis.scatter(lrs, scores, color="tab:blue")
+        axis.scatter(lrs, scores, color="tab:blue", label="a candidate")
         best = data["best"]
-        axis.scatter([best["params"]["lr"]], [best["score"]], color="tab:red", s=80, label=f"best {best['params']}")
+        axis.scatter([best["params"]["lr"]], [best["score"]], color="tab:red", s=80, label="the best")
         axis.set_xscale("log")
         axis.set_xlabel("learning rate")
         axis.set_ylabel("mean cross-validation accuracy")
-        axis.legend(fontsize=7)
+        legend(axis)
         axis.set_title("randomized search")
-        figures.append(("Each candidate's cross-validated accuracy.", _png(figure)))
+        figures.append((f"Each candidate's cross-validated accuracy; best: {_setting(best['params'])}.", figure))
     if entry_id == "transfer_b_on_a" and report.results and "transfer_model_b" in others and others["transfer_model_b"].results:
         error_b = [1 - r["test_accuracy"] for r in others["transfer_model_b"].results]
         error_ba = [1 - r["test_accuracy"] for r in report.results]
         mean_b, mean_ba = sum(error_b) / len(error_b), sum(error_ba) / len(error_ba)
-        figure, (axis,) = _axes(width=5)
-        axis.bar(["model B (scratch)", "B on A"], [mean_b, mean_ba], color=["tab:gray", "tab:green"])
-        axis.bar(["book B", "book B on A"], [1 - 0.9705, 1 - 0.9925], color=["silver", "lightgreen"])
+        figure, (axis,) = _axes(width=5.5)
+        axis.bar(["model B\n(scratch)", "B on A"], [mean_b, mean_ba], color=["tab:gray", "tab:green"])
+        axis.bar(["book B", "book\nB on A"], [1 - 0.9705, 1 - 0.9925], color=["silver", "lightgreen"])
         ratio = mean_b / mean_ba if mean_ba > 0 else math.inf
         axis.set_ylabel("test error rate")
         axis.set_title(f"error-rate ratio: trainwell {ratio:.2f}x, book {(1 - 0.9705) / (1 - 0.9925):.2f}x")
-        figures.append(("Transfer learning: test error rates of model B and of B on A.", _png(figure)))
+        figures.append(("Transfer learning: test error rates of model B and of B on A.", figure))
     return figures
+
+
+def figures(store: RunStore, report: EntryReport, others: dict[str, EntryReport]) -> list[tuple[str, Any]]:
+    """(caption, Figure) of every figure the report draws for this entry: the learning curves first."""
+    curves = learning_curves_figure(store, report, others)
+    return ([("Learning curves (mean over seeds; thin lines: each seed).", curves)] if curves is not None else []) \
+        + chapter_figures(store, report, others)
 
 
 # ----------------------------------------------------------------- the pages
@@ -514,11 +528,8 @@ def html_page(store: RunStore, reports: list[EntryReport], budget: Budget, *,
             body.append(f"<div class='note'>{e(note)}</div>")
         for run in report.failed:
             body.append(f"<div class='error'>seed {run['seed']}: {e(run['status'])}\n{e(run.get('error') or '')}</div>")
-        curves = learning_curves(store, report, by_id)
-        images = ([("Learning curves (mean over seeds; thin lines: each seed).", curves)] if curves else []) + \
-            chapter_figures(store, report, by_id)
-        for caption, png in images:
-            body.append(f"<figure><img alt='{e(caption)}' src='data:image/png;base64,{png}'>"
+        for caption, figure in figures(store, report, by_id):
+            body.append(f"<figure><img alt='{e(caption)}' src='data:image/png;base64,{_png(figure)}'>"
                         f"<figcaption>{e(caption)}</figcaption></figure>")
         for data in _first_series(store, report, "summary")[:1]:
             body.append(f"<pre>{e(str(data))}</pre>")
