@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -160,3 +161,63 @@ def test_a_report_of_a_few_entries_names_the_others_in_one_short_section(tmp_pat
     assert "id='selu_constants'" in page and "id='leaky_relu'" not in page  # no empty section per entry
     assert page.count("<td>not run</td>") == 0 and "<h2>Not run</h2>" in page
     assert ", ".join(others) in page
+
+
+# ----------------------------------------------------------------- figures judged by their spread over seeds
+RELU_100_SEEDS = [0.61, 0.66, 0.72, 0.58, 0.69, 0.74, 0.63, 0.65, 0.70, 0.60]
+
+
+def test_a_chaotic_figure_is_judged_by_the_spread_of_its_seeds():
+    target = Target("val_accuracy", 0.7032, spread_seeds=10)
+    outcome = judge(target, RELU_100_SEEDS, epochs=5, budget=BUDGETS["full"])
+    assert outcome.status == "pass" and outcome.band == (0.58, 0.74)  # the mean 0.658 is 0.045 below the book
+    assert judge(target, [v - 0.05 for v in RELU_100_SEEDS], epochs=5, budget=BUDGETS["full"]).status == "fail"
+    few = judge(target, RELU_100_SEEDS[:3], epochs=5, budget=BUDGETS["full"])
+    assert few.status == "not comparable" and few.reason == "3 of 10 seeds"
+    assert judge(target, RELU_100_SEEDS, epochs=5, budget=BUDGETS["quick"]).status == "not comparable"
+
+
+def test_relu_100_is_judged_by_spread_and_runs_ten_seeds_in_the_full_budget():
+    from trainwell.experiments import get
+    from trainwell.experiments.runner import plan
+
+    relu = get("relu_100")
+    (target,) = relu.targets
+    assert target.spread_seeds >= 10 and relu.full_seeds == target.spread_seeds
+    tasks = plan(["relu_100", "selu_100"], seeds=3, budget=BUDGETS["full"])
+    assert sorted(t.seed for t in tasks if t.entry.id == "relu_100") == list(range(42, 42 + relu.full_seeds))
+    assert sorted(t.seed for t in tasks if t.entry.id == "selu_100") == [42, 43, 44]
+    assert {t.seed for t in plan(["relu_100"], seeds=2, budget=BUDGETS["quick"])} == {42, 43}  # CI stays cheap
+
+
+def _relu_100_store(out, values):
+    with RunStore(store_path(out)) as store:
+        store.set_meta("budget", "full")
+        for seed, value in enumerate(values, start=42):
+            run = store.start_run("relu_100", seed, "full", config={"name": "relu_100"})
+            for epoch, accuracy in enumerate((0.4, value + 0.03, 0.5, value), start=1):  # a spike before the end
+                store.log_epoch(run, "train", epoch, {"accuracy": accuracy, "val_accuracy": accuracy})
+            store.log_results(run, {"val_accuracy": value})
+            store.finish(run)
+
+
+def test_the_report_shows_the_seeds_the_spread_and_the_best_epoch(tmp_path):
+    _relu_100_store(tmp_path, RELU_100_SEEDS)
+    html_path, md_path = write_report(tmp_path)
+    markdown = md_path.read_text()
+    row = next(line for line in markdown.splitlines() if line.startswith("| relu_100 | book | val_accuracy |"))
+    assert "(n=10; by seed: 0.6100, 0.6600, 0.7200, 0.5800" in row
+    assert row.endswith("| book within the 10 seeds' [0.58, 0.74] | pass |"), row
+    best = next(line for line in markdown.splitlines() if line.startswith("| relu_100 | book | val_accuracy, best epoch |"))
+    assert "| 0.6880 ± " in best and "n=10" in best and best.endswith("| not judged | shown |"), best
+    assert "relu_100** misses" not in markdown
+    page = html_path.read_text()
+    assert "per seed" in page and "The book's figure against trainwell's 10 seeds" in html.unescape(page)
+
+
+def test_too_few_seeds_of_a_chaotic_figure_is_not_a_miss(tmp_path):
+    _relu_100_store(tmp_path, RELU_100_SEEDS[:3])
+    markdown = write_report(tmp_path)[1].read_text()
+    row = next(line for line in markdown.splitlines() if line.startswith("| relu_100 | book | val_accuracy |"))
+    assert row.endswith("| n/c (3 of 10 seeds) |"), row
+    assert "relu_100** misses" not in markdown and "FAIL" not in row

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainwell.experiments.registry import CLAIMS, Budget, Entry, Outcome, entries, get_budget, judge
+from trainwell.experiments.registry import CLAIMS, Budget, Entry, Outcome, Target, entries, get_budget, judge
 from trainwell.fileio import atomic_write_text
 from trainwell.store import RunStore, store_path
 
-STATUS_MARK = {"pass": "pass", "fail": "FAIL", "not comparable": "n/c", "missing": "not run"}
+STATUS_MARK = {"pass": "pass", "fail": "FAIL", "not comparable": "n/c", "missing": "not run", "shown": "shown"}
 
 
 @dataclass
@@ -48,7 +48,7 @@ class EntryReport:
             return "fail"
         if not self.runs:
             return "missing"
-        states = {o.status for o in self.outcomes}
+        states = {o.status for o in self.outcomes} - {"shown"}
         if "fail" in states or self.failed:
             return "fail"
         if "pass" in states:
@@ -74,8 +74,25 @@ def collect(store: RunStore, budget: Budget, *, tolerance_long: float = 0.015,
             report.outcomes.append(judge(target, values, epochs=entry.epochs if budget.comparable else epochs,
                                          budget=budget, tolerance_long=tolerance_long,
                                          tolerance_short=tolerance_short))
+            if target.spread_seeds:
+                report.outcomes += _best_epoch(store, report, target)
         reports.append(report)
     return reports
+
+
+def _best_epoch(store: RunStore, report: EntryReport, target: Target) -> list[Outcome]:
+    """The target's figure at each seed's best epoch (shown, not judged), beside the last epoch's:
+    a loss spike near the end moves the last epoch's figure more than the best one's."""
+    best = []
+    for run in report.runs:
+        values = [record[target.metric] for records in store.epochs(run["id"]).values() for record in records
+                  if isinstance(record.get(target.metric), (int, float)) and math.isfinite(record[target.metric])]
+        if values:
+            best.append(max(values))
+    if not best:
+        return []
+    shown = Target(f"{target.metric}, best epoch", target.book, text=target.text)
+    return [Outcome(shown, best, status="shown")]
 
 
 def _per_seed(report: EntryReport) -> str:
@@ -134,13 +151,24 @@ def _num(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if abs(value) < 1000 else f"{value:.1f}"
 
 
-def _measured(outcome: Outcome) -> str:
+def _measured(outcome: Outcome, *, by_seed: bool = True) -> str:
+    """Mean ± std (n); seed by seed too where the spread is what counts (unless shown beside)."""
     if not outcome.values:
         return "-"
     text = _num(outcome.mean)
     if len(outcome.values) > 1:
-        text += f" ± {_num(outcome.std)} (n={len(outcome.values)})"
+        by_seed = f"; by seed: {', '.join(_num(v) for v in outcome.values)}" if by_seed and _spread_shown(outcome) else ""
+        text += f" ± {_num(outcome.std)} (n={len(outcome.values)}{by_seed})"
     return text
+
+
+def _spread_shown(outcome: Outcome) -> bool:
+    return outcome.by_spread or outcome.status == "shown"
+
+
+def _verdict(outcome: Outcome) -> str:
+    mark = STATUS_MARK.get(outcome.status, outcome.status)
+    return f"{mark} ({outcome.reason})" if outcome.reason else mark
 
 
 def _difference(outcome: Outcome) -> str:
@@ -150,9 +178,13 @@ def _difference(outcome: Outcome) -> str:
 
 def _judged_range(outcome: Outcome) -> str:
     """The interval the verdict applied, so a figure that passes is visibly inside what is shown."""
+    if outcome.status == "shown":
+        return "not judged"
     if outcome.status not in ("pass", "fail"):
         return "-"
     low, high = outcome.band
+    if outcome.by_spread:
+        return f"book within the {len(outcome.values)} seeds' [{low:.6g}, {high:.6g}]"
     prefix = f"±{outcome.tolerance:g}: " if outcome.tolerance else ""
     if low is not None and high is not None:
         return f"exactly {low:.6g}" if low == high else f"{prefix}[{low:.6g}, {high:.6g}]"
@@ -334,10 +366,41 @@ def chapter_figures(store: RunStore, report: EntryReport, others: dict[str, Entr
     return figures
 
 
+def spread_figures(report: EntryReport) -> list[tuple[str, Any]]:
+    """For a figure judged by its spread: one dot per seed (last epoch; best epoch below), the
+    seeds' range shaded and the book's value as a line, so the verdict can be seen."""
+    from trainwell.plots import legend
+
+    judged = [o for o in report.outcomes if o.by_spread and o.values]
+    best = {o.target.metric.split(",")[0]: o for o in report.outcomes if o.status == "shown"}
+    drawn = []
+    for outcome in judged:
+        rows = [("last epoch", outcome.values)]
+        if outcome.target.metric in best:
+            rows.append(("best epoch", best[outcome.target.metric].values))
+        figure, (axis,) = _axes(height=1.2 + 0.55 * len(rows))
+        low, high = outcome.band
+        axis.axvspan(low, high, color="tab:blue", alpha=0.1, label="seeds' range\n(last epoch)")
+        for y, (_, values) in enumerate(rows):
+            axis.scatter(values, [y] * len(values), color="tab:blue", alpha=0.7, s=28,
+                         label="a seed" if y == 0 else None)
+        axis.axvline(outcome.target.book, color="tab:red", linewidth=1.5, label=f"book {outcome.target.book:g}")
+        axis.set_yticks(range(len(rows)), [name for name, _ in rows])
+        axis.set_ylim(-0.6, len(rows) - 0.4)
+        axis.set_xlabel(outcome.target.metric)
+        legend(axis)
+        drawn.append((f"The book's figure against trainwell's {len(outcome.values)} seeds: each dot is one seed's "
+                      f"{outcome.target.metric} (at the last epoch, and at its best epoch); the verdict is "
+                      f"{_verdict(outcome)}, the book's value against the seeds' range.", figure))
+    return drawn
+
+
 def figures(store: RunStore, report: EntryReport, others: dict[str, EntryReport]) -> list[tuple[str, Any]]:
-    """(caption, Figure) of every figure the report draws for this entry: the learning curves first."""
+    """(caption, Figure) of every figure the report draws for this entry: the seeds' spread and
+    the learning curves first."""
     curves = learning_curves_figure(store, report, others)
-    return ([("Learning curves (mean over seeds; thin lines: each seed).", curves)] if curves is not None else []) \
+    return spread_figures(report) + (
+        [("Learning curves (mean over seeds; thin lines: each seed).", curves)] if curves is not None else []) \
         + chapter_figures(store, report, others)
 
 
@@ -359,14 +422,15 @@ def _budget_sentence(budget: Budget) -> str:
             "Run `trainwell reproduce --budget full` for the comparison.")
 
 
-def _not_run(reports: list[EntryReport], budget: Budget, seeds: list[int],
-             out: str | os.PathLike | None) -> list[str]:
+def _not_run(reports: list[EntryReport], budget: Budget, out: str | os.PathLike | None) -> list[str]:
     """The entries without a run, as two Markdown lines (their ids; the command that runs them),
     or none: a report of a few entries names the rest once instead of a row each."""
     missing = [r.entry.id for r in reports if not r.ran]
     if not missing:
         return []
-    seed_option = f" --seeds {len(seeds)}" if len(seeds) > 1 else ""
+    # the seeds asked for: the fewest an entry ran (one judged by its spread runs more)
+    seeds = min((len({run["seed"] for run in r.runs}) for r in reports if r.runs), default=1)
+    seed_option = f" --seeds {seeds}" if seeds > 1 else ""
     where = f" --out {out}" if out is not None else ""
     return [f"{len(missing)} of {len(reports)} entries have no run in this store for the {budget.name} budget: "
             + ", ".join(missing) + ".",
@@ -404,12 +468,12 @@ def markdown(store: RunStore, reports: list[EntryReport], budget: Budget, *,
             state = "ran" if report.runs else "FAIL"
             lines.append(f"| {entry.id} | {entry.kind} | - | {entry.book or '-'} | - | - | - | {state} |")
         for outcome in report.outcomes:
-            status = STATUS_MARK.get(outcome.status, outcome.status)
+            status = _verdict(outcome)
             if report.failed and outcome.status != "fail":
                 status += f" ({len(report.failed)} run(s) failed)"
             lines.append(f"| {entry.id} | {entry.kind} | {outcome.target.metric} | {outcome.target.book_text()} | "
                          f"{_measured(outcome)} | {_difference(outcome)} | {_judged_range(outcome)} | {status} |")
-    not_run = _not_run(reports, budget, seeds, out)
+    not_run = _not_run(reports, budget, out)
     if not_run:
         lines += ["", "## Not run", "", not_run[0], "", not_run[1]]
     checked, unchecked = _checked_claims(reports, budget)
@@ -482,12 +546,12 @@ def html_page(store: RunStore, reports: list[EntryReport], budget: Budget, *,
             else:
                 status = outcome.status
                 cells = [e(outcome.target.metric), e(outcome.target.book_text()), _measured(outcome),
-                         _difference(outcome), _judged_range(outcome),
-                         f"<span class='{_status_class(status)}'>{STATUS_MARK.get(status, status)}</span>"]
+                         _difference(outcome), e(_judged_range(outcome)),
+                         f"<span class='{_status_class(status)}'>{e(_verdict(outcome))}</span>"]
             body.append(f"<tr><td><a href='#{report.entry.id}'>{report.entry.id}</a></td><td>{report.entry.kind}</td>"
                         + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     body.append("</table>")
-    not_run = _not_run(reports, budget, seeds, out)
+    not_run = _not_run(reports, budget, out)
     if not_run:
         body.append("<h2>Not run</h2>" + "".join(f"<p>{_md_inline(line)}</p>" for line in not_run))
     checked, unchecked = _checked_claims(reports, budget)
@@ -515,9 +579,9 @@ def html_page(store: RunStore, reports: list[EntryReport], budget: Budget, *,
             for outcome in report.outcomes:
                 per_seed = ", ".join(_num(v) for v in outcome.values) or "-"
                 body.append(f"<tr><td>{e(outcome.target.metric)}</td><td>{e(outcome.target.book_text())}</td>"
-                            f"<td class='num'>{_measured(outcome)}</td><td>{per_seed}</td>"
-                            f"<td class='num'>{_difference(outcome)}</td><td>{_judged_range(outcome)}</td>"
-                            f"<td class='{_status_class(outcome.status)}'>{STATUS_MARK.get(outcome.status)}</td></tr>")
+                            f"<td class='num'>{_measured(outcome, by_seed=False)}</td><td>{per_seed}</td>"
+                            f"<td class='num'>{_difference(outcome)}</td><td>{e(_judged_range(outcome))}</td>"
+                            f"<td class='{_status_class(outcome.status)}'>{e(_verdict(outcome))}</td></tr>")
             body.append("</table>")
         other = sorted({k for r in report.results for k in r} - {t.metric for t in entry.targets})
         if other:
