@@ -3,7 +3,8 @@
 ``depth.png`` is the chapter's picture of the signal through a deep network (the std of
 each layer's outputs from the bottom layer to the top, at the first and last recorded
 steps), with the gradients and the dead/saturated fractions below it; ``time.png``
-follows a few layers over the recorded steps. Drawn on an Agg canvas (no pyplot).
+follows a few layers over the recorded steps. Drawn on an Agg canvas (no pyplot), with
+:mod:`trainwell.plots`' helpers.
 """
 
 from __future__ import annotations
@@ -12,27 +13,14 @@ import os
 from pathlib import Path
 
 from trainwell.diagnostics import Recording
+from trainwell.plots import legend, new_figure, save_png, whole_number_ticks
 
-__all__ = ["plot_depth", "plot_time", "plot_recording"]
+__all__ = ["depth_figure", "time_figure", "plot_depth", "plot_time", "plot_recording"]
 
 
 def _figure(rows: int, title: str):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(8, 2.6 * rows + 0.4), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
-    figure.suptitle(title)
-    return figure, axes
-
-
-def _save(figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.tmp")
-    figure.savefig(partial, dpi=110, format="png")
-    os.replace(partial, path)
-    return path
+    figure, axes = new_figure(rows, 1, width=9.5, height=2.6 * rows + 0.4, sharex=True, title=title)
+    return figure, axes[:, 0]
 
 
 def _points(values):
@@ -45,7 +33,7 @@ def _plot(axis, values, **style) -> None:
         axis.plot(*zip(*points), **style)
 
 
-def plot_depth(recording: Recording, path: str | os.PathLike, *, title: str = "per-layer statistics") -> Path:
+def depth_figure(recording: Recording, *, title: str = "per-layer statistics"):
     """Std and mean of the outputs, gradient RMS (weights' and backward signal) and dead/saturated fractions."""
     figure, (signal, grads, fractions) = _figure(3, title)
     first, last = recording.samples[0].step, recording.samples[-1].step
@@ -53,9 +41,9 @@ def plot_depth(recording: Recording, path: str | os.PathLike, *, title: str = "p
         _plot(signal, recording.profile("std", index), color="tab:blue", linestyle=style, label=f"std, {label}")
         _plot(signal, recording.profile("mean", index), color="tab:orange", linestyle=style, label=f"mean, {label}")
         _plot(grads, recording.profile("grad_rms", index), color="tab:red", linestyle=style,
-              label=f"weights' gradient, {label}")
+              label=f"weights' gradient,\n{label}")
         _plot(grads, recording.profile("backward_rms", index), color="tab:green", linestyle=style,
-              label=f"backward signal, {label}")
+              label=f"backward signal,\n{label}")
     signal.axhline(1.0, color="gray", linewidth=0.8)
     signal.axhline(0.0, color="gray", linewidth=0.8)
     signal.set_ylabel("layer outputs")
@@ -66,14 +54,18 @@ def plot_depth(recording: Recording, path: str | os.PathLike, *, title: str = "p
     fractions.set_ylim(-0.02, 1.02)
     fractions.set_ylabel(f"fraction, step {last}")
     fractions.set_xlabel("layer (1 = bottom, next to the inputs)")
+    whole_number_ticks(fractions)
     for axis in (signal, grads, fractions):
-        axis.grid(alpha=0.3)
-        if axis.get_legend_handles_labels()[0]:
-            axis.legend(fontsize=7, loc="best")
-    return _save(figure, Path(path))
+        legend(axis)
+    return figure
 
 
-def plot_time(recording: Recording, path: str | os.PathLike, *, title: str = "statistics over training") -> Path:
+def plot_depth(recording: Recording, path: str | os.PathLike, *, title: str = "per-layer statistics") -> Path:
+    """Write :func:`depth_figure` as a PNG."""
+    return save_png(depth_figure(recording, title=title), path, dpi=110)
+
+
+def time_figure(recording: Recording, *, title: str = "statistics over training"):
     """Std of the outputs and gradient RMS of five layers (bottom to top) at each recorded step."""
     figure, (signal, grads) = _figure(2, title)
     steps = recording.steps
@@ -85,16 +77,20 @@ def plot_time(recording: Recording, path: str | os.PathLike, *, title: str = "st
         for axis, stat in ((signal, "std"), (grads, "grad_rms")):
             points = [(s, v) for s, v in zip(steps, recording.series(stat, name)) if v is not None]
             if points:
-                axis.plot(*zip(*points), color=color, marker=".", label=f"{name} (layer {index + 1})")
+                axis.plot(*zip(*points), color=color, marker=".",
+                          label=f"{name} (layer {index + 1})" if axis is signal else None)
     signal.set_ylabel("std of the outputs")
     grads.set_ylabel("gradient RMS")
     grads.set_yscale("log")
     grads.set_xlabel("step")
-    for axis in (signal, grads):
-        axis.grid(alpha=0.3)
-        if axis.get_legend_handles_labels()[0]:
-            axis.legend(fontsize=7, loc="best")
-    return _save(figure, Path(path))
+    whole_number_ticks(grads)
+    legend(signal, title="layer (both panels)", title_fontsize=8.5)
+    return figure
+
+
+def plot_time(recording: Recording, path: str | os.PathLike, *, title: str = "statistics over training") -> Path:
+    """Write :func:`time_figure` as a PNG."""
+    return save_png(time_figure(recording, title=title), path, dpi=110)
 
 
 def plot_recording(recording: Recording, directory: str | os.PathLike, *, name: str = "") -> list[Path]:

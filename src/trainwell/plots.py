@@ -1,44 +1,136 @@
-"""PNG figures: a learning-rate schedule over a run, and the LR finder's sweep.
+"""PNG figures: a learning-rate schedule over a run, the LR finder's sweep, and the helpers every
+figure of trainwell is drawn with (the doctor's plots, the reliability diagram, the report's).
 
 Drawn with matplotlib's object API on an Agg canvas (no pyplot, no display, and no
 change to the backend a notebook user has chosen); each figure is written atomically.
+The helpers keep figures legible the same way everywhere: legends beside the axes (so
+they never cover data) in a readable size, whole-number ticks on epoch, step and layer
+axes, and tick labels thinned or turned when they would overlap.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+from trainwell.fileio import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
     from trainwell.lr_finder import LRFinderResult
 
+LEGEND_FONT = 8.5
 
-def _figure(rows: int = 1):
+
+def new_figure(rows: int = 1, cols: int = 1, *, width: float = 7.5, height: float = 3.2, sharex: bool = False,
+               title: str | None = None, height_ratios: Sequence[float] | None = None, grid: bool = True):
+    """A constrained-layout Figure on an Agg canvas and its axes as a ``rows x cols`` array."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(7, 3.2 + 2.2 * (rows - 1)), layout="constrained")
+    figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    axes = figure.subplots(rows, cols, sharex=sharex, squeeze=False,
+                           gridspec_kw={"height_ratios": list(height_ratios)} if height_ratios else None)
+    if title:
+        figure.suptitle(title)
+    if grid:
+        for axis in axes.flat:
+            axis.grid(alpha=0.3)
     return figure, axes
 
 
-def _save(figure, path: str | os.PathLike) -> Path:
+def legend(axis, **options: Any):
+    """The axes' legend beside it, on the right: it takes room from the plot, never covers data."""
+    if not axis.get_legend_handles_labels()[0]:
+        return None
+    return axis.legend(**{"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0,
+                          "fontsize": LEGEND_FONT, "frameon": False, **options})
+
+
+def whole_number_ticks(axis, which: str = "x") -> None:
+    """Ticks only at whole numbers (epochs, steps, layers): no "epoch 1.5"."""
+    from matplotlib.ticker import MaxNLocator
+
+    target = axis.xaxis if which == "x" else axis.yaxis
+    target.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+
+
+def _shown_labels(axis, which: str = "both") -> list[Any]:
+    ticks = axis.get_major_ticks() + (axis.get_minor_ticks() if which == "both" else [])
+    low, high = sorted(axis.get_view_interval())
+    slack = 1e-9 * abs(high - low)
+    return [t.label1 for t in ticks if t.label1.get_visible() and t.label1.get_text()
+            and low - slack <= t.get_loc() <= high + slack]
+
+
+def _overlap(axis, renderer, vertical: bool) -> bool:
+    boxes = sorted((label.get_window_extent(renderer) for label in _shown_labels(axis)),
+                   key=lambda box: box.y0 if vertical else box.x0)
+    return any(a.x0 < b.x1 - 0.5 and b.x0 < a.x1 - 0.5 and a.y0 < b.y1 - 0.5 and b.y0 < a.y1 - 0.5
+               for a, b in zip(boxes, boxes[1:]))
+
+
+def _every(formatter, keep: int):
+    """A formatter that labels one major tick in ``keep`` (the others stay, unlabelled)."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda value, position: formatter(value, position)
+                         if position is None or position % keep == 0 else "")
+
+
+def finish(figure: "Figure") -> "Figure":
+    """Make overlapping tick labels legible: drop minor labels, then turn the labels, then
+    label every 2nd (3rd, ...) tick, drawing again after each step until none overlap."""
+    from matplotlib.ticker import NullFormatter
+
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    for axes in figure.axes:
+        for axis, vertical in ((axes.xaxis, False), (axes.yaxis, True)):
+            original = axis.get_major_formatter()
+            fixes = [lambda: axis.set_minor_formatter(NullFormatter())]
+            if not vertical:
+                fixes.append(lambda: axes.tick_params(axis="x", which="both", labelrotation=30))
+            fixes += [lambda keep=keep: axis.set_major_formatter(_every(original, keep)) for keep in (2, 3, 4, 5)]
+            for fix in fixes:
+                if not _overlap(axis, renderer, vertical):
+                    break
+                fix()
+                figure.canvas.draw()
+    return figure
+
+
+def save_png(figure: "Figure", path: str | os.PathLike, *, dpi: int = 120) -> Path:
+    """Write the finished figure as a PNG, atomically; return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.tmp")
-    figure.savefig(partial, dpi=120, format="png")
-    os.replace(partial, path)
+    finish(figure)
+    with atomic_path(path) as partial:
+        figure.savefig(partial, dpi=dpi, format="png")
     return path
 
 
-def plot_schedule(lrs: Sequence[float], path: str | os.PathLike, *, steps_per_epoch: int | None = None,
-                  momentum: Sequence[float] | None = None, title: str = "learning-rate schedule",
-                  log: bool = False) -> Path:
+def png_bytes(figure: "Figure", *, dpi: int = 90) -> bytes:
+    """The finished figure as PNG bytes (for pages that embed their images)."""
+    buffer = io.BytesIO()
+    finish(figure)
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+# ----------------------------------------------------------------- the schedule and the LR finder
+def schedule_figure(lrs: Sequence[float], *, steps_per_epoch: int | None = None,
+                    momentum: Sequence[float] | None = None, title: str = "learning-rate schedule",
+                    log: bool = False) -> "Figure":
     """The rate at each step (x in epochs when ``steps_per_epoch`` is given), and the momentum below it."""
-    figure, axes = _figure(2 if momentum is not None else 1)
+    rows = 2 if momentum is not None else 1
+    figure, axes = new_figure(rows, 1, height=3.2 + 2.2 * (rows - 1), sharex=True)
+    axes = axes[:, 0]
     scale = steps_per_epoch or 1
     x = [t / scale for t in range(len(lrs))]
     axes[0].plot(x, lrs, color="tab:blue", linewidth=1.5)
@@ -46,26 +138,33 @@ def plot_schedule(lrs: Sequence[float], path: str | os.PathLike, *, steps_per_ep
     if log:
         axes[0].set_yscale("log")
     axes[0].set_title(title)
-    axes[0].grid(alpha=0.3)
     if momentum is not None:
         axes[1].plot(x, momentum, color="tab:orange", linewidth=1.5)
         axes[1].set_ylabel("momentum")
-        axes[1].grid(alpha=0.3)
     axes[-1].set_xlabel("epoch" if steps_per_epoch else "step")
     axes[-1].set_xlim(0, max(x[-1], 1e-9) if x else 1)
-    return _save(figure, path)
+    whole_number_ticks(axes[-1])
+    return figure
 
 
-def plot_lr_find(result: "LRFinderResult", path: str | os.PathLike, *, title: str = "LR finder") -> Path:
+def plot_schedule(lrs: Sequence[float], path: str | os.PathLike, *, steps_per_epoch: int | None = None,
+                  momentum: Sequence[float] | None = None, title: str = "learning-rate schedule",
+                  log: bool = False) -> Path:
+    """Write :func:`schedule_figure` as a PNG."""
+    return save_png(schedule_figure(lrs, steps_per_epoch=steps_per_epoch, momentum=momentum, title=title, log=log),
+                    path)
+
+
+def lr_find_figure(result: "LRFinderResult", *, title: str = "LR finder") -> "Figure":
     """Loss against learning rate (log x): raw and smoothed, the suggestion and the turning point marked."""
-    figure, (axis,) = _figure()
+    figure, ((axis,),) = new_figure(width=8.5)
     axis.plot(result.lrs, result.losses, color="tab:blue", alpha=0.3, linewidth=1, label="loss")
     axis.plot(result.lrs, result.smoothed, color="tab:blue", linewidth=2, label="smoothed loss")
     axis.set_xscale("log")
     axis.axvline(result.suggestion, color="tab:red", linestyle="--",
-                 label=f"suggestion {result.suggestion:.3g} (turning point / 10)")
+                 label=f"suggestion {result.suggestion:.3g}\n(turning point / 10)")
     axis.axvline(result.min_loss_lr, color="gray", linestyle=":",
-                 label=f"lowest smoothed loss at {result.min_loss_lr:.3g}")
+                 label=f"lowest smoothed loss\nat {result.min_loss_lr:.3g}")
     finite = [v for v in [*result.losses, *result.smoothed] if math.isfinite(v)]
     if finite:  # keep the falling part readable: the divergence runs off the top
         low, start = min(finite), max(v for v in (result.losses[0], result.smoothed[0]) if math.isfinite(v))
@@ -75,5 +174,10 @@ def plot_lr_find(result: "LRFinderResult", path: str | os.PathLike, *, title: st
     axis.set_ylabel("training loss")
     axis.set_title(title)
     axis.grid(alpha=0.3, which="both")
-    axis.legend(loc="lower left", fontsize=8)
-    return _save(figure, path)
+    legend(axis)
+    return figure
+
+
+def plot_lr_find(result: "LRFinderResult", path: str | os.PathLike, *, title: str = "LR finder") -> Path:
+    """Write :func:`lr_find_figure` as a PNG."""
+    return save_png(lr_find_figure(result, title=title), path)

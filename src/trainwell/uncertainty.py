@@ -118,25 +118,29 @@ def calibration_report(probabilities: Any, labels: Any, *, bins: int = ECE_BINS)
 
 def reliability_diagram(predictions: Mapping[str, Any], labels: Any, path: str | os.PathLike, *,
                         bins: int = ECE_BINS) -> Path:
-    """Write a PNG with one reliability diagram per set of predictions, side by side.
-
-    ``predictions`` maps a title (e.g. "deterministic", "MC dropout (100)") to
-    probabilities. Each panel shows the accuracy of each confidence bin as a bar
-    against the diagonal of perfect calibration, the gap shaded, the share of
-    instances per bin underneath, and the ECE in the title. Written atomically.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    """Write :func:`reliability_figure` as a PNG, atomically."""
+    from trainwell.plots import save_png
 
     if not predictions:
         raise ConfigError("reliability_diagram: no predictions to draw")
     target = Path(path)
     if target.suffix.lower() != ".png":
         raise ConfigError(f"--reliability: {str(target)!r} must end in .png")
-    figure, axes = plt.subplots(2, len(predictions), figsize=(max(4.2 * len(predictions), 6.0), 5.8), squeeze=False,
-                                gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    return save_png(reliability_figure(predictions, labels, bins=bins), target, dpi=110)
+
+
+def reliability_figure(predictions: Mapping[str, Any], labels: Any, *, bins: int = ECE_BINS):
+    """One reliability diagram per set of predictions, side by side.
+
+    ``predictions`` maps a title (e.g. "deterministic", "MC dropout (100)") to
+    probabilities. Each panel shows the accuracy of each confidence bin as a bar
+    against the diagonal of perfect calibration, the gap shaded, the share of
+    instances per bin underneath, and the ECE in the title.
+    """
+    from trainwell.plots import LEGEND_FONT, new_figure
+
+    figure, axes = new_figure(2, len(predictions), width=max(4.2 * len(predictions), 6.0), height=5.8,
+                              sharex=True, height_ratios=[3, 1])
     for column, (title, probabilities) in enumerate(predictions.items()):
         table = calibration_bins(probabilities, labels, bins=bins)
         ece = expected_calibration_error(probabilities, labels, bins=bins)
@@ -153,14 +157,8 @@ def reliability_diagram(predictions: Mapping[str, Any], labels: Any, path: str |
                 label="gap to mean confidence")
         top.plot([0, 1], [0, 1], linestyle="--", color="0.3", linewidth=1, label="perfect calibration")
         top.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy", title=f"{title}\nECE = {ece:.4f}")
-        top.grid(alpha=0.3)
         bottom.bar(centers, table["count"] / table["count"].sum(), width=width, color="0.55", edgecolor="white")
         bottom.set(xlim=(0, 1), xlabel="confidence (top probability)", ylabel="share")
-        bottom.grid(alpha=0.3)
     handles, names = axes[0, 0].get_legend_handles_labels()
-    figure.legend(handles, names, loc="lower center", ncol=3, fontsize=8, frameon=False)
-    figure.tight_layout(rect=(0, 0.05, 1, 1))
-    with atomic_path(target) as tmp:
-        figure.savefig(tmp, format="png", dpi=110)
-    plt.close(figure)
-    return target
+    figure.legend(handles, names, loc="outside lower center", ncol=3, fontsize=LEGEND_FONT, frameon=False)
+    return figure

@@ -42,12 +42,15 @@ register(Entry(
 register(Entry(
     "relu_100", "SELU", "book", "The same 100 layers with ReLU and He initialization train far worse: the signal "
     "fades with depth.", run_config, epochs=5, quick_epochs=2, config=_deep("relu_100", "relu", "he_normal"),
-    targets=(Target("val_accuracy", 0.7032),), book="val 0.7032", cost=25,
-    notes=(RANDOM_STREAM + " A 100-layer ReLU net after 5 epochs of SGD is very sensitive to its initial "
-           "weights, so this row varies more from seed to seed than any other. It is chaotic even for a fixed "
-           "seed: trainwell's fused step and the autograd step compute the same updates up to float32 rounding "
-           "(pinned by tests), yet on this network that rounding alone moves the final accuracy by as much as "
-           "a change of seed (`--set train.fused=false` gives the other trajectory).",)))
+    targets=(Target("val_accuracy", 0.7032, spread_seeds=10),), book="val 0.7032", cost=25,
+    notes=(RANDOM_STREAM + " A 100-layer ReLU net after 5 epochs of SGD is chaotic: a 1e-6 change of the "
+           "learning rate moves its final accuracy by 0.09 on average, more than a change of seed, and even for "
+           "a fixed seed the float32 rounding of trainwell's fused step against the autograd step (the same "
+           "updates, pinned by tests) moves it as much (`--set train.fused=false` gives the other trajectory). "
+           "Over 19 seeds and three step paths its final validation accuracy has mean 0.66 (sd 0.03-0.09); the "
+           "book's 0.7032 lies at about the 68th percentile of those 73 runs. So the book's figure is judged "
+           "against the spread of trainwell's seeds (the full budget runs 10), not against a mean; the best "
+           "epoch's accuracy is shown beside the last one's, which a loss spike near the end can pull down.",)))
 claim(Claim("selu_100 reaches a far higher validation accuracy than relu_100 (book: 0.8358 vs 0.7032)",
             ("selu_100", "val_accuracy"), ("relu_100", "val_accuracy"), threshold=0.05))
 

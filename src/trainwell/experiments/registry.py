@@ -59,6 +59,12 @@ class Target:
     epochs, 0.025 for shorter ones); ``low``/``high``: a range check instead (for figures
     the book gives as a range or a qualitative statement); ``budget_free``: the figure
     does not depend on training length, so it is judged in every budget.
+
+    ``spread_seeds`` K > 0: the figure is chaotic (a tiny change of the rate or of float
+    rounding moves it as much as a change of seed), so a mean over a few seeds says little.
+    It passes when the book's value lies within the range (min..max) of trainwell's
+    per-seed values, given at least K seeds (fewer: not comparable); the full budget runs
+    K seeds of its entry (``Entry.full_seeds``).
     """
 
     metric: str
@@ -68,6 +74,21 @@ class Target:
     high: float | None = None
     text: str = ""
     budget_free: bool = False
+    spread_seeds: int = 0
+
+    def __post_init__(self) -> None:
+        if self.spread_seeds and self.book is None:
+            raise ValueError(f"target {self.metric}: spread_seeds needs the book's value to judge")
+
+    def band(self, tolerance: float | None) -> tuple[float | None, float | None]:
+        """The interval a figure must fall in (None: open on that side): the book's value
+        widened by ``tolerance``, cut by ``low``/``high``. What :func:`judge` applies and
+        what the report shows as the range judged."""
+        low, high = self.low, self.high
+        if self.book is not None and tolerance is not None:
+            low = self.book - tolerance if low is None else max(low, self.book - tolerance)
+            high = self.book + tolerance if high is None else min(high, self.book + tolerance)
+        return low, high
 
     def book_text(self) -> str:
         if self.text:
@@ -95,6 +116,11 @@ class Entry:
     notes: tuple[str, ...] = ()        # known, explained differences from the book
     compare_curves: tuple[str, ...] = ()  # other entries whose learning curves are drawn beside this one's
     cost: float = 5.0                  # rough seconds in the quick budget on one core (for scheduling/ETA)
+
+    @property
+    def full_seeds(self) -> int:
+        """Seeds the full budget runs at least: what its spread-judged targets need (0: no minimum)."""
+        return max((target.spread_seeds for target in self.targets), default=0)
 
 
 @dataclass(frozen=True)
@@ -168,8 +194,13 @@ class Outcome:
 
     target: Target
     values: list[float] = field(default_factory=list)
-    status: str = "missing"   # pass | fail | not comparable | missing
+    status: str = "missing"   # pass | fail | not comparable | missing | shown (not judged)
     tolerance: float | None = None
+    reason: str = ""          # why a figure is not comparable, when not for its budget
+
+    @property
+    def by_spread(self) -> bool:
+        return self.target.spread_seeds > 0
 
     @property
     def mean(self) -> float | None:
@@ -183,6 +214,14 @@ class Outcome:
         return (sum((v - m) ** 2 for v in self.values) / (len(self.values) - 1)) ** 0.5
 
     @property
+    def band(self) -> tuple[float | None, float | None]:
+        """The interval judged: the range of the seeds' values, which must hold the book's
+        (a spread-judged target), or the one the mean must fall in (``Target.band``)."""
+        if self.by_spread:
+            return (min(self.values), max(self.values)) if self.values else (None, None)
+        return self.target.band(self.tolerance)
+
+    @property
     def difference(self) -> float | None:
         if self.mean is None or self.target.book is None:
             return None
@@ -192,8 +231,9 @@ class Outcome:
 def judge(target: Target, values: list[float], *, epochs: int, budget: Budget,
           tolerance_long: float = 0.015, tolerance_short: float = 0.025) -> Outcome:
     """Pass/fail of the mean over seeds against the book (default: within 0.015 for runs of
-    10 or more epochs, 0.025 for shorter ones). Training figures of a budget that is not
-    comparable (quick, smoke) are shown but marked "not comparable"."""
+    10 or more epochs, 0.025 for shorter ones), or of the book's value against the seeds'
+    range for a spread-judged target. Training figures of a budget that is not comparable
+    (quick, smoke) are shown but marked "not comparable"."""
     import math
 
     values = [float(v) for v in values]
@@ -207,16 +247,17 @@ def judge(target: Target, values: list[float], *, epochs: int, budget: Budget,
     if math.isnan(mean):
         outcome.status = "fail"
         return outcome
+    if outcome.by_spread:
+        if len(values) < target.spread_seeds:
+            outcome.status, outcome.reason = "not comparable", f"{len(values)} of {target.spread_seeds} seeds"
+            return outcome
+        low, high = outcome.band
+        outcome.status = "pass" if low - 1e-12 <= target.book <= high + 1e-12 else "fail"
+        return outcome
     if target.book is not None:
-        tolerance = target.tolerance if target.tolerance is not None else (
+        outcome.tolerance = target.tolerance if target.tolerance is not None else (
             tolerance_long if epochs >= 10 else tolerance_short)
-        outcome.tolerance = tolerance
-        ok = abs(mean - target.book) <= tolerance + 1e-12
-    else:
-        ok = True
-    if target.low is not None:
-        ok = ok and mean >= target.low
-    if target.high is not None:
-        ok = ok and mean <= target.high
+    low, high = outcome.band
+    ok = (low is None or mean >= low - 1e-12) and (high is None or mean <= high + 1e-12)
     outcome.status = "pass" if ok else "fail"
     return outcome

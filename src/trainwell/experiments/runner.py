@@ -248,6 +248,17 @@ class Task:
         return self.entry.id, self.seed
 
 
+def plan(selected: list[str], *, seeds: int, budget: Budget) -> list[Task]:
+    """The (entry, seed) runs of a reproduce, seed by seed: ``seeds`` each, and in the full
+    budget at least ``Entry.full_seeds`` for an entry judged by its spread (and for what it needs)."""
+    counts = {entry_id: max(seeds, get(entry_id).full_seeds if budget.comparable else 0) for entry_id in selected}
+    for entry_id in reversed(selected):  # an entry's needs run at least its seeds
+        for need in get(entry_id).needs:
+            counts[need] = max(counts.get(need, seeds), counts[entry_id])
+    return [Task(get(entry_id), seed) for seed in seeds_for(max(counts.values(), default=seeds))
+            for entry_id in selected if seed < BOOK_SEED + counts[entry_id]]
+
+
 def _fmt(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
@@ -271,12 +282,14 @@ def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int
     store.set_meta("budget", budget_.name)
     store.set_meta("seeds", seeds_for(seeds))
     store.set_meta("selected", selected)
-    tasks = [Task(get(entry_id), seed) for seed in seeds_for(seeds) for entry_id in selected]
+    tasks = plan(selected, seeds=seeds, budget=budget_)
     done = {t.key for t in tasks if store.is_finished(t.entry.id, t.seed, budget_.name)}
     pending = [t for t in tasks if t.key not in done]
     failed: set[tuple[str, int]] = set()
     jobs = max(1, min(jobs or (os.cpu_count() or 1), len(pending) or 1))
-    echo(f"trainwell reproduce: {len(selected)} entries x {seeds} seed(s), budget {budget_.name}, "
+    more = sorted({(t.entry.id, sum(u.entry.id == t.entry.id for u in tasks)) for t in tasks if t.seed >= BOOK_SEED + seeds})
+    more_text = f" ({', '.join(f'{entry_id}: {n} seeds' for entry_id, n in more)})" if more else ""
+    echo(f"trainwell reproduce: {len(selected)} entries x {seeds} seed(s){more_text}, budget {budget_.name}, "
          f"{len(done)} run(s) already finished in {out}, {len(pending)} to run, {jobs} job(s)")
     started = time.monotonic()
     total_cost = sum(t.entry.cost for t in pending) or 1.0
