@@ -72,10 +72,20 @@ def test_overrides_and_standardized_inputs(config, tmp_path):
     assert main(["evaluate", str(out / "model.safetensors")]) == 0
 
 
+def test_set_addresses_list_items(config, tmp_path):
+    out = tmp_path / "wide"
+    assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1",
+                 "--set", "model.layers[1].units=50"]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"]["layers"][1]["units"] == 50
+    assert load_model(out / "model.safetensors").spec.layers[1].units == 50
+
+
 @pytest.mark.parametrize("args, message", [
     (["--set", "train.epochs=0"], "'train.epochs' = 0: must be greater than 0"),
     (["--set", "optimizer.name=sgdd"], "unknown optimizer 'sgdd'"),
-    (["--set", "model.layers[0]=1"], "unknown key 'model.layers[0]'"),
+    (["--set", "model.layers[0]=1"], "'model.layers[0]' = 1: must be a valid dictionary"),
+    (["--set", "model.layers[3].units=5"], "model.layers has 3 entries (allowed indices: 0..2)"),
     (["--set", "data.name=imagenet"], "imagenet"),
     (["--set", "data.validation_size=5000"], "data.validation_size: 5000 leaves no training images"),
     (["--set", "data.classes=[0, 42]"], "data.classes"),

@@ -197,15 +197,8 @@ class RunConfig(_Section):
         return self.model_dump(mode="json", exclude_none=True)
 
 
-def _location(loc: Sequence[Any]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
 def _format_error(error: Mapping[str, Any], model: type[BaseModel]) -> str:
-    key = _location(error["loc"])
+    key = key_text(error["loc"])
     if error["type"] == "extra_forbidden":
         section = _section_fields(model, error["loc"][:-1])
         allowed = f"; allowed keys here: {', '.join(section)}" if section else ""
@@ -329,8 +322,90 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     return parse_config_text(text, file.suffix.lower(), source=str(file))
 
 
+_KEY_PART = re.compile(r"([^.\[\]\s]+)((?:\[\d+\])*)")
+KEY_SYNTAX = 'write keys as in "optimizer.lr" or "model.layers[1].units" (list indices count from 0)'
+
+
+def parse_key(key: str) -> list[str | int]:
+    """A config key as error messages write it, split into table keys and list indices.
+
+    One syntax for ``--set`` and ``trainwell tune``'s ``[search.space]``.
+
+    >>> parse_key("model.layers[1].units")
+    ['model', 'layers', 1, 'units']
+    """
+    parts: list[str | int] = []
+    for piece in key.strip().split("."):
+        match = _KEY_PART.fullmatch(piece)
+        if match is None:
+            raise ConfigError(f"{key!r} is not a config key; {KEY_SYNTAX}")
+        parts.append(match.group(1))
+        parts += [int(i) for i in re.findall(r"\d+", match.group(2))]
+    return parts
+
+
+def key_text(parts: Sequence[str | int]) -> str:
+    """The inverse of :func:`parse_key`: ``["phases", 1, "epochs"]`` -> ``"phases[1].epochs"``."""
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(parts))
+
+
+def set_key(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key`` (as :func:`parse_key` reads it) in a config mapping, in place.
+
+    Missing tables on the way are made; list items must exist already (an override
+    changes a layer or a phase, it does not add one).
+    """
+    parts = parse_key(key)
+    node: Any = data
+    for depth in range(len(parts) - 1):
+        node = _child(node, parts[:depth + 1], following=parts[depth + 1])
+    last = parts[-1]
+    if isinstance(last, int):
+        _list_item(node, parts)
+    else:
+        _check_table(node, parts[:-1])
+    node[last] = value
+
+
+def _child(node: Any, parts: Sequence[str | int], *, following: str | int) -> Any:
+    """The value at ``parts`` (its parent is ``node``), made as an empty table if missing."""
+    part = parts[-1]
+    if isinstance(part, int):
+        return _list_item(node, parts)
+    _check_table(node, parts[:-1])
+    if part not in node:
+        if isinstance(following, int):
+            raise ConfigError(f"the config has no {key_text([*parts, following])}: {key_text(parts)} "
+                              "is not in the config")
+        node[part] = {}
+    return node[part]
+
+
+def _check_table(node: Any, parts: Sequence[str | int]) -> None:
+    if not isinstance(node, dict):
+        hint = f" (it is a list: address an item as {key_text([*parts, 0])})" if isinstance(node, list) else ""
+        raise ConfigError(f"'{key_text(parts)}' is not a table{hint}")
+
+
+def _list_item(node: Any, parts: Sequence[str | int]) -> Any:
+    """The item ``parts[-1]`` of the list ``node`` (whose key is ``parts[:-1]``), or a clear error."""
+    index, where = parts[-1], key_text(parts[:-1])
+    if not isinstance(node, list):
+        kind = "a table" if isinstance(node, dict) else repr(node)
+        raise ConfigError(f"{where} is {kind}, not a list; only lists (model.layers, phases, ...) take an index")
+    if index >= len(node):
+        allowed = f"allowed indices: 0..{len(node) - 1}" if node else "the list is empty"
+        entries = "1 entry" if len(node) == 1 else f"{len(node)} entries"
+        raise ConfigError(f"the config has no {key_text(parts)}: {where} has {entries} ({allowed})")
+    return node[index]
+
+
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply ``key.path=value`` overrides (values parsed as YAML scalars: 0.1, true, [1, 2])."""
+    """Apply ``key=value`` overrides (values parsed as YAML scalars: 0.1, true, [1, 2]).
+
+    Keys are written as in error messages, list items by index:
+    ``model.layers[1].units=50``, ``phases[1].epochs=4``.
+    """
     result = json.loads(json.dumps(data))
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -342,14 +417,10 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
             value = raw
         if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
             value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as text
-        parts = key.strip().split(".")
-        node = result
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {item!r}: '{part}' is not a table")
-            node = child
-        node[parts[-1]] = value
+        try:
+            set_key(result, key, value)
+        except ConfigError as error:
+            raise ConfigError(f"--set {item!r}: {error}") from None
     return result
 
 
