@@ -1,12 +1,15 @@
 """The CLI, called in-process through main(argv) (exit status returned, not raised)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from trainwell.cli import main
 from trainwell.history import History
 from trainwell.saving import load_model
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
 
 DIGITS = """
 name = "tiny"
@@ -138,6 +141,33 @@ def test_summary_of_config_and_model(config, tmp_path, capsys):
     capsys.readouterr()
     assert main(["summary", str(tmp_path / "m" / "model.safetensors")]) == 0
     assert "Total params: 2,410" in capsys.readouterr().out
+
+
+@pytest.fixture
+def no_dataset_files(monkeypatch, tmp_path):
+    """No dataset can be read: TRAINWELL_DATA points nowhere, downloads are off, and loading fails."""
+    import trainwell.data
+
+    def unavailable(name, **_):
+        raise AssertionError(f"{name} was loaded")
+
+    monkeypatch.setenv("TRAINWELL_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("TRAINWELL_OFFLINE", "1")
+    monkeypatch.setattr(trainwell.data, "load", unavailable)
+
+
+def test_summary_of_a_config_needs_no_dataset_files(no_dataset_files, capsys):
+    assert main(["summary", str(EXAMPLES / "bn_after.yaml")]) == 0
+    assert "Total params: 271,346" in capsys.readouterr().out
+
+
+def test_plot_schedule_counts_the_steps_from_the_registry(no_dataset_files, tmp_path, capsys):
+    # one_cycle: 55,000 training images (60,000 less the 5,000 for validation), batches of 128, 25 epochs
+    assert main(["plot-schedule", str(EXAMPLES / "one_cycle.toml"), "-o", str(tmp_path / "s.png")]) == 0
+    assert f"({25 * 430} steps)" in capsys.readouterr().out
+    assert main(["plot-schedule", str(EXAMPLES / "one_cycle.toml"), "-o", str(tmp_path / "s.png"),
+                 "--set", "data.train_size=1000", "--set", "train.epochs=1"]) == 0
+    assert "(8 steps)" in capsys.readouterr().out
 
 
 def test_datasets_lists_each_dataset(capsys):

@@ -185,14 +185,21 @@ def plot_schedule(config: Path, set_: tuple[str, ...], epochs: int | None, steps
 
 def _steps_per_epoch(run_config) -> int:
     """Optimizer steps per epoch of a configured run: its training images over the batch size."""
+    return -(-_training_images(run_config) // run_config.train.batch_size)
+
+
+def _training_images(run_config) -> int:
+    """How many images a configured run trains on. Without a class filter, the registry's count
+    less the validation images (no files needed); with one, counted from the data."""
     from trainwell import data as data_module
-    from trainwell.experiment import select_split
 
     section = run_config.data
-    dataset = data_module.load(section.name, path=section.path, offline=section.offline)
-    x_train, _ = select_split(dataset, validation_size=section.validation_size, classes=section.classes,
-                              split="train")
-    return -(-len(x_train) // run_config.train.batch_size)
+    if section.classes is None and section.per_class is None:
+        available = data_module.get_spec(section.name).train_size - section.validation_size
+        return min(available, section.train_size or available)
+    from trainwell.experiment import prepare_data
+
+    return len(prepare_data(run_config).x_train)
 
 
 @app.command("lr-find")

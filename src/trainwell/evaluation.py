@@ -118,12 +118,13 @@ def predict_model_file(path: str | os.PathLike, *, data: str | None = None, spli
 
 
 def model_for_summary(source: str | os.PathLike) -> Model:
-    """The model a config file describes, or the one a model file holds."""
+    """The model a config file describes, or the one a model file holds.
+
+    A config's input shape, unless it gives one, is its dataset's, which the registry
+    knows without the files: a summary needs no data on the machine.
+    """
     file = Path(source)
     if file.suffix.lower() in CONFIG_SUFFIXES:
         config = load_config(file)
-        shape = tuple(config.model.input_shape) if config.model.input_shape else None
-        if shape is None:
-            shape = datasets.load(config.data.name, path=config.data.path, offline=config.data.offline).image_shape
-        return build_from_config(config, shape)
+        return build_from_config(config, datasets.get_spec(config.data.name).image_shape)
     return load_model_file(file).model
