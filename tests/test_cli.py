@@ -7,7 +7,7 @@ import pytest
 
 from trainwell.cli import main
 from trainwell.history import History
-from trainwell.saving import load_model
+from trainwell.saving import load_model, load_model_file
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
@@ -168,6 +168,17 @@ def test_plot_schedule_counts_the_steps_from_the_registry(no_dataset_files, tmp_
     assert main(["plot-schedule", str(EXAMPLES / "one_cycle.toml"), "-o", str(tmp_path / "s.png"),
                  "--set", "data.train_size=1000", "--set", "train.epochs=1"]) == 0
     assert "(8 steps)" in capsys.readouterr().out
+
+
+def test_digits_without_validation_size_uses_its_default(tmp_path, capsys):
+    config = tmp_path / "digits.toml"
+    config.write_text(DIGITS.replace("validation_size = 200\n", ""))
+    out = tmp_path / "out"
+    assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1"]) == 0
+    assert json.loads((out / "config.json").read_text())["data"]["validation_size"] == 300
+    assert load_model_file(out / "model.safetensors").info["data"]["validation_size"] == 300
+    assert main(["evaluate", str(out / "model.safetensors"), "--split", "validation"]) == 0
+    assert "samples: 300" in capsys.readouterr().out
 
 
 def test_datasets_lists_each_dataset(capsys):

@@ -115,3 +115,21 @@ def test_an_override_of_a_missing_list_says_so():
     with pytest.raises(ConfigError, match=r"--set 'phases\[0\].epochs=2': the config has no phases\[0\]: "
                                           r"phases is not in the config"):
         apply_overrides(MINIMAL, ["phases[0].epochs=2"])
+
+
+def test_validation_size_defaults_to_the_datasets_own():
+    assert validate_config(with_(data={"name": "digits"})).data.validation_size == 300
+    assert validate_config(with_(data={"name": "mnist"})).data.validation_size == 5000
+    assert validate_config(with_(data={"name": "digits", "validation_size": 0})).data.validation_size == 0
+    assert validate_config(with_(data={"name": "digits"})).to_dict()["data"]["validation_size"] == 300
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"name": "digits", "validation_size": 1500},
+     "data.validation_size: 1500 leaves no training images (digits has 1500; its default is 300)"),
+    ({"name": "imagenet"}, "data.name: Unknown dataset 'imagenet'; allowed: digits, fashion_mnist, mnist"),
+])
+def test_data_section_is_checked_against_the_registry(data, message):
+    with pytest.raises(ConfigError) as error:
+        validate_config(with_(data=data), source="cfg.toml")
+    assert str(error.value) == f"cfg.toml: {message}"

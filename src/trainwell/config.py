@@ -4,7 +4,7 @@ A config has five parts; every key but ``model.layers`` has a default:
 
     name = "leaky_relu"          # used for the default output folder runs/<name>
     seed = 42
-    [data]       name, path, validation_size, scaling, classes, offline
+    [data]       name, path, validation_size (default: the dataset's), scaling, classes, offline
     [model]      input_shape (default: the dataset's), layers = [{type = "dense", ...}, ...],
                  presets (named layer defaults: [model.presets.regularized_dense] type = "dense", ...)
     [optimizer]  name and the optimizer's own options (Keras names: lr, momentum, rho, ...)
@@ -36,7 +36,8 @@ from typing import Any, Literal, Mapping, Optional, Sequence, Union, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trainwell.errors import ConfigError
+from trainwell.data.registry import get_spec
+from trainwell.errors import ConfigError, DataError
 from trainwell.layers import expand_presets, expand_repeats, layer_from_dict
 from trainwell.losses import LOSSES
 from trainwell.optim import resolve_optimizer_options
@@ -58,7 +59,8 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     name: str = "fashion_mnist"
     path: Optional[str] = None
-    validation_size: int = Field(5000, ge=0)
+    # None: the dataset's own default (the registry's: 5000 for Fashion-MNIST and MNIST, as the book)
+    validation_size: Optional[int] = Field(None, ge=0)
     scaling: Literal["unit", "standardize", "none"] = "unit"
     classes: Optional[list[int]] = None
     per_class: Optional[int] = Field(None, gt=0)
@@ -235,6 +237,7 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
         lines = [_format_error(e, RunConfig) for e in error.errors()]
         raise ConfigError(f"{source}: " + "; ".join(lines)) from None
     try:
+        config.data = _with_dataset_defaults(config.data)
         for index, layer in enumerate(config.model.layer_tables()):
             layer_from_dict(layer, where=f"model.layers[{index}]")
     except ConfigError as error:
@@ -258,6 +261,20 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
     except ConfigError as error:
         raise ConfigError(f"{source}: {error}") from None
     return config
+
+
+def _with_dataset_defaults(section: DataConfig) -> DataConfig:
+    """The data section with the dataset's default validation size filled in, checked against the
+    dataset's size: the registry knows both without the files, so a bad value fails before any work."""
+    try:
+        spec = get_spec(section.name)
+    except DataError as error:
+        raise ConfigError(f"data.name: {error}".rstrip(".")) from None
+    size = spec.default_validation_size if section.validation_size is None else section.validation_size
+    if size >= spec.train_size:
+        raise ConfigError(f"data.validation_size: {size} leaves no training images ({spec.name} has "
+                          f"{spec.train_size}; its default is {spec.default_validation_size})")
+    return section.model_copy(update={"validation_size": size})
 
 
 def _check_phases(config: RunConfig, optimizer_name: str, optimizer_options: Mapping[str, Any]) -> None:

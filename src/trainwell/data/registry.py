@@ -50,7 +50,8 @@ class DatasetSpec:
 
     The shape of one image and the sizes of the parts are known here, without the
     files, so a model can be built (``trainwell summary``) or a schedule's steps counted
-    on a machine that has not got the data.
+    on a machine that has not got the data. ``default_validation_size`` is how many of
+    the first training images ``data.validation_size`` takes when a config leaves it out.
     """
 
     name: str
@@ -60,6 +61,7 @@ class DatasetSpec:
     image_shape: tuple[int, ...]
     train_size: int
     test_size: int
+    default_validation_size: int
     files: tuple[FileSpec, ...] = ()
     mirrors: tuple[str, ...] = ()
     debian_package: str | None = None
@@ -131,6 +133,7 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         pixel_max=255,
         image_shape=(28, 28), train_size=60_000, test_size=10_000,
+        default_validation_size=5000,  # the book's: the first 5,000 training images
         files=_idx_files({
             "train_images": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
             "train_labels": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
@@ -147,6 +150,7 @@ DATASETS: dict[str, DatasetSpec] = {
         class_names=tuple(str(digit) for digit in range(10)),
         pixel_max=255,
         image_shape=(28, 28), train_size=60_000, test_size=10_000,
+        default_validation_size=5000,
         files=_idx_files({
             "train_images": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
             "train_labels": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
@@ -168,6 +172,7 @@ DATASETS: dict[str, DatasetSpec] = {
         class_names=tuple(str(digit) for digit in range(10)),
         pixel_max=16,
         image_shape=(8, 8), train_size=DIGITS_TRAIN_SIZE, test_size=DIGITS_SIZE - DIGITS_TRAIN_SIZE,
+        default_validation_size=300,  # a fifth of the 1,500 training images, as examples/digits_quick.toml
         bundled=_load_digits,
     ),
 }
