@@ -181,6 +181,13 @@ def test_digits_without_validation_size_uses_its_default(tmp_path, capsys):
     assert "samples: 300" in capsys.readouterr().out
 
 
+def test_epochs_on_a_phased_config_points_at_the_phases(capsys):
+    assert main(["train", str(EXAMPLES / "transfer_b_on_a.toml"), "--epochs", "2"]) == 2
+    message = capsys.readouterr().err
+    assert "(phases[0].epochs = 4, phases[1].epochs = 16); set those instead, e.g. --set phases[1].epochs=2" in message
+    assert "remove train.epochs" not in message
+
+
 def test_datasets_lists_each_dataset(capsys):
     assert main(["datasets"]) == 0
     text = capsys.readouterr().out

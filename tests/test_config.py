@@ -133,3 +133,12 @@ def test_data_section_is_checked_against_the_registry(data, message):
     with pytest.raises(ConfigError) as error:
         validate_config(with_(data=data), source="cfg.toml")
     assert str(error.value) == f"cfg.toml: {message}"
+
+
+def test_epochs_on_a_phased_config_says_to_set_the_phases():
+    with pytest.raises(ConfigError) as error:
+        validate_config(apply_overrides(PHASED, ["train.epochs=2"]), source="cfg.toml")
+    assert str(error.value) == (
+        "cfg.toml: train.epochs = 2: this config trains in [[phases]], each with its own epochs "
+        "(phases[0].epochs = 2, phases[1].epochs = 3); set those instead, e.g. --set phases[1].epochs=2 "
+        "(and leave out --epochs and train.epochs)")

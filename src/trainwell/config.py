@@ -281,8 +281,11 @@ def _check_phases(config: RunConfig, optimizer_name: str, optimizer_options: Map
     """Phases replace train.epochs; their selectors and optimizer overrides are checked now."""
     if not config.phases:
         return
-    if "epochs" in config.train.model_fields_set:
-        raise ConfigError("train.epochs: with [[phases]] each phase sets its own epochs; remove train.epochs")
+    if "epochs" in config.train.model_fields_set:  # from the file, or from --epochs / --set train.epochs
+        epochs = ", ".join(f"phases[{i}].epochs = {phase.epochs}" for i, phase in enumerate(config.phases))
+        raise ConfigError(f"train.epochs = {config.train.epochs}: this config trains in [[phases]], each with its "
+                          f"own epochs ({epochs}); set those instead, e.g. --set phases[{len(config.phases) - 1}]"
+                          f".epochs={config.train.epochs} (and leave out --epochs and train.epochs)")
     from trainwell.transfer import parse_selector
 
     for index, phase in enumerate(config.phases):
