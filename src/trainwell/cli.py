@@ -7,9 +7,12 @@ it without a subprocess.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import warnings
 from pathlib import Path
+from typing import Iterator
 
 import click
 from rich.console import Console
@@ -79,7 +82,8 @@ def evaluate(model: Path, data: str | None, split: str) -> None:
     """Evaluate a saved MODEL file on a dataset split, preprocessed as at training time."""
     from trainwell.evaluation import evaluate_model_file
 
-    results = evaluate_model_file(model, data=data, split=split)
+    with _warnings_as_lines():
+        results = evaluate_model_file(model, data=data, split=split)
     for key, value in results.items():
         out.print(f"{key}: {value:.4f}" if key != "samples" else f"{key}: {int(value)}")
 
@@ -94,13 +98,15 @@ def evaluate(model: Path, data: str | None, split: str) -> None:
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path),
               help="Write per-instance probabilities (MC: their mean and std) and entropy to this CSV.")
 @click.option("--reliability", type=click.Path(path_type=Path),
-              help="Write a reliability diagram PNG (deterministic and MC side by side).")
+              help="Write a reliability diagram (deterministic and MC side by side): .png, .jpg, .pdf, .svg or .eps.")
 def predict(model: Path, data: str | None, split: str, mc: int, seed: int, csv_path: Path | None,
             reliability: Path | None) -> None:
     """Predict with a saved MODEL: accuracy, NLL, Brier score and ECE (15 bins), optionally with MC dropout."""
-    from trainwell.evaluation import predict_model_file
+    from trainwell import evaluation
 
-    predictions = predict_model_file(model, data=data, split=split, mc=mc, seed=seed)
+    evaluation.check_prediction_outputs(csv_path=csv_path, reliability=reliability)
+    with _warnings_as_lines():
+        predictions = evaluation.predict_model_file(model, data=data, split=split, mc=mc, seed=seed)
     reports = predictions.reports()
     out.print(f"samples: {len(predictions.labels)}")
     width = max(len(name) for name in reports)
@@ -357,6 +363,19 @@ def tune(config: Path, trials: int | None, storage: str | None, study: str | Non
     for key, value in result.best_params.items():
         out.print(f"  {key} = {value!r}", markup=False)
     out.print(f"saved: {result.best_config}", markup=False)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Each warning raised inside as one ``warning: ...`` line on stderr, every time, rather than
+    Python's two lines with the source file and code."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        err.print(f"warning: {message}", markup=False, soft_wrap=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = show
+        yield
 
 
 def _loss_span(recording) -> str:

@@ -116,9 +116,26 @@ def calibration_report(probabilities: Any, labels: Any, *, bins: int = ECE_BINS)
             "ece": expected_calibration_error(probabilities, labels, bins=bins)}
 
 
+#: The figure formats a reliability diagram is written in, by file name suffix: those matplotlib
+#: writes by itself (Pillow, one of its dependencies, for JPEG), so none fails for a missing tool.
+FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".eps")
+
+
+def check_figure_path(path: str | os.PathLike, *, what: str = "reliability diagram") -> Path:
+    """``path`` as a Path if its suffix names a format in :data:`FIGURE_SUFFIXES`, else a ConfigError.
+
+    Cheap, so callers check before computing what the figure shows.
+    """
+    target = Path(path)
+    if target.suffix.lower() not in FIGURE_SUFFIXES:
+        raise ConfigError(f"{what}: {str(target)!r} must end in one of {', '.join(FIGURE_SUFFIXES)}")
+    return target
+
+
 def reliability_diagram(predictions: Mapping[str, Any], labels: Any, path: str | os.PathLike, *,
                         bins: int = ECE_BINS) -> Path:
-    """Write a PNG with one reliability diagram per set of predictions, side by side.
+    """Write a figure with one reliability diagram per set of predictions, side by side, in the
+    format the file name's suffix says (PNG, JPEG, PDF, SVG or EPS).
 
     ``predictions`` maps a title (e.g. "deterministic", "MC dropout (100)") to
     probabilities. Each panel shows the accuracy of each confidence bin as a bar
@@ -132,9 +149,7 @@ def reliability_diagram(predictions: Mapping[str, Any], labels: Any, path: str |
 
     if not predictions:
         raise ConfigError("reliability_diagram: no predictions to draw")
-    target = Path(path)
-    if target.suffix.lower() != ".png":
-        raise ConfigError(f"--reliability: {str(target)!r} must end in .png")
+    target = check_figure_path(path)
     figure, axes = plt.subplots(2, len(predictions), figsize=(max(4.2 * len(predictions), 6.0), 5.8), squeeze=False,
                                 gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
     for column, (title, probabilities) in enumerate(predictions.items()):
@@ -161,6 +176,6 @@ def reliability_diagram(predictions: Mapping[str, Any], labels: Any, path: str |
     figure.legend(handles, names, loc="lower center", ncol=3, fontsize=8, frameon=False)
     figure.tight_layout(rect=(0, 0.05, 1, 1))
     with atomic_path(target) as tmp:
-        figure.savefig(tmp, format="png", dpi=110)
+        figure.savefig(tmp, format=target.suffix.lower().lstrip("."), dpi=110)
     plt.close(figure)
     return target
