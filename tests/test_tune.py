@@ -298,3 +298,17 @@ def test_two_workers_share_one_postgresql_study(postgres_url, config_file, tmp_p
     assert sorted(t.number for t in done) == list(range(total))
     assert all(t.state == State.FAIL and "skipped" in t.user_attrs for t in study.get_trials() if t not in done)
     assert (tmp_path / "worker0" / "best_config.json").is_file()
+
+
+def test_tune_lines_stay_whole_when_piped(config_file, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from trainwell import cli
+
+    monkeypatch.setattr(cli.out, "_width", 80)  # what rich falls back to when the output is not a terminal
+    out = tmp_path / ("tune_" + "x" * 80)
+    result = CliRunner().invoke(cli.app, ["tune", str(config_file), "--trials", "1", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert f"study 'tiny_search' in sqlite:///{out / 'study.db'}: 1 complete" in lines
+    assert f"saved: {out / 'best_config.json'}" in lines

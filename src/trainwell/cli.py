@@ -20,8 +20,10 @@ from rich.table import Table
 
 from trainwell.errors import TrainwellError
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: a line is never broken by rich, whatever the width; when the output is not a
+# terminal (a pipe, a file) rich would otherwise wrap every line at 80 columns.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -266,16 +268,16 @@ def doctor(config: Path, set_: tuple[str, ...], steps: int | None, every: int | 
     out.print(f"{run_config.name}: {context['steps']} steps of {context['optimizer'].get('name')} "
               f"({optimizer or 'defaults'}), batch {context['batch_size']}, "
               f"{context['samples']} recorded steps (every {context['every']}); "
-              f"loss {_loss_span(checkup.recording)}", markup=False, soft_wrap=True)
+              f"loss {_loss_span(checkup.recording)}", markup=False)
     if checkup.diagnosis.healthy:
         out.print("no problems found")
     for finding in checkup.diagnosis.findings:
         color = "red" if finding.severity == "error" else "yellow"
         out.print(f"[bold {color}]{finding.severity.upper()}[/]: [bold]{finding.title}[/]")
         for label, text in (("", finding.detail), ("try: ", finding.advice)):
-            out.print(f"  {label}{text}", markup=False, soft_wrap=True)
+            out.print(f"  {label}{text}", markup=False)
     if checkup.diagnosis.measured():
-        out.print(f"measured: {checkup.diagnosis.measured()}", markup=False, soft_wrap=True)
+        out.print(f"measured: {checkup.diagnosis.measured()}", markup=False)
     if plot_dir is not None:
         from trainwell.doctor_plots import plot_recording
 
@@ -350,7 +352,7 @@ def tune(config: Path, trials: int | None, storage: str | None, study: str | Non
     def show(record) -> None:
         values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.params.items())
         outcome = f"{record.value:.4f}" if record.value is not None else record.note
-        out.print(f"trial {record.number}: {outcome} ({values})", markup=False, soft_wrap=True)
+        out.print(f"trial {record.number}: {outcome} ({values})", markup=False)
 
     result = run_tune(config, trials=trials, storage=storage, study=study, overrides=list(set_),
                       output_dir=output_dir, on_trial=None if quiet else show)
@@ -370,7 +372,7 @@ def _warnings_as_lines() -> Iterator[None]:
     """Each warning raised inside as one ``warning: ...`` line on stderr, every time, rather than
     Python's two lines with the source file and code."""
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        err.print(f"warning: {message}", markup=False, soft_wrap=True)
+        err.print(f"warning: {message}", markup=False)
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
