@@ -1,12 +1,15 @@
 """The CLI, called in-process through main(argv) (exit status returned, not raised)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from trainwell.cli import main
 from trainwell.history import History
-from trainwell.saving import load_model
+from trainwell.saving import load_model, load_model_file
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
 
 DIGITS = """
 name = "tiny"
@@ -72,10 +75,20 @@ def test_overrides_and_standardized_inputs(config, tmp_path):
     assert main(["evaluate", str(out / "model.safetensors")]) == 0
 
 
+def test_set_addresses_list_items(config, tmp_path):
+    out = tmp_path / "wide"
+    assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1",
+                 "--set", "model.layers[1].units=50"]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"]["layers"][1]["units"] == 50
+    assert load_model(out / "model.safetensors").spec.layers[1].units == 50
+
+
 @pytest.mark.parametrize("args, message", [
     (["--set", "train.epochs=0"], "'train.epochs' = 0: must be greater than 0"),
     (["--set", "optimizer.name=sgdd"], "unknown optimizer 'sgdd'"),
-    (["--set", "model.layers[0]=1"], "unknown key 'model.layers[0]'"),
+    (["--set", "model.layers[0]=1"], "'model.layers[0]' = 1: must be a valid dictionary"),
+    (["--set", "model.layers[3].units=5"], "model.layers has 3 entries (allowed indices: 0..2)"),
     (["--set", "data.name=imagenet"], "imagenet"),
     (["--set", "data.validation_size=5000"], "data.validation_size: 5000 leaves no training images"),
     (["--set", "data.classes=[0, 42]"], "data.classes"),
@@ -128,6 +141,51 @@ def test_summary_of_config_and_model(config, tmp_path, capsys):
     capsys.readouterr()
     assert main(["summary", str(tmp_path / "m" / "model.safetensors")]) == 0
     assert "Total params: 2,410" in capsys.readouterr().out
+
+
+@pytest.fixture
+def no_dataset_files(monkeypatch, tmp_path):
+    """No dataset can be read: TRAINWELL_DATA points nowhere, downloads are off, and loading fails."""
+    import trainwell.data
+
+    def unavailable(name, **_):
+        raise AssertionError(f"{name} was loaded")
+
+    monkeypatch.setenv("TRAINWELL_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("TRAINWELL_OFFLINE", "1")
+    monkeypatch.setattr(trainwell.data, "load", unavailable)
+
+
+def test_summary_of_a_config_needs_no_dataset_files(no_dataset_files, capsys):
+    assert main(["summary", str(EXAMPLES / "bn_after.yaml")]) == 0
+    assert "Total params: 271,346" in capsys.readouterr().out
+
+
+def test_plot_schedule_counts_the_steps_from_the_registry(no_dataset_files, tmp_path, capsys):
+    # one_cycle: 55,000 training images (60,000 less the 5,000 for validation), batches of 128, 25 epochs
+    assert main(["plot-schedule", str(EXAMPLES / "one_cycle.toml"), "-o", str(tmp_path / "s.png")]) == 0
+    assert f"({25 * 430} steps)" in capsys.readouterr().out
+    assert main(["plot-schedule", str(EXAMPLES / "one_cycle.toml"), "-o", str(tmp_path / "s.png"),
+                 "--set", "data.train_size=1000", "--set", "train.epochs=1"]) == 0
+    assert "(8 steps)" in capsys.readouterr().out
+
+
+def test_digits_without_validation_size_uses_its_default(tmp_path, capsys):
+    config = tmp_path / "digits.toml"
+    config.write_text(DIGITS.replace("validation_size = 200\n", ""))
+    out = tmp_path / "out"
+    assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1"]) == 0
+    assert json.loads((out / "config.json").read_text())["data"]["validation_size"] == 300
+    assert load_model_file(out / "model.safetensors").info["data"]["validation_size"] == 300
+    assert main(["evaluate", str(out / "model.safetensors"), "--split", "validation"]) == 0
+    assert "samples: 300" in capsys.readouterr().out
+
+
+def test_epochs_on_a_phased_config_points_at_the_phases(capsys):
+    assert main(["train", str(EXAMPLES / "transfer_b_on_a.toml"), "--epochs", "2"]) == 2
+    message = capsys.readouterr().err
+    assert "(phases[0].epochs = 4, phases[1].epochs = 16); set those instead, e.g. --set phases[1].epochs=2" in message
+    assert "remove train.epochs" not in message
 
 
 def test_datasets_lists_each_dataset(capsys):

@@ -80,3 +80,65 @@ def test_every_example_config_validates():
     assert examples
     for path in examples:
         load_config(path)
+
+
+PHASED = {"model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 30}, {"type": "dense", "units": 10}]},
+          "phases": [{"epochs": 2, "freeze": [0]}, {"epochs": 3}]}
+
+
+def test_overrides_address_list_items():
+    data = apply_overrides(PHASED, ["model.layers[1].units=50", "phases[1].epochs=4", "phases[0].freeze[0]=1"])
+    assert data["model"]["layers"][1]["units"] == 50 and data["model"]["layers"][0] == {"type": "flatten"}
+    assert data["phases"][1]["epochs"] == 4 and data["phases"][0]["freeze"] == [1]
+    assert PHASED["phases"][1]["epochs"] == 3  # the original is left alone
+    config = validate_config(apply_overrides(PHASED, ["model.layers[2].units=10", "phases[0].epochs=5"]))
+    assert config.phases[0].epochs == 5
+
+
+@pytest.mark.parametrize("item, message", [
+    ("model.layers[3].units=5", r"--set 'model.layers\[3\].units=5': the config has no model.layers\[3\]: "
+                                r"model.layers has 3 entries \(allowed indices: 0\.\.2\)"),
+    ("phases[2].epochs=1", r"the config has no phases\[2\]: phases has 2 entries \(allowed indices: 0\.\.1\)"),
+    ("model[0].units=5", r"--set 'model\[0\].units=5': model is a table, not a list; "),
+    ("model.layers.units=5", r"'model.layers' is not a table \(it is a list: address an item as "
+                             r"model.layers\[0\]\)"),
+    ("model.layers[x].units=5", r"'model.layers\[x\].units' is not a config key; write keys as in"),
+    ("model.layers[-1].units=5", r"is not a config key.*indices count from 0"),
+    ("model..units=5", r"is not a config key"),
+])
+def test_bad_list_overrides_are_one_clear_error(item, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(PHASED, [item])
+
+
+def test_an_override_of_a_missing_list_says_so():
+    with pytest.raises(ConfigError, match=r"--set 'phases\[0\].epochs=2': the config has no phases\[0\]: "
+                                          r"phases is not in the config"):
+        apply_overrides(MINIMAL, ["phases[0].epochs=2"])
+
+
+def test_validation_size_defaults_to_the_datasets_own():
+    assert validate_config(with_(data={"name": "digits"})).data.validation_size == 300
+    assert validate_config(with_(data={"name": "mnist"})).data.validation_size == 5000
+    assert validate_config(with_(data={"name": "digits", "validation_size": 0})).data.validation_size == 0
+    assert validate_config(with_(data={"name": "digits"})).to_dict()["data"]["validation_size"] == 300
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"name": "digits", "validation_size": 1500},
+     "data.validation_size: 1500 leaves no training images (digits has 1500; its default is 300)"),
+    ({"name": "imagenet"}, "data.name: Unknown dataset 'imagenet'; allowed: digits, fashion_mnist, mnist"),
+])
+def test_data_section_is_checked_against_the_registry(data, message):
+    with pytest.raises(ConfigError) as error:
+        validate_config(with_(data=data), source="cfg.toml")
+    assert str(error.value) == f"cfg.toml: {message}"
+
+
+def test_epochs_on_a_phased_config_says_to_set_the_phases():
+    with pytest.raises(ConfigError) as error:
+        validate_config(apply_overrides(PHASED, ["train.epochs=2"]), source="cfg.toml")
+    assert str(error.value) == (
+        "cfg.toml: train.epochs = 2: this config trains in [[phases]], each with its own epochs "
+        "(phases[0].epochs = 2, phases[1].epochs = 3); set those instead, e.g. --set phases[1].epochs=2 "
+        "(and leave out --epochs and train.epochs)")

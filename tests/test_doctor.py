@@ -264,3 +264,18 @@ def test_repeat_key_errors_name_the_layer():
     named = {"model": {"layers": [{"type": "dense", "units": 4, "repeat": 2, "name": "x"}]}}
     with pytest.raises(tw.ConfigError, match="a repeated layer cannot have a name"):
         validate_config(named)
+
+
+def test_doctor_lines_stay_whole_when_piped(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from trainwell import cli
+
+    monkeypatch.setattr(cli.out, "_width", 80)  # what rich falls back to when the output is not a terminal
+    config = write(tmp_path, activation="selu", init="lecun_normal", scaling='scaling = "unit"')
+    plots = tmp_path / ("plots_" + "x" * 80)
+    result = CliRunner().invoke(cli.app, ["doctor", str(config), "--steps", "10", "--plot", str(plots)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert f"saved: {plots / 'depth.png'}" in lines
+    assert "WARNING: broken self-normalization: inputs are not standardized" in lines

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from trainwell.cli import main
-from trainwell.config import load_config, validate_config
+from trainwell.config import apply_overrides, load_config, validate_config
 from trainwell.errors import ConfigError
 from trainwell.tune import ParamSpec, PruningCallback, make_param, parse_search, set_key, tune, with_params
 
@@ -108,6 +108,21 @@ def test_values_are_set_at_their_keys_without_touching_the_original():
     assert "search" not in tried and data["model"]["layers"][0]["units"] == 3
     with pytest.raises(ConfigError, match="not a table"):
         set_key({"model": 3}, "model.layers[0].units", 1)
+
+
+def test_search_keys_are_read_as_set_reads_them():
+    data = _data()
+    with pytest.raises(ConfigError) as by_set:
+        apply_overrides(data, ["model.layers[5].units=1"])
+    with pytest.raises(ConfigError) as by_search:
+        set_key(data, "model.layers[5].units", 1)
+    assert str(by_set.value) == "--set 'model.layers[5].units=1': " + SAME_ERROR
+    assert str(by_search.value) == 'search.space."model.layers[5].units": ' + SAME_ERROR
+    with pytest.raises(ConfigError, match=r"search.space: 'model.layers\[-1\].units' is not a config key.*from 0"):
+        make_param("model.layers[-1].units", ParamSpec(low=1, high=3))
+
+
+SAME_ERROR = "the config has no model.layers[5]: model.layers has 1 entry (allowed indices: 0..0)"
 
 
 def test_train_accepts_a_config_with_a_search_section(config_file):
@@ -283,3 +298,17 @@ def test_two_workers_share_one_postgresql_study(postgres_url, config_file, tmp_p
     assert sorted(t.number for t in done) == list(range(total))
     assert all(t.state == State.FAIL and "skipped" in t.user_attrs for t in study.get_trials() if t not in done)
     assert (tmp_path / "worker0" / "best_config.json").is_file()
+
+
+def test_tune_lines_stay_whole_when_piped(config_file, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from trainwell import cli
+
+    monkeypatch.setattr(cli.out, "_width", 80)  # what rich falls back to when the output is not a terminal
+    out = tmp_path / ("tune_" + "x" * 80)
+    result = CliRunner().invoke(cli.app, ["tune", str(config_file), "--trials", "1", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert f"study 'tiny_search' in sqlite:///{out / 'study.db'}: 1 complete" in lines
+    assert f"saved: {out / 'best_config.json'}" in lines

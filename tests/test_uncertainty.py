@@ -2,6 +2,7 @@
 
 import csv
 import math
+import re
 
 import numpy as np
 import pytest
@@ -9,6 +10,8 @@ import torch
 
 from trainwell.cli import main
 from trainwell.errors import ConfigError
+from trainwell.evaluation import evaluate_model_file, predict_model_file
+from trainwell.saving import load_model_file, save_model
 from trainwell.uncertainty import (accuracy, brier_score, calibration_bins, calibration_report,
                                    expected_calibration_error, negative_log_likelihood, reliability_diagram)
 
@@ -70,8 +73,10 @@ def test_reliability_diagram_writes_a_png(tmp_path):
     path = reliability_diagram({"deterministic": p, "MC dropout": p ** 0.5 / (p ** 0.5).sum(1, keepdims=True)}, y,
                                tmp_path / "r.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(ConfigError, match="must end in .png"):
-        reliability_diagram({"x": p}, y, tmp_path / "r.jpg")
+    with pytest.raises(ConfigError, match=r"reliability diagram: '.*r.xyz' must end in one of .*\.png.*\.svg"):
+        reliability_diagram({"x": p}, y, tmp_path / "r.xyz")
+    assert reliability_diagram({"x": p}, y, tmp_path / "r.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+    assert reliability_diagram({"x": p}, y, tmp_path / "r.svg").read_text().lstrip().startswith("<?xml")
 
 
 DIGITS = """
@@ -102,7 +107,9 @@ def test_predict_cli_with_mc_dropout_and_csv(tmp_path, capsys):
     model = str(out / "model.safetensors")
     assert main(["predict", model, "--mc", "20", "--csv", str(tmp_path / "p.csv"),
                  "--reliability", str(tmp_path / "r.png")]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    assert captured.err == ""  # the model has dropout: no warning
+    lines = captured.out.splitlines()
     assert lines[0] == "samples: 297"
     assert lines[1].split() == ["deterministic", "mc_dropout(20)"]
     table = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in lines[2:6]}
@@ -131,3 +138,68 @@ def test_predict_cli_errors_name_the_option(tmp_path, capsys):
     assert "error: --mc: must be a number of samples >= 0" in capsys.readouterr().err
     assert main(["predict", model, "--split", "dev"]) == 2
     assert "error: --split: 'dev' is not a split; allowed: test, validation, train" in capsys.readouterr().err
+
+
+@pytest.fixture
+def plain_model(tmp_path, capsys):
+    """A digits model without dropout, trained for one epoch."""
+    config = tmp_path / "plain.toml"
+    config.write_text(DIGITS.replace('{type = "alpha_dropout", rate = 0.1}, ', "").replace("epochs = 4", "epochs = 1"))
+    assert main(["train", str(config), "-o", str(tmp_path / "plain"), "-q"]) == 0
+    capsys.readouterr()
+    return tmp_path / "plain" / "model.safetensors"
+
+
+NO_DROPOUT = ("MC dropout (5 samples) needs Dropout or AlphaDropout layers, and this model has none: "
+              "its MC predictions equal the deterministic ones")
+
+
+def test_mc_dropout_on_a_model_without_dropout_warns(plain_model, capsys):
+    assert main(["predict", str(plain_model), "--mc", "5"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == f"warning: {NO_DROPOUT}\n"
+    accuracy_row = next(line for line in captured.out.splitlines() if line.startswith("accuracy"))
+    assert accuracy_row.split()[1] == accuracy_row.split()[2]
+    with pytest.warns(UserWarning, match=re.escape(NO_DROPOUT)):
+        predict_model_file(plain_model, mc=5)
+    assert main(["predict", str(plain_model)]) == 0 and capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("option, name, message", [
+    ("--reliability", "r.xyz", "error: --reliability: '{path}' must end in one of .png, .jpg, "),
+    ("--reliability", "folder", "error: --reliability: '{path}' is a folder"),
+    ("--csv", "folder", "error: --csv: '{path}' is a folder"),
+    ("--csv", "a_file/p.csv", "error: --csv: cannot write '{path}': '{parent}' is a file, not a folder"),
+])
+def test_output_paths_are_checked_before_any_prediction(plain_model, tmp_path, capsys, monkeypatch, option, name,
+                                                        message):
+    import trainwell.evaluation
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("predicted before checking the output paths")
+
+    monkeypatch.setattr(trainwell.evaluation, "predict_model_file", no_work)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "a_file").write_text("")
+    path = tmp_path / name
+    assert main(["predict", str(plain_model), option, str(path)]) == 2
+    assert capsys.readouterr().err.startswith(message.format(path=path, parent=path.parent))
+
+
+def test_predict_writes_the_diagram_in_the_format_its_name_says(plain_model, tmp_path):
+    assert main(["predict", str(plain_model), "--reliability", str(tmp_path / "new" / "r.jpg")]) == 0
+    assert (tmp_path / "new" / "r.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def test_a_model_evaluated_on_other_data_than_it_was_trained_on_warns(plain_model, tmp_path, capsys):
+    saved = load_model_file(plain_model)
+    saved.info["data"]["dataset"] = "mnist"  # as if trained on 8x8 MNIST images
+    relabelled = save_model(saved.model, tmp_path / "mnist.safetensors", info=saved.info, extra=saved.extra)
+    other = ("the model was trained on MNIST ('mnist') and is evaluated on scikit-learn digits ('digits'), "
+             "data it was not trained on")
+    for command in ("evaluate", "predict"):
+        assert main([command, str(relabelled), "--data", "digits"]) == 0
+        assert capsys.readouterr().err == f"warning: {other}\n"
+    with pytest.warns(UserWarning, match=re.escape(other)):
+        evaluate_model_file(relabelled, data="digits")
+    assert main(["evaluate", str(plain_model), "--data", "digits"]) == 0 and capsys.readouterr().err == ""

@@ -7,9 +7,12 @@ it without a subprocess.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import warnings
 from pathlib import Path
+from typing import Iterator
 
 import click
 from rich.console import Console
@@ -17,8 +20,10 @@ from rich.table import Table
 
 from trainwell.errors import TrainwellError
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: a line is never broken by rich, whatever the width; when the output is not a
+# terminal (a pipe, a file) rich would otherwise wrap every line at 80 columns.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,7 +84,8 @@ def evaluate(model: Path, data: str | None, split: str) -> None:
     """Evaluate a saved MODEL file on a dataset split, preprocessed as at training time."""
     from trainwell.evaluation import evaluate_model_file
 
-    results = evaluate_model_file(model, data=data, split=split)
+    with _warnings_as_lines():
+        results = evaluate_model_file(model, data=data, split=split)
     for key, value in results.items():
         out.print(f"{key}: {value:.4f}" if key != "samples" else f"{key}: {int(value)}")
 
@@ -94,13 +100,15 @@ def evaluate(model: Path, data: str | None, split: str) -> None:
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path),
               help="Write per-instance probabilities (MC: their mean and std) and entropy to this CSV.")
 @click.option("--reliability", type=click.Path(path_type=Path),
-              help="Write a reliability diagram PNG (deterministic and MC side by side).")
+              help="Write a reliability diagram (deterministic and MC side by side): .png, .jpg, .pdf, .svg or .eps.")
 def predict(model: Path, data: str | None, split: str, mc: int, seed: int, csv_path: Path | None,
             reliability: Path | None) -> None:
     """Predict with a saved MODEL: accuracy, NLL, Brier score and ECE (15 bins), optionally with MC dropout."""
-    from trainwell.evaluation import predict_model_file
+    from trainwell import evaluation
 
-    predictions = predict_model_file(model, data=data, split=split, mc=mc, seed=seed)
+    evaluation.check_prediction_outputs(csv_path=csv_path, reliability=reliability)
+    with _warnings_as_lines():
+        predictions = evaluation.predict_model_file(model, data=data, split=split, mc=mc, seed=seed)
     reports = predictions.reports()
     out.print(f"samples: {len(predictions.labels)}")
     width = max(len(name) for name in reports)
@@ -185,14 +193,21 @@ def plot_schedule(config: Path, set_: tuple[str, ...], epochs: int | None, steps
 
 def _steps_per_epoch(run_config) -> int:
     """Optimizer steps per epoch of a configured run: its training images over the batch size."""
+    return -(-_training_images(run_config) // run_config.train.batch_size)
+
+
+def _training_images(run_config) -> int:
+    """How many images a configured run trains on. Without a class filter, the registry's count
+    less the validation images (no files needed); with one, counted from the data."""
     from trainwell import data as data_module
-    from trainwell.experiment import select_split
 
     section = run_config.data
-    dataset = data_module.load(section.name, path=section.path, offline=section.offline)
-    x_train, _ = select_split(dataset, validation_size=section.validation_size, classes=section.classes,
-                              split="train")
-    return -(-len(x_train) // run_config.train.batch_size)
+    if section.classes is None and section.per_class is None:
+        available = data_module.get_spec(section.name).train_size - section.validation_size
+        return min(available, section.train_size or available)
+    from trainwell.experiment import prepare_data
+
+    return len(prepare_data(run_config).x_train)
 
 
 @app.command("lr-find")
@@ -253,16 +268,16 @@ def doctor(config: Path, set_: tuple[str, ...], steps: int | None, every: int | 
     out.print(f"{run_config.name}: {context['steps']} steps of {context['optimizer'].get('name')} "
               f"({optimizer or 'defaults'}), batch {context['batch_size']}, "
               f"{context['samples']} recorded steps (every {context['every']}); "
-              f"loss {_loss_span(checkup.recording)}", markup=False, soft_wrap=True)
+              f"loss {_loss_span(checkup.recording)}", markup=False)
     if checkup.diagnosis.healthy:
         out.print("no problems found")
     for finding in checkup.diagnosis.findings:
         color = "red" if finding.severity == "error" else "yellow"
         out.print(f"[bold {color}]{finding.severity.upper()}[/]: [bold]{finding.title}[/]")
         for label, text in (("", finding.detail), ("try: ", finding.advice)):
-            out.print(f"  {label}{text}", markup=False, soft_wrap=True)
+            out.print(f"  {label}{text}", markup=False)
     if checkup.diagnosis.measured():
-        out.print(f"measured: {checkup.diagnosis.measured()}", markup=False, soft_wrap=True)
+        out.print(f"measured: {checkup.diagnosis.measured()}", markup=False)
     if plot_dir is not None:
         from trainwell.doctor_plots import plot_recording
 
@@ -337,7 +352,7 @@ def tune(config: Path, trials: int | None, storage: str | None, study: str | Non
     def show(record) -> None:
         values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.params.items())
         outcome = f"{record.value:.4f}" if record.value is not None else record.note
-        out.print(f"trial {record.number}: {outcome} ({values})", markup=False, soft_wrap=True)
+        out.print(f"trial {record.number}: {outcome} ({values})", markup=False)
 
     result = run_tune(config, trials=trials, storage=storage, study=study, overrides=list(set_),
                       output_dir=output_dir, on_trial=None if quiet else show)
@@ -350,6 +365,19 @@ def tune(config: Path, trials: int | None, storage: str | None, study: str | Non
     for key, value in result.best_params.items():
         out.print(f"  {key} = {value!r}", markup=False)
     out.print(f"saved: {result.best_config}", markup=False)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Each warning raised inside as one ``warning: ...`` line on stderr, every time, rather than
+    Python's two lines with the source file and code."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        err.print(f"warning: {message}", markup=False)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = show
+        yield
 
 
 def _loss_span(recording) -> str:

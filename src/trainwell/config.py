@@ -4,7 +4,7 @@ A config has five parts; every key but ``model.layers`` has a default:
 
     name = "leaky_relu"          # used for the default output folder runs/<name>
     seed = 42
-    [data]       name, path, validation_size, scaling, classes, offline
+    [data]       name, path, validation_size (default: the dataset's), scaling, classes, offline
     [model]      input_shape (default: the dataset's), layers = [{type = "dense", ...}, ...],
                  presets (named layer defaults: [model.presets.regularized_dense] type = "dense", ...)
     [optimizer]  name and the optimizer's own options (Keras names: lr, momentum, rho, ...)
@@ -36,7 +36,8 @@ from typing import Any, Literal, Mapping, Optional, Sequence, Union, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trainwell.errors import ConfigError
+from trainwell.data.registry import get_spec
+from trainwell.errors import ConfigError, DataError
 from trainwell.layers import expand_presets, expand_repeats, layer_from_dict
 from trainwell.losses import LOSSES
 from trainwell.optim import resolve_optimizer_options
@@ -58,7 +59,8 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     name: str = "fashion_mnist"
     path: Optional[str] = None
-    validation_size: int = Field(5000, ge=0)
+    # None: the dataset's own default (the registry's: 5000 for Fashion-MNIST and MNIST, as the book)
+    validation_size: Optional[int] = Field(None, ge=0)
     scaling: Literal["unit", "standardize", "none"] = "unit"
     classes: Optional[list[int]] = None
     per_class: Optional[int] = Field(None, gt=0)
@@ -197,15 +199,8 @@ class RunConfig(_Section):
         return self.model_dump(mode="json", exclude_none=True)
 
 
-def _location(loc: Sequence[Any]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
 def _format_error(error: Mapping[str, Any], model: type[BaseModel]) -> str:
-    key = _location(error["loc"])
+    key = key_text(error["loc"])
     if error["type"] == "extra_forbidden":
         section = _section_fields(model, error["loc"][:-1])
         allowed = f"; allowed keys here: {', '.join(section)}" if section else ""
@@ -242,6 +237,7 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
         lines = [_format_error(e, RunConfig) for e in error.errors()]
         raise ConfigError(f"{source}: " + "; ".join(lines)) from None
     try:
+        config.data = _with_dataset_defaults(config.data)
         for index, layer in enumerate(config.model.layer_tables()):
             layer_from_dict(layer, where=f"model.layers[{index}]")
     except ConfigError as error:
@@ -267,12 +263,29 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
     return config
 
 
+def _with_dataset_defaults(section: DataConfig) -> DataConfig:
+    """The data section with the dataset's default validation size filled in, checked against the
+    dataset's size: the registry knows both without the files, so a bad value fails before any work."""
+    try:
+        spec = get_spec(section.name)
+    except DataError as error:
+        raise ConfigError(f"data.name: {error}".rstrip(".")) from None
+    size = spec.default_validation_size if section.validation_size is None else section.validation_size
+    if size >= spec.train_size:
+        raise ConfigError(f"data.validation_size: {size} leaves no training images ({spec.name} has "
+                          f"{spec.train_size}; its default is {spec.default_validation_size})")
+    return section.model_copy(update={"validation_size": size})
+
+
 def _check_phases(config: RunConfig, optimizer_name: str, optimizer_options: Mapping[str, Any]) -> None:
     """Phases replace train.epochs; their selectors and optimizer overrides are checked now."""
     if not config.phases:
         return
-    if "epochs" in config.train.model_fields_set:
-        raise ConfigError("train.epochs: with [[phases]] each phase sets its own epochs; remove train.epochs")
+    if "epochs" in config.train.model_fields_set:  # from the file, or from --epochs / --set train.epochs
+        epochs = ", ".join(f"phases[{i}].epochs = {phase.epochs}" for i, phase in enumerate(config.phases))
+        raise ConfigError(f"train.epochs = {config.train.epochs}: this config trains in [[phases]], each with its "
+                          f"own epochs ({epochs}); set those instead, e.g. --set phases[{len(config.phases) - 1}]"
+                          f".epochs={config.train.epochs} (and leave out --epochs and train.epochs)")
     from trainwell.transfer import parse_selector
 
     for index, phase in enumerate(config.phases):
@@ -329,8 +342,90 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     return parse_config_text(text, file.suffix.lower(), source=str(file))
 
 
+_KEY_PART = re.compile(r"([^.\[\]\s]+)((?:\[\d+\])*)")
+KEY_SYNTAX = 'write keys as in "optimizer.lr" or "model.layers[1].units" (list indices count from 0)'
+
+
+def parse_key(key: str) -> list[str | int]:
+    """A config key as error messages write it, split into table keys and list indices.
+
+    One syntax for ``--set`` and ``trainwell tune``'s ``[search.space]``.
+
+    >>> parse_key("model.layers[1].units")
+    ['model', 'layers', 1, 'units']
+    """
+    parts: list[str | int] = []
+    for piece in key.strip().split("."):
+        match = _KEY_PART.fullmatch(piece)
+        if match is None:
+            raise ConfigError(f"{key!r} is not a config key; {KEY_SYNTAX}")
+        parts.append(match.group(1))
+        parts += [int(i) for i in re.findall(r"\d+", match.group(2))]
+    return parts
+
+
+def key_text(parts: Sequence[str | int]) -> str:
+    """The inverse of :func:`parse_key`: ``["phases", 1, "epochs"]`` -> ``"phases[1].epochs"``."""
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(parts))
+
+
+def set_key(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key`` (as :func:`parse_key` reads it) in a config mapping, in place.
+
+    Missing tables on the way are made; list items must exist already (an override
+    changes a layer or a phase, it does not add one).
+    """
+    parts = parse_key(key)
+    node: Any = data
+    for depth in range(len(parts) - 1):
+        node = _child(node, parts[:depth + 1], following=parts[depth + 1])
+    last = parts[-1]
+    if isinstance(last, int):
+        _list_item(node, parts)
+    else:
+        _check_table(node, parts[:-1])
+    node[last] = value
+
+
+def _child(node: Any, parts: Sequence[str | int], *, following: str | int) -> Any:
+    """The value at ``parts`` (its parent is ``node``), made as an empty table if missing."""
+    part = parts[-1]
+    if isinstance(part, int):
+        return _list_item(node, parts)
+    _check_table(node, parts[:-1])
+    if part not in node:
+        if isinstance(following, int):
+            raise ConfigError(f"the config has no {key_text([*parts, following])}: {key_text(parts)} "
+                              "is not in the config")
+        node[part] = {}
+    return node[part]
+
+
+def _check_table(node: Any, parts: Sequence[str | int]) -> None:
+    if not isinstance(node, dict):
+        hint = f" (it is a list: address an item as {key_text([*parts, 0])})" if isinstance(node, list) else ""
+        raise ConfigError(f"'{key_text(parts)}' is not a table{hint}")
+
+
+def _list_item(node: Any, parts: Sequence[str | int]) -> Any:
+    """The item ``parts[-1]`` of the list ``node`` (whose key is ``parts[:-1]``), or a clear error."""
+    index, where = parts[-1], key_text(parts[:-1])
+    if not isinstance(node, list):
+        kind = "a table" if isinstance(node, dict) else repr(node)
+        raise ConfigError(f"{where} is {kind}, not a list; only lists (model.layers, phases, ...) take an index")
+    if index >= len(node):
+        allowed = f"allowed indices: 0..{len(node) - 1}" if node else "the list is empty"
+        entries = "1 entry" if len(node) == 1 else f"{len(node)} entries"
+        raise ConfigError(f"the config has no {key_text(parts)}: {where} has {entries} ({allowed})")
+    return node[index]
+
+
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply ``key.path=value`` overrides (values parsed as YAML scalars: 0.1, true, [1, 2])."""
+    """Apply ``key=value`` overrides (values parsed as YAML scalars: 0.1, true, [1, 2]).
+
+    Keys are written as in error messages, list items by index:
+    ``model.layers[1].units=50``, ``phases[1].epochs=4``.
+    """
     result = json.loads(json.dumps(data))
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -342,14 +437,10 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
             value = raw
         if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
             value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as text
-        parts = key.strip().split(".")
-        node = result
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {item!r}: '{part}' is not a table")
-            node = child
-        node[parts[-1]] = value
+        try:
+            set_key(result, key, value)
+        except ConfigError as error:
+            raise ConfigError(f"--set {item!r}: {error}") from None
     return result
 
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from trainwell.diagnostics import Recording
-from trainwell.plots import legend, new_figure, save_png, whole_number_ticks
+from trainwell.plots import legend, new_figure, save_figure, whole_number_ticks
 
 __all__ = ["depth_figure", "time_figure", "plot_depth", "plot_time", "plot_recording"]
 
@@ -62,7 +62,7 @@ def depth_figure(recording: Recording, *, title: str = "per-layer statistics"):
 
 def plot_depth(recording: Recording, path: str | os.PathLike, *, title: str = "per-layer statistics") -> Path:
     """Write :func:`depth_figure` as a PNG."""
-    return save_png(depth_figure(recording, title=title), path, dpi=110)
+    return save_figure(depth_figure(recording, title=title), path, dpi=110)
 
 
 def time_figure(recording: Recording, *, title: str = "statistics over training"):
@@ -90,7 +90,7 @@ def time_figure(recording: Recording, *, title: str = "statistics over training"
 
 def plot_time(recording: Recording, path: str | os.PathLike, *, title: str = "statistics over training") -> Path:
     """Write :func:`time_figure` as a PNG."""
-    return save_png(time_figure(recording, title=title), path, dpi=110)
+    return save_figure(time_figure(recording, title=title), path, dpi=110)
 
 
 def plot_recording(recording: Recording, directory: str | os.PathLike, *, name: str = "") -> list[Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,10 @@ from trainwell.experiment import build_from_config, select_split
 from trainwell.fileio import atomic_write_text
 from trainwell.layers import Model
 from trainwell.preprocessing import Preprocessing
-from trainwell.regularization import MCPrediction, entropy, mc_predict
+from trainwell.regularization import DROPOUT_TYPES, MCPrediction, entropy, mc_predict
 from trainwell.saving import ModelFile, load_model_file
 from trainwell.trainer import Trainer
-from trainwell.uncertainty import calibration_report, reliability_diagram
+from trainwell.uncertainty import calibration_report, check_figure_path, reliability_diagram
 
 SPLITS = ("test", "validation", "train")
 
@@ -47,6 +48,12 @@ def _model_and_split(path: str | os.PathLike, *, data: str | None, split: str,
     if name is None:
         raise ConfigError(f"{path}: the model file does not say which dataset it was trained on; pass --data NAME")
     dataset = datasets.load(name, path=data_path)
+    trained_on = data_info.get("dataset")
+    if trained_on is not None and datasets.get_spec(trained_on).name != dataset.name:
+        trained = datasets.get_spec(trained_on)
+        warnings.warn(f"the model was trained on {trained.title} ({trained.name!r}) and is evaluated on "
+                      f"{datasets.get_spec(dataset.name).title} ({dataset.name!r}), data it was not trained on",
+                      UserWarning, stacklevel=3)
     x, y = select_split(dataset, validation_size=int(data_info.get("validation_size", 0)),
                         classes=data_info.get("classes"), split=split)
     prep = Preprocessing.from_info(data_info, loaded.extra)
@@ -94,7 +101,7 @@ class Predictions:
         return Path(path)
 
     def reliability_diagram(self, path: str | os.PathLike) -> Path:
-        """The deterministic and MC reliability diagrams side by side, as a PNG."""
+        """The deterministic and MC reliability diagrams side by side (PNG, JPEG, PDF, SVG or EPS, by suffix)."""
         panels = {"deterministic": self.probabilities}
         if self.mc is not None:
             panels[f"MC dropout ({self.samples} samples)"] = self.mc.mean
@@ -113,17 +120,46 @@ def predict_model_file(path: str | os.PathLike, *, data: str | None = None, spli
     probabilities = trainer.predict(x)
     if probabilities.shape[1] == 1:  # one sigmoid unit: the two classes' probabilities
         probabilities = torch.cat([1 - probabilities, probabilities], dim=1)
+    if mc and not any(isinstance(module, DROPOUT_TYPES) for module in trainer.model.modules()):
+        warnings.warn(f"MC dropout ({mc} samples) needs Dropout or AlphaDropout layers, and this model has none: "
+                      "its MC predictions equal the deterministic ones", UserWarning, stacklevel=2)
     sampled = mc_predict(trainer.model, x, samples=mc, seed=seed) if mc else None
     return Predictions(labels=y, probabilities=probabilities, mc=sampled, samples=mc)
 
 
+def check_prediction_outputs(*, csv_path: str | os.PathLike | None = None,
+                             reliability: str | os.PathLike | None = None) -> None:
+    """Refuse output paths that cannot be written, before any prediction is computed."""
+    if csv_path is not None:
+        check_output_file(csv_path, option="--csv")
+    if reliability is not None:
+        check_output_file(reliability, option="--reliability")
+        check_figure_path(reliability, what="--reliability")
+
+
+def check_output_file(path: str | os.PathLike, *, option: str) -> None:
+    """A ConfigError naming ``option`` if ``path`` cannot become a file: a folder is there, or a
+    file stands where a folder on the way must be. Missing folders are fine (writes make them)."""
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{option}: {str(target)!r} is a folder; give a file name in it")
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise ConfigError(f"{option}: cannot write {str(target)!r}: {str(parent)!r} is a file, not a folder")
+    if parent.is_dir() and not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option}: cannot write {str(target)!r}: no permission to write in {str(parent)!r}")
+
+
 def model_for_summary(source: str | os.PathLike) -> Model:
-    """The model a config file describes, or the one a model file holds."""
+    """The model a config file describes, or the one a model file holds.
+
+    A config's input shape, unless it gives one, is its dataset's, which the registry
+    knows without the files: a summary needs no data on the machine.
+    """
     file = Path(source)
     if file.suffix.lower() in CONFIG_SUFFIXES:
         config = load_config(file)
-        shape = tuple(config.model.input_shape) if config.model.input_shape else None
-        if shape is None:
-            shape = datasets.load(config.data.name, path=config.data.path, offline=config.data.offline).image_shape
-        return build_from_config(config, shape)
+        return build_from_config(config, datasets.get_spec(config.data.name).image_shape)
     return load_model_file(file).model

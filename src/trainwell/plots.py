@@ -105,13 +105,14 @@ def finish(figure: "Figure") -> "Figure":
     return figure
 
 
-def save_png(figure: "Figure", path: str | os.PathLike, *, dpi: int = 120) -> Path:
-    """Write the finished figure as a PNG, atomically; return the path."""
+def save_figure(figure: "Figure", path: str | os.PathLike, *, dpi: int = 120) -> Path:
+    """Write the finished figure, atomically, in the format the file name's suffix names
+    (PNG unless it says otherwise); return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     finish(figure)
     with atomic_path(path) as partial:
-        figure.savefig(partial, dpi=dpi, format="png")
+        figure.savefig(partial, dpi=dpi, format=path.suffix.lower().lstrip(".") or "png")
     return path
 
 
@@ -151,7 +152,7 @@ def plot_schedule(lrs: Sequence[float], path: str | os.PathLike, *, steps_per_ep
                   momentum: Sequence[float] | None = None, title: str = "learning-rate schedule",
                   log: bool = False) -> Path:
     """Write :func:`schedule_figure` as a PNG."""
-    return save_png(schedule_figure(lrs, steps_per_epoch=steps_per_epoch, momentum=momentum, title=title, log=log),
+    return save_figure(schedule_figure(lrs, steps_per_epoch=steps_per_epoch, momentum=momentum, title=title, log=log),
                     path)
 
 
@@ -180,4 +181,4 @@ def lr_find_figure(result: "LRFinderResult", *, title: str = "LR finder") -> "Fi
 
 def plot_lr_find(result: "LRFinderResult", path: str | os.PathLike, *, title: str = "LR finder") -> Path:
     """Write :func:`lr_find_figure` as a PNG."""
-    return save_png(lr_find_figure(result, title=title), path)
+    return save_figure(lr_find_figure(result, title=title), path)

@@ -20,7 +20,6 @@ import copy
 import json
 import math
 import random
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,12 +28,12 @@ from typing import Any, Callable, Literal, Mapping, Optional, Union
 from pydantic import Field, ValidationError
 
 from trainwell.callbacks import Callback
-from trainwell.config import _format_error, _Section, apply_overrides, read_config_file, validate_config
+from trainwell.config import _format_error, _Section, apply_overrides, parse_key, read_config_file, validate_config
+from trainwell.config import set_key as config_set_key
 from trainwell.errors import ConfigError, TrainingDiverged
 from trainwell.fileio import atomic_write_text
 
 Number = Union[int, float]
-_KEY_PART = re.compile(r"([^.\[\]]+)((?:\[\d+\])*)")
 
 
 class ParamSpec(_Section):
@@ -108,7 +107,10 @@ def make_param(key: str, spec: ParamSpec) -> Param:
     'int'
     """
     where = f"search.space.{json.dumps(key)}"
-    parse_key(key)
+    try:
+        parse_key(key)
+    except ConfigError as error:
+        raise ConfigError(f"search.space: {error}") from None
     if spec.choices is not None:
         if spec.low is not None or spec.high is not None or spec.step is not None or spec.log:
             raise ConfigError(f"{where}: give either choices or a range (low, high, log, step), not both")
@@ -154,50 +156,12 @@ def parse_search(raw: Mapping[str, Any]) -> tuple[SearchConfig, list[Param]]:
     return search, [make_param(key, spec) for key, spec in search.space.items()]
 
 
-def parse_key(key: str) -> list[str | int]:
-    """``"model.layers[1].units"`` -> ``["model", "layers", 1, "units"]``.
-
-    >>> parse_key("model.layers[1].units")
-    ['model', 'layers', 1, 'units']
-    """
-    parts: list[str | int] = []
-    for piece in key.split("."):
-        match = _KEY_PART.fullmatch(piece)
-        if match is None:
-            raise ConfigError(f"search.space: {key!r} is not a config key; write keys as in "
-                              "\"optimizer.lr\" or \"model.layers[1].units\"")
-        parts.append(match.group(1))
-        parts += [int(i) for i in re.findall(r"\d+", match.group(2))]
-    return parts
-
-
 def set_key(data: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``key`` (as :func:`parse_key` reads it) in a config mapping; tables on the way are made."""
-    parts = parse_key(key)
-    node: Any = data
-    for depth, (part, following) in enumerate(zip(parts, parts[1:])):
-        if isinstance(part, int):
-            if not isinstance(node, list) or part >= len(node):
-                raise ConfigError(f"search.space.{json.dumps(key)}: the config has no {_path(parts[:depth + 1])} "
-                                  f"(the list has {len(node) if isinstance(node, list) else 0} entries)")
-            node = node[part]
-            continue
-        if not isinstance(node, dict):
-            raise ConfigError(f"search.space.{json.dumps(key)}: {_path(parts[:depth])} is not a table")
-        node = node.setdefault(part, [] if isinstance(following, int) else {})
-    last = parts[-1]
-    if isinstance(last, int):
-        if not isinstance(node, list) or last >= len(node):
-            raise ConfigError(f"search.space.{json.dumps(key)}: the config has no {_path(parts)}")
-        node[last] = value
-    elif not isinstance(node, dict):
-        raise ConfigError(f"search.space.{json.dumps(key)}: {_path(parts[:-1])} is not a table")
-    else:
-        node[last] = value
-
-
-def _path(parts: list[str | int]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(parts))
+    """Set a ``[search.space]`` key in a config mapping (the syntax of ``--set``); errors name the entry."""
+    try:
+        config_set_key(data, key, value)
+    except ConfigError as error:
+        raise ConfigError(f"search.space.{json.dumps(key)}: {error}") from None
 
 
 def with_params(data: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:

@@ -47,17 +47,30 @@ class DatasetSpec:
     A dataset either consists of ``files`` (looked for on disk, else downloaded
     from ``mirrors``, tried in order) or comes with a library, in which case
     ``bundled`` returns ``(x_train, y_train, x_test, y_test)`` directly.
+
+    The shape of one image and the sizes of the parts are known here, without the
+    files, so a model can be built (``trainwell summary``) or a schedule's steps counted
+    on a machine that has not got the data. ``default_validation_size`` is how many of
+    the first training images ``data.validation_size`` takes when a config leaves it out.
     """
 
     name: str
     title: str
     class_names: tuple[str, ...]
     pixel_max: int
+    image_shape: tuple[int, ...]
+    train_size: int
+    test_size: int
+    default_validation_size: int
     files: tuple[FileSpec, ...] = ()
     mirrors: tuple[str, ...] = ()
     debian_package: str | None = None
     bundled: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None = None
     description: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
 
     @property
     def folder_names(self) -> tuple[str, ...]:
@@ -93,6 +106,7 @@ def _idx_files(sha256: dict[str, str]) -> tuple[FileSpec, ...]:
 #: and every machine sees the same split; the images are not sorted by class,
 #: so both parts hold all ten digits.
 DIGITS_TRAIN_SIZE = 1500
+DIGITS_SIZE = 1797
 
 
 def _load_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -118,6 +132,8 @@ DATASETS: dict[str, DatasetSpec] = {
             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
         ),
         pixel_max=255,
+        image_shape=(28, 28), train_size=60_000, test_size=10_000,
+        default_validation_size=5000,  # the book's: the first 5,000 training images
         files=_idx_files({
             "train_images": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
             "train_labels": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
@@ -133,6 +149,8 @@ DATASETS: dict[str, DatasetSpec] = {
         description="Handwritten digits, 28x28 grayscale: 60,000 train, 10,000 test, 10 classes.",
         class_names=tuple(str(digit) for digit in range(10)),
         pixel_max=255,
+        image_shape=(28, 28), train_size=60_000, test_size=10_000,
+        default_validation_size=5000,
         files=_idx_files({
             "train_images": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
             "train_labels": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
@@ -149,10 +167,12 @@ DATASETS: dict[str, DatasetSpec] = {
         title="scikit-learn digits",
         description=(
             "scikit-learn's bundled 8x8 handwritten digits (values 0..16), available offline: "
-            f"the first {DIGITS_TRAIN_SIZE} of 1,797 images are the training set, the rest the test set."
+            f"the first {DIGITS_TRAIN_SIZE} of {DIGITS_SIZE:,} images are the training set, the rest the test set."
         ),
         class_names=tuple(str(digit) for digit in range(10)),
         pixel_max=16,
+        image_shape=(8, 8), train_size=DIGITS_TRAIN_SIZE, test_size=DIGITS_SIZE - DIGITS_TRAIN_SIZE,
+        default_validation_size=300,  # a fifth of the 1,500 training images, as examples/digits_quick.toml
         bundled=_load_digits,
     ),
 }
