@@ -142,3 +142,24 @@ def test_help(capsys):
     text = capsys.readouterr().out
     for command in ("train", "evaluate", "summary", "datasets"):
         assert command in text
+
+
+def test_datasets_verify_fails_for_a_missing_dataset(tmp_path, monkeypatch, capsys):
+    from trainwell.data import locations
+
+    monkeypatch.setenv("TRAINWELL_DATA", str(tmp_path / "nonexistent"))
+    monkeypatch.setenv("TRAINWELL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(locations, "SYSTEM_DIRS", ())
+    assert main(["datasets"]) == 0  # listing only: where each one is (or is not)
+    assert "not found" in capsys.readouterr().out
+    assert main(["datasets", "--verify"]) == 1
+    assert "not found" in capsys.readouterr().out
+    assert main(["datasets", "--verify", "digits"]) == 0  # bundled with scikit-learn: always there
+    assert main(["datasets", "--verify", "mnist"]) == 1
+    assert main(["datasets", "imagenet"]) == 2
+    assert "Unknown dataset 'imagenet'" in capsys.readouterr().err
+
+
+def test_datasets_verify_passes_with_the_data(needs_real_data, capsys):
+    assert main(["datasets", "--verify", "fashion_mnist", "mnist"]) == 0
+    assert capsys.readouterr().out.count("verified") == 2

@@ -124,14 +124,21 @@ def summary(source: Path) -> None:
 
 
 @app.command()
-@click.option("--verify", is_flag=True, help="Check each file's SHA-256 checksum.")
-def datasets(verify: bool) -> None:
-    """Where each dataset is found (and whether its files check out, with --verify)."""
+@click.argument("names", nargs=-1)
+@click.option("--verify", is_flag=True,
+              help="Check each file's SHA-256 checksum; exit 1 if a dataset is missing or corrupt.")
+def datasets(names: tuple[str, ...], verify: bool) -> None:
+    """Where each dataset (NAMES, default all) is found, and with --verify whether its files check out.
+
+    --verify exits 1 unless every dataset named (or, without names, every registered one) is on
+    this machine with good files; scikit-learn's digits are bundled, so always there.
+    """
     from trainwell import data as data_module
 
+    chosen = [data_module.get_spec(name).name for name in names] or data_module.dataset_names()
     table = Table("dataset", "where", "status")
     failed = False
-    for name in data_module.dataset_names():
+    for name in chosen:
         try:
             location = data_module.locate(name)
             where, status = location.source, "found" if location.found else "not found"
@@ -139,11 +146,16 @@ def datasets(verify: bool) -> None:
                 bad = [check for check in data_module.verify(name) if not check.ok]
                 status = "verified" if not bad else "BAD: " + "; ".join(f"{c.file}: {c.detail}" for c in bad)
                 failed |= bool(bad)
+            failed |= verify and not location.found
         except TrainwellError as error:
             where, status = "-", f"error: {str(error).splitlines()[0]}"
+            failed = True
         table.add_row(name, where, status)
     out.print(table)
-    if failed:
+    if failed and verify:
+        err.print("error: not every dataset is here with good files (see the table); `trainwell datasets` "
+                  "says where each is looked for, and the README's Datasets section how to get them", markup=False,
+                  soft_wrap=True)
         raise click.exceptions.Exit(1)
 
 
@@ -279,7 +291,7 @@ def doctor(config: Path, set_: tuple[str, ...], steps: int | None, every: int | 
 @click.option("--budget", type=click.Choice(["quick", "full", "smoke"]), default="quick", show_default=True,
               help="quick: a few epochs on 10,000 images (minutes); full: the book's epochs and data (hours).")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds per entry (42, 43, ...).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reproduce"), show_default=True,
+@click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), default=Path("reproduce"), show_default=True,
               help="Run store and report folder; run again to resume.")
 @click.option("--jobs", type=click.IntRange(min=1), help="Parallel processes, one torch thread each (default: CPU cores).")
 @click.option("--list", "list_", is_flag=True, help="List the catalog's ids and exit.")
@@ -296,8 +308,14 @@ def reproduce(ids: tuple[str, ...], budget: str, seeds: int, out_dir: Path, jobs
         return
     for entry_id in ids:
         experiments.get(entry_id)
-    experiments.reproduce(list(ids) or None, budget=budget, seeds=seeds, out=out_dir, jobs=jobs,
-                          echo=lambda line: out.print(line, markup=False, soft_wrap=True))
+    summary = experiments.reproduce(list(ids) or None, budget=budget, seeds=seeds, out=out_dir, jobs=jobs,
+                                    echo=lambda line: out.print(line, markup=False, soft_wrap=True))
+    unfinished = summary["failed"] + summary["skipped"]
+    if unfinished:
+        err.print(f"error: {unfinished} of {summary['runs']} runs failed (the first failure's message is above); "
+                  "the finished ones are kept, so run the same command again once it is fixed", markup=False,
+                  soft_wrap=True)
+        raise click.exceptions.Exit(1)
 
 
 @app.command()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import textwrap
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -247,6 +248,65 @@ class Task:
     def key(self) -> tuple[str, int]:
         return self.entry.id, self.seed
 
+    @property
+    def name(self) -> str:
+        return f"{self.entry.id} seed {self.seed}"
+
+
+def datasets_needed(entry: Entry) -> set[str]:
+    """The datasets a run of ``entry`` loads: its config's, those its procedure declares, and its needs'."""
+    from trainwell.data import get_spec
+
+    names = set(entry.datasets)
+    if entry.config is not None and (entry.config.get("data") or {}).get("name"):
+        names.add(entry.config["data"]["name"])
+    for need in entry.needs:
+        names |= datasets_needed(get(need))
+    return {get_spec(name).name for name in names}
+
+
+class DatasetCheck:
+    """Each dataset the runs need, loaded once here (in reproduce's own process) before any run needing it starts.
+
+    Found, it is read and checked against its checksums; missing, it is downloaded into the
+    cache, where the runs (and the worker processes) then find it. A dataset that cannot be
+    had is remembered for the rest of the invocation: the first run needing it fails with the
+    whole message (where trainwell looked, how to get it), every later one at once with a
+    short reference to that run, so one invocation never tries a download twice.
+    """
+
+    def __init__(self) -> None:
+        self.available: set[str] = set()
+        self.missing: dict[str, str] = {}  # dataset -> the run that failed with its message
+
+    def problem(self, task: Task) -> str | None:
+        """Why ``task`` cannot run for want of a dataset, or None when every dataset it needs is here."""
+        from trainwell.data import datasets as loading
+        from trainwell.errors import DataError
+
+        for name in sorted(datasets_needed(task.entry)):
+            if name in self.missing:
+                return f"not run: dataset {name!r} is not available (the failure of {self.missing[name]} says why)"
+            if name in self.available:
+                continue
+            try:
+                loading.load(name)
+            except DataError as error:
+                self.missing[name] = task.name
+                return f"DataError: {error}"
+            self.available.add(name)
+        return None
+
+
+def first_line(text: str | None) -> str:
+    """The first line of an error text ("" for none)."""
+    return (text or "").strip().split("\n", 1)[0]
+
+
+def error_message(text: str) -> str:
+    """A recorded error without its traceback: what the user reads to fix it."""
+    return text.split("\nTraceback (most recent call last):", 1)[0].strip()
+
 
 def _fmt(seconds: float) -> str:
     seconds = max(0, int(seconds))
@@ -259,7 +319,9 @@ def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int
               status_every: float = 15.0) -> dict[str, Any]:
     """Run the catalog (or ``ids`` and what they need) for ``seeds`` seeds under ``budget``; write the report.
 
-    Returns ``{"finished": n, "failed": n, "skipped": n, "elapsed_s": s, "report": path}``.
+    Returns ``{"runs": n, "finished": n, "failed": n, "skipped": n, "elapsed_s": s, "report": path,
+    "first_error": text}``: ``first_error`` is the message of this invocation's first failed run
+    (None when none failed), also echoed once at the end; ``trainwell reproduce`` then exits 1.
     """
     from trainwell.experiments.registry import ids as all_ids
 
@@ -275,6 +337,8 @@ def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int
     done = {t.key for t in tasks if store.is_finished(t.entry.id, t.seed, budget_.name)}
     pending = [t for t in tasks if t.key not in done]
     failed: set[tuple[str, int]] = set()
+    failures: list[tuple[Task, str]] = []  # in the order they happened
+    datasets = DatasetCheck()
     jobs = max(1, min(jobs or (os.cpu_count() or 1), len(pending) or 1))
     echo(f"trainwell reproduce: {len(selected)} entries x {seeds} seed(s), budget {budget_.name}, "
          f"{len(done)} run(s) already finished in {out}, {len(pending)} to run, {jobs} job(s)")
@@ -292,28 +356,35 @@ def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int
     def ready(task: Task) -> bool:
         return all((need, task.seed) in done for need in task.entry.needs)
 
-    def blocked(task: Task) -> str | None:
+    def unrunnable(task: Task) -> str | None:
         for need in task.entry.needs:
             if (need, task.seed) in failed:
-                return need
-        return None
+                return f"not run: it needs {need}, which failed"
+        return datasets.problem(task)
 
-    def finished_line(task: Task, status: str, took: float) -> None:
+    def finished_line(task: Task, status: str, took: float, error: str | None = None) -> None:
         spent["cost"] += task.entry.cost
-        (done if status == "finished" else failed).add(task.key)
-        row = store.run(task.entry.id, task.seed, budget_.name) or {}
-        note = "" if status == "finished" else " FAILED: " + (row.get("error") or "").splitlines()[0][:200]
-        echo(f"[{len(done) + len(failed)}/{len(tasks)}] {task.entry.id} seed {task.seed}: {status} in "
+        note = ""
+        if status == "finished":
+            done.add(task.key)
+        else:
+            failed.add(task.key)
+            if error is None:
+                error = (store.run(task.entry.id, task.seed, budget_.name) or {}).get("error")
+            error = error or "failed without an error message"
+            failures.append((task, error))
+            note = " FAILED: " + first_line(error)[:200]
+        echo(f"[{len(done) + len(failed)}/{len(tasks)}] {task.name}: {status} in "
              f"{_fmt(took)}{note} | {_fmt(time.monotonic() - started)} elapsed, {eta()}")
 
     def skip_blocked() -> None:
         for task in list(pending):
-            need = blocked(task)
-            if need is not None:
+            reason = unrunnable(task)
+            if reason is not None:
                 pending.remove(task)
                 run_id = store.start_run(task.entry.id, task.seed, budget_.name, config=task.entry.config)
-                store.fail(run_id, f"not run: it needs {need}, which failed")
-                finished_line(task, "failed", 0.0)
+                store.fail(run_id, reason)
+                finished_line(task, "failed", 0.0, reason)
 
     def show_active(active: dict[tuple[str, int], float]) -> None:
         for (entry_id, seed), since in active.items():
@@ -334,7 +405,7 @@ def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int
                 if task is None:
                     break
                 pending.remove(task)
-                echo(f"  start {task.entry.id} seed {task.seed}")
+                echo(f"  start {task.name}")
                 began = time.monotonic()
                 status = run_one(out, task.entry.id, task.seed, budget_.name)
                 finished_line(task, status, time.monotonic() - began)
@@ -347,17 +418,21 @@ def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int
     finally:
         store.close()
     elapsed = time.monotonic() - started
-    summary = {"finished": len(done), "failed": len(failed), "skipped": len(pending), "elapsed_s": elapsed,
-               "report": None, "interrupted": interrupted}
+    summary = {"runs": len(tasks), "finished": len(done), "failed": len(failed), "skipped": len(pending),
+               "elapsed_s": elapsed, "report": None, "interrupted": interrupted,
+               "first_error": error_message(failures[0][1]) if failures else None}
     if interrupted:
         raise KeyboardInterrupt
     if report:
         from trainwell.report import write_report
 
-        html, markdown = write_report(out)
-        summary["report"] = html
-        echo(f"done in {_fmt(elapsed)}: {len(done)} finished, {len(failed)} failed")
-        echo(f"report: {html}")
+        summary["report"], markdown = write_report(out)
+    echo(f"done in {_fmt(elapsed)}: {len(done)} finished, {len(failed)} failed")
+    if failures:
+        echo(f"the first failure, {failures[0][0].name}:")
+        echo(textwrap.indent(summary["first_error"], "  "))
+    if report:
+        echo(f"report: {summary['report']}")
         echo(f"summary: {markdown}")
     return summary
 
