@@ -52,3 +52,29 @@ def test_cli_reports_a_read_only_output_folder_in_one_line(tmp_path, monkeypatch
     assert "Traceback" not in message
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def strict_json(text):
+    """json.loads that refuses NaN, Infinity and -Infinity, as every other JSON reader does."""
+    import json
+
+    def refuse(constant):
+        raise ValueError(f"not valid JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_text_writes_non_finite_floats_as_null(tmp_path):
+    import math
+
+    import numpy as np
+
+    from trainwell.fileio import json_text, write_json
+
+    value = {"loss": math.nan, "up": math.inf, "down": -math.inf, "ok": 0.5, "np": np.float32("nan"),
+             "array": np.array([1.0, np.nan]), "nested": [{"x": (math.nan, 1)}], "path": tmp_path}
+    parsed = strict_json(json_text(value))
+    assert parsed == {"loss": None, "up": None, "down": None, "ok": 0.5, "np": None, "array": [1.0, None],
+                      "nested": [{"x": [None, 1]}], "path": str(tmp_path)}
+    write_json(tmp_path / "m.json", value)
+    assert strict_json((tmp_path / "m.json").read_text()) == parsed

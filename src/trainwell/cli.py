@@ -224,7 +224,7 @@ def lr_find(config: Path, set_: tuple[str, ...], min_lr: float | None, max_lr: f
     """
     from trainwell.config import load_config
     from trainwell.experiment import output_dir_for
-    from trainwell.fileio import atomic_write_text
+    from trainwell.fileio import write_json
     from trainwell.lr_finder import find_lr_for_config
 
     options = {"min_lr": min_lr, "max_lr": max_lr, "steps": steps, "batch_size": batch_size}
@@ -232,7 +232,7 @@ def lr_find(config: Path, set_: tuple[str, ...], min_lr: float | None, max_lr: f
     run_config = load_config(config, overrides)
     result = find_lr_for_config(run_config)
     path = result.plot(output or output_dir_for(run_config) / "lr_find.png")
-    atomic_write_text(path.with_suffix(".json"), json.dumps(result.to_dict(), indent=1) + "\n")
+    write_json(path.with_suffix(".json"), result.to_dict())
     out.print(f"swept {len(result.lrs)} steps, lr {result.lrs[0]:.3g} to {result.lrs[-1]:.3g}"
               + (" (stopped: the loss diverged)" if result.stopped_early else ""))
     out.print(f"lowest smoothed loss at lr {result.min_loss_lr:.3g}")
@@ -256,7 +256,7 @@ def doctor(config: Path, set_: tuple[str, ...], steps: int | None, every: int | 
     saturated units and broken SELU self-normalization, with the layers, the numbers and what to try."""
     from trainwell.config import load_config
     from trainwell.doctor import run_doctor
-    from trainwell.fileio import atomic_write_text
+    from trainwell.fileio import write_json
 
     run_config = load_config(config, list(set_))
     checkup = run_doctor(run_config, steps=steps, every=every)
@@ -282,7 +282,7 @@ def doctor(config: Path, set_: tuple[str, ...], steps: int | None, every: int | 
             out.print(f"saved: {path}")
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(json_path, json.dumps(checkup.to_dict(), indent=1) + "\n")
+        write_json(json_path, checkup.to_dict())
         out.print(f"saved: {json_path}")
 
 

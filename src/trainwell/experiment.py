@@ -8,7 +8,6 @@ during training, have their own ``checkpoints/`` subfolder).
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -26,7 +25,7 @@ from trainwell.callbacks import Callback, Checkpoint, EarlyStopping, TerminateOn
 from trainwell.config import PhaseConfig, RunConfig, load_config
 from trainwell.distributed import is_main_process
 from trainwell.errors import ConfigError, TrainwellError
-from trainwell.fileio import atomic_write_text
+from trainwell.fileio import atomic_write_text, json_text, write_json
 from trainwell.history import History
 from trainwell.layers import Model, ModelSpec, build_model, layer_from_dict
 from trainwell.preprocessing import Preprocessing
@@ -220,7 +219,7 @@ def _resume_dir(config: RunConfig, out: Path | None) -> Path | None:
     if out is None or not config.train.resumable:
         return None
     folder = out / "resume"
-    fingerprint = json.dumps(config.to_dict(), sort_keys=True)
+    fingerprint = json_text(config.to_dict(), indent=None, sort_keys=True)
     saved = folder / "config.json"
     if saved.exists() and saved.read_text(encoding="utf-8").strip() != fingerprint:
         raise ConfigError(f"{out}: holds an interrupted run of a different config (its state is in {folder}); "
@@ -255,8 +254,7 @@ def _diagnose_run(config: RunConfig, model: Model, callbacks: list[Callback], ou
     diagnosis = diagnose(recorder.recording, model=model, scaling=config.data.scaling,
                          optimizer=dict(config.optimizer), context={"name": config.name})
     if out is not None:
-        atomic_write_text(out / "diagnostics.json", json.dumps(
-            {"diagnosis": diagnosis.to_dict(), "recording": recorder.recording.to_dict()}, indent=1) + "\n")
+        write_json(out / "diagnostics.json", {"diagnosis": diagnosis.to_dict(), "recording": recorder.recording.to_dict()})
     return diagnosis
 
 
@@ -310,8 +308,8 @@ def _write_outputs(out: Path, config: RunConfig, model: Model, history: History,
     save_model(model, out / "model.safetensors", info=info, extra=prep_tensors)
     history.to_json(out / "history.json")
     history.to_csv(out / "history.csv")
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
-    atomic_write_text(out / "config.json", json.dumps(config.to_dict(), indent=1) + "\n")
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "config.json", config.to_dict())
 
 
 def versions() -> dict[str, str]:

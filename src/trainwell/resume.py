@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import save_file
 
 from trainwell.errors import TrainwellError
-from trainwell.fileio import atomic_path
+from trainwell.fileio import atomic_path, json_text
 from trainwell.saving import read_safetensors, weights_digest
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def _step_of(path: Path) -> int:
 def save_state(directory: str | os.PathLike, state: dict[str, Any], *, step: int) -> Path:
     """Write ``state`` as ``state-<step>.safetensors`` atomically; keep the newest two."""
     tensors: dict[str, torch.Tensor] = {}
-    text = json.dumps(_flatten(state, tensors, "s"))
+    text = json_text(_flatten(state, tensors, "s"), indent=None)
     path = Path(directory) / f"state-{step:09d}.safetensors"
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"format": STATE_FORMAT, "state": text,
