@@ -163,3 +163,14 @@ def test_datasets_verify_fails_for_a_missing_dataset(tmp_path, monkeypatch, caps
 def test_datasets_verify_passes_with_the_data(needs_real_data, capsys):
     assert main(["datasets", "--verify", "fashion_mnist", "mnist"]) == 0
     assert capsys.readouterr().out.count("verified") == 2
+
+
+def test_a_diverged_run_exits_non_zero_with_one_line(config, tmp_path, capsys):
+    out = tmp_path / "nan"
+    assert main(["train", str(config), "-o", str(out), "-q", "--set", "optimizer.name=sgd", "--set", "optimizer.lr=1e6",
+                 "--set", 'model.layers=[{type: flatten}, {type: dense, units: 32, activation: leaky_relu}, '
+                          '{type: dense, units: 32, activation: leaky_relu}, {type: dense, units: 10, activation: softmax}]'
+                 ]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: training diverged") and captured.err.count("\n") == 1
+    assert not (out / "metrics.json").exists() and not (out / "model.safetensors").exists()

@@ -66,3 +66,39 @@ def test_small_training_sets_per_class_and_first_n():
         prepare_data(digits_config(per_class=1000))
     with pytest.raises(ConfigError, match="data.train_size"):
         prepare_data(digits_config(train_size=100000))
+
+
+def diverging_config(out, **train):
+    """Two hidden leaky ReLU layers and SGD at lr 1e6: the loss is nan within the first epoch."""
+    hidden = {"type": "dense", "units": 32, "activation": "leaky_relu", "init": "he_normal"}
+    return validate_config({
+        "name": "diverging", "seed": 0, "output_dir": str(out),
+        "data": {"name": "digits", "validation_size": 300},
+        "model": {"layers": [{"type": "flatten"}, hidden, hidden, {"type": "dense", "units": 10, "activation": "softmax"}]},
+        "optimizer": {"name": "sgd", "lr": 1e6},
+        "train": {"epochs": 2, **train},
+    })
+
+
+def test_a_diverged_run_fails_and_writes_nothing(tmp_path):
+    from trainwell.errors import TrainingDiverged
+
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDiverged) as error:
+        train_config(diverging_config(out), verbose=False)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "diverged" in message and "epoch 1" in message
+    assert "optimizer.lr" in message and "lr-find" in message and "allow_nonfinite_loss" in message
+    assert not out.exists() or sorted(p.name for p in out.iterdir()) == []  # no model, no metrics, no resume state
+
+
+def test_a_diverged_run_is_kept_when_asked_and_its_files_are_valid_json(tmp_path):
+    from test_fileio import strict_json
+
+    kept = train_config(diverging_config(tmp_path / "kept", allow_nonfinite_loss=True), verbose=False)
+    assert np.isnan(kept.metrics["val_loss"])
+    assert strict_json((tmp_path / "kept" / "metrics.json").read_text())["val_loss"] is None
+    strict_json((tmp_path / "kept" / "history.json").read_text())
+    again = train_config(diverging_config(tmp_path / "api"), verbose=False, allow_nonfinite_loss=True)
+    assert np.isnan(again.history.last["loss"])

@@ -8,6 +8,8 @@ during training, have their own ``checkpoints/`` subfolder).
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import platform
 import shutil
@@ -24,7 +26,7 @@ from trainwell import distributed
 from trainwell.callbacks import Callback, Checkpoint, EarlyStopping, TerminateOnNaN
 from trainwell.config import PhaseConfig, RunConfig, load_config
 from trainwell.distributed import is_main_process
-from trainwell.errors import ConfigError, TrainwellError
+from trainwell.errors import ConfigError, TrainingDiverged, TrainwellError
 from trainwell.fileio import atomic_write_text, json_text, write_json
 from trainwell.history import History
 from trainwell.layers import Model, ModelSpec, build_model, layer_from_dict
@@ -152,11 +154,14 @@ def output_dir_for(config: RunConfig) -> Path:
 
 
 def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True, save: bool = True,
-                 callbacks: list[Callback] | None = None) -> RunResult:
+                 callbacks: list[Callback] | None = None, allow_nonfinite_loss: bool | None = None) -> RunResult:
     """Run a config (or a config file): train, evaluate, and save the outputs.
 
     Writes ``model.safetensors``, ``history.json``, ``history.csv``, ``metrics.json``
     and ``config.json`` into the output folder, each atomically, after training.
+    A run whose final training loss is nan or infinite raises TrainingDiverged and saves
+    nothing, unless ``allow_nonfinite_loss`` (default: the config's
+    ``train.allow_nonfinite_loss``) keeps it.
     """
     if not isinstance(config, RunConfig):
         config = load_config(config)
@@ -194,6 +199,8 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
                               save_every_steps=train.save_every_steps if resume_dir is not None else None)
         if trainer.stop_training:
             break
+    if not (train.allow_nonfinite_loss if allow_nonfinite_loss is None else allow_nonfinite_loss):
+        _fail_if_diverged(history, config, out, resume_dir)
     metrics: dict[str, float] = {"train_time_s": time.perf_counter() - started}
     metrics.update({f"val_{k}": v for k, v in history.last.items() if k in ("loss", "accuracy")}
                    if validation is None else
@@ -227,6 +234,27 @@ def _resume_dir(config: RunConfig, out: Path | None) -> Path | None:
     if distributed.is_main_process():  # every rank resumes from the state; only rank 0 writes it
         atomic_write_text(saved, fingerprint + "\n")
     return folder
+
+
+def _fail_if_diverged(history: History, config: RunConfig, out: Path | None, resume_dir: Path | None) -> None:
+    """TrainingDiverged when the final training loss is not finite; the saved state of the diverged fit is dropped.
+
+    Nothing has been written yet, so an earlier run's files in the folder stay as they were.
+    """
+    losses = [(record.get("epoch"), record.get("loss")) for record in history.records]
+    if not losses or losses[-1][1] is None or math.isfinite(losses[-1][1]):
+        return
+    epoch, loss = next((e, v) for e, v in losses if v is not None and not math.isfinite(v))
+    if resume_dir is not None:  # its weights are nan: resuming from it would only diverge again
+        shutil.rmtree(resume_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            out.rmdir()  # the folder, if this run made it and nothing else is in it
+    lr = config.optimizer.get("lr")
+    lower = f"--set optimizer.lr={lr / 10:g}" if isinstance(lr, (int, float)) else "--set optimizer.lr=..."
+    raise TrainingDiverged(
+        f"training diverged: the loss became {loss} at epoch {epoch} and was {losses[-1][1]} at the end, so "
+        f"nothing was saved; try a lower optimizer.lr ({lower}), gradient clipping (train.clipnorm = 1.0), "
+        "or `trainwell lr-find CONFIG` to pick a rate (train.allow_nonfinite_loss = true keeps such a run)")
 
 
 def _start_phase(trainer: Trainer, model: Model, phase: PhaseConfig, config: RunConfig) -> None:
