@@ -174,3 +174,16 @@ def test_a_diverged_run_exits_non_zero_with_one_line(config, tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.err.startswith("error: training diverged") and captured.err.count("\n") == 1
     assert not (out / "metrics.json").exists() and not (out / "model.safetensors").exists()
+
+
+def test_train_refuses_to_overwrite_a_finished_run(config, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1"]) == 0
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(out) in err and "--overwrite" in err and err.count("\n") == 1
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()} == before
+    assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1", "--overwrite"]) == 0
+    assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1", "--set", "train.overwrite=true"]) == 0

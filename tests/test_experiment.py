@@ -102,3 +102,39 @@ def test_a_diverged_run_is_kept_when_asked_and_its_files_are_valid_json(tmp_path
     strict_json((tmp_path / "kept" / "history.json").read_text())
     again = train_config(diverging_config(tmp_path / "api"), verbose=False, allow_nonfinite_loss=True)
     assert np.isnan(again.history.last["loss"])
+
+
+def test_a_finished_run_is_not_overwritten_unless_asked(tmp_path):
+    out = tmp_path / "run"
+    config = digits_config().model_copy(update={"output_dir": str(out)})
+    train_config(config, verbose=False)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
+    with pytest.raises(ConfigError) as error:
+        train_config(config, verbose=False)
+    assert str(out) in str(error.value) and "--overwrite" in str(error.value) and "train.overwrite" in str(error.value)
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()} == before
+    train_config(config, verbose=False, overwrite=True)
+    assert (out / "metrics.json").stat().st_mtime_ns != before["metrics.json"][1]
+
+
+def test_a_resumed_run_says_where_it_resumes(tmp_path, capsys):
+    from trainwell.callbacks import Callback
+
+    class KillAtEpoch2(Callback):
+        def __init__(self, armed):
+            self.armed = armed
+
+        def on_epoch_begin(self, trainer, epoch):
+            if self.armed and epoch == 2:
+                raise RuntimeError("killed")
+
+    out = tmp_path / "run"
+    config = digits_config().model_copy(update={"output_dir": str(out)})
+    with pytest.raises(RuntimeError, match="killed"):
+        train_config(config, verbose=False, callbacks=[KillAtEpoch2(True)])
+    capsys.readouterr()
+    train_config(config, verbose=False, callbacks=[KillAtEpoch2(False)])
+    steps = -(-1200 // 32)  # one epoch of the 1,200 training images at batch 32
+    assert f"resuming at epoch 2, step {steps:,} from {out / 'resume'}" in capsys.readouterr().err
+    train_config(config.model_copy(update={"output_dir": str(tmp_path / "fresh")}), verbose=False)
+    assert "resuming" not in capsys.readouterr().err

@@ -46,7 +46,7 @@ def test_cli_reports_a_read_only_output_folder_in_one_line(tmp_path, monkeypatch
         raise PermissionError(errno.EACCES, "Permission denied")
 
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
-    assert main(["train", str(config), "-o", str(out), "-q"]) == 1
+    assert main(["train", str(config), "-o", str(out), "-q", "--overwrite"]) == 1
     message = capsys.readouterr().err
     assert message.startswith("error: ") and "Permission denied" in message and str(out) in message
     assert "Traceback" not in message

@@ -36,8 +36,10 @@ def app() -> None:
 @click.option("--output-dir", "-o", type=click.Path(path_type=Path), help="Where to write the outputs (default runs/<name>).")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
 @click.option("--threads", type=click.IntRange(min=1), help="Override train.threads (CPU threads while fitting).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the files of a finished run in the output folder (train.overwrite; refused by default).")
 def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | None, output_dir: Path | None,
-          quiet: bool, threads: int | None) -> None:
+          quiet: bool, threads: int | None, overwrite: bool) -> None:
     """Train the model a CONFIG file (.toml, .yaml or .json) describes.
 
     Prints the validation and test accuracy and writes the model, its history and
@@ -59,7 +61,7 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
         overrides.append(f"output_dir={json.dumps(str(output_dir))}")
     run_config = load_config(config, overrides)
     with process_group_from_env() as group:
-        result = train_config(run_config, verbose=not quiet)
+        result = train_config(run_config, verbose=not quiet, overwrite=True if overwrite else None)
     if group is not None and not group.is_main:
         return
     for key in ("val_accuracy", "test_accuracy"):

@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from trainwell.fileio import atomic_write_text, json_text, write_json
 from trainwell.history import History
 from trainwell.layers import Model, ModelSpec, build_model, layer_from_dict
 from trainwell.preprocessing import Preprocessing
+from trainwell.resume import saved_position
 from trainwell.saving import load_model, save_model
 from trainwell.transfer import freeze, reuse_layers, select_layers, unfreeze
 from trainwell.trainer import Trainer, seed_everything
@@ -154,14 +156,17 @@ def output_dir_for(config: RunConfig) -> Path:
 
 
 def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True, save: bool = True,
-                 callbacks: list[Callback] | None = None, allow_nonfinite_loss: bool | None = None) -> RunResult:
+                 callbacks: list[Callback] | None = None, allow_nonfinite_loss: bool | None = None,
+                 overwrite: bool | None = None) -> RunResult:
     """Run a config (or a config file): train, evaluate, and save the outputs.
 
     Writes ``model.safetensors``, ``history.json``, ``history.csv``, ``metrics.json``
     and ``config.json`` into the output folder, each atomically, after training.
     A run whose final training loss is nan or infinite raises TrainingDiverged and saves
     nothing, unless ``allow_nonfinite_loss`` (default: the config's
-    ``train.allow_nonfinite_loss``) keeps it.
+    ``train.allow_nonfinite_loss``) keeps it. A folder that holds a finished run is
+    refused (ConfigError, nothing changed) unless ``overwrite`` (default: the config's
+    ``train.overwrite``); a run killed before it finished continues from its saved state.
     """
     if not isinstance(config, RunConfig):
         config = load_config(config)
@@ -175,6 +180,8 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     _check_output_units(model, prepared.num_classes, config.train.loss)
     train = config.train
     out = output_dir_for(config) if save and is_main_process() else None  # under torchrun, rank 0 writes
+    if out is not None and not (train.overwrite if overwrite is None else overwrite):
+        _refuse_finished_run(out)
     callbacks = [*(callbacks or []), *configured_callbacks(config, prepared, out)]
     trainer = Trainer(model, loss=train.loss, optimizer=dict(config.optimizer), metrics=train.metrics,
                       clipvalue=train.clipvalue, clipnorm=train.clipnorm, global_clipnorm=train.global_clipnorm,
@@ -190,6 +197,8 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
                 raise ConfigError(f"phases[{index}].{key}: {error}") from None
     started = time.perf_counter()
     resume_dir = _resume_dir(config, out)
+    if resume_dir is not None:
+        _announce_resume(resume_dir, len(phases))
     for index, phase in enumerate(phases):
         _start_phase(trainer, model, phase, config)
         history = trainer.fit(prepared.x_train, prepared.y_train, epochs=phase.epochs, batch_size=train.batch_size,
@@ -219,6 +228,32 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     if resume_dir is not None:  # the run is complete: a new run of the same command starts afresh
         shutil.rmtree(resume_dir, ignore_errors=True)
     return RunResult(model=model, history=history, metrics=metrics, output_dir=out, diagnosis=diagnosis)
+
+
+RUN_FILES = ("model.safetensors", "history.json", "history.csv", "metrics.json", "config.json")
+
+
+def _refuse_finished_run(out: Path) -> None:
+    """ConfigError when ``out`` already holds a finished run's files: a new run would replace them silently."""
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if found:
+        raise ConfigError(f"{out}: already holds a finished run ({', '.join(found)}); pass --overwrite "
+                          "(train.overwrite = true, train_config(..., overwrite=True)) to replace it, "
+                          "or choose another folder with -o/--output-dir")
+
+
+def _announce_resume(resume_dir: Path, phases: int) -> None:
+    """One line on stderr when this run continues a killed one: where it starts again, and from which folder."""
+    for index in reversed(range(phases)):
+        position = saved_position(resume_dir / f"phase-{index}")
+        if position is not None:
+            break
+    else:
+        return
+    epoch, step = position["epoch"], position["step"]
+    where = f"at epoch {epoch + 1}" if epoch < position["target"] else f"after epoch {epoch}, the last"
+    phase = f" of phase {index + 1} of {phases}" if phases > 1 else ""
+    print(f"resuming {where}{phase}, step {step:,} from {resume_dir}", file=sys.stderr)
 
 
 def _resume_dir(config: RunConfig, out: Path | None) -> Path | None:

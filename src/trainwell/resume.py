@@ -127,6 +127,21 @@ def read_state(path: str | os.PathLike) -> dict[str, Any]:
     return _unflatten(json.loads(text), tensors)
 
 
+def saved_position(directory: str | os.PathLike) -> dict[str, int] | None:
+    """Where the newest state in ``directory`` stands: ``{"epoch": epochs done, "step": steps done,
+    "target": epochs of the fit}``, read from its metadata alone (to say where a run resumes); None without one."""
+    from safetensors import SafetensorError, safe_open
+
+    for path in state_files(directory):
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                fields = dict(json.loads((handle.metadata() or {})["state"])["__dict__"])
+            return {key: int(fields[key]) for key in ("epoch", "step", "target")}
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError):
+            continue  # unreadable: loading falls back past it too
+    return None
+
+
 def load_latest_state(directory: str | os.PathLike) -> dict[str, Any] | None:
     """The newest readable state in ``directory`` (falling back past corrupted ones), or None."""
     problems = []

@@ -156,7 +156,7 @@ def run_config(context: Context, config: dict[str, Any] | None = None, *, phase:
 
     config = budget_config(config if config is not None else context.entry.config, context, epochs=epochs)
     context.note_config(config)
-    run = train_config(validate_config(config, source=context.entry.id), verbose=False,
+    run = train_config(validate_config(config, source=context.entry.id), verbose=False, overwrite=True,
                        callbacks=[context.recorder(phase), *(callbacks or [])])
     context.result(**{k: v for k, v in run.metrics.items() if isinstance(v, (int, float))})
     if "schedule" in config:
