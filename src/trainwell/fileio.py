@@ -12,10 +12,12 @@ Every JSON text trainwell writes (files, model metadata, the run store) comes fr
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,13 +31,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = temp_file_beside(target, suffix=".tmp")
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
     except OSError as error:
         raise _naming(error, target) from None
     os.close(fd)
-    tmp = Path(tmp_name)
     try:
         yield tmp
+        if stat.S_IMODE(tmp.stat().st_mode) != mode:  # a writer (safetensors) made a new 0600 file in its place
+            tmp.chmod(mode)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -45,6 +49,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def temp_file_beside(target: Path, *, suffix: str) -> tuple[int, Path]:
+    """A new, empty hidden file next to ``target`` (an open descriptor and its path), with the mode
+    the umask gives (0644 under umask 022), as any tool's files have; ``tempfile.mkstemp`` makes 0600."""
+    for _ in range(100):
+        candidate = target.parent / f".{target.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            return os.open(candidate, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(target))
 
 
 def _naming(error: OSError, target: Path) -> OSError:
