@@ -272,3 +272,66 @@ def test_parallel_reproduce_decides_the_dataset_in_the_parent(no_datasets, tmp_p
     summary = experiments.reproduce(["leaky_relu", "prelu"], budget="smoke", out=tmp_path / "p", jobs=2,
                                     echo=lines.append, report=False)
     assert summary["failed"] == 2 and not any("start " in line for line in lines)
+
+
+def readme_reproduce_block() -> str:
+    """The Python block of the README's "Reproducing the chapter" section."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Reproducing the chapter"):]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("```", start)]
+
+
+def test_the_readmes_reproduce_block_runs_as_a_script(tmp_path):
+    """Worker processes import the main script again (spawn): a script without a __main__ guard must still work."""
+    import re
+    import subprocess
+    import sys
+
+    block = readme_reproduce_block()
+    # the same calls, made cheap: two entries that need no dataset, the smoke budget, two processes
+    script = re.sub(r'experiments\.reproduce\(\[[^\]]*\], budget="full", seeds=3',
+                    'experiments.reproduce(["selu_constants", "activation_curves"], budget="smoke", jobs=2', block)
+    script = script.replace('budget="quick"', 'budget="smoke"')
+    assert script.count('budget="smoke"') == 2, script
+    (tmp_path / "readme_block.py").write_text(script)
+    result = subprocess.run([sys.executable, "readme_block.py"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "Error" not in result.stderr, result.stderr
+    with RunStore(store_path(tmp_path / "runs" / "bn")) as store:
+        assert {run["experiment"] for run in store.runs(status="finished")} == {"selu_constants", "activation_curves"}
+
+
+def test_a_worker_that_dies_before_its_run_starts_is_recorded_with_its_reason(tmp_path, monkeypatch):
+    """No IndexError and no empty message when a worker process dies before it could start the run."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from trainwell.experiments import runner
+
+    def broken(*args, **kwargs):
+        raise BrokenProcessPool("A child process terminated abruptly")
+
+    class DeadPool:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        submit = staticmethod(broken)
+
+        def shutdown(self, **kwargs):
+            pass
+
+    monkeypatch.setattr("concurrent.futures.ProcessPoolExecutor", DeadPool)
+    lines: list[str] = []
+    summary = runner.reproduce(["selu_constants", "activation_curves"], budget="smoke", out=tmp_path, jobs=2,
+                               echo=lines.append, report=False)
+    assert summary["failed"] == 2
+    assert "worker process" in summary["first_error"] and "__main__" in summary["first_error"]
+    with RunStore(store_path(tmp_path)) as store:
+        assert all("terminated abruptly" in run["error"] for run in store.runs(status="failed"))

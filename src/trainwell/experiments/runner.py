@@ -11,9 +11,11 @@ see :mod:`trainwell.resume`).
 
 from __future__ import annotations
 
+import ast
 import copy
 import os
 import shutil
+import sys
 import textwrap
 import time
 import traceback
@@ -308,6 +310,42 @@ def error_message(text: str) -> str:
     return text.split("\nTraceback (most recent call last):", 1)[0].strip()
 
 
+def unguarded_main_call() -> str | None:
+    """``"<script>, line <n>"`` when this call comes from the top level of the main script outside an
+    ``if __name__ == "__main__":`` block, else None.
+
+    Worker processes (multiprocessing's spawn) import the main script again before they start;
+    from such a call they would run the script's calls again and die, so reproduce runs in-process.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or getattr(getattr(main, "__spec__", None), "name", "").endswith("__main__"):
+        return None  # python -c, the REPL, a notebook, python -m package: the script is not imported again
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals is vars(main)):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    line = frame.f_lineno
+    if any(isinstance(node, ast.If) and _is_main_guard(node.test) and node.lineno <= line <= node.end_lineno
+           for node in tree.body):
+        return None
+    return f"{path}, line {line}"
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    """Whether ``test`` is ``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    return (any(isinstance(side, ast.Name) and side.id == "__name__" for side in sides)
+            and any(isinstance(side, ast.Constant) and side.value == "__main__" for side in sides))
+
+
 def _fmt(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
@@ -340,6 +378,12 @@ def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int
     failures: list[tuple[Task, str]] = []  # in the order they happened
     datasets = DatasetCheck()
     jobs = max(1, min(jobs or (os.cpu_count() or 1), len(pending) or 1))
+    unguarded = unguarded_main_call() if jobs > 1 else None
+    if unguarded is not None:
+        echo(f"note: {unguarded} calls reproduce outside `if __name__ == \"__main__\":`, where worker processes "
+             "cannot start (each imports the script again), so the runs go one at a time in this process; "
+             "put the call under that guard to run them in parallel")
+        jobs = 1
     echo(f"trainwell reproduce: {len(selected)} entries x {seeds} seed(s), budget {budget_.name}, "
          f"{len(done)} run(s) already finished in {out}, {len(pending)} to run, {jobs} job(s)")
     started = time.monotonic()
@@ -441,6 +485,7 @@ def _run_parallel(out: Path, budget: str, pending: list[Task], jobs: int, ready,
                   show_active, echo, status_every: float) -> None:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("spawn")  # torch and fork do not mix
     active: dict[Any, tuple[Task, float]] = {}
@@ -454,29 +499,45 @@ def _run_parallel(out: Path, budget: str, pending: list[Task], jobs: int, ready,
                     if len(active) >= jobs:
                         break
                     pending.remove(task)
-                    echo(f"  start {task.entry.id} seed {task.seed}")
-                    active[pool.submit(run_one, str(out), task.entry.id, task.seed, budget)] = (task, time.monotonic())
+                    echo(f"  start {task.name}")
+                    try:
+                        active[pool.submit(run_one, str(out), task.entry.id, task.seed, budget)] = (task, time.monotonic())
+                    except BrokenProcessPool as error:  # an earlier worker died: no new one starts
+                        finished_line(task, "failed", 0.0, _record_worker_death(out, task, budget, error))
                 if not active:
                     break
                 finished, _ = wait(list(active), timeout=2.0, return_when=FIRST_COMPLETED)
                 for future in finished:
                     task, began = active.pop(future)
                     try:
-                        status = future.result()
-                    except Exception as error:  # the worker process died
-                        store = RunStore(store_path(out))
-                        row = store.run(task.entry.id, task.seed, budget)
-                        if row is not None and row["status"] != "finished":
-                            store.fail(row["id"], f"worker died: {error}")
-                        store.close()
-                        status = "failed"
-                    finished_line(task, status, time.monotonic() - began)
+                        status, error = future.result(), None
+                    except Exception as died:  # the worker process died
+                        status, error = "failed", _record_worker_death(out, task, budget, died)
+                    finished_line(task, status, time.monotonic() - began, error)
                 if time.monotonic() - last_status >= status_every and active:
                     last_status = time.monotonic()
                     show_active({t.key: began for t, began in active.values()})
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+def _record_worker_death(out: Path, task: Task, budget: str, error: BaseException) -> str:
+    """Record in the store that ``task``'s worker process died (also when it died before it could start the run).
+
+    Returns the message: the error, and the usual cause of workers that die at once.
+    """
+    message = (f"the worker process died: {type(error).__name__}: {error or 'no message'}\n"
+               "Worker processes import the main script again when they start: a script that calls "
+               "trainwell.experiments.reproduce outside `if __name__ == \"__main__\":` (or one that ends its "
+               "process on import) stops them; the process's own error, above, says more.")
+    with RunStore(store_path(out)) as store:
+        row = store.run(task.entry.id, task.seed, budget)
+        if row is None or row["status"] != "finished":
+            run_id = row["id"] if row is not None else store.start_run(task.entry.id, task.seed, budget,
+                                                                       config=task.entry.config)
+            store.fail(run_id, message)
+    return message
 
 
 def run_in_process(entry_id: str, *, budget: str = "smoke", seed: int = BOOK_SEED,
