@@ -138,3 +138,16 @@ def test_a_resumed_run_says_where_it_resumes(tmp_path, capsys):
     assert f"resuming at epoch 2, step {steps:,} from {out / 'resume'}" in capsys.readouterr().err
     train_config(config.model_copy(update={"output_dir": str(tmp_path / "fresh")}), verbose=False)
     assert "resuming" not in capsys.readouterr().err
+
+
+def test_a_killed_run_resumes_with_overwrite_set(tmp_path):
+    """train.overwrite and train.allow_nonfinite_loss decide what happens after training: not part of the fit."""
+    out = tmp_path / "run"
+    config = digits_config().model_copy(update={"output_dir": str(out)})
+    (out / "resume").mkdir(parents=True)
+    from trainwell.experiment import _resume_dir
+
+    _resume_dir(config, out)
+    again = validate_config({**config.to_dict(), "train": {**config.to_dict()["train"], "overwrite": True,
+                                                           "allow_nonfinite_loss": True}})
+    assert _resume_dir(again, out) == out / "resume"

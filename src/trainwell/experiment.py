@@ -261,7 +261,10 @@ def _resume_dir(config: RunConfig, out: Path | None) -> Path | None:
     if out is None or not config.train.resumable:
         return None
     folder = out / "resume"
-    fingerprint = json_text(config.to_dict(), indent=None, sort_keys=True)
+    data = config.to_dict()
+    for key in ("overwrite", "allow_nonfinite_loss"):  # they decide what happens after training, not the training
+        data["train"].pop(key, None)
+    fingerprint = json_text(data, indent=None, sort_keys=True)
     saved = folder / "config.json"
     if saved.exists() and saved.read_text(encoding="utf-8").strip() != fingerprint:
         raise ConfigError(f"{out}: holds an interrupted run of a different config (its state is in {folder}); "
