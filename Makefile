@@ -1,5 +1,6 @@
 # trainwell's two everyday commands:
 #   make quickstart   set up .venv and reproduce the chapter (quick budget), writing reproduce/report.html
+#                     (it fails, with the first failure's message, when a run fails: e.g. without the datasets)
 #   make test         set up .venv and run the test suite
 # TORCH picks the PyTorch requirement: the default "torch" is what a GPU user wants;
 # on a CPU-only machine `make test TORCH=torch==2.13.0` (or any CPU build) avoids the CUDA download.

@@ -204,7 +204,7 @@ def test_a_diverging_run_prints_one_line_and_keeps_earlier_files(tmp_path, capsy
     assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1"]) == 0
     before = (out / "model.safetensors").read_bytes()
     # an absurd learning rate makes the loss overflow within the first steps
-    status = main(["train", str(config), "-o", str(out), "-q", "--set", "optimizer.lr=1e30",
+    status = main(["train", str(config), "-o", str(out), "-q", "--overwrite", "--set", "optimizer.lr=1e30",
                    "--set", "optimizer.name=sgd"])
     error = capsys.readouterr().err.strip()
     assert status == 2 and error.count("\n") == 0

@@ -221,3 +221,123 @@ time.sleep(60)
             break
         assert time.monotonic() < deadline, "the worker outlived its parent"
         time.sleep(0.1)
+
+
+# ----------------------------------------------------------------- failing loudly
+@pytest.fixture
+def no_datasets(tmp_path, monkeypatch):
+    """No Fashion-MNIST or MNIST anywhere: an empty TRAINWELL_DATA, cache and no system folders."""
+    from trainwell.data import locations
+
+    monkeypatch.setenv("TRAINWELL_DATA", str(tmp_path / "nonexistent"))
+    monkeypatch.setenv("TRAINWELL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TRAINWELL_OFFLINE", "1")
+    monkeypatch.setattr(locations, "SYSTEM_DIRS", ())
+
+
+def test_entries_say_which_datasets_they_need():
+    from trainwell.experiments.runner import datasets_needed
+
+    assert datasets_needed(experiments.get("leaky_relu")) == {"fashion_mnist"}
+    assert datasets_needed(experiments.get("transfer_b_on_a")) == {"fashion_mnist"}  # through its needs
+    assert datasets_needed(experiments.get("ex10_1")) == {"mnist"}
+    assert datasets_needed(experiments.get("ex8_3")) == {"mnist"}
+    assert datasets_needed(experiments.get("selu_constants")) == set()
+
+
+def test_reproduce_without_the_data_fails_loudly_and_tries_the_dataset_once(no_datasets, tmp_path, monkeypatch):
+    """One attempt at the missing dataset; the runs needing it fail at once; its whole message is shown once."""
+    from trainwell.data import datasets as data_loading
+
+    attempts = []
+    real_load = data_loading.load
+    monkeypatch.setattr(data_loading, "load", lambda name, **kw: attempts.append(name) or real_load(name, **kw))
+    lines: list[str] = []
+    summary = experiments.reproduce(["selu_constants", "leaky_relu", "prelu", "bn_after"], budget="smoke",
+                                    out=tmp_path / "out", jobs=1, echo=lines.append, report=False)
+    assert summary["finished"] == 1 and summary["failed"] == 3
+    assert attempts == ["fashion_mnist"]
+    text = "\n".join(lines)
+    assert text.count("To get it, do one of:") == 1, text  # the whole message (its TRAINWELL_DATA hint), once
+    assert "was not found" in summary["first_error"] and "TRAINWELL_DATA" in summary["first_error"]
+    assert sum("not available" in line for line in lines) == 2, text  # the later runs: a short reference
+
+
+def test_cli_reproduce_exits_non_zero_when_a_run_failed(no_datasets, tmp_path, capsys):
+    assert main(["reproduce", "selu_constants", "leaky_relu", "--budget", "smoke", "--out", str(tmp_path / "o"),
+                 "--jobs", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "1 finished, 1 failed" in captured.out
+    assert "TRAINWELL_DATA" in captured.out + captured.err
+    assert "1 of 2 runs failed" in captured.err
+
+
+def test_parallel_reproduce_decides_the_dataset_in_the_parent(no_datasets, tmp_path):
+    """Workers are never started for runs whose dataset is missing: the parent fails them at once."""
+    lines: list[str] = []
+    summary = experiments.reproduce(["leaky_relu", "prelu"], budget="smoke", out=tmp_path / "p", jobs=2,
+                                    echo=lines.append, report=False)
+    assert summary["failed"] == 2 and not any("start " in line for line in lines)
+
+
+def readme_reproduce_block() -> str:
+    """The Python block of the README's "Reproducing the chapter" section."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Reproducing the chapter"):]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("```", start)]
+
+
+def test_the_readmes_reproduce_block_runs_as_a_script(tmp_path):
+    """Worker processes import the main script again (spawn): a script without a __main__ guard must still work."""
+    import re
+    import subprocess
+    import sys
+
+    block = readme_reproduce_block()
+    # the same calls, made cheap: two entries that need no dataset, the smoke budget, two processes
+    script = re.sub(r'experiments\.reproduce\(\[[^\]]*\], budget="full", seeds=3',
+                    'experiments.reproduce(["selu_constants", "activation_curves"], budget="smoke", jobs=2', block)
+    script = script.replace('budget="quick"', 'budget="smoke"')
+    assert script.count('budget="smoke"') == 2, script
+    (tmp_path / "readme_block.py").write_text(script)
+    result = subprocess.run([sys.executable, "readme_block.py"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "Error" not in result.stderr, result.stderr
+    with RunStore(store_path(tmp_path / "runs" / "bn")) as store:
+        assert {run["experiment"] for run in store.runs(status="finished")} == {"selu_constants", "activation_curves"}
+
+
+def test_a_worker_that_dies_before_its_run_starts_is_recorded_with_its_reason(tmp_path, monkeypatch):
+    """No IndexError and no empty message when a worker process dies before it could start the run."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from trainwell.experiments import runner
+
+    def broken(*args, **kwargs):
+        raise BrokenProcessPool("A child process terminated abruptly")
+
+    class DeadPool:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        submit = staticmethod(broken)
+
+        def shutdown(self, **kwargs):
+            pass
+
+    monkeypatch.setattr("concurrent.futures.ProcessPoolExecutor", DeadPool)
+    lines: list[str] = []
+    summary = runner.reproduce(["selu_constants", "activation_curves"], budget="smoke", out=tmp_path, jobs=2,
+                               echo=lines.append, report=False)
+    assert summary["failed"] == 2
+    assert "worker process" in summary["first_error"] and "__main__" in summary["first_error"]
+    with RunStore(store_path(tmp_path)) as store:
+        assert all("terminated abruptly" in run["error"] for run in store.runs(status="failed"))

@@ -200,3 +200,48 @@ def test_help(capsys):
     text = capsys.readouterr().out
     for command in ("train", "evaluate", "summary", "datasets"):
         assert command in text
+
+
+def test_datasets_verify_fails_for_a_missing_dataset(tmp_path, monkeypatch, capsys):
+    from trainwell.data import locations
+
+    monkeypatch.setenv("TRAINWELL_DATA", str(tmp_path / "nonexistent"))
+    monkeypatch.setenv("TRAINWELL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(locations, "SYSTEM_DIRS", ())
+    assert main(["datasets"]) == 0  # listing only: where each one is (or is not)
+    assert "not found" in capsys.readouterr().out
+    assert main(["datasets", "--verify"]) == 1
+    assert "not found" in capsys.readouterr().out
+    assert main(["datasets", "--verify", "digits"]) == 0  # bundled with scikit-learn: always there
+    assert main(["datasets", "--verify", "mnist"]) == 1
+    assert main(["datasets", "imagenet"]) == 2
+    assert "Unknown dataset 'imagenet'" in capsys.readouterr().err
+
+
+def test_datasets_verify_passes_with_the_data(needs_real_data, capsys):
+    assert main(["datasets", "--verify", "fashion_mnist", "mnist"]) == 0
+    assert capsys.readouterr().out.count("verified") == 2
+
+
+def test_a_diverged_run_exits_non_zero_with_one_line(config, tmp_path, capsys):
+    out = tmp_path / "nan"
+    assert main(["train", str(config), "-o", str(out), "-q", "--set", "optimizer.name=sgd", "--set", "optimizer.lr=1e6",
+                 "--set", 'model.layers=[{type: flatten}, {type: dense, units: 32, activation: leaky_relu}, '
+                          '{type: dense, units: 32, activation: leaky_relu}, {type: dense, units: 10, activation: softmax}]'
+                 ]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: training diverged") and captured.err.count("\n") == 1
+    assert not (out / "metrics.json").exists() and not (out / "model.safetensors").exists()
+
+
+def test_train_refuses_to_overwrite_a_finished_run(config, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1"]) == 0
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(out) in err and "--overwrite" in err and err.count("\n") == 1
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()} == before
+    assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1", "--overwrite"]) == 0
+    assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1", "--set", "train.overwrite=true"]) == 0

@@ -66,3 +66,88 @@ def test_small_training_sets_per_class_and_first_n():
         prepare_data(digits_config(per_class=1000))
     with pytest.raises(ConfigError, match="data.train_size"):
         prepare_data(digits_config(train_size=100000))
+
+
+def diverging_config(out, **train):
+    """Two hidden leaky ReLU layers and SGD at lr 1e6: the loss is nan within the first epoch."""
+    hidden = {"type": "dense", "units": 32, "activation": "leaky_relu", "init": "he_normal"}
+    return validate_config({
+        "name": "diverging", "seed": 0, "output_dir": str(out),
+        "data": {"name": "digits", "validation_size": 300},
+        "model": {"layers": [{"type": "flatten"}, hidden, hidden, {"type": "dense", "units": 10, "activation": "softmax"}]},
+        "optimizer": {"name": "sgd", "lr": 1e6},
+        "train": {"epochs": 2, **train},
+    })
+
+
+def test_a_diverged_run_fails_and_writes_nothing(tmp_path):
+    from trainwell.errors import TrainingDiverged
+
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDiverged) as error:
+        train_config(diverging_config(out), verbose=False)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "diverged" in message and "epoch 1" in message
+    assert "optimizer.lr" in message and "lr-find" in message and "allow_nonfinite_loss" in message
+    assert not out.exists() or sorted(p.name for p in out.iterdir()) == []  # no model, no metrics, no resume state
+
+
+def test_a_diverged_run_is_kept_when_asked_and_its_files_are_valid_json(tmp_path):
+    from test_fileio import strict_json
+
+    kept = train_config(diverging_config(tmp_path / "kept", allow_nonfinite_loss=True), verbose=False)
+    assert np.isnan(kept.metrics["val_loss"])
+    assert strict_json((tmp_path / "kept" / "metrics.json").read_text())["val_loss"] is None
+    strict_json((tmp_path / "kept" / "history.json").read_text())
+    again = train_config(diverging_config(tmp_path / "api"), verbose=False, allow_nonfinite_loss=True)
+    assert np.isnan(again.history.last["loss"])
+
+
+def test_a_finished_run_is_not_overwritten_unless_asked(tmp_path):
+    out = tmp_path / "run"
+    config = digits_config().model_copy(update={"output_dir": str(out)})
+    train_config(config, verbose=False)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
+    with pytest.raises(ConfigError) as error:
+        train_config(config, verbose=False)
+    assert str(out) in str(error.value) and "--overwrite" in str(error.value) and "train.overwrite" in str(error.value)
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()} == before
+    train_config(config, verbose=False, overwrite=True)
+    assert (out / "metrics.json").stat().st_mtime_ns != before["metrics.json"][1]
+
+
+def test_a_resumed_run_says_where_it_resumes(tmp_path, capsys):
+    from trainwell.callbacks import Callback
+
+    class KillAtEpoch2(Callback):
+        def __init__(self, armed):
+            self.armed = armed
+
+        def on_epoch_begin(self, trainer, epoch):
+            if self.armed and epoch == 2:
+                raise RuntimeError("killed")
+
+    out = tmp_path / "run"
+    config = digits_config().model_copy(update={"output_dir": str(out)})
+    with pytest.raises(RuntimeError, match="killed"):
+        train_config(config, verbose=False, callbacks=[KillAtEpoch2(True)])
+    capsys.readouterr()
+    train_config(config, verbose=False, callbacks=[KillAtEpoch2(False)])
+    steps = -(-1200 // 32)  # one epoch of the 1,200 training images at batch 32
+    assert f"resuming at epoch 2, step {steps:,} from {out / 'resume'}" in capsys.readouterr().err
+    train_config(config.model_copy(update={"output_dir": str(tmp_path / "fresh")}), verbose=False)
+    assert "resuming" not in capsys.readouterr().err
+
+
+def test_a_killed_run_resumes_with_overwrite_set(tmp_path):
+    """train.overwrite and train.allow_nonfinite_loss decide what happens after training: not part of the fit."""
+    out = tmp_path / "run"
+    config = digits_config().model_copy(update={"output_dir": str(out)})
+    (out / "resume").mkdir(parents=True)
+    from trainwell.experiment import _resume_dir
+
+    _resume_dir(config, out)
+    again = validate_config({**config.to_dict(), "train": {**config.to_dict()["train"], "overwrite": True,
+                                                           "allow_nonfinite_loss": True}})
+    assert _resume_dir(again, out) == out / "resume"

@@ -98,3 +98,31 @@ def test_a_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
         save_model(model(), path)
     assert path.read_bytes() == before
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_metadata_with_non_finite_values_is_valid_json(tmp_path):
+    import math
+
+    from safetensors import safe_open
+
+    from test_fileio import strict_json
+
+    save_model(model(), tmp_path / "m.safetensors", info={"val_loss": math.nan})
+    with safe_open(str(tmp_path / "m.safetensors"), framework="pt") as handle:
+        assert strict_json(handle.metadata()["info"]) == {"val_loss": None}
+    assert load_model_file(tmp_path / "m.safetensors").info == {"val_loss": None}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_model_files_get_the_mode_the_umask_gives(tmp_path, umask):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        save_model(model(), tmp_path / "m.safetensors")
+        save_weights(model(), tmp_path / "w.safetensors")
+    finally:
+        os.umask(old)
+    for name in ("m.safetensors", "w.safetensors"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name

@@ -55,3 +55,15 @@ def test_two_connections_see_each_others_writes(tmp_path):
         run = writer.start_run("c", 42, "quick")
         writer.set_progress(run, {"epoch": 1, "epochs": 3})
         assert reader.run("c", 42, "quick")["progress"] == {"epoch": 1, "epochs": 3}
+
+
+def test_non_finite_figures_are_stored_as_valid_json_and_read_back_as_nan(tmp_path):
+    from test_fileio import strict_json
+
+    with RunStore(tmp_path / "runs.sqlite") as store:
+        run = store.start_run("relu_100", 42, "quick", config={"optimizer": {"lr": 1.0}})
+        store.log_epoch(run, "train", 1, {"loss": math.nan, "accuracy": 0.1})
+        store.log_series(run, "lr", {"step": [0, 1], "value": [0.1, math.inf]})
+        for (text,) in store._db.execute("SELECT metrics FROM epochs UNION ALL SELECT data FROM series"):
+            strict_json(text)
+        assert math.isnan(store.epochs(run)["train"][0]["loss"])

@@ -41,8 +41,10 @@ def app() -> None:
 @click.option("--output-dir", "-o", type=click.Path(path_type=Path), help="Where to write the outputs (default runs/<name>).")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
 @click.option("--threads", type=click.IntRange(min=1), help="Override train.threads (CPU threads while fitting).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the files of a finished run in the output folder (train.overwrite; refused by default).")
 def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | None, output_dir: Path | None,
-          quiet: bool, threads: int | None) -> None:
+          quiet: bool, threads: int | None, overwrite: bool) -> None:
     """Train the model a CONFIG file (.toml, .yaml or .json) describes.
 
     Prints the validation and test accuracy and writes the model, its history and
@@ -64,7 +66,7 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
         overrides.append(f"output_dir={json.dumps(str(output_dir))}")
     run_config = load_config(config, overrides)
     with process_group_from_env() as group:
-        result = train_config(run_config, verbose=not quiet)
+        result = train_config(run_config, verbose=not quiet, overwrite=True if overwrite else None)
     if group is not None and not group.is_main:
         return
     for key in ("val_accuracy", "test_accuracy"):
@@ -132,14 +134,21 @@ def summary(source: Path) -> None:
 
 
 @app.command()
-@click.option("--verify", is_flag=True, help="Check each file's SHA-256 checksum.")
-def datasets(verify: bool) -> None:
-    """Where each dataset is found (and whether its files check out, with --verify)."""
+@click.argument("names", nargs=-1)
+@click.option("--verify", is_flag=True,
+              help="Check each file's SHA-256 checksum; exit 1 if a dataset is missing or corrupt.")
+def datasets(names: tuple[str, ...], verify: bool) -> None:
+    """Where each dataset (NAMES, default all) is found, and with --verify whether its files check out.
+
+    --verify exits 1 unless every dataset named (or, without names, every registered one) is on
+    this machine with good files; scikit-learn's digits are bundled, so always there.
+    """
     from trainwell import data as data_module
 
+    chosen = [data_module.get_spec(name).name for name in names] or data_module.dataset_names()
     table = Table("dataset", "where", "status")
     failed = False
-    for name in data_module.dataset_names():
+    for name in chosen:
         try:
             location = data_module.locate(name)
             where, status = location.source, "found" if location.found else "not found"
@@ -147,11 +156,16 @@ def datasets(verify: bool) -> None:
                 bad = [check for check in data_module.verify(name) if not check.ok]
                 status = "verified" if not bad else "BAD: " + "; ".join(f"{c.file}: {c.detail}" for c in bad)
                 failed |= bool(bad)
+            failed |= verify and not location.found
         except TrainwellError as error:
             where, status = "-", f"error: {str(error).splitlines()[0]}"
+            failed = True
         table.add_row(name, where, status)
     out.print(table)
-    if failed:
+    if failed and verify:
+        err.print("error: not every dataset is here with good files (see the table); `trainwell datasets` "
+                  "says where each is looked for, and the README's Datasets section how to get them", markup=False,
+                  soft_wrap=True)
         raise click.exceptions.Exit(1)
 
 
@@ -227,7 +241,7 @@ def lr_find(config: Path, set_: tuple[str, ...], min_lr: float | None, max_lr: f
     """
     from trainwell.config import load_config
     from trainwell.experiment import output_dir_for
-    from trainwell.fileio import atomic_write_text
+    from trainwell.fileio import write_json
     from trainwell.lr_finder import find_lr_for_config
 
     options = {"min_lr": min_lr, "max_lr": max_lr, "steps": steps, "batch_size": batch_size}
@@ -235,7 +249,7 @@ def lr_find(config: Path, set_: tuple[str, ...], min_lr: float | None, max_lr: f
     run_config = load_config(config, overrides)
     result = find_lr_for_config(run_config)
     path = result.plot(output or output_dir_for(run_config) / "lr_find.png")
-    atomic_write_text(path.with_suffix(".json"), json.dumps(result.to_dict(), indent=1) + "\n")
+    write_json(path.with_suffix(".json"), result.to_dict())
     out.print(f"swept {len(result.lrs)} steps, lr {result.lrs[0]:.3g} to {result.lrs[-1]:.3g}"
               + (" (stopped: the loss diverged)" if result.stopped_early else ""))
     out.print(f"lowest smoothed loss at lr {result.min_loss_lr:.3g}")
@@ -259,7 +273,7 @@ def doctor(config: Path, set_: tuple[str, ...], steps: int | None, every: int | 
     saturated units and broken SELU self-normalization, with the layers, the numbers and what to try."""
     from trainwell.config import load_config
     from trainwell.doctor import run_doctor
-    from trainwell.fileio import atomic_write_text
+    from trainwell.fileio import write_json
 
     run_config = load_config(config, list(set_))
     checkup = run_doctor(run_config, steps=steps, every=every)
@@ -285,7 +299,7 @@ def doctor(config: Path, set_: tuple[str, ...], steps: int | None, every: int | 
             out.print(f"saved: {path}")
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(json_path, json.dumps(checkup.to_dict(), indent=1) + "\n")
+        write_json(json_path, checkup.to_dict())
         out.print(f"saved: {json_path}")
 
 
@@ -294,7 +308,7 @@ def doctor(config: Path, set_: tuple[str, ...], steps: int | None, every: int | 
 @click.option("--budget", type=click.Choice(["quick", "full", "smoke"]), default="quick", show_default=True,
               help="quick: a few epochs on 10,000 images (minutes); full: the book's epochs and data (hours).")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds per entry (42, 43, ...).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reproduce"), show_default=True,
+@click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), default=Path("reproduce"), show_default=True,
               help="Run store and report folder; run again to resume.")
 @click.option("--jobs", type=click.IntRange(min=1), help="Parallel processes, one torch thread each (default: CPU cores).")
 @click.option("--list", "list_", is_flag=True, help="List the catalog's ids and exit.")
@@ -311,8 +325,14 @@ def reproduce(ids: tuple[str, ...], budget: str, seeds: int, out_dir: Path, jobs
         return
     for entry_id in ids:
         experiments.get(entry_id)
-    experiments.reproduce(list(ids) or None, budget=budget, seeds=seeds, out=out_dir, jobs=jobs,
-                          echo=lambda line: out.print(line, markup=False, soft_wrap=True))
+    summary = experiments.reproduce(list(ids) or None, budget=budget, seeds=seeds, out=out_dir, jobs=jobs,
+                                    echo=lambda line: out.print(line, markup=False, soft_wrap=True))
+    unfinished = summary["failed"] + summary["skipped"]
+    if unfinished:
+        err.print(f"error: {unfinished} of {summary['runs']} runs failed (the first failure's message is above); "
+                  "the finished ones are kept, so run the same command again once it is fixed", markup=False,
+                  soft_wrap=True)
+        raise click.exceptions.Exit(1)
 
 
 @app.command()

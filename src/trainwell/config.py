@@ -114,6 +114,10 @@ class TrainConfig(_Section):
     resumable: bool = True
     skip_nonfinite_batches: bool = False  # skip batches whose loss is nan/inf instead of training on them
     save_every_steps: Optional[int] = Field(None, gt=0)
+    # A run whose final loss is nan or infinite fails (nothing saved) unless this is true.
+    allow_nonfinite_loss: bool = False
+    # Replace the files of a finished run in output_dir (by default that is refused).
+    overwrite: bool = False
 
 
 class PhaseConfig(_Section):

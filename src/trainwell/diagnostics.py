@@ -29,7 +29,6 @@ inside it (trainwell's Dense) or when it has none.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -108,9 +107,9 @@ class Recording:
                    samples=[Sample(**sample) for sample in data["samples"]])
 
     def to_json(self, path: str | os.PathLike) -> None:
-        from trainwell.fileio import atomic_write_text
+        from trainwell.fileio import write_json
 
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        write_json(path, self.to_dict())
 
 
 def find_layers(model: nn.Module) -> list[tuple[str, nn.Module, nn.Module, str]]:

@@ -8,10 +8,12 @@ during training, have their own ``checkpoints/`` subfolder).
 
 from __future__ import annotations
 
-import json
+import contextlib
+import math
 import os
 import platform
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +27,12 @@ from trainwell import distributed
 from trainwell.callbacks import Callback, Checkpoint, EarlyStopping, TerminateOnNaN
 from trainwell.config import PhaseConfig, RunConfig, load_config
 from trainwell.distributed import is_main_process
-from trainwell.errors import ConfigError, TrainwellError
-from trainwell.fileio import atomic_write_text
+from trainwell.errors import ConfigError, TrainingDiverged, TrainwellError
+from trainwell.fileio import atomic_write_text, json_text, write_json
 from trainwell.history import History
 from trainwell.layers import Model, ModelSpec, build_model, layer_from_dict
 from trainwell.preprocessing import Preprocessing
+from trainwell.resume import saved_position
 from trainwell.saving import load_model, save_model
 from trainwell.transfer import freeze, reuse_layers, select_layers, unfreeze
 from trainwell.trainer import Trainer, seed_everything
@@ -153,11 +156,17 @@ def output_dir_for(config: RunConfig) -> Path:
 
 
 def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True, save: bool = True,
-                 callbacks: list[Callback] | None = None) -> RunResult:
+                 callbacks: list[Callback] | None = None, allow_nonfinite_loss: bool | None = None,
+                 overwrite: bool | None = None) -> RunResult:
     """Run a config (or a config file): train, evaluate, and save the outputs.
 
     Writes ``model.safetensors``, ``history.json``, ``history.csv``, ``metrics.json``
     and ``config.json`` into the output folder, each atomically, after training.
+    A run whose final training loss is nan or infinite raises TrainingDiverged and saves
+    nothing, unless ``allow_nonfinite_loss`` (default: the config's
+    ``train.allow_nonfinite_loss``) keeps it. A folder that holds a finished run is
+    refused (ConfigError, nothing changed) unless ``overwrite`` (default: the config's
+    ``train.overwrite``); a run killed before it finished continues from its saved state.
     """
     if not isinstance(config, RunConfig):
         config = load_config(config)
@@ -171,6 +180,8 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     _check_output_units(model, prepared.num_classes, config.train.loss)
     train = config.train
     out = output_dir_for(config) if save and is_main_process() else None  # under torchrun, rank 0 writes
+    if out is not None and not (train.overwrite if overwrite is None else overwrite):
+        _refuse_finished_run(out)
     callbacks = [*(callbacks or []), *configured_callbacks(config, prepared, out)]
     trainer = Trainer(model, loss=train.loss, optimizer=dict(config.optimizer), metrics=train.metrics,
                       clipvalue=train.clipvalue, clipnorm=train.clipnorm, global_clipnorm=train.global_clipnorm,
@@ -186,6 +197,8 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
                 raise ConfigError(f"phases[{index}].{key}: {error}") from None
     started = time.perf_counter()
     resume_dir = _resume_dir(config, out)
+    if resume_dir is not None:
+        _announce_resume(resume_dir, len(phases))
     for index, phase in enumerate(phases):
         _start_phase(trainer, model, phase, config)
         history = trainer.fit(prepared.x_train, prepared.y_train, epochs=phase.epochs, batch_size=train.batch_size,
@@ -195,6 +208,8 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
                               save_every_steps=train.save_every_steps if resume_dir is not None else None)
         if trainer.stop_training:
             break
+    if not (train.allow_nonfinite_loss if allow_nonfinite_loss is None else allow_nonfinite_loss):
+        _fail_if_diverged(history, config, out, resume_dir)
     metrics: dict[str, float] = {"train_time_s": time.perf_counter() - started}
     metrics.update({f"val_{k}": v for k, v in history.last.items() if k in ("loss", "accuracy")}
                    if validation is None else
@@ -215,12 +230,41 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     return RunResult(model=model, history=history, metrics=metrics, output_dir=out, diagnosis=diagnosis)
 
 
+RUN_FILES = ("model.safetensors", "history.json", "history.csv", "metrics.json", "config.json")
+
+
+def _refuse_finished_run(out: Path) -> None:
+    """ConfigError when ``out`` already holds a finished run's files: a new run would replace them silently."""
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if found:
+        raise ConfigError(f"{out}: already holds a finished run ({', '.join(found)}); pass --overwrite "
+                          "(train.overwrite = true, train_config(..., overwrite=True)) to replace it, "
+                          "or choose another folder with -o/--output-dir")
+
+
+def _announce_resume(resume_dir: Path, phases: int) -> None:
+    """One line on stderr when this run continues a killed one: where it starts again, and from which folder."""
+    for index in reversed(range(phases)):
+        position = saved_position(resume_dir / f"phase-{index}")
+        if position is not None:
+            break
+    else:
+        return
+    epoch, step = position["epoch"], position["step"]
+    where = f"at epoch {epoch + 1}" if epoch < position["target"] else f"after epoch {epoch}, the last"
+    phase = f" of phase {index + 1} of {phases}" if phases > 1 else ""
+    print(f"resuming {where}{phase}, step {step:,} from {resume_dir}", file=sys.stderr)
+
+
 def _resume_dir(config: RunConfig, out: Path | None) -> Path | None:
     """``<output_dir>/resume``, made for this config; an error if it holds another config's interrupted run."""
     if out is None or not config.train.resumable:
         return None
     folder = out / "resume"
-    fingerprint = json.dumps(config.to_dict(), sort_keys=True)
+    data = config.to_dict()
+    for key in ("overwrite", "allow_nonfinite_loss"):  # they decide what happens after training, not the training
+        data["train"].pop(key, None)
+    fingerprint = json_text(data, indent=None, sort_keys=True)
     saved = folder / "config.json"
     if saved.exists() and saved.read_text(encoding="utf-8").strip() != fingerprint:
         raise ConfigError(f"{out}: holds an interrupted run of a different config (its state is in {folder}); "
@@ -228,6 +272,27 @@ def _resume_dir(config: RunConfig, out: Path | None) -> Path | None:
     if distributed.is_main_process():  # every rank resumes from the state; only rank 0 writes it
         atomic_write_text(saved, fingerprint + "\n")
     return folder
+
+
+def _fail_if_diverged(history: History, config: RunConfig, out: Path | None, resume_dir: Path | None) -> None:
+    """TrainingDiverged when the final training loss is not finite; the saved state of the diverged fit is dropped.
+
+    Nothing has been written yet, so an earlier run's files in the folder stay as they were.
+    """
+    losses = [(record.get("epoch"), record.get("loss")) for record in history.records]
+    if not losses or losses[-1][1] is None or math.isfinite(losses[-1][1]):
+        return
+    epoch, loss = next((e, v) for e, v in losses if v is not None and not math.isfinite(v))
+    if resume_dir is not None:  # its weights are nan: resuming from it would only diverge again
+        shutil.rmtree(resume_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            out.rmdir()  # the folder, if this run made it and nothing else is in it
+    lr = config.optimizer.get("lr")
+    lower = f"--set optimizer.lr={lr / 10:g}" if isinstance(lr, (int, float)) else "--set optimizer.lr=..."
+    raise TrainingDiverged(
+        f"training diverged: the loss became {loss} at epoch {epoch} and was {losses[-1][1]} at the end, so "
+        f"nothing was saved; try a lower optimizer.lr ({lower}), gradient clipping (train.clipnorm = 1.0), "
+        "or `trainwell lr-find CONFIG` to pick a rate (train.allow_nonfinite_loss = true keeps such a run)")
 
 
 def _start_phase(trainer: Trainer, model: Model, phase: PhaseConfig, config: RunConfig) -> None:
@@ -255,8 +320,7 @@ def _diagnose_run(config: RunConfig, model: Model, callbacks: list[Callback], ou
     diagnosis = diagnose(recorder.recording, model=model, scaling=config.data.scaling,
                          optimizer=dict(config.optimizer), context={"name": config.name})
     if out is not None:
-        atomic_write_text(out / "diagnostics.json", json.dumps(
-            {"diagnosis": diagnosis.to_dict(), "recording": recorder.recording.to_dict()}, indent=1) + "\n")
+        write_json(out / "diagnostics.json", {"diagnosis": diagnosis.to_dict(), "recording": recorder.recording.to_dict()})
     return diagnosis
 
 
@@ -310,8 +374,8 @@ def _write_outputs(out: Path, config: RunConfig, model: Model, history: History,
     save_model(model, out / "model.safetensors", info=info, extra=prep_tensors)
     history.to_json(out / "history.json")
     history.to_csv(out / "history.csv")
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
-    atomic_write_text(out / "config.json", json.dumps(config.to_dict(), indent=1) + "\n")
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "config.json", config.to_dict())
 
 
 def versions() -> dict[str, str]:

@@ -3,7 +3,9 @@
 A list of plain dicts, so it serializes to JSON and CSV as it is and reads back the same.
 Per-step series (the learning rate each step used, and the momentum when it is
 scheduled) sit beside them in ``history.steps``, a dict of lists; the JSON file then
-holds ``{"epochs": [...], "steps": {...}}`` (the CSV holds the epochs only).
+holds ``{"epochs": [...], "steps": {...}}`` (the CSV holds the epochs only). A non-finite
+figure (the loss of a diverged run) is written as ``null``, which keeps the file valid
+JSON, and reads back as nan.
 
 >>> h = History([{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25}])
 >>> h["loss"]
@@ -20,7 +22,7 @@ import json
 import os
 from typing import Any, Iterable, Iterator
 
-from trainwell.fileio import atomic_write_text
+from trainwell.fileio import atomic_write_text, json_text, null_to_nan
 
 
 class History:
@@ -63,9 +65,10 @@ class History:
         return self.records[-1] if self.records else {}
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
-        text = json.dumps(self.records, indent=1)
+        text = json_text(self.records, indent=1)
         if self._series():  # one line per series: thousands of steps stay readable
-            series = ",\n".join(f" {json.dumps(key)}: {json.dumps(values)}" for key, values in self._series().items())
+            series = ",\n".join(f" {json_text(key)}: {json_text(values, indent=None)}"
+                                 for key, values in self._series().items())
             text = f'{{"epochs": {text},\n"steps": {{\n{series}\n}}}}'
         if path is not None:
             atomic_write_text(path, text + "\n")
@@ -77,7 +80,7 @@ class History:
         if not text.lstrip().startswith(("[", "{")):
             with open(text_or_path, encoding="utf-8") as handle:
                 text = handle.read()
-        data = json.loads(text)
+        data = null_to_nan(json.loads(text))  # a non-finite figure was written as null
         if isinstance(data, dict):
             return cls(data.get("epochs", []), data.get("steps"))
         return cls(data)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 import os
 import re
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from trainwell.experiments.registry import CLAIMS, Budget, Entry, Outcome, Target, entries, get_budget, judge
-from trainwell.fileio import atomic_write_text
+from trainwell.fileio import atomic_write_text, json_text
 from trainwell.store import RunStore, store_path
 
 STATUS_MARK = {"pass": "pass", "fail": "FAIL", "not comparable": "n/c", "missing": "not run", "shown": "shown"}
@@ -522,7 +521,7 @@ def _status_class(status: str) -> str:
 
 def _config_text(store: RunStore, report: EntryReport) -> str:
     config = report.runs[0]["config"] if report.runs else report.entry.config
-    return json.dumps(config, indent=1) if config is not None else "(a procedure without a config: see its module)"
+    return json_text(config, indent=1) if config is not None else "(a procedure without a config: see its module)"
 
 
 def html_page(store: RunStore, reports: list[EntryReport], budget: Budget, *,

@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import save_file
 
 from trainwell.errors import TrainwellError
-from trainwell.fileio import atomic_path
+from trainwell.fileio import atomic_path, json_text
 from trainwell.saving import read_safetensors, weights_digest
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def _step_of(path: Path) -> int:
 def save_state(directory: str | os.PathLike, state: dict[str, Any], *, step: int) -> Path:
     """Write ``state`` as ``state-<step>.safetensors`` atomically; keep the newest two."""
     tensors: dict[str, torch.Tensor] = {}
-    text = json.dumps(_flatten(state, tensors, "s"))
+    text = json_text(_flatten(state, tensors, "s"), indent=None)
     path = Path(directory) / f"state-{step:09d}.safetensors"
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"format": STATE_FORMAT, "state": text,
@@ -125,6 +125,21 @@ def read_state(path: str | os.PathLike) -> dict[str, Any]:
     if _digest(tensors, text) != metadata.get("sha256"):
         raise ResumeError(f"{path}: the training state does not match its checksum; the file is corrupted")
     return _unflatten(json.loads(text), tensors)
+
+
+def saved_position(directory: str | os.PathLike) -> dict[str, int] | None:
+    """Where the newest state in ``directory`` stands: ``{"epoch": epochs done, "step": steps done,
+    "target": epochs of the fit}``, read from its metadata alone (to say where a run resumes); None without one."""
+    from safetensors import SafetensorError, safe_open
+
+    for path in state_files(directory):
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                fields = dict(json.loads((handle.metadata() or {})["state"])["__dict__"])
+            return {key: int(fields[key]) for key in ("epoch", "step", "target")}
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError):
+            continue  # unreadable: loading falls back past it too
+    return None
 
 
 def load_latest_state(directory: str | os.PathLike) -> dict[str, Any] | None:

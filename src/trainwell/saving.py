@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from trainwell.errors import ConfigError, ModelFileError
-from trainwell.fileio import atomic_path
+from trainwell.fileio import atomic_path, json_text
 from trainwell.layers import Model, ModelSpec, build_model
 
 FORMAT = "trainwell-model"
@@ -65,8 +65,8 @@ def save_model(model: nn.Module, path: str | os.PathLike, *, info: Mapping[str, 
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "spec": json.dumps(spec.to_dict()),
-        "info": json.dumps(dict(info or {})),
+        "spec": json_text(spec.to_dict(), indent=None),
+        "info": json_text(dict(info or {}), indent=None),
         "sha256": weights_digest(tensors),
     }
     return _write(tensors, path, metadata)

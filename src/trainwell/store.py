@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from trainwell.fileio import json_text, null_to_nan
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -63,15 +65,7 @@ CREATE TABLE IF NOT EXISTS series (
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, default=_plain, allow_nan=True)
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+    return json_text(value, indent=None)  # valid JSON: a non-finite figure is null
 
 
 class RunStore:
@@ -183,7 +177,7 @@ class RunStore:
         phases: dict[str, list[dict[str, Any]]] = {}
         for row in self._db.execute("SELECT phase, epoch, metrics FROM epochs WHERE run_id = ? ORDER BY rowid",
                                     (run_id,)):
-            phases.setdefault(row["phase"], []).append({"epoch": row["epoch"], **json.loads(row["metrics"])})
+            phases.setdefault(row["phase"], []).append({"epoch": row["epoch"], **null_to_nan(json.loads(row["metrics"]))})
         for records in phases.values():
             records.sort(key=lambda r: r["epoch"])
         return phases

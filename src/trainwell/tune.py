@@ -31,7 +31,7 @@ from trainwell.callbacks import Callback
 from trainwell.config import _format_error, _Section, apply_overrides, parse_key, read_config_file, validate_config
 from trainwell.config import set_key as config_set_key
 from trainwell.errors import ConfigError, TrainingDiverged
-from trainwell.fileio import atomic_write_text
+from trainwell.fileio import atomic_write_text, json_text
 
 Number = Union[int, float]
 
@@ -396,8 +396,8 @@ def tune(config: str | Path, *, trials: int | None = None, storage: str | None =
         best_data.pop("output_dir", None)
         best_data["name"] = f"{run_config.name}_best"
         result.best_config = out / "best_config.json"
-        atomic_write_text(result.best_config, json.dumps(best_data, indent=1) + "\n")
-        atomic_write_text(out / "best_trial.json", json.dumps({
+        atomic_write_text(result.best_config, json_text(best_data, indent=1) + "\n")
+        atomic_write_text(out / "best_trial.json", json_text({
             "study": name, "storage": result.storage, "metric": search.metric, "direction": search.goal,
             "number": best.number, "value": best.value, "params": best.params, "user_attrs": best.user_attrs,
             "trials": result.counts}, indent=1) + "\n")

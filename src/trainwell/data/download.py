@@ -22,7 +22,6 @@ import http.client
 import logging
 import os
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from trainwell.data.idx import read_content
 from trainwell.errors import DataError
+from trainwell.fileio import temp_file_beside
 
 __all__ = ["download_file", "ATTEMPTS", "BACKOFF_S", "TIMEOUT_S"]
 
@@ -202,10 +202,9 @@ def download_file(
 def _download_once(url: str, dest: Path, sha256: str | None, timeout_s: float, bar) -> None:
     """One try: fetch into a temporary file next to ``dest``, check it, rename it."""
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        fd, tmp = temp_file_beside(dest, suffix=".part")
     except OSError as exc:
         raise DataError(f"Cannot write into {dest.parent}: {exc.strerror or exc}.") from None
-    tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
             _fetch(url, out, timeout_s, bar, dest.name)

@@ -108,16 +108,18 @@ def ex10_4(context: Context) -> None:
 RESULT = "(exercise, no number)"
 register(Entry("ex10_1", SECTION, "exercise", "MNIST's training set split into 55,000 and 5,000 images; two towers "
                "of 5 x 100 ELU units, concatenated, a 10-unit layer and one logistic output.", ex10_1, book=RESULT,
+               datasets=("mnist",),
                targets=(Target("split_1", 55_000, tolerance=0, budget_free=True),
                         Target("split_2", 5_000, tolerance=0, budget_free=True)), cost=1))
 register(Entry("ex10_2", SECTION, "exercise", "Pairs drawn from split 1: half show the same digit, half different "
-               "ones.", ex10_2, book=RESULT,
+               "ones.", ex10_2, book=RESULT, datasets=("mnist",),
                targets=(Target("same_fraction", 0.5, tolerance=0.01, budget_free=True),), cost=1))
 register(Entry("ex10_3", SECTION, "exercise", "The two-tower network learns whether two images show the same "
-               "digit.", ex10_3, epochs=10, quick_epochs=2, book=RESULT,
+               "digit.", ex10_3, epochs=10, quick_epochs=2, book=RESULT, datasets=("mnist",),
                targets=(Target("val_accuracy", low=0.9, text="(exercise) well above chance (0.5)"),), cost=12))
 register(Entry("ex10_4", SECTION, "exercise", "Tower A, frozen, under a 10-way softmax trained on split 2 "
                "(about 500 images per digit), beside the same network trained from scratch.", ex10_4, epochs=20,
+               datasets=("mnist",),
                quick_epochs=5, needs=("ex10_3",), book=RESULT,
                targets=(Target("test_accuracy", low=0.9, text="(exercise) high despite 500 images per digit"),),
                cost=8))

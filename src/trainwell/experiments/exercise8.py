@@ -99,6 +99,7 @@ def ex8_3(context: Context) -> None:
 
 register(Entry("ex8_3", SECTION, "exercise", "A randomized search with cross-validation over the number of "
                "layers, the learning rate, the width and the batch size, refitted on the best setting.", ex8_3, epochs=5, quick_epochs=1,
+               datasets=("mnist",),
                targets=(Target("best_cv_accuracy", low=0.9, text="(exercise) a good setting scores above 0.9"),),
                book="(exercise, no number)", cost=20,
                notes=("A modest budget: 10 candidates x 3 folds x 5 epochs on 10,000 images (full), "

@@ -113,6 +113,7 @@ class Entry:
     book: str = ""                     # what the book reports, in words
     config: dict[str, Any] | None = None  # the run's config, when a config can say it
     needs: tuple[str, ...] = ()        # entries whose saved models this one reuses (same seed)
+    datasets: tuple[str, ...] = ()     # datasets a procedure loads itself (a config's data.name is known)
     notes: tuple[str, ...] = ()        # known, explained differences from the book
     compare_curves: tuple[str, ...] = ()  # other entries whose learning curves are drawn beside this one's
     cost: float = 5.0                  # rough seconds in the quick budget on one core (for scheduling/ETA)

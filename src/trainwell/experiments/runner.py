@@ -11,9 +11,12 @@ see :mod:`trainwell.resume`).
 
 from __future__ import annotations
 
+import ast
 import copy
 import os
 import shutil
+import sys
+import textwrap
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -155,7 +158,7 @@ def run_config(context: Context, config: dict[str, Any] | None = None, *, phase:
 
     config = budget_config(config if config is not None else context.entry.config, context, epochs=epochs)
     context.note_config(config)
-    run = train_config(validate_config(config, source=context.entry.id), verbose=False,
+    run = train_config(validate_config(config, source=context.entry.id), verbose=False, overwrite=True,
                        callbacks=[context.recorder(phase), *(callbacks or [])])
     context.result(**{k: v for k, v in run.metrics.items() if isinstance(v, (int, float))})
     if "schedule" in config:
@@ -247,6 +250,101 @@ class Task:
     def key(self) -> tuple[str, int]:
         return self.entry.id, self.seed
 
+    @property
+    def name(self) -> str:
+        return f"{self.entry.id} seed {self.seed}"
+
+
+def datasets_needed(entry: Entry) -> set[str]:
+    """The datasets a run of ``entry`` loads: its config's, those its procedure declares, and its needs'."""
+    from trainwell.data import get_spec
+
+    names = set(entry.datasets)
+    if entry.config is not None and (entry.config.get("data") or {}).get("name"):
+        names.add(entry.config["data"]["name"])
+    for need in entry.needs:
+        names |= datasets_needed(get(need))
+    return {get_spec(name).name for name in names}
+
+
+class DatasetCheck:
+    """Each dataset the runs need, loaded once here (in reproduce's own process) before any run needing it starts.
+
+    Found, it is read and checked against its checksums; missing, it is downloaded into the
+    cache, where the runs (and the worker processes) then find it. A dataset that cannot be
+    had is remembered for the rest of the invocation: the first run needing it fails with the
+    whole message (where trainwell looked, how to get it), every later one at once with a
+    short reference to that run, so one invocation never tries a download twice.
+    """
+
+    def __init__(self) -> None:
+        self.available: set[str] = set()
+        self.missing: dict[str, str] = {}  # dataset -> the run that failed with its message
+
+    def problem(self, task: Task) -> str | None:
+        """Why ``task`` cannot run for want of a dataset, or None when every dataset it needs is here."""
+        from trainwell.data import datasets as loading
+        from trainwell.errors import DataError
+
+        for name in sorted(datasets_needed(task.entry)):
+            if name in self.missing:
+                return f"not run: dataset {name!r} is not available (the failure of {self.missing[name]} says why)"
+            if name in self.available:
+                continue
+            try:
+                loading.load(name)
+            except DataError as error:
+                self.missing[name] = task.name
+                return f"DataError: {error}"
+            self.available.add(name)
+        return None
+
+
+def first_line(text: str | None) -> str:
+    """The first line of an error text ("" for none)."""
+    return (text or "").strip().split("\n", 1)[0]
+
+
+def error_message(text: str) -> str:
+    """A recorded error without its traceback: what the user reads to fix it."""
+    return text.split("\nTraceback (most recent call last):", 1)[0].strip()
+
+
+def unguarded_main_call() -> str | None:
+    """``"<script>, line <n>"`` when this call comes from the top level of the main script outside an
+    ``if __name__ == "__main__":`` block, else None.
+
+    Worker processes (multiprocessing's spawn) import the main script again before they start;
+    from such a call they would run the script's calls again and die, so reproduce runs in-process.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or getattr(getattr(main, "__spec__", None), "name", "").endswith("__main__"):
+        return None  # python -c, the REPL, a notebook, python -m package: the script is not imported again
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals is vars(main)):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    line = frame.f_lineno
+    if any(isinstance(node, ast.If) and _is_main_guard(node.test) and node.lineno <= line <= node.end_lineno
+           for node in tree.body):
+        return None
+    return f"{path}, line {line}"
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    """Whether ``test`` is ``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    return (any(isinstance(side, ast.Name) and side.id == "__name__" for side in sides)
+            and any(isinstance(side, ast.Constant) and side.value == "__main__" for side in sides))
+
 
 def plan(selected: list[str], *, seeds: int, budget: Budget) -> list[Task]:
     """The (entry, seed) runs of a reproduce, seed by seed: ``seeds`` each, and in the full
@@ -270,7 +368,9 @@ def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int
               status_every: float = 15.0) -> dict[str, Any]:
     """Run the catalog (or ``ids`` and what they need) for ``seeds`` seeds under ``budget``; write the report.
 
-    Returns ``{"finished": n, "failed": n, "skipped": n, "elapsed_s": s, "report": path}``.
+    Returns ``{"runs": n, "finished": n, "failed": n, "skipped": n, "elapsed_s": s, "report": path,
+    "first_error": text}``: ``first_error`` is the message of this invocation's first failed run
+    (None when none failed), also echoed once at the end; ``trainwell reproduce`` then exits 1.
     """
     from trainwell.experiments.registry import ids as all_ids
 
@@ -286,7 +386,15 @@ def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int
     done = {t.key for t in tasks if store.is_finished(t.entry.id, t.seed, budget_.name)}
     pending = [t for t in tasks if t.key not in done]
     failed: set[tuple[str, int]] = set()
+    failures: list[tuple[Task, str]] = []  # in the order they happened
+    datasets = DatasetCheck()
     jobs = max(1, min(jobs or (os.cpu_count() or 1), len(pending) or 1))
+    unguarded = unguarded_main_call() if jobs > 1 else None
+    if unguarded is not None:
+        echo(f"note: {unguarded} calls reproduce outside `if __name__ == \"__main__\":`, where worker processes "
+             "cannot start (each imports the script again), so the runs go one at a time in this process; "
+             "put the call under that guard to run them in parallel")
+        jobs = 1
     more = sorted({(t.entry.id, sum(u.entry.id == t.entry.id for u in tasks)) for t in tasks if t.seed >= BOOK_SEED + seeds})
     more_text = f" ({', '.join(f'{entry_id}: {n} seeds' for entry_id, n in more)})" if more else ""
     echo(f"trainwell reproduce: {len(selected)} entries x {seeds} seed(s){more_text}, budget {budget_.name}, "
@@ -305,28 +413,35 @@ def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int
     def ready(task: Task) -> bool:
         return all((need, task.seed) in done for need in task.entry.needs)
 
-    def blocked(task: Task) -> str | None:
+    def unrunnable(task: Task) -> str | None:
         for need in task.entry.needs:
             if (need, task.seed) in failed:
-                return need
-        return None
+                return f"not run: it needs {need}, which failed"
+        return datasets.problem(task)
 
-    def finished_line(task: Task, status: str, took: float) -> None:
+    def finished_line(task: Task, status: str, took: float, error: str | None = None) -> None:
         spent["cost"] += task.entry.cost
-        (done if status == "finished" else failed).add(task.key)
-        row = store.run(task.entry.id, task.seed, budget_.name) or {}
-        note = "" if status == "finished" else " FAILED: " + (row.get("error") or "").splitlines()[0][:200]
-        echo(f"[{len(done) + len(failed)}/{len(tasks)}] {task.entry.id} seed {task.seed}: {status} in "
+        note = ""
+        if status == "finished":
+            done.add(task.key)
+        else:
+            failed.add(task.key)
+            if error is None:
+                error = (store.run(task.entry.id, task.seed, budget_.name) or {}).get("error")
+            error = error or "failed without an error message"
+            failures.append((task, error))
+            note = " FAILED: " + first_line(error)[:200]
+        echo(f"[{len(done) + len(failed)}/{len(tasks)}] {task.name}: {status} in "
              f"{_fmt(took)}{note} | {_fmt(time.monotonic() - started)} elapsed, {eta()}")
 
     def skip_blocked() -> None:
         for task in list(pending):
-            need = blocked(task)
-            if need is not None:
+            reason = unrunnable(task)
+            if reason is not None:
                 pending.remove(task)
                 run_id = store.start_run(task.entry.id, task.seed, budget_.name, config=task.entry.config)
-                store.fail(run_id, f"not run: it needs {need}, which failed")
-                finished_line(task, "failed", 0.0)
+                store.fail(run_id, reason)
+                finished_line(task, "failed", 0.0, reason)
 
     def show_active(active: dict[tuple[str, int], float]) -> None:
         for (entry_id, seed), since in active.items():
@@ -347,7 +462,7 @@ def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int
                 if task is None:
                     break
                 pending.remove(task)
-                echo(f"  start {task.entry.id} seed {task.seed}")
+                echo(f"  start {task.name}")
                 began = time.monotonic()
                 status = run_one(out, task.entry.id, task.seed, budget_.name)
                 finished_line(task, status, time.monotonic() - began)
@@ -360,17 +475,21 @@ def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int
     finally:
         store.close()
     elapsed = time.monotonic() - started
-    summary = {"finished": len(done), "failed": len(failed), "skipped": len(pending), "elapsed_s": elapsed,
-               "report": None, "interrupted": interrupted}
+    summary = {"runs": len(tasks), "finished": len(done), "failed": len(failed), "skipped": len(pending),
+               "elapsed_s": elapsed, "report": None, "interrupted": interrupted,
+               "first_error": error_message(failures[0][1]) if failures else None}
     if interrupted:
         raise KeyboardInterrupt
     if report:
         from trainwell.report import write_report
 
-        html, markdown = write_report(out)
-        summary["report"] = html
-        echo(f"done in {_fmt(elapsed)}: {len(done)} finished, {len(failed)} failed")
-        echo(f"report: {html}")
+        summary["report"], markdown = write_report(out)
+    echo(f"done in {_fmt(elapsed)}: {len(done)} finished, {len(failed)} failed")
+    if failures:
+        echo(f"the first failure, {failures[0][0].name}:")
+        echo(textwrap.indent(summary["first_error"], "  "))
+    if report:
+        echo(f"report: {summary['report']}")
         echo(f"summary: {markdown}")
     return summary
 
@@ -379,6 +498,7 @@ def _run_parallel(out: Path, budget: str, pending: list[Task], jobs: int, ready,
                   show_active, echo, status_every: float) -> None:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("spawn")  # torch and fork do not mix
     active: dict[Any, tuple[Task, float]] = {}
@@ -392,29 +512,45 @@ def _run_parallel(out: Path, budget: str, pending: list[Task], jobs: int, ready,
                     if len(active) >= jobs:
                         break
                     pending.remove(task)
-                    echo(f"  start {task.entry.id} seed {task.seed}")
-                    active[pool.submit(run_one, str(out), task.entry.id, task.seed, budget)] = (task, time.monotonic())
+                    echo(f"  start {task.name}")
+                    try:
+                        active[pool.submit(run_one, str(out), task.entry.id, task.seed, budget)] = (task, time.monotonic())
+                    except BrokenProcessPool as error:  # an earlier worker died: no new one starts
+                        finished_line(task, "failed", 0.0, _record_worker_death(out, task, budget, error))
                 if not active:
                     break
                 finished, _ = wait(list(active), timeout=2.0, return_when=FIRST_COMPLETED)
                 for future in finished:
                     task, began = active.pop(future)
                     try:
-                        status = future.result()
-                    except Exception as error:  # the worker process died
-                        store = RunStore(store_path(out))
-                        row = store.run(task.entry.id, task.seed, budget)
-                        if row is not None and row["status"] != "finished":
-                            store.fail(row["id"], f"worker died: {error}")
-                        store.close()
-                        status = "failed"
-                    finished_line(task, status, time.monotonic() - began)
+                        status, error = future.result(), None
+                    except Exception as died:  # the worker process died
+                        status, error = "failed", _record_worker_death(out, task, budget, died)
+                    finished_line(task, status, time.monotonic() - began, error)
                 if time.monotonic() - last_status >= status_every and active:
                     last_status = time.monotonic()
                     show_active({t.key: began for t, began in active.values()})
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+def _record_worker_death(out: Path, task: Task, budget: str, error: BaseException) -> str:
+    """Record in the store that ``task``'s worker process died (also when it died before it could start the run).
+
+    Returns the message: the error, and the usual cause of workers that die at once.
+    """
+    message = (f"the worker process died: {type(error).__name__}: {error or 'no message'}\n"
+               "Worker processes import the main script again when they start: a script that calls "
+               "trainwell.experiments.reproduce outside `if __name__ == \"__main__\":` (or one that ends its "
+               "process on import) stops them; the process's own error, above, says more.")
+    with RunStore(store_path(out)) as store:
+        row = store.run(task.entry.id, task.seed, budget)
+        if row is None or row["status"] != "finished":
+            run_id = row["id"] if row is not None else store.start_run(task.entry.id, task.seed, budget,
+                                                                       config=task.entry.config)
+            store.fail(run_id, message)
+    return message
 
 
 def run_in_process(entry_id: str, *, budget: str = "smoke", seed: int = BOOK_SEED,
