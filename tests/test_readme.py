@@ -60,3 +60,67 @@ def test_build_model_with_a_seed_leaves_the_global_stream_alone():
     assert torch.equal(a.dense_1.weight, b.dense_1.weight)
     assert not torch.equal(a.dense_1.weight, c.dense_1.weight)
     assert np.isfinite(a.dense_1.weight.detach().numpy()).all()
+
+
+# ------------------------------------------------------------------ every Python block of the README runs
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: What the test shrinks so that the suite stays fast: each (README text, replacement) must
+#: occur in the README exactly once, so a block that changes fails here until this table says
+#: how to run it. Everything else runs exactly as written.
+SHRINK = [
+    ("validation_split(scale_unit(data.x_train, 255), data.y_train, 5000)",
+     "validation_split(scale_unit(data.x_train[:8000], 255), data.y_train[:8000], 5000)"),
+    ("epochs=100, validation_data=(x_valid, y_valid))", "epochs=2, validation_data=(x_valid, y_valid))"),
+    ('budget="full", seeds=3, out="runs/bn")', 'budget="smoke", seeds=1, out="runs/bn")'),
+    ("TrainwellClassifier(epochs=10)", "TrainwellClassifier(epochs=1)"),
+    ("}, n_iter=20, cv=3).fit(x_train, y_train)", "}, n_iter=2, cv=2).fit(x_train[:3000], y_train[:3000])"),
+    ("trainer.fit(x_train, y_train, epochs=5)", "trainer.fit(x_train, y_train, epochs=1)"),
+]
+
+#: Blocks that start processes of their own run as a script each, as a user would save them.
+ON_THEIR_OWN = ("experiments.reproduce(",)
+
+
+def python_blocks(text: str) -> list[tuple[int, str]]:
+    """The README's ```python blocks: (line number, code)."""
+    return [(text[:match.start()].count("\n") + 2, match.group(1))
+            for match in re.finditer(r"^```python\n(.*?)^```", text, flags=re.S | re.M)]
+
+
+def test_the_readme_has_python_blocks_and_every_shrink_applies():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(python_blocks(text)) >= 8
+    for old, _ in SHRINK:
+        assert text.count(old) == 1, f"the README no longer has {old!r} exactly once: update SHRINK"
+
+
+@pytest.mark.skipif(not os.environ.get("TRAINWELL_DATA"), reason="TRAINWELL_DATA is not set; the README uses Fashion-MNIST")
+def test_every_python_block_of_the_readme_runs(tmp_path):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    for old, new in SHRINK:
+        text = text.replace(old, new)
+    blocks = python_blocks(text)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MPLBACKEND": "Agg"}
+    (tmp_path / "examples").symlink_to(ROOT / "examples")  # the README's paths are from the project's root
+    # The transfer block reuses model A, which the README trains first with `trainwell train`.
+    subprocess.run([sys.executable, "-m", "trainwell.cli", "train", str(ROOT / "examples/transfer_model_a.toml"),
+                    "-q", "--epochs", "1", "--set", "data.train_size=2000", "-o", "runs/transfer_model_a"], cwd=tmp_path, env=env, check=True,
+                   capture_output=True)
+    together = [f"# README line {line}\n{code}" for line, code in blocks if not any(s in code for s in ON_THEIR_OWN)]
+    alone = [(line, code) for line, code in blocks if any(s in code for s in ON_THEIR_OWN)]
+    scripts = [("readme_blocks.py", "\n".join(together))] + [(f"readme_line_{line}.py", code) for line, code in alone]
+    for name, code in scripts:
+        (tmp_path / name).write_text(code, encoding="utf-8")
+        done = subprocess.run([sys.executable, name], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=900)
+        assert done.returncode == 0, f"{name}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
