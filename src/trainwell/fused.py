@@ -20,20 +20,29 @@ backward passes fit in a few ops per layer. This module writes them out:
 
 The results equal the standard step's within floating-point rounding (tests pin whole
 Histories). :func:`fused_step` says whether a trainer's model and settings qualify and
-returns ``None`` otherwise; the trainer then runs its standard autograd step. It also
-steps aside on any step where hooks are attached to the model (trainwell's Diagnostics
-attaches them on its recorded steps), because hooks expect autograd. ``Trainer(fused=False)``
-or ``[train] fused = false`` turns it off.
+returns ``None`` otherwise; the trainer then runs its standard autograd step.
+
+Decided per step, too: the trainer runs the autograd step on any step where a callback
+asks for it (:meth:`~trainwell.callbacks.Callback.needs_autograd`, as trainwell's
+Diagnostics does on its recorded steps), or where a hook the fused step cannot honour is
+attached (a module's forward, forward-pre, backward or backward-pre hook, the global ones,
+a gradient or post-accumulate-grad hook on a parameter, and, with the update folded, an
+optimizer step hook). :func:`why_not_fused` names what stands in the way.
+
+``Trainer(fused=False)`` or ``[train] fused = false`` turns the fused step off.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils import parametrize
+from torch.optim import optimizer as _optimizer_module
 
 from trainwell.activations import activation_name
 from trainwell.modules import ActivatedLinear, BatchNorm
@@ -92,9 +101,9 @@ class _Activation:
 
     def __init__(self, module: nn.Module):
         self.in_place = False
-        name, forward, self._backward = _ACTIVATIONS[type(module)]
-        self.argument = float(module.negative_slope) if name == "leaky_relu" else (
-            float(module.alpha) if name == "elu" else None)
+        self.name, forward, self._backward = _ACTIVATIONS[type(module)]
+        self.argument = float(module.negative_slope) if self.name == "leaky_relu" else (
+            float(module.alpha) if self.name == "elu" else None)
         self._forward = forward if self.argument is None else (lambda z: forward(z, self.argument))
 
     def params(self) -> list[torch.Tensor]:
@@ -258,7 +267,7 @@ class FusedStep:
     """
 
     def __init__(self, stages: list[Any], modules: list[nn.Module], optimizer: torch.optim.Optimizer, *,
-                 fold_updates: bool = True):
+                 fold_updates: bool = True, names: dict[int, str] | None = None):
         self.stages = stages
         self.modules = modules
         self.params = [p for stage in stages for p in stage.params()]
@@ -266,18 +275,26 @@ class FusedStep:
         self.gradients = _Gradients(folded=fold_updates and _foldable(optimizer))
         # Below the lowest stage with parameters, no gradient is needed.
         self.lowest = min(i for i, stage in enumerate(stages) if stage.params())
+        names = names or {}
+        self._named_modules = [(names.get(id(m), type(m).__name__), m) for m in modules]
+        self._named_params = [(names.get(id(p), "a parameter"), p) for p in self.params]
+        # Every hook registry it watches, read on each step: hooks are added to and removed from these
+        # dictionaries in place, so one pass of truth tests finds any (a parameter's are read anew each step).
+        self._registries = [getattr(m, attribute) for m in modules for attribute, _ in _MODULE_HOOKS]
+        self._registries += [getattr(nn.modules.module, attribute) for attribute, _ in _GLOBAL_HOOKS]
+        if self.gradients.folded:
+            self._registries += _optimizer_hooks(optimizer)
 
     @property
     def applies_update(self) -> bool:
         return self.gradients.folded
 
-    def hooked(self) -> bool:
-        """Whether hooks are attached now (then the trainer runs its standard step instead)."""
-        return (any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
-                    for m in self.modules)
-                or any(p._backward_hooks for p in self.params)
-                or bool(nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks
-                        or nn.modules.module._global_backward_hooks))
+    def obstacle(self) -> str | None:
+        """The hook attached now that this step cannot honour, named (the trainer then runs autograd's step)."""
+        if not (any(self._registries) or any(map(_gradient_hooks, self.params))
+                or any(map(_accumulate_hooks, self.params))):
+            return None  # the common case, in C: a few tens of microseconds on a 100-layer model
+        return _hook_obstacle(self._named_modules, self._named_params, self.optimizer, self.gradients.folded)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -310,6 +327,8 @@ def _stages(model: nn.Module) -> tuple[list[Any], list[nn.Module]] | str:
     for index, child in enumerate(children):
         last = index == len(children) - 1
         modules.append(child)
+        if parametrize.is_parametrized(child):
+            return f"a parametrized layer ({type(child).__name__}, e.g. weight_norm): its weights are computed"
         if isinstance(child, nn.Flatten):
             if child.start_dim != 1 or child.end_dim != -1:
                 return "a Flatten other than Flatten(1, -1)"
@@ -357,22 +376,39 @@ def _activation_stage(module: nn.Module, last: bool) -> _Activation | None | str
     return _Activation(module)
 
 
-def why_not_fused(trainer: Any, forward: nn.Module) -> str | None:
-    """Why ``trainer`` cannot use the fused step with ``forward`` (its logits module), or None."""
+def why_not_fused(trainer: Any, forward: nn.Module | None = None) -> str | None:
+    """Why ``trainer``'s fit cannot take the fused step now, or None when it can.
+
+    Names the first obstacle: a setting or layer it does not cover, a hook attached now
+    that it cannot honour (``"a post-accumulate-grad hook on dense_1.weight"``).
+    ``forward`` (the logits module) defaults to the trainer's own.
+    """
     plan = _plan(trainer, forward)
-    return plan if isinstance(plan, str) else None
+    if isinstance(plan, str):
+        return plan
+    stages, modules, names = plan
+    step = FusedStep(stages, modules, trainer.optimizer, fold_updates=not trainer.clip, names=names)
+    return step.obstacle()
 
 
-def _plan(trainer: Any, forward: nn.Module) -> tuple[list[Any], list[nn.Module]] | str:
-    """The stages and modules of ``trainer``'s model when the fused step can train it, else why not."""
+def _plan(trainer: Any, forward: nn.Module | None) -> tuple[list[Any], list[nn.Module], dict[int, str]] | str:
+    """The stages, modules and their names of ``trainer``'s model when the fused step can train it, else why not."""
+    from trainwell import distributed
     from trainwell.losses import LOSSES
+    from trainwell.regularization import kernel_penalties
 
+    if not getattr(trainer, "fused", True):
+        return "the trainer was made with fused=False"
     if trainer.loss is not LOSSES["sparse_categorical_crossentropy"]:
         return f"the loss is {trainer.loss.name}"
     if trainer.skip_nonfinite:
         return "skipping non-finite batches"
-    if forward is not trainer.forward_logits:
+    if forward is not None and forward is not trainer.forward_logits:
         return "the inputs are cached features"
+    if kernel_penalties(trainer.model):
+        return "l1/l2 penalties (their gradients come from autograd)"
+    if distributed.current() is not None:
+        return "a data-parallel run"
     stages = _stages(trainer.model)
     if isinstance(stages, str):
         return stages
@@ -385,10 +421,13 @@ def _plan(trainer: Any, forward: nn.Module) -> tuple[list[Any], list[nn.Module]]
         return "the optimizer does not train exactly the model's parameters"
     if any(p.dtype != torch.float32 for p in params):
         return "parameters other than float32"
-    return stages
+    names = {id(m): name or "the model" for name, m in trainer.model.named_modules()}
+    names.update((id(p), name) for name, p in trainer.model.named_parameters())
+    return (*stages, names)
 
 
-def fused_step(trainer: Any, forward: nn.Module, *, penalties: Any = None, sharding: Any = None) -> FusedStep | None:
+def fused_step(trainer: Any, forward: nn.Module | None = None, *, penalties: Any = None,
+               sharding: Any = None) -> FusedStep | None:
     """A :class:`FusedStep` for ``trainer`` when its model and settings qualify, else None.
 
     l1/l2 penalties and data-parallel runs take the standard step (their gradients come
@@ -399,5 +438,48 @@ def fused_step(trainer: Any, forward: nn.Module, *, penalties: Any = None, shard
     plan = _plan(trainer, forward)
     if isinstance(plan, str):
         return None
-    stages, modules = plan
-    return FusedStep(stages, modules, trainer.optimizer, fold_updates=not trainer.clip)
+    stages, modules, names = plan
+    return FusedStep(stages, modules, trainer.optimizer, fold_updates=not trainer.clip, names=names)
+
+
+# ----------------------------------------------------------------- hooks it cannot honour
+
+_MODULE_HOOKS = (("_forward_pre_hooks", "a forward pre-hook"), ("_forward_hooks", "a forward hook"),
+                 ("_backward_pre_hooks", "a backward pre-hook"), ("_backward_hooks", "a backward hook"))
+_PARAMETER_HOOKS = (("_backward_hooks", "a gradient hook"),
+                    ("_post_accumulate_grad_hooks", "a post-accumulate-grad hook"))
+_GLOBAL_HOOKS = (("_global_forward_pre_hooks", "a global forward pre-hook"),
+                 ("_global_forward_hooks", "a global forward hook"),
+                 ("_global_backward_pre_hooks", "a global backward pre-hook"),
+                 ("_global_backward_hooks", "a global backward hook"))
+
+
+_gradient_hooks, _accumulate_hooks = attrgetter("_backward_hooks"), attrgetter("_post_accumulate_grad_hooks")
+
+
+def _optimizer_hooks(optimizer: torch.optim.Optimizer) -> list[dict]:
+    """The registries of hooks around ``optimizer.step()``, which a folded update never calls."""
+    return [optimizer._optimizer_step_pre_hooks, optimizer._optimizer_step_post_hooks,
+            _optimizer_module._global_optimizer_pre_hooks, _optimizer_module._global_optimizer_post_hooks]
+
+
+def _hook_obstacle(modules: list[tuple[str, nn.Module]], params: list[tuple[str, torch.Tensor]],
+                   optimizer: torch.optim.Optimizer, folded: bool) -> str | None:
+    """The first hook attached now that the fused step would not run, named; None when there is none.
+
+    Asked on every step, so the common case (no hook anywhere) is a few attribute reads
+    per module and parameter.
+    """
+    for name, module in modules:
+        if module._forward_pre_hooks or module._forward_hooks or module._backward_pre_hooks or module._backward_hooks:
+            return next(f"{kind} on {name}" for attribute, kind in _MODULE_HOOKS if getattr(module, attribute))
+    for name, param in params:
+        if param._backward_hooks or param._post_accumulate_grad_hooks:
+            return next(f"{kind} on {name}" for attribute, kind in _PARAMETER_HOOKS if getattr(param, attribute))
+    registry = nn.modules.module
+    for attribute, kind in _GLOBAL_HOOKS:
+        if getattr(registry, attribute):
+            return kind
+    if folded and any(_optimizer_hooks(optimizer)):
+        return "an optimizer step hook (with plain SGD the fused step folds the update and calls no optimizer.step())"
+    return None

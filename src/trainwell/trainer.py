@@ -91,6 +91,7 @@ class _FitSetup:
     callbacks: list[Callback]
     batch_begin: list[Callback]  # only those that override the hook: the rest cost nothing per step
     batch_end: list[Callback]
+    autograd_askers: list[Callback]  # those that override needs_autograd: asked on each step the fused step could take
     lr_schedule: Schedule | None
     momentum_schedule: Schedule | None
     set_momentum: Any
@@ -353,6 +354,7 @@ class Trainer:
             target=target, callbacks=callbacks,
             batch_begin=[c for c in callbacks if overrides(c, "on_batch_begin")],
             batch_end=[c for c in callbacks if overrides(c, "on_batch_end")],
+            autograd_askers=[c for c in callbacks if overrides(c, "needs_autograd")],
             lr_schedule=lr_schedule, momentum_schedule=momentum_schedule, set_momentum=set_momentum,
             params=params, penalties=penalties, constraints=constraints, fused=fused,
             resume_dir=resume_dir, save_every_steps=save_every_steps)
@@ -437,7 +439,7 @@ class Trainer:
 
     def _train_step(self, run: _FitSetup, xb: torch.Tensor, yb: torch.Tensor, weight: float):
         """One optimizer step on a batch: (logits, loss, penalty), or None when a non-finite loss is skipped."""
-        if run.fused is not None and not run.fused.hooked():  # trainwell.fused: no autograd
+        if self._takes_fused_step(run):  # trainwell.fused: no autograd
             logits, loss = run.fused(xb, yb)
             if not run.fused.applies_update:  # the gradients are in .grad
                 self._update(run)
@@ -457,6 +459,16 @@ class Trainer:
         (loss if weight == 1.0 else loss * weight).backward()
         self._update(run)
         return logits, loss, penalty
+
+    def _takes_fused_step(self, run: _FitSetup) -> bool:
+        """Whether this step runs the fused step: it applies, no callback asks for autograd, no hook is in the way.
+
+        Every callback that overrides ``needs_autograd`` is asked, each step.
+        """
+        if run.fused is None:
+            return False
+        asked = [callback.needs_autograd(self, self.step) for callback in run.autograd_askers]
+        return not any(asked) and run.fused.obstacle() is None
 
     def _update(self, run: _FitSetup) -> None:
         """Clip the gradients, step the optimizer, apply the max-norm constraints."""
