@@ -225,3 +225,7 @@ def test_bad_callback_config_names_the_key(section, message):
     with pytest.raises(ConfigError) as error:
         validate_config(data, source="c.toml")
     assert message in str(error.value)
+
+
+def test_a_callback_asks_for_no_autograd_step_by_default():
+    assert Callback().needs_autograd(None, 0) is False

@@ -130,3 +130,18 @@ def test_recording_round_trips_through_json(tmp_path):
 def test_bad_every_is_a_config_error():
     with pytest.raises(tw.ConfigError, match="diagnostics.every"):
         Diagnostics(every=0)
+
+
+def test_recorded_steps_ask_for_the_autograd_step_and_only_they():
+    """Diagnostics says through the Callback API which steps need autograd, rather than being found by its hooks."""
+    recorder = Diagnostics(every=3)
+    asked = []
+
+    class Spy(Callback):
+        def on_batch_begin(self, trainer, step):  # after Diagnostics' own on_batch_begin
+            asked.append(recorder.needs_autograd(trainer, step))
+
+    x, y = data()
+    trainer = tw.Trainer(small_model(), optimizer={"name": "sgd", "lr": 0.1}, callbacks=[recorder, Spy()], seed=0)
+    trainer.fit(x, y, epochs=1, batch_size=8, verbose=False, shuffle=False)
+    assert asked == [step % 3 == 0 for step in range(8)]

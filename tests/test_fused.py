@@ -3,6 +3,7 @@
 import pytest
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import trainwell as tw
 from trainwell.config import load_config
@@ -143,10 +144,13 @@ def test_penalties_frozen_layers_and_the_switch_turn_it_off():
     model = tw.build_model([tw.Flatten(), tw.Dense(8, activation="relu", kernel_regularizer=l2(0.01)),
                             tw.Dense(4, activation="softmax")], input_shape=(8, 8))
     trainer = tw.Trainer(model, optimizer="sgd")
-    assert why_not_fused(trainer, trainer.forward_logits) is None
-    assert fused_step(trainer, trainer.forward_logits) is not None
+    assert "l1/l2 penalties" in why_not_fused(trainer)
+    assert fused_step(trainer, trainer.forward_logits) is None
+    model[1].kernel_regularizer = None
+    assert why_not_fused(trainer) is None and fused_step(trainer) is not None
     assert fused_step(trainer, trainer.forward_logits, penalties=[object()]) is None
-    assert tw.Trainer(model, optimizer="sgd", fused=False).fused is False
+    switched_off = tw.Trainer(model, optimizer="sgd", fused=False)
+    assert switched_off.fused is False and "fused=False" in why_not_fused(switched_off)
     model[1].weight.requires_grad_(False)
     frozen = tw.Trainer(model, optimizer="sgd")
     assert "frozen" in why_not_fused(frozen, frozen.forward_logits)
@@ -174,3 +178,185 @@ def test_fused_step_on_cuda_matches_the_standard_step(images):
     fused = fit(images, layers, optimizer, fused=True, device="cuda")
     standard = fit(images, layers, optimizer, fused=False, device="cuda")
     assert_same_run(fused, standard)
+
+
+# ----------------------------------------------------------------- hooks: each kind is honoured
+
+
+def _module_hook(register):
+    def attach(model, trainer, calls):
+        return register(model.dense_1, calls)
+    return attach
+
+
+HOOKS = {
+    "forward hook": (_module_hook(lambda m, calls: m.register_forward_hook(lambda *a: calls.append(1))),
+                     "a forward hook on dense_1"),
+    "forward pre-hook": (_module_hook(lambda m, calls: m.register_forward_pre_hook(lambda *a: calls.append(1))),
+                         "a forward pre-hook on dense_1"),
+    "full backward hook": (_module_hook(lambda m, calls: m.register_full_backward_hook(lambda *a: calls.append(1))),
+                           "a backward hook on dense_1"),
+    "backward pre-hook": (_module_hook(lambda m, calls: m.register_full_backward_pre_hook(
+        lambda *a: calls.append(1))), "a backward pre-hook on dense_1"),
+    "activation's forward hook": (lambda model, trainer, calls: model.dense_2.activation.register_forward_hook(
+        lambda *a: calls.append(1)), "a forward hook on dense_2.activation"),
+    "gradient hook": (lambda model, trainer, calls: model.dense_1.weight.register_hook(lambda g: calls.append(1)),
+                      "a gradient hook on dense_1.weight"),
+    "post-accumulate-grad hook": (lambda model, trainer, calls: model.dense_2.bias.register_post_accumulate_grad_hook(
+        lambda p: calls.append(1)), "a post-accumulate-grad hook on dense_2.bias"),
+    "global forward hook": (lambda model, trainer, calls: nn.modules.module.register_module_forward_hook(
+        lambda *a: calls.append(1)), "a global forward hook"),
+    "global forward pre-hook": (lambda model, trainer, calls: nn.modules.module.register_module_forward_pre_hook(
+        lambda *a: calls.append(1)), "a global forward pre-hook"),
+    "global backward hook": (lambda model, trainer, calls: nn.modules.module.register_module_full_backward_hook(
+        lambda *a: calls.append(1)), "a global backward hook"),
+    "global backward pre-hook": (lambda model, trainer, calls: nn.modules.module.register_module_full_backward_pre_hook(
+        lambda *a: calls.append(1)), "a global backward pre-hook"),
+    "optimizer step hook": (lambda model, trainer, calls: trainer.optimizer.register_step_post_hook(
+        lambda *a: calls.append(1)), "an optimizer step hook"),
+    "global optimizer step hook": (lambda model, trainer, calls: register_optimizer_step_pre_hook(
+        lambda *a: calls.append(1)), "an optimizer step hook"),
+}
+
+
+def _hooked_run(images, hook, fused):
+    x, y, _, _ = images
+    tw.seed_everything(0)
+    model = tw.build_model(CASES["leaky_relu, SGD"][0], input_shape=(8, 8))
+    trainer = tw.Trainer(model, optimizer={"name": "sgd", "lr": 0.05}, seed=0, fused=fused)
+    calls = []
+    handle = HOOKS[hook][0](model, trainer, calls)
+    try:
+        reason = why_not_fused(trainer)
+        history = trainer.fit(x[:128], y[:128], epochs=1, batch_size=32, verbose=False)
+    finally:
+        handle.remove()
+    return len(calls), reason, history, why_not_fused(trainer)
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_kind_fires_on_the_default_path_and_is_named(images, hook):
+    calls, reason, history, after = _hooked_run(images, hook, fused=True)
+    standard_calls, _, standard, _ = _hooked_run(images, hook, fused=False)
+    assert calls == standard_calls > 0
+    assert HOOKS[hook][1] in reason
+    assert after is None  # the hook is removed: nothing stands in the way any more
+    assert history["loss"] == pytest.approx(standard["loss"], rel=1e-5)
+
+
+def test_why_not_fused_takes_the_trainer_alone():
+    model = tw.build_model(CASES["leaky_relu, SGD"][0], input_shape=(8, 8))
+    trainer = tw.Trainer(model, optimizer="sgd")
+    assert why_not_fused(trainer) is None
+    assert "binary" in why_not_fused(tw.Trainer(tw.build_model([tw.Flatten(), tw.Dense(1, activation="sigmoid")],
+                                                               input_shape=(8, 8)), loss="binary_crossentropy"))
+
+
+class AsksForAutograd(tw.Callback):
+    def __init__(self, steps):
+        self.steps, self.asked = set(steps), []
+
+    def needs_autograd(self, trainer, step):
+        self.asked.append(step)
+        return step in self.steps
+
+
+@pytest.mark.parametrize("case", ["leaky_relu, SGD", "bn_after, SGD with momentum"])
+def test_a_callback_gets_the_autograd_step_exactly_where_it_asks(images, case, monkeypatch):
+    from trainwell import fused as fused_module
+
+    fused_steps = []
+    trainers = []
+    original = fused_module.FusedStep.__call__
+
+    def spy(self, x, y):
+        if self.params[0] is next(trainers[-1].model.parameters()):  # the trainer's step, not the probe's
+            fused_steps.append(trainers[-1].step)
+        return original(self, x, y)
+
+    monkeypatch.setattr(fused_module.FusedStep, "__call__", spy)
+    layers, optimizer = CASES[case]
+    asker = AsksForAutograd({0, 3, 7, 19, 20})
+    x, y, x_val, y_val = images
+    tw.seed_everything(0)
+    model = tw.build_model(layers, input_shape=(8, 8))
+    trainers.append(tw.Trainer(model, optimizer=optimizer, seed=0, callbacks=[asker]))
+    history = trainers[-1].fit(x, y, epochs=2, batch_size=32, validation_data=(x_val, y_val), verbose=False)
+    steps = 2 * 640 // 32
+    assert asker.asked == list(range(steps))
+    assert fused_steps == [s for s in range(steps) if s not in asker.steps]
+    standard = fit(images, layers, optimizer, fused=False, epochs=2)
+    assert_same_run((history, model, trainers[-1]), standard)
+
+
+# ----------------------------------------------------------------- the probe against autograd
+
+
+class _Kernels:
+    """torch.ops.aten with one kernel replaced."""
+
+    def __init__(self, name, replacement):
+        self.name, self.replacement = name, replacement
+
+    def __getattr__(self, name):
+        return self.replacement if name == self.name else getattr(torch.ops.aten, name)
+
+
+def _broken(*args, **kwargs):
+    raise RuntimeError("threshold_backward() got an unexpected keyword argument")
+
+
+@pytest.mark.parametrize("replacement, reason", [
+    (_broken, "raised RuntimeError"),
+    (lambda g, y, threshold: torch.ops.aten.threshold_backward(g, y, threshold) * 1.01, "disagrees with autograd"),
+])
+def test_a_kernel_that_breaks_makes_the_fused_step_step_aside_with_a_warning(images, monkeypatch, replacement, reason):
+    from trainwell import fused as fused_module
+
+    monkeypatch.setattr(fused_module, "_PROBES", {})
+    monkeypatch.setattr(fused_module, "aten", _Kernels("threshold_backward", replacement))
+    layers = [tw.Flatten(), tw.Dense(32, activation="relu"), tw.Dense(4, activation="softmax")]
+    optimizer = {"name": "sgd", "lr": 0.05}
+    with pytest.warns(RuntimeWarning, match=f"fused step.*{reason}.*autograd") as caught:
+        broken = fit(images, layers, optimizer, fused=True, epochs=2)
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)
+    assert reason in why_not_fused(broken[2])
+    standard = fit(images, layers, optimizer, fused=False, epochs=2)
+    assert_same_run(broken, standard)
+
+
+def test_the_probe_leaves_the_model_and_random_streams_alone_and_runs_once(images, monkeypatch):
+    from trainwell import fused as fused_module
+
+    monkeypatch.setattr(fused_module, "_PROBES", {})
+    runs = []
+    original = fused_module._probe
+    monkeypatch.setattr(fused_module, "_probe", lambda *a, **k: runs.append(1) or original(*a, **k))
+    layers, optimizer = CASES["bn_after, SGD with momentum"]
+    model = tw.build_model(layers, input_shape=(8, 8))
+    trainer = tw.Trainer(model, optimizer=optimizer)
+    x, y, _, _ = images
+    trainer.fit(x[:64], y[:64], epochs=1, verbose=False)  # optimizer state and BN statistics to keep
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer_state = {k: v.clone() for k, v in trainer.optimizer.state_dict()["state"][0].items()}
+    rng = torch.get_rng_state()
+    runs.clear()
+    fused_module._PROBES.clear()
+    assert fused_step(trainer) is not None and runs == [1]
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert all(torch.equal(optimizer_state[k], v) for k, v in trainer.optimizer.state_dict()["state"][0].items())
+    assert fused_step(trainer) is not None and why_not_fused(trainer) is None and runs == [1]  # cached
+
+
+def test_the_probe_of_a_deep_model_is_cheap():
+    import time
+    from trainwell import fused as fused_module
+
+    layers = [tw.Flatten()] + [tw.Dense(100, activation="selu", init="lecun_normal") for _ in range(100)]
+    model = tw.build_model(layers + [tw.Dense(10, activation="softmax")], input_shape=(28, 28))
+    trainer = tw.Trainer(model, optimizer="sgd")
+    fused_module._PROBES.clear()
+    started = time.perf_counter()
+    assert fused_step(trainer) is not None
+    assert time.perf_counter() - started < 1.0

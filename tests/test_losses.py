@@ -1,8 +1,9 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from trainwell.errors import ConfigError
+from trainwell.errors import ArrayError, ConfigError
 from trainwell.layers import Dense, build_model
 from trainwell.losses import get_loss, logits_model
 
@@ -46,3 +47,27 @@ def test_mismatched_output_and_loss_and_unknown_loss():
         logits_model(model, get_loss("sparse_categorical_crossentropy"))
     with pytest.raises(ConfigError, match="allowed: sparse_categorical_crossentropy, binary_crossentropy"):
         get_loss("mse")
+
+
+def test_class_index_targets_are_checked_against_the_outputs():
+    loss = get_loss("sparse_categorical_crossentropy")
+    targets = loss.prepare_targets(np.array([[0.0], [2.0], [1.0]]), "y")  # a column of whole floats
+    assert targets.dtype == torch.long and targets.tolist() == [0, 2, 1]
+    loss.check_targets(targets, (3,))
+    with pytest.raises(ArrayError, match=r"y: label 2 is out of range: the model has 2 output units, so labels must be 0\.\.1"):
+        loss.check_targets(targets, (2,))
+    with pytest.raises(ArrayError, match=r"outputs of shape \(n, 8, 3\).*Flatten"):
+        loss.check_targets(targets, (8, 3))
+    with pytest.raises(ArrayError, match=r"labels y: labels must be class indices 0, 1, \.\.\.; got 1\.5 \(sample 1\)"):
+        loss.prepare_targets(torch.tensor([0.0, 1.5]), "labels y")
+
+
+def test_binary_targets_are_checked_against_the_outputs():
+    loss = get_loss("binary_crossentropy")
+    targets = loss.prepare_targets([0, 1, 1], "y")
+    assert targets.shape == (3, 1) and targets.dtype == torch.float32
+    loss.check_targets(targets, (1,))
+    with pytest.raises(ArrayError, match=r"y: labels of shape \(3, 1\), but the model gives outputs of shape \(n, 2\)"):
+        loss.check_targets(targets, (2,))
+    with pytest.raises(ArrayError, match="y: label -1 is not a binary_crossentropy label"):
+        loss.check_targets(loss.prepare_targets([0, -1], "y"), (1,))

@@ -166,3 +166,9 @@ def test_lr_finder_on_the_chapters_selu_model(needs_real_data, tmp_path):
     find_lr(model, prepared.x_train[:12_800], prepared.y_train[:12_800], optimizer={"name": "sgd"}, seed=0)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert np.isfinite(result.suggestion)
+
+
+def test_float64_inputs_are_swept_as_float32(blobs):
+    x, y = blobs
+    results = [find_lr(small_model(), inputs, y, steps=10, batch_size=32, seed=0) for inputs in (x, x.astype(np.float64))]
+    assert results[1].losses == pytest.approx(results[0].losses, rel=1e-5)

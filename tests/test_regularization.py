@@ -335,3 +335,14 @@ def test_mc_predict_applies_softmax_to_logit_models_and_checks_samples():
     assert torch.allclose(result.mean, torch.softmax(model(torch.ones(2, 4)), dim=1).detach(), atol=1e-6)
     with pytest.raises(ConfigError, match="samples: must be a positive integer, got 0"):
         mc_predict(model, torch.ones(2, 4), samples=0)
+
+
+def test_mc_predict_takes_float64_inputs_and_names_bad_ones():
+    """``x / 255.0`` is float64: cast to the model's dtype at the edge, as the Trainer does."""
+    model = bn_dropout_model()
+    x = torch.randn(20, 2, 2, dtype=torch.float64)
+    result = mc_predict(model, x, samples=5, seed=0)
+    assert torch.equal(result.mean, mc_predict(model, x.float(), samples=5, seed=0).mean)
+    x[3, 0, 0] = float("nan")
+    with pytest.raises(ConfigError, match="x: 1 value is NaN or infinite"):
+        mc_predict(model, x, samples=5)

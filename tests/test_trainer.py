@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from trainwell.callbacks import Callback, HistoryLogger, ProgressDisplay
-from trainwell.errors import ConfigError
+from trainwell.errors import ArrayError, ConfigError
 from trainwell.history import History
 from trainwell.layers import Dense, Dropout, build_model
 from trainwell.trainer import Trainer, resolve_device
@@ -233,3 +233,100 @@ def test_threads_setting_is_used_and_restored(blobs):
     assert seen == [3] and torch.get_num_threads() == before
     with pytest.raises(ConfigError, match="threads"):
         Trainer(small_model(), threads=0)
+
+
+# --------------------------------------------------------------- arrays at the edge
+
+
+def test_float64_inputs_train_evaluate_and_predict_as_float32_does(blobs):
+    """``x / 255.0`` gives float64: it is cast to the model's dtype, so each entry point takes it."""
+    x, y = blobs
+    x64 = x.astype(np.float64)
+    runs = []
+    for inputs, fused in ((x, True), (x64, True), (x64, False)):
+        trainer = Trainer(small_model(), optimizer={"name": "sgd", "lr": 0.1}, seed=0, fused=fused)
+        history = trainer.fit(inputs, y, epochs=2, validation_data=(inputs[:100], y[:100]), verbose=False)
+        runs.append((history, trainer))
+    (reference, _), *others = runs
+    for history, trainer in others:
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert history[key] == pytest.approx(reference[key], rel=1e-5, abs=1e-6), key
+        assert trainer.evaluate(x64, y)["accuracy"] == pytest.approx(trainer.evaluate(x, y)["accuracy"])
+        assert torch.allclose(trainer.predict(x64[:10]), trainer.predict(x[:10]))
+        assert torch.equal(trainer.predict_classes(torch.from_numpy(x64[:10])), trainer.predict_classes(x[:10]))
+
+
+def test_a_float64_model_takes_float32_and_integer_inputs(blobs):
+    x, y = blobs
+    trainer = Trainer(small_model().double(), optimizer={"name": "sgd", "lr": 0.1}, seed=0)
+    trainer.fit(x, y, epochs=1, verbose=False)
+    assert trainer.predict(x[:4]).dtype == torch.float64
+    assert trainer.predict(np.zeros((2, 4), dtype=np.int64)).shape == (2, 3)
+
+
+def plain_model():
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def with_nan(x, index=7):
+    x = x.copy()
+    x[index, 1] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("make_model, arrays, message", [
+    (small_model, lambda x, y: (x[:, :3], y), r"training data x: samples of shape \(3,\) .*expects \(4,\)"),
+    (plain_model, lambda x, y: (np.hstack([x, x[:, :1]]), y), r"training data x: samples of shape \(5,\) do not fit"),
+    (small_model, lambda x, y: (x, np.where(y == 2, 3, y)), r"training data y: label 3 .*3 output units.*0\.\.2"),
+    (plain_model, lambda x, y: (x, y - 1), r"training data y: label -1 .*0\.\.2"),
+    (small_model, lambda x, y: (x, np.array(["cat", "dog", "bird"])[y]), r"training data y: .*strings \('bird'"),
+    (small_model, lambda x, y: (x, np.array(["a", 1, 2.0] * 200, dtype=object)), r"training data y: .*strings"),
+    (small_model, lambda x, y: (np.array([["a"] * 4] * len(y)), y), r"training data x: .*strings"),
+    (small_model, lambda x, y: (with_nan(x), y), r"training data x: 1 value is NaN or infinite \(sample 7\)"),
+    (small_model, lambda x, y: (x, y + 0.5), r"training data y: .*class indices.*got \d\.5"),
+    (small_model, lambda x, y: (x, np.eye(3)[y]), r"training data y: labels of shape \(600, 3\).*argmax"),
+    (small_model, lambda x, y: (x[0, 0], y), r"training data x: .*one sample per row"),
+])
+def test_bad_training_arrays_get_one_clear_error(blobs, make_model, arrays, message):
+    x, y = blobs
+    bad_x, bad_y = arrays(x, y)
+    with pytest.raises(ArrayError, match=message):
+        Trainer(make_model(), seed=0).fit(bad_x, bad_y, epochs=1, verbose=False)
+
+
+def test_bad_validation_and_evaluation_arrays_name_the_array(blobs):
+    x, y = blobs
+    trainer = Trainer(small_model(), seed=0)
+    x_inf = x.copy()
+    x_inf[3, 0] = np.inf
+    with pytest.raises(ArrayError, match="validation data x: 1 value is NaN or infinite"):
+        trainer.fit(x, y, validation_data=(x_inf, y), verbose=False)
+    with pytest.raises(ArrayError, match="validation data y: label 7"):
+        trainer.fit(x, y, validation_data=(x, np.full_like(y, 7)), verbose=False)
+    with pytest.raises(ArrayError, match=r"evaluation data x: samples of shape \(2,\)"):
+        trainer.evaluate(x[:, :2], y)
+    with pytest.raises(ArrayError, match="evaluation data y: label 3"):
+        trainer.evaluate(x, y + 1)
+    with pytest.raises(ArrayError, match="prediction inputs x: 1 value is NaN"):
+        trainer.predict(with_nan(x))
+    with pytest.raises(ArrayError, match=r"prediction inputs x: samples of shape \(5,\)"):
+        Trainer(plain_model()).predict_classes(np.zeros((3, 5), dtype=np.float32))
+    assert issubclass(ArrayError, ConfigError)  # the CLI's edge prints it as one line
+
+
+def test_binary_labels_must_be_between_0_and_1(blobs):
+    x, y = blobs
+    model = build_model([Dense(8, activation="elu"), Dense(1, activation="sigmoid")], input_shape=(4,))
+    trainer = Trainer(model, loss="binary_crossentropy", seed=0)
+    with pytest.raises(ArrayError, match=r"training data y: label 2(\.0)? .*0 or 1"):
+        trainer.fit(x, y, epochs=1, verbose=False)
+    with pytest.raises(ArrayError, match="training data y: 1 value is NaN"):
+        trainer.fit(x, np.where(np.arange(len(y)) == 5, np.nan, y == 0), epochs=1, verbose=False)
+    trainer.fit(x, (y == 0).astype(np.float64), epochs=1, verbose=False)  # 0/1 as floats: fine
+
+
+def test_labels_of_shape_n_by_1_are_taken(blobs):
+    x, y = blobs
+    column = Trainer(small_model(), seed=0).fit(x, y.reshape(-1, 1), epochs=2, verbose=False)
+    flat = Trainer(small_model(), seed=0).fit(x, y, epochs=2, verbose=False)
+    assert column["loss"] == flat["loss"] and column["accuracy"] == flat["accuracy"]

@@ -62,6 +62,7 @@ def test_ece_bins_are_right_closed_and_a_calibrated_model_scores_zero():
 @pytest.mark.parametrize("p, y, message", [
     (np.ones((3, 2)) / 2, np.zeros(2), "shapes (3, 2) and (2,)"),
     (np.ones((2, 2)) / 2, np.array([0, 2]), "labels must be classes 0..1, got 0..2"),
+    (np.ones((2, 2)) / 2, np.array(["cat", "dog"]), "labels: holds strings ('cat', 'dog'...)"),
 ])
 def test_bad_inputs(p, y, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

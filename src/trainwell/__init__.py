@@ -23,6 +23,7 @@ from trainwell.saving import load_model, load_weights, save_model, save_weights
 from trainwell.summary import summary
 from trainwell.trainer import Trainer, seed_everything
 from trainwell.fused import why_not_fused
+from trainwell.errors import ArrayError
 # regularization, long-run callbacks and MC dropout
 from trainwell.callbacks import Checkpoint, EarlyStopping, TerminateOnNaN
 from trainwell.errors import TrainingDiverged
@@ -45,4 +46,6 @@ __all__ = [
     "TrainingDiverged",
     # training diagnostics: the doctor
     "Diagnostics", "Diagnosis", "Finding", "diagnose", "run_doctor",
+    # the arrays a fit, evaluate or predict is given
+    "ArrayError",
 ]

@@ -4,7 +4,9 @@ Subclass :class:`Callback` and override only the hooks you need; each receives t
 :class:`~trainwell.trainer.Trainer` (``trainer.model``, ``trainer.optimizer``,
 ``trainer.history``, ``trainer.epoch``, ``trainer.step``...). A callback asks the loop
 to stop by setting ``trainer.stop_training = True``. Batch hooks are only called for
-callbacks that override them, so the per-step path stays cheap.
+callbacks that override them, so the per-step path stays cheap. A callback that needs
+autograd's step on some steps (hooks, gradients in ``.grad``) says so through
+:meth:`Callback.needs_autograd`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,16 @@ class Callback:
     def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None: ...
     def on_batch_begin(self, trainer: "Trainer", step: int) -> None: ...
     def on_batch_end(self, trainer: "Trainer", step: int) -> None: ...
+
+    def needs_autograd(self, trainer: "Trainer", step: int) -> bool:
+        """Whether training step ``step`` must run the autograd step rather than the fused one.
+
+        Asked after ``on_batch_begin``, on each step the fused step (:mod:`trainwell.fused`)
+        would otherwise take. Override it to return True on the steps where the callback
+        reads what only autograd gives: hooks of its own, ``.grad`` of every parameter
+        (the fused step with plain SGD stores no gradient), the autograd graph.
+        """
+        return False
 
     def state_dict(self) -> dict[str, Any]:
         """What a resumed fit needs to continue this callback exactly (counters, bests)."""

@@ -9,7 +9,9 @@ step is next to the weights (a learning rate that is too high).
 
 :class:`Diagnostics` is a callback that records them on one step in ``every``: it
 attaches forward hooks and gradient hooks at that step's beginning and removes them at
-its end, so the other steps run the model untouched and pay nothing. It works on any
+its end, so the other steps run the model untouched and pay nothing (and, through
+:meth:`~trainwell.callbacks.Callback.needs_autograd`, asks for the autograd step on the
+recorded steps only: the others keep trainwell's fused step). It works on any
 ``nn.Module``: a *layer* is a module with a weight matrix (``nn.Linear``, trainwell's
 Dense, convolutions), and its output is the first activation module that follows it in
 registration order (before the next layer), or its own output when its activation is
@@ -176,6 +178,10 @@ class Diagnostics(Callback):
             if layer.weight.requires_grad:
                 self._handles.append(layer.weight.register_hook(_gradient_hook(stats)))
         self._handles.append(self._layers[0][1].register_forward_pre_hook(self._input_hook))
+
+    def needs_autograd(self, trainer: "Trainer", step: int) -> bool:
+        """A recorded step runs autograd's step: its hooks and gradients come from autograd."""
+        return self._sampling
 
     def _input_hook(self, module: nn.Module, args: tuple) -> None:
         if args and isinstance(args[0], torch.Tensor) and self._input is None:

@@ -13,6 +13,10 @@ class ConfigError(TrainwellError, ValueError):
     """A configuration value is missing, has the wrong type or is not allowed."""
 
 
+class ArrayError(ConfigError):
+    """An array given to fit, evaluate or predict has the wrong shape, type or values (names the array)."""
+
+
 class DataError(TrainwellError):
     """A dataset cannot be found, read, downloaded or verified."""
 

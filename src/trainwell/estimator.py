@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from trainwell.arrays import model_dtype, model_inputs
 from trainwell.errors import ConfigError
 from trainwell.layers import BatchNormalization, Dense, Dropout, Flatten, ModelSpec, build_model
 from trainwell.trainer import Trainer
@@ -103,8 +104,9 @@ class TrainwellClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         X = validate_data(self, X, reset=False, allow_nd=True, dtype=np.float32)
         device = next(self.model_.parameters()).device
+        inputs = model_inputs(X, dtype=model_dtype(self.model_), what="X")
         with torch.no_grad():  # the model ends in its softmax: its outputs are the probabilities
-            parts = [self.model_(torch.from_numpy(X[i:i + 4096]).to(device)).cpu() for i in range(0, len(X), 4096)]
+            parts = [self.model_(inputs[i:i + 4096].to(device)).cpu() for i in range(0, len(X), 4096)]
         return torch.cat(parts).numpy()
 
     def predict(self, X: Any) -> np.ndarray:

@@ -20,20 +20,38 @@ backward passes fit in a few ops per layer. This module writes them out:
 
 The results equal the standard step's within floating-point rounding (tests pin whole
 Histories). :func:`fused_step` says whether a trainer's model and settings qualify and
-returns ``None`` otherwise; the trainer then runs its standard autograd step. It also
-steps aside on any step where hooks are attached to the model (trainwell's Diagnostics
-attaches them on its recorded steps), because hooks expect autograd. ``Trainer(fused=False)``
-or ``[train] fused = false`` turns it off.
+returns ``None`` otherwise; the trainer then runs its standard autograd step.
+
+Decided per step, too: the trainer runs the autograd step on any step where a callback
+asks for it (:meth:`~trainwell.callbacks.Callback.needs_autograd`, as trainwell's
+Diagnostics does on its recorded steps), or where a hook the fused step cannot honour is
+attached (a module's forward, forward-pre, backward or backward-pre hook, the global ones,
+a gradient or post-accumulate-grad hook on a parameter, and, with the update folded, an
+optimizer step hook). :func:`why_not_fused` names what stands in the way.
+
+The ``aten`` kernels' signatures are PyTorch's to change, so when a step is built it is
+first run on a tiny copy of the model's structure (fresh tensors: the model, optimizer,
+random streams and statistics are untouched) and compared with autograd; if it raises or
+disagrees, the trainer warns once in a line and trains with autograd. The verdict is kept
+per structure for the process, so later fits do not pay for it again.
+``Trainer(fused=False)`` or ``[train] fused = false`` turns the fused step off.
 """
 
 from __future__ import annotations
 
+import copy
+import math
+import warnings
 from dataclasses import dataclass
+from operator import attrgetter
+from types import SimpleNamespace
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils import parametrize
+from torch.optim import optimizer as _optimizer_module
 
 from trainwell.activations import activation_name
 from trainwell.modules import ActivatedLinear, BatchNorm
@@ -92,9 +110,9 @@ class _Activation:
 
     def __init__(self, module: nn.Module):
         self.in_place = False
-        name, forward, self._backward = _ACTIVATIONS[type(module)]
-        self.argument = float(module.negative_slope) if name == "leaky_relu" else (
-            float(module.alpha) if name == "elu" else None)
+        self.name, forward, self._backward = _ACTIVATIONS[type(module)]
+        self.argument = float(module.negative_slope) if self.name == "leaky_relu" else (
+            float(module.alpha) if self.name == "elu" else None)
         self._forward = forward if self.argument is None else (lambda z: forward(z, self.argument))
 
     def params(self) -> list[torch.Tensor]:
@@ -266,7 +284,7 @@ class FusedStep:
     """
 
     def __init__(self, stages: list[Any], modules: list[nn.Module], optimizer: torch.optim.Optimizer, *,
-                 fold_updates: bool = True):
+                 fold_updates: bool = True, names: dict[int, str] | None = None):
         self.stages = stages
         self.modules = modules
         self.params = [p for stage in stages for p in stage.params()]
@@ -274,18 +292,26 @@ class FusedStep:
         self.gradients = _Gradients(folded=fold_updates and _foldable(optimizer))
         # Below the lowest stage with parameters, no gradient is needed.
         self.lowest = min(i for i, stage in enumerate(stages) if stage.params())
+        names = names or {}
+        self._named_modules = [(names.get(id(m), type(m).__name__), m) for m in modules]
+        self._named_params = [(names.get(id(p), "a parameter"), p) for p in self.params]
+        # Every hook registry it watches, read on each step: hooks are added to and removed from these
+        # dictionaries in place, so one pass of truth tests finds any (a parameter's are read anew each step).
+        self._registries = [getattr(m, attribute) for m in modules for attribute, _ in _MODULE_HOOKS]
+        self._registries += [getattr(nn.modules.module, attribute) for attribute, _ in _GLOBAL_HOOKS]
+        if self.gradients.folded:
+            self._registries += _optimizer_hooks(optimizer)
 
     @property
     def applies_update(self) -> bool:
         return self.gradients.folded
 
-    def hooked(self) -> bool:
-        """Whether hooks are attached now (then the trainer runs its standard step instead)."""
-        return (any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
-                    for m in self.modules)
-                or any(p._backward_hooks for p in self.params)
-                or bool(nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks
-                        or nn.modules.module._global_backward_hooks))
+    def obstacle(self) -> str | None:
+        """The hook attached now that this step cannot honour, named (the trainer then runs autograd's step)."""
+        if not (any(self._registries) or any(map(_gradient_hooks, self.params))
+                or any(map(_accumulate_hooks, self.params))):
+            return None  # the common case, in C: a few tens of microseconds on a 100-layer model
+        return _hook_obstacle(self._named_modules, self._named_params, self.optimizer, self.gradients.folded)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -318,6 +344,8 @@ def _stages(model: nn.Module) -> tuple[list[Any], list[nn.Module]] | str:
     for index, child in enumerate(children):
         last = index == len(children) - 1
         modules.append(child)
+        if parametrize.is_parametrized(child):
+            return f"a parametrized layer ({type(child).__name__}, e.g. weight_norm): its weights are computed"
         if isinstance(child, nn.Flatten):
             if child.start_dim != 1 or child.end_dim != -1:
                 return "a Flatten other than Flatten(1, -1)"
@@ -365,22 +393,40 @@ def _activation_stage(module: nn.Module, last: bool) -> _Activation | None | str
     return _Activation(module)
 
 
-def why_not_fused(trainer: Any, forward: nn.Module) -> str | None:
-    """Why ``trainer`` cannot use the fused step with ``forward`` (its logits module), or None."""
+def why_not_fused(trainer: Any, forward: nn.Module | None = None) -> str | None:
+    """Why ``trainer``'s fit cannot take the fused step now, or None when it can.
+
+    Names the first obstacle: a setting or layer it does not cover, a hook attached now
+    that it cannot honour (``"a post-accumulate-grad hook on dense_1.weight"``), or its
+    probe against autograd failing. ``forward`` (the logits module) defaults to the
+    trainer's own.
+    """
     plan = _plan(trainer, forward)
-    return plan if isinstance(plan, str) else None
+    if isinstance(plan, str):
+        return plan
+    stages, modules, names = plan
+    step = FusedStep(stages, modules, trainer.optimizer, fold_updates=not trainer.clip, names=names)
+    return step.obstacle() or _verdict(step.stages, folded=step.applies_update, device=trainer.device)
 
 
-def _plan(trainer: Any, forward: nn.Module) -> tuple[list[Any], list[nn.Module]] | str:
-    """The stages and modules of ``trainer``'s model when the fused step can train it, else why not."""
+def _plan(trainer: Any, forward: nn.Module | None) -> tuple[list[Any], list[nn.Module], dict[int, str]] | str:
+    """The stages, modules and their names of ``trainer``'s model when the fused step can train it, else why not."""
+    from trainwell import distributed
     from trainwell.losses import LOSSES
+    from trainwell.regularization import kernel_penalties
 
+    if not getattr(trainer, "fused", True):
+        return "the trainer was made with fused=False"
     if trainer.loss is not LOSSES["sparse_categorical_crossentropy"]:
         return f"the loss is {trainer.loss.name}"
     if trainer.skip_nonfinite:
         return "skipping non-finite batches"
-    if forward is not trainer.forward_logits:
+    if forward is not None and forward is not trainer.forward_logits:
         return "the inputs are cached features"
+    if kernel_penalties(trainer.model):
+        return "l1/l2 penalties (their gradients come from autograd)"
+    if distributed.current() is not None:
+        return "a data-parallel run"
     stages = _stages(trainer.model)
     if isinstance(stages, str):
         return stages
@@ -393,19 +439,200 @@ def _plan(trainer: Any, forward: nn.Module) -> tuple[list[Any], list[nn.Module]]
         return "the optimizer does not train exactly the model's parameters"
     if any(p.dtype != torch.float32 for p in params):
         return "parameters other than float32"
-    return stages
+    names = {id(m): name or "the model" for name, m in trainer.model.named_modules()}
+    names.update((id(p), name) for name, p in trainer.model.named_parameters())
+    return (*stages, names)
 
 
-def fused_step(trainer: Any, forward: nn.Module, *, penalties: Any = None, sharding: Any = None) -> FusedStep | None:
+def fused_step(trainer: Any, forward: nn.Module | None = None, *, penalties: Any = None,
+               sharding: Any = None) -> FusedStep | None:
     """A :class:`FusedStep` for ``trainer`` when its model and settings qualify, else None.
 
     l1/l2 penalties and data-parallel runs take the standard step (their gradients come
-    from autograd); so does everything :func:`why_not_fused` names.
+    from autograd); so does everything :func:`why_not_fused` names. A step whose probe
+    against autograd fails is not used, with a one-line warning naming why.
     """
     if not getattr(trainer, "fused", True) or penalties or sharding is not None:
         return None
     plan = _plan(trainer, forward)
     if isinstance(plan, str):
         return None
-    stages, modules = plan
-    return FusedStep(stages, modules, trainer.optimizer, fold_updates=not trainer.clip)
+    stages, modules, names = plan
+    step = FusedStep(stages, modules, trainer.optimizer, fold_updates=not trainer.clip, names=names)
+    verdict = _verdict(step.stages, folded=step.applies_update, device=trainer.device)
+    if verdict is not None:
+        warnings.warn(f"trainwell: {verdict}; training with the autograd step instead (see why_not_fused)",
+                      RuntimeWarning, stacklevel=3)
+        return None
+    return step
+
+
+# ----------------------------------------------------------------- hooks it cannot honour
+
+_MODULE_HOOKS = (("_forward_pre_hooks", "a forward pre-hook"), ("_forward_hooks", "a forward hook"),
+                 ("_backward_pre_hooks", "a backward pre-hook"), ("_backward_hooks", "a backward hook"))
+_PARAMETER_HOOKS = (("_backward_hooks", "a gradient hook"),
+                    ("_post_accumulate_grad_hooks", "a post-accumulate-grad hook"))
+_GLOBAL_HOOKS = (("_global_forward_pre_hooks", "a global forward pre-hook"),
+                 ("_global_forward_hooks", "a global forward hook"),
+                 ("_global_backward_pre_hooks", "a global backward pre-hook"),
+                 ("_global_backward_hooks", "a global backward hook"))
+
+
+_gradient_hooks, _accumulate_hooks = attrgetter("_backward_hooks"), attrgetter("_post_accumulate_grad_hooks")
+
+
+def _optimizer_hooks(optimizer: torch.optim.Optimizer) -> list[dict]:
+    """The registries of hooks around ``optimizer.step()``, which a folded update never calls."""
+    return [optimizer._optimizer_step_pre_hooks, optimizer._optimizer_step_post_hooks,
+            _optimizer_module._global_optimizer_pre_hooks, _optimizer_module._global_optimizer_post_hooks]
+
+
+def _hook_obstacle(modules: list[tuple[str, nn.Module]], params: list[tuple[str, torch.Tensor]],
+                   optimizer: torch.optim.Optimizer, folded: bool) -> str | None:
+    """The first hook attached now that the fused step would not run, named; None when there is none.
+
+    Asked on every step, so the common case (no hook anywhere) is a few attribute reads
+    per module and parameter.
+    """
+    for name, module in modules:
+        if module._forward_pre_hooks or module._forward_hooks or module._backward_pre_hooks or module._backward_hooks:
+            return next(f"{kind} on {name}" for attribute, kind in _MODULE_HOOKS if getattr(module, attribute))
+    for name, param in params:
+        if param._backward_hooks or param._post_accumulate_grad_hooks:
+            return next(f"{kind} on {name}" for attribute, kind in _PARAMETER_HOOKS if getattr(param, attribute))
+    registry = nn.modules.module
+    for attribute, kind in _GLOBAL_HOOKS:
+        if getattr(registry, attribute):
+            return kind
+    if folded and any(_optimizer_hooks(optimizer)):
+        return "an optimizer step hook (with plain SGD the fused step folds the update and calls no optimizer.step())"
+    return None
+
+
+# ----------------------------------------------------------------- the probe against autograd
+
+#: The probe's verdict per structure (see :func:`_signature`), for this process: None when
+#: the fused step agrees with autograd, else why not.
+_PROBES: dict[tuple, str | None] = {}
+_PROBE_BATCH, _PROBE_WIDTH, _PROBE_CLASSES = 8, 5, 3
+_PROBE_LR = 0.5
+
+
+def _verdict(stages: list[Any], *, folded: bool, device: torch.device) -> str | None:
+    """The cached verdict of the probe for this structure, probing it the first time."""
+    key = _signature(stages, folded=folded, device=device)
+    if key not in _PROBES:
+        _PROBES[key] = _probe(stages, folded=folded, device=device)
+    return _PROBES[key]
+
+
+def _signature(stages: list[Any], *, folded: bool, device: torch.device) -> tuple:
+    """What the probe's outcome depends on: the kinds of stages in order and their settings, not the widths."""
+    def kind(stage: Any) -> tuple:
+        if isinstance(stage, _Linear):
+            return ("linear", stage.bias is not None)
+        if isinstance(stage, _Activation):
+            return ("activation", stage.name, stage.argument, stage.in_place)
+        if isinstance(stage, _BatchNorm):
+            m = stage.module
+            return ("batch_norm", type(m).__name__, m.weight is not None, m.running_mean is not None)
+        return (type(stage).__name__,)
+    return (folded, device.type, tuple(kind(stage) for stage in stages))
+
+
+def _probe(stages: list[Any], *, folded: bool, device: torch.device) -> str | None:
+    """Run a tiny copy of ``stages`` once through the fused step and once through autograd: why they disagree, or None.
+
+    The copy has the same kinds of stages in the same order, with fresh tensors of a few
+    units (drawn from a private generator), so the model, its optimizer, the random
+    streams and the batch statistics are left as they are. Dropout draws no kernel of
+    its own and is left out.
+    """
+    generator = torch.Generator().manual_seed(0)
+    draw = lambda *shape: torch.randn(*shape, generator=generator).to(device)  # noqa: E731
+    try:
+        copies = _probe_stages(stages, draw)
+        params = [p for stage in copies for p in stage.params()]
+        x, y = draw(_PROBE_BATCH, _PROBE_WIDTH), torch.arange(_PROBE_BATCH, device=device) % _PROBE_CLASSES
+        with torch.enable_grad():
+            h = x
+            for stage in copies:
+                h = _autograd_forward(stage, h)
+            expected_loss = F.cross_entropy(h, y)
+            expected_grads = torch.autograd.grad(expected_loss, params)
+        expected_logits = h.detach()
+        before = [p.detach().clone() for p in params]
+        step = FusedStep(copies, [], torch.optim.SGD(params, lr=_PROBE_LR), fold_updates=folded)
+        logits, loss = step(x, y)
+        grads = ([(b - p.detach()) / _PROBE_LR for b, p in zip(before, params)] if step.applies_update
+                 else [p.grad for p in params])
+    except Exception as error:  # noqa: BLE001: whatever the kernels raise is the verdict
+        message = (str(error).strip().splitlines() or [""])[0]
+        return f"the fused step's probe raised {type(error).__name__}: {message}"
+    for what, got, expected in [("the logits", logits, expected_logits), ("the loss", loss, expected_loss.detach()),
+                                *(("a gradient", g, e) for g, e in zip(grads, expected_grads))]:
+        if got is None or not _close(got, expected):
+            difference = float("nan") if got is None else float((got - expected).abs().max())
+            return f"the fused step disagrees with autograd on {what} of its probe (largest difference {difference:.2g})"
+    return None
+
+
+def _probe_stages(stages: list[Any], draw) -> list[Any]:
+    """Tiny stand-ins for ``stages``: linear layers of a few units, the same activations and normalizations."""
+    last_linear = max(i for i, stage in enumerate(stages) if isinstance(stage, _Linear)) if any(
+        isinstance(stage, _Linear) for stage in stages) else -1
+    width, copies = _PROBE_WIDTH, []
+    for i, stage in enumerate(stages):
+        if isinstance(stage, _Linear):
+            units = _PROBE_CLASSES if i == last_linear else _PROBE_WIDTH
+            weight = nn.Parameter(draw(units, width) / math.sqrt(width))
+            bias = nn.Parameter(0.1 * draw(units)) if stage.bias is not None else None
+            copies.append(_Linear(SimpleNamespace(weight=weight, bias=bias)))
+            width = units
+        elif isinstance(stage, _BatchNorm):
+            copies.append(_BatchNorm(_small_batch_norm(stage.module, width, draw)))
+        elif not isinstance(stage, _Dropout):
+            copies.append(copy.copy(stage))  # activations and Flatten hold no tensors
+    return copies
+
+
+def _small_batch_norm(module: nn.Module, width: int, draw) -> nn.Module:
+    """A copy of a batch normalization module with ``width`` features and fresh tensors, in training mode.
+
+    Its class and settings are the module's; each per-feature tensor is replaced by one of
+    ``width`` values (parameters drawn near the module's first value, buffers filled with
+    it), so the module's own tensors are never touched.
+    """
+    small = copy.copy(module)
+    per_feature = lambda t: t.dim() == 1 and len(t) == module.num_features  # noqa: E731
+    small.__dict__["_parameters"] = {
+        name: None if p is None else nn.Parameter(p.detach()[:1].repeat(width) + 0.1 * draw(width)
+                                                   if per_feature(p) else p.detach().clone())
+        for name, p in module._parameters.items()}
+    small.__dict__["_buffers"] = {
+        name: None if b is None else (b[:1].repeat(width) if per_feature(b) else b.clone())
+        for name, b in module._buffers.items()}
+    small.num_features = width
+    small.training = True
+    return small
+
+
+def _autograd_forward(stage: Any, x: torch.Tensor) -> torch.Tensor:
+    """``stage``'s forward with differentiable ops, for autograd to take the backward of."""
+    if isinstance(stage, _Linear):
+        return F.linear(x, stage.weight, stage.bias)
+    if isinstance(stage, _Activation):
+        return stage._forward(x.clone())
+    if isinstance(stage, _BatchNorm):
+        m = stage.module
+        running_mean = None if m.running_mean is None else m.running_mean.clone()
+        running_var = None if m.running_var is None else m.running_var.clone()
+        return F.batch_norm(x, running_mean, running_var, m.weight, m.bias, True, m.momentum or 0.0, m.eps)
+    return x.reshape(len(x), -1)  # Flatten
+
+
+def _close(got: torch.Tensor, expected: torch.Tensor) -> bool:
+    """Equal within float32 rounding, relative to the tensor's scale."""
+    scale = float(expected.abs().max()) if expected.numel() else 0.0
+    return bool(torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * max(1.0, scale), equal_nan=True))

@@ -31,6 +31,7 @@ from typing import Any, Iterator, Mapping, NamedTuple, Sequence, Union
 import torch
 from torch import nn
 
+from trainwell.arrays import model_dtype, model_inputs
 from trainwell.errors import ConfigError
 from trainwell.losses import final_activation
 
@@ -291,9 +292,7 @@ def mc_predict(model: nn.Module, x: Any, *, samples: int = 100, batch_size: int 
         raise ConfigError(f"batch_size: must be a positive integer, got {batch_size!r}")
     parameter = next(iter(model.parameters()), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
-    inputs = torch.as_tensor(x)
-    if not inputs.is_floating_point():
-        inputs = inputs.to(torch.float32)
+    inputs = model_inputs(x, dtype=model_dtype(model), what="x")
     chunk = max(1, batch_size // samples)
     to_probabilities = _output_to_probabilities(model)
     means, stds = [], []

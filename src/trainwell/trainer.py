@@ -28,7 +28,8 @@ from torch import nn
 
 from trainwell import distributed
 from trainwell.callbacks import Callback, ProgressDisplay, overrides
-from trainwell.errors import ConfigError
+from trainwell.arrays import model_dtype, model_inputs
+from trainwell.errors import ArrayError, ConfigError
 from trainwell.history import History
 from trainwell.fused import fused_step
 from trainwell.losses import LOSSES, Loss, get_loss, logits_model
@@ -68,6 +69,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 METRICS = ("accuracy",)
 
+#: Words of the torch errors a forward raises when the inputs' shape does not fit the model.
+_SHAPE_WORDS = ("shape", "size", "dimension", "expected", "elements", "channels")
+
 
 @dataclass
 class _FitSetup:
@@ -87,6 +91,7 @@ class _FitSetup:
     callbacks: list[Callback]
     batch_begin: list[Callback]  # only those that override the hook: the rest cost nothing per step
     batch_end: list[Callback]
+    autograd_askers: list[Callback]  # those that override needs_autograd: asked on each step the fused step could take
     lr_schedule: Schedule | None
     momentum_schedule: Schedule | None
     set_momentum: Any
@@ -182,20 +187,44 @@ class Trainer:
         self._samples = 0
 
     # ----------------------------------------------------------------- data
-    def _inputs(self, x: ArrayLike) -> torch.Tensor:
-        tensor = torch.as_tensor(x)
-        if not tensor.is_floating_point():
-            tensor = tensor.to(torch.float32)
-        return tensor.to(self.device)
+    def _inputs(self, x: ArrayLike, what: str) -> torch.Tensor:
+        """``x`` as the model's inputs: its dtype (so ``x / 255.0``, float64, works), on the device, finite."""
+        return model_inputs(x, dtype=model_dtype(self.model), device=self.device, what=what)
 
-    def _targets(self, y: ArrayLike) -> torch.Tensor:
-        return self.loss.prepare_targets(torch.as_tensor(y)).to(self.device)
+    def _targets(self, y: ArrayLike, what: str) -> torch.Tensor:
+        return self.loss.prepare_targets(y, what).to(self.device)
 
-    def _check_pair(self, x: torch.Tensor, y: torch.Tensor, what: str) -> None:
+    def _data(self, x: ArrayLike, y: ArrayLike, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets checked against each other and against the model (``what``: "training data"...)."""
+        x, y = self._inputs(x, f"{what} x"), self._targets(y, f"{what} y")
         if len(x) != len(y):
-            raise ConfigError(f"{what}: {len(x)} inputs but {len(y)} targets")
+            raise ArrayError(f"{what}: {len(x)} inputs but {len(y)} targets")
         if len(x) == 0:
-            raise ConfigError(f"{what}: no samples")
+            raise ArrayError(f"{what}: no samples")
+        self.loss.check_targets(y, self._output_shape(x, f"{what} x"), f"{what} y")
+        return x, y
+
+    def _output_shape(self, x: torch.Tensor, what: str) -> tuple[int, ...]:
+        """The per-sample shape of the model's logits, from one forward of two samples of ``x``.
+
+        A trainwell model knows its input shape and is compared first; for any module, a
+        shape error of that forward becomes an ArrayError naming ``x``. The forward runs in
+        evaluation mode without gradients, so it changes no weight, statistic or random stream.
+        """
+        spec = getattr(self.model, "spec", None)
+        expected = tuple(spec.input_shape) if spec is not None and spec.input_shape else None
+        if expected is not None and tuple(x.shape[1:]) != expected:
+            raise ArrayError(f"{what}: samples of shape {tuple(x.shape[1:])} (the array's shape is "
+                             f"{tuple(x.shape)}); the model expects {expected}")
+        try:
+            logits = self._logits(x[:2], batch_size=2)
+        except RuntimeError as error:
+            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if not any(word in message.lower() for word in _SHAPE_WORDS):
+                raise
+            raise ArrayError(f"{what}: samples of shape {tuple(x.shape[1:])} do not fit the model "
+                             f"({message})") from None
+        return tuple(logits.shape[1:])
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -281,12 +310,12 @@ class Trainer:
         if save_every_steps is not None and (isinstance(save_every_steps, bool) or not isinstance(save_every_steps, int)
                                              or save_every_steps < 1 or resume_dir is None):
             raise ConfigError(f"save_every_steps: must be a positive integer, with resume_dir, got {save_every_steps!r}")
-        x_train, y_train = self._inputs(x), self._targets(y)
-        self._check_pair(x_train, y_train, "training data")
+        x_train, y_train = self._data(x, y, "training data")
         validation = None
         if validation_data is not None:
-            validation = (self._inputs(validation_data[0]), self._targets(validation_data[1]))
-            self._check_pair(*validation, "validation data")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ConfigError(f"validation_data: expected a pair (x, y), got {type(validation_data).__name__}")
+            validation = self._data(*validation_data, "validation data")
         forward = self.forward_logits
         if cache_frozen:
             x_train, validation, forward = self._cache_frozen_features(x_train, validation, eval_batch_size)
@@ -325,6 +354,7 @@ class Trainer:
             target=target, callbacks=callbacks,
             batch_begin=[c for c in callbacks if overrides(c, "on_batch_begin")],
             batch_end=[c for c in callbacks if overrides(c, "on_batch_end")],
+            autograd_askers=[c for c in callbacks if overrides(c, "needs_autograd")],
             lr_schedule=lr_schedule, momentum_schedule=momentum_schedule, set_momentum=set_momentum,
             params=params, penalties=penalties, constraints=constraints, fused=fused,
             resume_dir=resume_dir, save_every_steps=save_every_steps)
@@ -409,7 +439,7 @@ class Trainer:
 
     def _train_step(self, run: _FitSetup, xb: torch.Tensor, yb: torch.Tensor, weight: float):
         """One optimizer step on a batch: (logits, loss, penalty), or None when a non-finite loss is skipped."""
-        if run.fused is not None and not run.fused.hooked():  # trainwell.fused: no autograd
+        if self._takes_fused_step(run):  # trainwell.fused: no autograd
             logits, loss = run.fused(xb, yb)
             if not run.fused.applies_update:  # the gradients are in .grad
                 self._update(run)
@@ -429,6 +459,16 @@ class Trainer:
         (loss if weight == 1.0 else loss * weight).backward()
         self._update(run)
         return logits, loss, penalty
+
+    def _takes_fused_step(self, run: _FitSetup) -> bool:
+        """Whether this step runs the fused step: it applies, no callback asks for autograd, no hook is in the way.
+
+        Every callback that overrides ``needs_autograd`` is asked, each step.
+        """
+        if run.fused is None:
+            return False
+        asked = [callback.needs_autograd(self, self.step) for callback in run.autograd_askers]
+        return not any(asked) and run.fused.obstacle() is None
 
     def _update(self, run: _FitSetup) -> None:
         """Clip the gradients, step the optimizer, apply the max-norm constraints."""
@@ -566,14 +606,21 @@ class Trainer:
 
     def evaluate(self, x: ArrayLike, y: ArrayLike, *, batch_size: int = 1024) -> dict[str, float]:
         """Loss and metrics on ``(x, y)`` with the model in evaluation mode."""
-        x, y = self._inputs(x), self._targets(y)
-        self._check_pair(x, y, "evaluation data")
+        x, y = self._data(x, y, "evaluation data")
         return self._evaluate_tensors(x, y, batch_size=batch_size)
+
+    def _prediction_inputs(self, x: ArrayLike) -> torch.Tensor:
+        """``x`` checked as ``_data`` checks inputs (dtype, values, fit to the model)."""
+        x = self._inputs(x, "prediction inputs x")
+        if len(x) == 0:
+            raise ArrayError("prediction inputs x: no samples")
+        self._output_shape(x, "prediction inputs x")
+        return x
 
     def predict(self, x: ArrayLike, *, batch_size: int = 1024) -> torch.Tensor:
         """Class probabilities (softmax, or sigmoid for a binary loss), on the CPU."""
-        return self.loss.probabilities(self._logits(self._inputs(x), batch_size)).cpu()
+        return self.loss.probabilities(self._logits(self._prediction_inputs(x), batch_size)).cpu()
 
     def predict_classes(self, x: ArrayLike, *, batch_size: int = 1024) -> torch.Tensor:
         """The predicted class of each input, on the CPU."""
-        return self.loss.predicted_classes(self._logits(self._inputs(x), batch_size)).cpu()
+        return self.loss.predicted_classes(self._logits(self._prediction_inputs(x), batch_size)).cpu()

@@ -29,6 +29,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from trainwell.arrays import as_tensor
 from trainwell.errors import ConfigError
 
 CLIP = 1e-7
@@ -36,8 +37,8 @@ ECE_BINS = 15
 
 
 def _tensors(probabilities: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    p = torch.as_tensor(np.asarray(probabilities) if not torch.is_tensor(probabilities) else probabilities)
-    y = torch.as_tensor(np.asarray(labels) if not torch.is_tensor(labels) else labels).reshape(-1).long()
+    p = as_tensor(probabilities, "probabilities")
+    y = as_tensor(labels, "labels", expected="class indices 0, 1, ...").reshape(-1).long()
     if p.dim() != 2 or len(p) != len(y) or len(y) == 0:
         raise ConfigError(f"probabilities of shape (n, classes) and n labels are needed, got shapes "
                           f"{tuple(p.shape)} and {tuple(y.shape)}")
