@@ -169,7 +169,9 @@ def test_sigkill_and_rerun_the_same_command_until_done(tmp_path):
                 process.wait()
                 kills += 1
                 continue
-        assert process.wait(timeout=300) == 0, process.stderr.read().decode()
+        code, message = process.wait(timeout=300), process.stderr.read().decode()
+        # A kill that landed after the run had finished leaves a finished run, which a rerun refuses to replace.
+        assert code == 0 or (code == 2 and "already holds a finished run" in message), message
         break
     assert kills >= 3
     assert not (out / "resume").exists()

@@ -181,7 +181,7 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     train = config.train
     out = output_dir_for(config) if save and is_main_process() else None  # under torchrun, rank 0 writes
     if out is not None and not (train.overwrite if overwrite is None else overwrite):
-        _refuse_finished_run(out)
+        _refuse_finished_run(out, config)
     callbacks = [*(callbacks or []), *configured_callbacks(config, prepared, out)]
     trainer = Trainer(model, loss=train.loss, optimizer=dict(config.optimizer), metrics=train.metrics,
                       clipvalue=train.clipvalue, clipnorm=train.clipnorm, global_clipnorm=train.global_clipnorm,
@@ -233,8 +233,15 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
 RUN_FILES = ("model.safetensors", "history.json", "history.csv", "metrics.json", "config.json")
 
 
-def _refuse_finished_run(out: Path) -> None:
-    """ConfigError when ``out`` already holds a finished run's files: a new run would replace them silently."""
+def _refuse_finished_run(out: Path, config: RunConfig) -> None:
+    """ConfigError when ``out`` already holds a finished run's files: a new run would replace them silently.
+
+    A folder whose ``resume/`` still holds this config's saved state is not finished: the
+    run was killed (perhaps while writing its files), and running it again completes it.
+    """
+    saved = out / "resume" / "config.json"
+    if config.train.resumable and saved.exists() and saved.read_text(encoding="utf-8").strip() == _fingerprint(config):
+        return
     found = [name for name in RUN_FILES if (out / name).exists()]
     if found:
         raise ConfigError(f"{out}: already holds a finished run ({', '.join(found)}); pass --overwrite "
@@ -261,10 +268,7 @@ def _resume_dir(config: RunConfig, out: Path | None) -> Path | None:
     if out is None or not config.train.resumable:
         return None
     folder = out / "resume"
-    data = config.to_dict()
-    for key in ("overwrite", "allow_nonfinite_loss"):  # they decide what happens after training, not the training
-        data["train"].pop(key, None)
-    fingerprint = json_text(data, indent=None, sort_keys=True)
+    fingerprint = _fingerprint(config)
     saved = folder / "config.json"
     if saved.exists() and saved.read_text(encoding="utf-8").strip() != fingerprint:
         raise ConfigError(f"{out}: holds an interrupted run of a different config (its state is in {folder}); "
@@ -272,6 +276,14 @@ def _resume_dir(config: RunConfig, out: Path | None) -> Path | None:
     if distributed.is_main_process():  # every rank resumes from the state; only rank 0 writes it
         atomic_write_text(saved, fingerprint + "\n")
     return folder
+
+
+def _fingerprint(config: RunConfig) -> str:
+    """What identifies a config's training in its resume folder (one line of JSON)."""
+    data = config.to_dict()
+    for key in ("overwrite", "allow_nonfinite_loss"):  # they decide what happens after training, not the training
+        data["train"].pop(key, None)
+    return json_text(data, indent=None, sort_keys=True)
 
 
 def _fail_if_diverged(history: History, config: RunConfig, out: Path | None, resume_dir: Path | None) -> None:
