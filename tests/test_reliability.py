@@ -39,10 +39,18 @@ def test_nan_batches_can_be_skipped():
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
 
 
+def test_nan_inputs_are_refused_before_training_unless_their_batches_are_skipped():
+    x, y = nan_data()
+    trainer = tw.Trainer(model(), optimizer={"name": "sgd", "lr": 0.1}, seed=0)
+    with pytest.raises(tw.ArrayError, match=r"training data x: 4 values are NaN or infinite \(sample 5\).*skip_nonfinite"):
+        trainer.fit(x, y, epochs=1, batch_size=16, verbose=False)
+
+
 def test_without_skipping_a_nan_loss_stops_the_run_with_a_clear_message():
     x, y = nan_data()
-    trainer = tw.Trainer(model(), optimizer={"name": "sgd", "lr": 0.1}, callbacks=[TerminateOnNaN()], seed=0)
-    with pytest.raises(TrainingDiverged, match=r"the loss became nan at step \d+ \(epoch 1"):
+    x[5] = 0.0
+    trainer = tw.Trainer(model(), optimizer={"name": "sgd", "lr": 1e30}, callbacks=[TerminateOnNaN()], seed=0)
+    with pytest.raises(TrainingDiverged, match=r"the loss became (nan|inf) at step \d+ \(epoch 1"):
         trainer.fit(x, y, epochs=2, batch_size=16, verbose=False)
 
 

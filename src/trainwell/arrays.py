@@ -15,7 +15,7 @@ torch.float32
 >>> model_inputs(np.array([[1.0, float("nan")]]), dtype=torch.float32, what="training data x")
 Traceback (most recent call last):
 ...
-trainwell.errors.ArrayError: training data x: 1 value is NaN or infinite (sample 0); the model needs finite inputs
+trainwell.errors.ArrayError: training data x: 1 value is NaN or infinite (sample 0); the model needs finite inputs (Trainer(skip_nonfinite=True) skips the training batches that hold such values)
 """
 
 from __future__ import annotations
@@ -83,13 +83,16 @@ def check_finite(tensor: torch.Tensor, what: str, *, needs: str = "the model nee
 
 
 def model_inputs(x: Any, *, dtype: torch.dtype, device: torch.device | str | None = None,
-                 what: str = "x") -> torch.Tensor:
-    """``x`` as the model's inputs: a tensor of ``dtype`` on ``device`` (where it is, if None), with finite values."""
+                 what: str = "x", finite: bool = True) -> torch.Tensor:
+    """``x`` as the model's inputs: a tensor of ``dtype`` on ``device`` (where it is, if None), with finite
+    values unless ``finite=False`` (a fit that skips the batches whose loss is not finite)."""
     tensor = as_tensor(x, what)
     if tensor.dim() == 0:
         raise ArrayError(f"{what}: a single number; expected an array with one sample per row")
     if tensor.is_complex():
         raise ArrayError(f"{what}: holds complex numbers; expected real numbers")
     tensor = tensor.to(device=device if device is not None else tensor.device, dtype=dtype)
-    check_finite(tensor, what)
+    if finite:
+        check_finite(tensor, what, needs="the model needs finite inputs (Trainer(skip_nonfinite=True) skips "
+                                          "the training batches that hold such values)")
     return tensor

@@ -187,16 +187,18 @@ class Trainer:
         self._samples = 0
 
     # ----------------------------------------------------------------- data
-    def _inputs(self, x: ArrayLike, what: str) -> torch.Tensor:
-        """``x`` as the model's inputs: its dtype (so ``x / 255.0``, float64, works), on the device, finite."""
-        return model_inputs(x, dtype=model_dtype(self.model), device=self.device, what=what)
+    def _inputs(self, x: ArrayLike, what: str, *, finite: bool = True) -> torch.Tensor:
+        """``x`` as the model's inputs: its dtype (so ``x / 255.0``, float64, works), on the device, finite
+        (unless ``finite=False``)."""
+        return model_inputs(x, dtype=model_dtype(self.model), device=self.device, what=what, finite=finite)
 
     def _targets(self, y: ArrayLike, what: str) -> torch.Tensor:
         return self.loss.prepare_targets(y, what).to(self.device)
 
-    def _data(self, x: ArrayLike, y: ArrayLike, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and targets checked against each other and against the model (``what``: "training data"...)."""
-        x, y = self._inputs(x, f"{what} x"), self._targets(y, f"{what} y")
+    def _data(self, x: ArrayLike, y: ArrayLike, what: str, *, finite: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets checked against each other and against the model (``what``: "training data"...);
+        ``finite=False`` lets non-finite inputs through (to batches that ``skip_nonfinite`` skips)."""
+        x, y = self._inputs(x, f"{what} x", finite=finite), self._targets(y, f"{what} y")
         if len(x) != len(y):
             raise ArrayError(f"{what}: {len(x)} inputs but {len(y)} targets")
         if len(x) == 0:
@@ -310,7 +312,7 @@ class Trainer:
         if save_every_steps is not None and (isinstance(save_every_steps, bool) or not isinstance(save_every_steps, int)
                                              or save_every_steps < 1 or resume_dir is None):
             raise ConfigError(f"save_every_steps: must be a positive integer, with resume_dir, got {save_every_steps!r}")
-        x_train, y_train = self._data(x, y, "training data")
+        x_train, y_train = self._data(x, y, "training data", finite=not self.skip_nonfinite)
         validation = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
