@@ -172,3 +172,16 @@ def test_float64_inputs_are_swept_as_float32(blobs):
     x, y = blobs
     results = [find_lr(small_model(), inputs, y, steps=10, batch_size=32, seed=0) for inputs in (x, x.astype(np.float64))]
     assert results[1].losses == pytest.approx(results[0].losses, rel=1e-5)
+
+
+def test_a_small_dataset_gets_a_sweep_of_at_least_a_hundred_rates_by_default():
+    import trainwell as tw
+    from trainwell.lr_finder import MIN_DEFAULT_STEPS
+
+    x = torch.randn(150, 4, generator=torch.Generator().manual_seed(0))   # iris-sized: 2 batches of 128
+    y = x[:, :3].argmax(dim=1)                                             # learnable labels
+    model = tw.build_model([tw.Dense(16, activation="tanh"), tw.Dense(3, activation="softmax")], input_shape=(4,), seed=0)
+    result = tw.find_lr(model, x, y, optimizer="sgd", seed=0)
+    assert MIN_DEFAULT_STEPS == 100
+    assert len(result.lrs) >= 50 and result.lrs[1] > result.lrs[0]
+    assert result.suggestion > 1e-5 * 10

@@ -229,7 +229,7 @@ def _training_images(run_config) -> int:
 @click.option("--set", "set_", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
 @click.option("--min-lr", type=float, help="Start of the sweep (lr_find.min_lr, default 1e-5).")
 @click.option("--max-lr", type=float, help="End of the sweep (lr_find.max_lr, default 10).")
-@click.option("--steps", type=int, help="Steps of the sweep (lr_find.steps, default one epoch).")
+@click.option("--steps", type=int, help="Steps of the sweep (lr_find.steps, default one epoch, at least 100).")
 @click.option("--batch-size", type=int, help="Batch size of the sweep (lr_find.batch_size, default 128).")
 @click.option("--output", "-o", type=click.Path(path_type=Path),
               help="PNG to write (default runs/<name>/lr_find.png); the sweep's numbers go beside it as .json.")

@@ -141,7 +141,7 @@ class LRFindConfig(_Section):
 
     min_lr: float = Field(1e-5, gt=0)
     max_lr: float = Field(10.0, gt=0)
-    steps: Optional[int] = Field(None, gt=1)  # default: one epoch at batch_size
+    steps: Optional[int] = Field(None, gt=1)  # default: one epoch at batch_size, at least 100 steps
     batch_size: int = Field(128, gt=0)
     stop_factor: float = Field(4.0, gt=1)
     smoothing: float = Field(0.98, ge=0, lt=1)

@@ -124,13 +124,19 @@ class _Recorder(Callback):
             trainer.stop_training = True
 
 
+#: The fewest steps a sweep takes by default: fewer rates than this cannot show where the loss turns.
+MIN_DEFAULT_STEPS = 100
+
+
 def find_lr(model: nn.Module, x: Any, y: Any, *, loss: str | Loss = "sparse_categorical_crossentropy",
             optimizer: str | Mapping[str, Any] | OptimizerFactory | torch.optim.Optimizer = "sgd",
             min_lr: float = 1e-5, max_lr: float = 10.0, steps: int | None = None, batch_size: int = 128,
             stop_factor: float = 4.0, smoothing: float = 0.98, clipping: Mapping[str, float | None] | None = None,
             device: str | torch.device | None = None, seed: int | None = None) -> LRFinderResult:
     """Sweep the learning rate exponentially from ``min_lr`` to ``max_lr`` over ``steps`` steps
-    (default: one epoch of ``x`` at ``batch_size``) and record the loss; then restore the model's
+    (default: one epoch of ``x`` at ``batch_size``, and at least :data:`MIN_DEFAULT_STEPS`: a small
+    dataset is gone through several times, since a sweep of a dozen steps says nothing) and
+    record the loss; then restore the model's
     weights, the optimizer's state and the random generators exactly as they were.
 
     ``optimizer`` is anything the Trainer takes; its own learning rate is overridden by the sweep.
@@ -138,7 +144,7 @@ def find_lr(model: nn.Module, x: Any, y: Any, *, loss: str | Loss = "sparse_cate
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size: must be a positive integer, got {batch_size!r}")
     steps_per_epoch = -(-len(x) // batch_size)
-    steps = steps_per_epoch if steps is None else steps
+    steps = max(steps_per_epoch, MIN_DEFAULT_STEPS) if steps is None else steps
     _check_sweep(min_lr=min_lr, max_lr=max_lr, steps=steps)
     if isinstance(stop_factor, bool) or not isinstance(stop_factor, (int, float)) or not stop_factor > 1:
         raise ConfigError(f"stop_factor: must be a number above 1, got {stop_factor!r}")
