@@ -208,6 +208,18 @@ def test_the_doctors_figures_are_legible():
     assert problems(time_figure(recording, title="relu_100")) == []
 
 
+def test_the_time_figure_names_every_layer_it_draws_even_one_with_only_gradients():
+    from trainwell.doctor_plots import time_figure
+
+    recording = _recording()
+    for sample in recording.samples:  # the output layer: no std recorded, its gradient RMS is
+        sample.layers["dense_100"]["std"] = None
+    figure = time_figure(recording, title="relu_100")
+    lines = [line for axis in figure.axes for line in axis.get_lines() if line.get_xdata().size]
+    named = {t.get_text() for t in figure.axes[0].get_legend().get_texts()}
+    assert len(lines) == 9 and len(named) == 5 and "dense_100 (layer 100)" in named
+
+
 def test_the_schedule_and_lr_finder_figures_are_legible():
     from trainwell.plots import lr_find_figure, schedule_figure
 

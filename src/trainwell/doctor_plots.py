@@ -72,19 +72,25 @@ def time_figure(recording: Recording, *, title: str = "statistics over training"
     count = len(recording.layers)
     picks = sorted({0, count // 4, count // 2, (3 * count) // 4, count - 1})
     colors = ["tab:blue", "tab:green", "tab:orange", "tab:red", "tab:purple"]
+    handles = []  # one per layer, from whichever panel draws it first (a layer may have only one series)
     for color, index in zip(colors, picks):
         name = recording.layers[index].name
+        drawn = None
         for axis, stat in ((signal, "std"), (grads, "grad_rms")):
             points = [(s, v) for s, v in zip(steps, recording.series(stat, name)) if v is not None]
             if points:
-                axis.plot(*zip(*points), color=color, marker=".",
-                          label=f"{name} (layer {index + 1})" if axis is signal else None)
+                line, = axis.plot(*zip(*points), color=color, marker=".")
+                drawn = drawn or line
+        if drawn is not None:
+            drawn.set_label(f"{name} (layer {index + 1})")
+            handles.append(drawn)
     signal.set_ylabel("std of the outputs")
     grads.set_ylabel("gradient RMS")
     grads.set_yscale("log")
     grads.set_xlabel("step")
     whole_number_ticks(grads)
-    legend(signal, title="layer (both panels)", title_fontsize=8.5)
+    if handles:
+        legend(signal, handles=handles, title="layer (both panels)", title_fontsize=8.5)
     return figure
 
 

@@ -46,7 +46,7 @@ def new_figure(rows: int = 1, cols: int = 1, *, width: float = 7.5, height: floa
 
 def legend(axis, **options: Any):
     """The axes' legend beside it, on the right: it takes room from the plot, never covers data."""
-    if not axis.get_legend_handles_labels()[0]:
+    if not options.get("handles") and not axis.get_legend_handles_labels()[0]:
         return None
     return axis.legend(**{"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0,
                           "fontsize": LEGEND_FONT, "frameon": False, **options})
