@@ -218,6 +218,20 @@ def test_datasets_verify_fails_for_a_missing_dataset(tmp_path, monkeypatch, caps
     assert "Unknown dataset 'imagenet'" in capsys.readouterr().err
 
 
+def test_datasets_piped_prints_whole_tab_separated_lines(tmp_path, monkeypatch, capsys):
+    from trainwell.data import locations
+
+    long = tmp_path / ("a-folder-with-a-long-name-" * 4) / "cache"
+    monkeypatch.setenv("TRAINWELL_DATA", str(tmp_path / "nonexistent"))
+    monkeypatch.setenv("TRAINWELL_CACHE", str(long))
+    monkeypatch.setattr(locations, "SYSTEM_DIRS", ())
+    assert main(["datasets", "--verify", "fashion_mnist"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "dataset\twhere\tstatus"
+    name, where, status = lines[1].split("\t")
+    assert name == "fashion_mnist" and str(long) in where and status == "not found"
+
+
 def test_datasets_verify_passes_with_the_data(needs_real_data, capsys):
     assert main(["datasets", "--verify", "fashion_mnist", "mnist"]) == 0
     assert capsys.readouterr().out.count("verified") == 2

@@ -146,7 +146,7 @@ def datasets(names: tuple[str, ...], verify: bool) -> None:
     from trainwell import data as data_module
 
     chosen = [data_module.get_spec(name).name for name in names] or data_module.dataset_names()
-    table = Table("dataset", "where", "status")
+    rows: list[tuple[str, str, str]] = []
     failed = False
     for name in chosen:
         try:
@@ -160,13 +160,25 @@ def datasets(names: tuple[str, ...], verify: bool) -> None:
         except TrainwellError as error:
             where, status = "-", f"error: {str(error).splitlines()[0]}"
             failed = True
-        table.add_row(name, where, status)
-    out.print(table)
+        rows.append((name, where, status))
+    _print_rows(("dataset", "where", "status"), rows)
     if failed and verify:
         err.print("error: not every dataset is here with good files (see the table); `trainwell datasets` "
                   "says where each is looked for, and the README's Datasets section how to get them", markup=False,
                   soft_wrap=True)
         raise click.exceptions.Exit(1)
+
+
+def _print_rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table on a terminal; piped, one tab-separated line per row, never cut or wrapped."""
+    if out.is_terminal:
+        table = Table(*header)
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+        return
+    for row in (header, *rows):
+        click.echo("\t".join(row))  # rich would turn the tabs into spaces
 
 
 @app.command("plot-schedule")
