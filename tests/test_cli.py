@@ -259,3 +259,22 @@ def test_train_refuses_to_overwrite_a_finished_run(config, tmp_path, capsys):
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()} == before
     assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1", "--overwrite"]) == 0
     assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1", "--set", "train.overwrite=true"]) == 0
+
+
+def test_ctrl_c_in_train_says_where_the_state_is_and_the_rerun_resumes(config, tmp_path, monkeypatch, capsys):
+    from trainwell.trainer import Trainer
+
+    save = Trainer._save
+
+    def save_then_interrupt(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    out = tmp_path / "interrupted"
+    monkeypatch.setattr(Trainer, "_save", save_then_interrupt)
+    assert main(["train", str(config), "-o", str(out), "-q"]) == 130
+    assert (f"interrupted: the training state is kept in {out / 'resume'}; run the same command again to resume"
+            in capsys.readouterr().err)
+    monkeypatch.setattr(Trainer, "_save", save)
+    assert main(["train", str(config), "-o", str(out), "-q"]) == 0
+    assert "resuming at epoch 2" in capsys.readouterr().err

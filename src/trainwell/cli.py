@@ -66,7 +66,11 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
         overrides.append(f"output_dir={json.dumps(str(output_dir))}")
     run_config = load_config(config, overrides)
     with process_group_from_env() as group:
-        result = train_config(run_config, verbose=not quiet, overwrite=True if overwrite else None)
+        try:
+            result = train_config(run_config, verbose=not quiet, overwrite=True if overwrite else None)
+        except KeyboardInterrupt:
+            _say_how_to_resume(run_config)
+            raise
     if group is not None and not group.is_main:
         return
     for key in ("val_accuracy", "test_accuracy"):
@@ -76,6 +80,16 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
         found = [f"{f.severity}: {f.title}" for f in result.diagnosis.findings]
         out.print("diagnostics: " + ("; ".join(found) if found else "no problems found"), markup=False, soft_wrap=True)
     out.print(f"saved: {result.output_dir}")
+
+
+def _say_how_to_resume(run_config) -> None:
+    """After Ctrl-C: where the training state is, when there is one to resume from."""
+    from trainwell.experiment import output_dir_for
+
+    folder = output_dir_for(run_config) / "resume"
+    if any(folder.glob("phase-*")):
+        err.print(f"interrupted: the training state is kept in {folder}; run the same command again to resume",
+                  markup=False, soft_wrap=True)
 
 
 @app.command()
