@@ -142,3 +142,11 @@ def test_epochs_on_a_phased_config_says_to_set_the_phases():
         "cfg.toml: train.epochs = 2: this config trains in [[phases]], each with its own epochs "
         "(phases[0].epochs = 2, phases[1].epochs = 3); set those instead, e.g. --set phases[1].epochs=2 "
         "(and leave out --epochs and train.epochs)")
+
+
+@pytest.mark.parametrize("text,kind", [("[1, 2]\n", "a list"), ("just words\n", "a single str"), ("3\n", "a single int")])
+def test_a_yaml_file_that_is_not_a_table_is_one_clear_error(tmp_path, text, kind):
+    path = tmp_path / "list.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"list.yaml: a config is a table of sections .* this file is {kind}"):
+        load_config(path, ['output_dir="r/x"'])

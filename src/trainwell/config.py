@@ -343,7 +343,12 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError(f"{file}: no such config file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{file}: cannot read the config file ({error})") from None
-    return parse_config_text(text, file.suffix.lower(), source=str(file))
+    data = parse_config_text(text, file.suffix.lower(), source=str(file))
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a single {type(data).__name__}" if data is not None else "empty"
+        raise ConfigError(f"{file}: a config is a table of sections (name, [data], [model], ...), but this file "
+                          f"is {kind}; see examples/ for configs to copy")
+    return data
 
 
 _KEY_PART = re.compile(r"([^.\[\]\s]+)((?:\[\d+\])*)")
