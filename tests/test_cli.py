@@ -278,3 +278,32 @@ def test_ctrl_c_in_train_says_where_the_state_is_and_the_rerun_resumes(config, t
     monkeypatch.setattr(Trainer, "_save", save)
     assert main(["train", str(config), "-o", str(out), "-q"]) == 0
     assert "resuming at epoch 2" in capsys.readouterr().err
+
+
+def test_a_run_that_failed_in_its_first_epoch_does_not_block_the_corrected_one(config, tmp_path, capsys):
+    out = tmp_path / "diverged"
+    assert main(["train", str(config), "-o", str(out), "-q", "--set", "optimizer.name=sgd", "--set", "optimizer.lr=1e30",
+                 "--set", "callbacks.terminate_on_nan=true"]) == 2
+    assert "diverged" in capsys.readouterr().err
+    assert main(["train", str(config), "-o", str(out), "-q"]) == 0   # the advice followed, in the same folder
+
+
+def test_another_configs_interrupted_run_is_refused_unless_overwrite(config, tmp_path, monkeypatch, capsys):
+    from trainwell.trainer import Trainer
+
+    save = Trainer._save
+
+    def save_then_interrupt(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    out = tmp_path / "two"
+    monkeypatch.setattr(Trainer, "_save", save_then_interrupt)
+    assert main(["train", str(config), "-o", str(out), "-q"]) == 130
+    monkeypatch.setattr(Trainer, "_save", save)
+    capsys.readouterr()
+    other = ["train", str(config), "-o", str(out), "-q", "--set", "optimizer.lr=0.002"]
+    assert main(other) == 2
+    assert "holds an interrupted run of a different config" in capsys.readouterr().err
+    assert main([*other, "--overwrite"]) == 0
+    assert "resuming" not in capsys.readouterr().err

@@ -180,7 +180,8 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     _check_output_units(model, prepared.num_classes, config.train.loss)
     train = config.train
     out = output_dir_for(config) if save and is_main_process() else None  # under torchrun, rank 0 writes
-    if out is not None and not (train.overwrite if overwrite is None else overwrite):
+    replace = train.overwrite if overwrite is None else overwrite
+    if out is not None and not replace:
         _refuse_finished_run(out, config)
     callbacks = [*(callbacks or []), *configured_callbacks(config, prepared, out)]
     trainer = Trainer(model, loss=train.loss, optimizer=dict(config.optimizer), metrics=train.metrics,
@@ -196,7 +197,7 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
             except ConfigError as error:
                 raise ConfigError(f"phases[{index}].{key}: {error}") from None
     started = time.perf_counter()
-    resume_dir = _resume_dir(config, out)
+    resume_dir = _resume_dir(config, out, replace=replace)
     if resume_dir is not None:
         _announce_resume(resume_dir, len(phases))
     for index, phase in enumerate(phases):
@@ -263,16 +264,27 @@ def _announce_resume(resume_dir: Path, phases: int) -> None:
     print(f"resuming {where}{phase}, step {step:,} from {resume_dir}", file=sys.stderr)
 
 
-def _resume_dir(config: RunConfig, out: Path | None) -> Path | None:
-    """``<output_dir>/resume``, made for this config; an error if it holds another config's interrupted run."""
+def _resume_dir(config: RunConfig, out: Path | None, *, replace: bool = False) -> Path | None:
+    """``<output_dir>/resume``, made for this config.
+
+    Another config's state there is an error, unless ``replace`` (``--overwrite``) says to
+    drop it, or it holds no finished epoch (a run that failed before its first epoch ended,
+    on a bad setting or a divergence: nothing to lose, and the corrected run must not be refused).
+    """
     if out is None or not config.train.resumable:
         return None
     folder = out / "resume"
     fingerprint = _fingerprint(config)
     saved = folder / "config.json"
     if saved.exists() and saved.read_text(encoding="utf-8").strip() != fingerprint:
-        raise ConfigError(f"{out}: holds an interrupted run of a different config (its state is in {folder}); "
-                          "use another output_dir, or delete that folder to start over")
+        progress = [position for phase in sorted(folder.glob("phase-*"))
+                    if (position := saved_position(phase)) is not None]
+        if progress and not replace:
+            raise ConfigError(f"{out}: holds an interrupted run of a different config (its state is in {folder}, "
+                              f"{sum(p['epoch'] for p in progress)} epoch(s) done); pass --overwrite to drop it and "
+                              "start this one, or use another output_dir")
+        if distributed.is_main_process():
+            shutil.rmtree(folder, ignore_errors=True)
     if distributed.is_main_process():  # every rank resumes from the state; only rank 0 writes it
         atomic_write_text(saved, fingerprint + "\n")
     return folder
