@@ -145,6 +145,21 @@ def test_lr_find_cli(tmp_path, capsys):
     assert "'lr_find.min_lr' = -1: must be greater than 0" in capsys.readouterr().err
 
 
+def test_lr_find_and_plot_schedule_refuse_a_figure_format_before_any_work(tmp_path, capsys, monkeypatch):
+    import trainwell.lr_finder
+
+    config = tmp_path / "finder.toml"
+    config.write_text(DIGITS)
+    monkeypatch.setattr(trainwell.lr_finder, "find_lr_for_config", lambda *a, **k: pytest.fail("the sweep ran"))
+    for command in ("lr-find", "plot-schedule"):
+        assert main([command, str(config), "-o", str(tmp_path / "x.txt")]) == 2
+        assert "--output: " in capsys.readouterr().err
+        assert not list(tmp_path.glob("x.*"))
+    with pytest.raises(ConfigError, match=r"x.txt' must end in one of .png"):
+        from trainwell.plots import plot_schedule
+        plot_schedule([0.1, 0.1], tmp_path / "x.txt")
+
+
 def test_lr_finder_on_the_chapters_selu_model(needs_real_data, tmp_path):
     """The book's sweep (1e-5 to 10 over one epoch at batch 128) on SELU 300-100: the loss falls, then diverges."""
     config = load_config(EXAMPLES / "lr_finder.toml")

@@ -210,10 +210,11 @@ def plot_schedule(config: Path, set_: tuple[str, ...], epochs: int | None, steps
     from trainwell.config import load_config
     from trainwell.experiment import output_dir_for
     from trainwell.optim import resolve_optimizer_options
-    from trainwell.plots import plot_schedule as draw
+    from trainwell.plots import check_figure_path, plot_schedule as draw
     from trainwell.schedules import build_schedule, values
 
     run_config = load_config(config, [*set_, *([f"train.epochs={epochs}"] if epochs else [])])
+    target = check_figure_path(output or output_dir_for(run_config) / "schedule.png", what="--output")
     steps_per_epoch = steps_per_epoch or _steps_per_epoch(run_config)
     total = steps_per_epoch * run_config.train.epochs
     options = dict(run_config.optimizer)
@@ -224,7 +225,7 @@ def plot_schedule(config: Path, set_: tuple[str, ...], epochs: int | None, steps
     title = f"{run_config.name}: {spec['name']} schedule, {run_config.train.epochs} epochs x {steps_per_epoch} steps"
     if setup.plateau is not None:
         title += "\n(before the plateau reductions, which depend on the run)"
-    path = draw(lrs, output or output_dir_for(run_config) / "schedule.png", steps_per_epoch=steps_per_epoch,
+    path = draw(lrs, target, steps_per_epoch=steps_per_epoch,
                 momentum=values(setup.momentum, total) if setup.momentum else None, title=title, log=log_scale)
     out.print(f"lr: {lrs[0]:.4g} at the first step, {max(lrs):.4g} at most, {lrs[-1]:.4g} at the last "
               f"({total} steps)")
@@ -269,12 +270,14 @@ def lr_find(config: Path, set_: tuple[str, ...], min_lr: float | None, max_lr: f
     from trainwell.experiment import output_dir_for
     from trainwell.fileio import write_json
     from trainwell.lr_finder import find_lr_for_config
+    from trainwell.plots import check_figure_path
 
     options = {"min_lr": min_lr, "max_lr": max_lr, "steps": steps, "batch_size": batch_size}
     overrides = [*set_, *(f"lr_find.{key}={value!r}" for key, value in options.items() if value is not None)]
     run_config = load_config(config, overrides)
+    target = check_figure_path(output or output_dir_for(run_config) / "lr_find.png", what="--output")
     result = find_lr_for_config(run_config)
-    path = result.plot(output or output_dir_for(run_config) / "lr_find.png")
+    path = result.plot(target)
     write_json(path.with_suffix(".json"), result.to_dict())
     out.print(f"swept {len(result.lrs)} steps, lr {result.lrs[0]:.3g} to {result.lrs[-1]:.3g}"
               + (" (stopped: the loss diverged)" if result.stopped_early else ""))

@@ -23,7 +23,8 @@ from trainwell.preprocessing import Preprocessing
 from trainwell.regularization import DROPOUT_TYPES, MCPrediction, entropy, mc_predict
 from trainwell.saving import ModelFile, load_model_file
 from trainwell.trainer import Trainer
-from trainwell.uncertainty import calibration_report, check_figure_path, reliability_diagram
+from trainwell.plots import check_figure_path
+from trainwell.uncertainty import calibration_report, reliability_diagram
 
 SPLITS = ("test", "validation", "train")
 

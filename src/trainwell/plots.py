@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from trainwell.errors import ConfigError
 from trainwell.fileio import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,10 +106,25 @@ def finish(figure: "Figure") -> "Figure":
     return figure
 
 
+#: The formats trainwell writes figures in, by file name suffix: those matplotlib writes by itself (Pillow, one of its dependencies, for JPEG), so none fails for a missing tool.
+FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".eps")
+
+
+def check_figure_path(path: str | os.PathLike, *, what: str = "figure") -> Path:
+    """``path`` as a Path if its suffix names a format in :data:`FIGURE_SUFFIXES`, else a ConfigError.
+
+    Cheap, so callers check before computing what the figure shows.
+    """
+    target = Path(path)
+    if target.suffix.lower() not in FIGURE_SUFFIXES:
+        raise ConfigError(f"{what}: {str(target)!r} must end in one of {', '.join(FIGURE_SUFFIXES)}")
+    return target
+
+
 def save_figure(figure: "Figure", path: str | os.PathLike, *, dpi: int = 120) -> Path:
     """Write the finished figure, atomically, in the format the file name's suffix names
-    (PNG unless it says otherwise); return the path."""
-    path = Path(path)
+    (:data:`FIGURE_SUFFIXES`); return the path."""
+    path = check_figure_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     finish(figure)
     with atomic_path(path) as partial:

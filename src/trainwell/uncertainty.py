@@ -116,31 +116,15 @@ def calibration_report(probabilities: Any, labels: Any, *, bins: int = ECE_BINS)
             "ece": expected_calibration_error(probabilities, labels, bins=bins)}
 
 
-#: The figure formats a reliability diagram is written in, by file name suffix: those matplotlib
-#: writes by itself (Pillow, one of its dependencies, for JPEG), so none fails for a missing tool.
-FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".eps")
-
-
-def check_figure_path(path: str | os.PathLike, *, what: str = "reliability diagram") -> Path:
-    """``path`` as a Path if its suffix names a format in :data:`FIGURE_SUFFIXES`, else a ConfigError.
-
-    Cheap, so callers check before computing what the figure shows.
-    """
-    target = Path(path)
-    if target.suffix.lower() not in FIGURE_SUFFIXES:
-        raise ConfigError(f"{what}: {str(target)!r} must end in one of {', '.join(FIGURE_SUFFIXES)}")
-    return target
-
-
 def reliability_diagram(predictions: Mapping[str, Any], labels: Any, path: str | os.PathLike, *,
                         bins: int = ECE_BINS) -> Path:
     """Write :func:`reliability_figure`, atomically, in the format the file name's suffix says
     (PNG, JPEG, PDF, SVG or EPS)."""
-    from trainwell.plots import save_figure
+    from trainwell.plots import check_figure_path, save_figure
 
     if not predictions:
         raise ConfigError("reliability_diagram: no predictions to draw")
-    target = check_figure_path(path)
+    target = check_figure_path(path, what="reliability diagram")
     return save_figure(reliability_figure(predictions, labels, bins=bins), target, dpi=110)
 
 
