@@ -213,3 +213,13 @@ def test_the_transfer_example_configs_validate():
     examples = Path(__file__).parents[1] / "examples"
     config = load_config(examples / "transfer_b_on_a.toml")
     assert [p.epochs for p in config.phases] == [4, 16] and config.model.reuse.layers == -1
+
+
+def test_an_empty_slice_is_refused_instead_of_freezing_nothing():
+    from trainwell.layers import Dense, build_model
+    from trainwell.transfer import freeze
+
+    model = build_model([Dense(4), Dense(4), Dense(2)], input_shape=(3,))
+    with pytest.raises(ConfigError, match=r"layers '5:2' select no layer: the model has 3 layers"):
+        freeze(model, "5:2")
+    assert all(p.requires_grad for p in model.parameters())

@@ -75,7 +75,11 @@ def select_layers(model: nn.Module, selectors: Selector | Iterable[Selector]) ->
                                   f"({', '.join(names)})")
             picked.add(selector % len(children))
         elif isinstance(selector, slice):
-            picked.update(range(*selector.indices(len(children))))
+            chosen = range(*selector.indices(len(children)))
+            if not chosen:
+                raise ConfigError(f"layers {raw!r} select no layer: the model has {len(children)} layers "
+                                  f"({', '.join(names)}); a slice start:stop picks start..stop-1, e.g. '0:-1'")
+            picked.update(chosen)
         else:
             matches = [i for i, name in enumerate(names) if fnmatch.fnmatchcase(name, selector)]
             if not matches:
