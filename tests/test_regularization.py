@@ -346,3 +346,16 @@ def test_mc_predict_takes_float64_inputs_and_names_bad_ones():
     x[3, 0, 0] = float("nan")
     with pytest.raises(ConfigError, match="x: 1 value is NaN or infinite"):
         mc_predict(model, x, samples=5)
+
+
+@pytest.mark.parametrize("x,message", [
+    (np.zeros((5, 7)), r"x: samples of shape \(7,\) \(the array's shape is \(5, 7\)\); the model expects \(4,\)"),
+    (np.zeros((5, 2, 4)), r"x: samples of shape \(2, 4\)"),
+    (np.zeros((0, 4)), r"x: no samples"),
+])
+def test_mc_predict_names_inputs_that_do_not_fit(x, message):
+    import trainwell as tw
+
+    model = tw.build_model([tw.Dropout(0.5), tw.Dense(3, activation="softmax")], input_shape=(4,), seed=0)
+    with pytest.raises(tw.ArrayError, match=message):
+        tw.mc_predict(model, x, samples=3)

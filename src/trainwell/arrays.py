@@ -28,7 +28,10 @@ from torch import nn
 
 from trainwell.errors import ArrayError
 
-__all__ = ["as_tensor", "model_dtype", "model_inputs", "check_finite"]
+__all__ = ["as_tensor", "model_dtype", "model_inputs", "check_finite", "output_shape"]
+
+#: Words in a RuntimeError of a forward pass that say the inputs' shape does not fit the model.
+_SHAPE_WORDS = ("shape", "size", "dimension", "expected", "elements", "channels")
 
 
 def as_tensor(value: Any, what: str, *, expected: str = "numbers") -> torch.Tensor:
@@ -96,3 +99,28 @@ def model_inputs(x: Any, *, dtype: torch.dtype, device: torch.device | str | Non
         check_finite(tensor, what, needs="the model needs finite inputs (Trainer(skip_nonfinite=True) skips "
                                           "the training batches that hold such values)")
     return tensor
+
+
+def output_shape(model: nn.Module, x: torch.Tensor, what: str, *, forward: Any) -> tuple[int, ...]:
+    """The per-sample shape of ``model``'s outputs, from ``forward`` (the caller's evaluation-mode pass,
+    without gradients) of two samples of ``x``; an ArrayError naming ``what`` when they do not fit.
+
+    A trainwell model knows its input shape and is compared first; for any module, a shape
+    error of that forward becomes the ArrayError.
+    """
+    if len(x) == 0:
+        raise ArrayError(f"{what}: no samples")
+    spec = getattr(model, "spec", None)
+    expected = tuple(spec.input_shape) if spec is not None and spec.input_shape else None
+    if expected is not None and tuple(x.shape[1:]) != expected:
+        raise ArrayError(f"{what}: samples of shape {tuple(x.shape[1:])} (the array's shape is "
+                         f"{tuple(x.shape)}); the model expects {expected}")
+    try:
+        outputs = forward(x[:2])
+    except RuntimeError as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if not any(word in message.lower() for word in _SHAPE_WORDS):
+            raise
+        raise ArrayError(f"{what}: samples of shape {tuple(x.shape[1:])} do not fit the model "
+                         f"({message})") from None
+    return tuple(outputs.shape[1:])

@@ -31,7 +31,7 @@ from typing import Any, Iterator, Mapping, NamedTuple, Sequence, Union
 import torch
 from torch import nn
 
-from trainwell.arrays import model_dtype, model_inputs
+from trainwell.arrays import model_dtype, model_inputs, output_shape
 from trainwell.errors import ConfigError
 from trainwell.losses import final_activation
 
@@ -293,6 +293,7 @@ def mc_predict(model: nn.Module, x: Any, *, samples: int = 100, batch_size: int 
     parameter = next(iter(model.parameters()), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     inputs = model_inputs(x, dtype=model_dtype(model), what="x")
+    output_shape(model, inputs, "x", forward=lambda two: _eval_forward(model, two.to(device)))
     chunk = max(1, batch_size // samples)
     to_probabilities = _output_to_probabilities(model)
     means, stds = [], []
@@ -309,6 +310,17 @@ def mc_predict(model: nn.Module, x: Any, *, samples: int = 100, batch_size: int 
             stds.append(probabilities.std(dim=0, correction=0).float().cpu())
     mean = torch.cat(means) if means else torch.empty(0)
     return MCPrediction(mean=mean, std=torch.cat(stds) if stds else torch.empty(0), entropy=entropy(mean))
+
+
+def _eval_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's outputs in evaluation mode, without gradients (its mode restored after)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model(x)
+    finally:
+        model.train(was_training)
 
 
 def entropy(probabilities: torch.Tensor) -> torch.Tensor:
