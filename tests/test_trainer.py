@@ -330,3 +330,14 @@ def test_labels_of_shape_n_by_1_are_taken(blobs):
     column = Trainer(small_model(), seed=0).fit(x, y.reshape(-1, 1), epochs=2, verbose=False)
     flat = Trainer(small_model(), seed=0).fit(x, y, epochs=2, verbose=False)
     assert column["loss"] == flat["loss"] and column["accuracy"] == flat["accuracy"]
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_classes", "evaluate"])
+def test_inference_refuses_a_batch_size_that_is_not_a_positive_integer(method):
+    from trainwell.layers import Dense, build_model
+
+    trainer = Trainer(build_model([Dense(3, activation="softmax")], input_shape=(4,), seed=0))
+    x, y = torch.zeros(6, 4), torch.zeros(6, dtype=torch.long)
+    arguments = (x, y) if method == "evaluate" else (x,)
+    with pytest.raises(ConfigError, match="batch_size: must be a positive integer, got 0"):
+        getattr(trainer, method)(*arguments, batch_size=0)

@@ -28,7 +28,7 @@ from torch import nn
 
 from trainwell import distributed
 from trainwell.callbacks import Callback, ProgressDisplay, overrides
-from trainwell.arrays import model_dtype, model_inputs
+from trainwell.arrays import model_dtype, model_inputs, output_shape
 from trainwell.errors import ArrayError, ConfigError
 from trainwell.history import History
 from trainwell.fused import fused_step
@@ -70,7 +70,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 METRICS = ("accuracy",)
 
 #: Words of the torch errors a forward raises when the inputs' shape does not fit the model.
-_SHAPE_WORDS = ("shape", "size", "dimension", "expected", "elements", "channels")
 
 
 @dataclass
@@ -207,26 +206,9 @@ class Trainer:
         return x, y
 
     def _output_shape(self, x: torch.Tensor, what: str) -> tuple[int, ...]:
-        """The per-sample shape of the model's logits, from one forward of two samples of ``x``.
-
-        A trainwell model knows its input shape and is compared first; for any module, a
-        shape error of that forward becomes an ArrayError naming ``x``. The forward runs in
-        evaluation mode without gradients, so it changes no weight, statistic or random stream.
-        """
-        spec = getattr(self.model, "spec", None)
-        expected = tuple(spec.input_shape) if spec is not None and spec.input_shape else None
-        if expected is not None and tuple(x.shape[1:]) != expected:
-            raise ArrayError(f"{what}: samples of shape {tuple(x.shape[1:])} (the array's shape is "
-                             f"{tuple(x.shape)}); the model expects {expected}")
-        try:
-            logits = self._logits(x[:2], batch_size=2)
-        except RuntimeError as error:
-            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            if not any(word in message.lower() for word in _SHAPE_WORDS):
-                raise
-            raise ArrayError(f"{what}: samples of shape {tuple(x.shape[1:])} do not fit the model "
-                             f"({message})") from None
-        return tuple(logits.shape[1:])
+        """The per-sample shape of the model's logits, from one forward of two samples of ``x``
+        (see :func:`trainwell.arrays.output_shape`): it changes no weight, statistic or random stream."""
+        return output_shape(self.model, x, what, forward=lambda batch: self._logits(batch, batch_size=2))
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -590,6 +572,8 @@ class Trainer:
     # ------------------------------------------------------------ evaluate
     @torch.no_grad()
     def _logits(self, x: torch.Tensor, batch_size: int, forward: nn.Module | None = None) -> torch.Tensor:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size: must be a positive integer, got {batch_size!r}")
         was_training = self.model.training
         self.model.eval()
         try:
