@@ -78,7 +78,6 @@ class BatchNorm(nn.BatchNorm1d):
         self.num_batches_tracked.add_(1)
         return 1.0 / float(self.num_batches_tracked) if self.momentum is None else float(self.momentum)
 
-    @torch.no_grad()
     def update_moving_statistics(self, mean: torch.Tensor, invstd: torch.Tensor, factor: float) -> None:
         """Keras' update of the moving mean and variance, in place, from a batch's mean and
         ``invstd = 1 / sqrt(variance + eps)`` (what the batch-norm kernel returns: no second pass
@@ -86,7 +85,8 @@ class BatchNorm(nn.BatchNorm1d):
 
         The biased variance is ``invstd ** -2 - eps``, exact to the float rounding of
         ``variance + eps`` (which is what inference uses); ``lerp`` toward ``invstd ** -2`` then
-        less ``factor * eps`` is the same update in one op less.
+        less ``factor * eps`` is the same update in one op less. No ``no_grad`` is needed: the
+        kernel's mean and invstd carry no gradient, and the statistics are buffers.
         """
         self.running_mean.lerp_(mean.to(self.running_mean.dtype), factor)
         self.running_var.lerp_(invstd.pow(-2).to(self.running_var.dtype), factor).sub_(factor * self.eps)
