@@ -74,9 +74,18 @@ def model_dtype(model: nn.Module) -> torch.dtype:
     return torch.float32
 
 
+def _all_finite(tensor: torch.Tensor, *, chunk_bytes: int = 16 * 2**20) -> bool:
+    """Whether every value is finite, a few megabytes at a time: ``isfinite`` of the whole
+    array would allocate temporaries about twice its size (a dataset's worth of memory)."""
+    if tensor.dim() == 0:
+        return bool(torch.isfinite(tensor))
+    rows = max(1, chunk_bytes // max(1, tensor[:1].numel() * tensor.element_size()))
+    return all(bool(torch.isfinite(tensor[start:start + rows]).all()) for start in range(0, len(tensor), rows))
+
+
 def check_finite(tensor: torch.Tensor, what: str, *, needs: str = "the model needs finite inputs") -> None:
     """ArrayError naming how many values of ``tensor`` are NaN or infinite, and where the first is."""
-    if not tensor.is_floating_point() or bool(torch.isfinite(tensor).all()):
+    if not tensor.is_floating_point() or _all_finite(tensor):
         return
     bad = ~torch.isfinite(tensor)
     count = int(bad.sum())
