@@ -22,3 +22,13 @@ def test_a_non_finite_value_is_found_in_any_chunk(row):
 def test_scalars_and_integers():
     assert _all_finite(torch.tensor(1.0)) and not _all_finite(torch.tensor(float("nan")))
     check_finite(torch.arange(10), "y")  # integers are always finite
+
+
+def test_only_training_data_is_told_about_skip_nonfinite():
+    from trainwell.arrays import model_inputs
+
+    bad = torch.tensor([[1.0, float("nan")]])
+    with pytest.raises(ArrayError, match="skip_nonfinite"):
+        model_inputs(bad, dtype=torch.float32, what="training data x")
+    with pytest.raises(ArrayError, match=r"finite inputs$"):
+        model_inputs(bad, dtype=torch.float32, what="evaluation data x")

@@ -105,8 +105,9 @@ def model_inputs(x: Any, *, dtype: torch.dtype, device: torch.device | str | Non
         raise ArrayError(f"{what}: holds complex numbers; expected real numbers")
     tensor = tensor.to(device=device if device is not None else tensor.device, dtype=dtype)
     if finite:
-        check_finite(tensor, what, needs="the model needs finite inputs (Trainer(skip_nonfinite=True) skips "
-                                          "the training batches that hold such values)")
+        check_finite(tensor, what, needs="the model needs finite inputs" + (
+            " (Trainer(skip_nonfinite=True) skips the training batches that hold such values)"
+            if what.startswith("training data") else ""))
     return tensor
 
 

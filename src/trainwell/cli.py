@@ -344,7 +344,7 @@ def doctor(config: Path, set_: tuple[str, ...], steps: int | None, every: int | 
 def reproduce(ids: tuple[str, ...], budget: str, seeds: int, out_dir: Path, jobs: int | None, list_: bool) -> None:
     """Reproduce the chapter: run catalog entries (IDS, default all), then write the report.
 
-    Finished runs in OUT are skipped; an interrupted run is redone.
+    Finished runs in OUT are skipped; an interrupted run resumes from its last saved state.
     """
     from trainwell import experiments
 
