@@ -260,8 +260,9 @@ def test_train_refuses_to_overwrite_a_finished_run(config, tmp_path, capsys):
     assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1", "--overwrite"]) == 0
     assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1", "--set", "train.overwrite=true"]) == 0
 
-
-def test_ctrl_c_in_train_says_where_the_state_is_and_the_rerun_resumes(config, tmp_path, monkeypatch, capsys):
+def _interrupt_after_each_save(monkeypatch):
+    """Make Trainer._save raise KeyboardInterrupt once the state is written (a Ctrl-C at an epoch end);
+    returns the real _save, to put back."""
     from trainwell.trainer import Trainer
 
     save = Trainer._save
@@ -270,8 +271,15 @@ def test_ctrl_c_in_train_says_where_the_state_is_and_the_rerun_resumes(config, t
         save(self, *args, **kwargs)
         raise KeyboardInterrupt
 
-    out = tmp_path / "interrupted"
     monkeypatch.setattr(Trainer, "_save", save_then_interrupt)
+    return save
+
+
+def test_ctrl_c_in_train_says_where_the_state_is_and_the_rerun_resumes(config, tmp_path, monkeypatch, capsys):
+    from trainwell.trainer import Trainer
+
+    out = tmp_path / "interrupted"
+    save = _interrupt_after_each_save(monkeypatch)
     assert main(["train", str(config), "-o", str(out), "-q"]) == 130
     assert (f"interrupted: the training state is kept in {out / 'resume'}; run the same command again to resume"
             in capsys.readouterr().err)
@@ -291,14 +299,8 @@ def test_a_run_that_failed_in_its_first_epoch_does_not_block_the_corrected_one(c
 def test_another_configs_interrupted_run_is_refused_unless_overwrite(config, tmp_path, monkeypatch, capsys):
     from trainwell.trainer import Trainer
 
-    save = Trainer._save
-
-    def save_then_interrupt(self, *args, **kwargs):
-        save(self, *args, **kwargs)
-        raise KeyboardInterrupt
-
     out = tmp_path / "two"
-    monkeypatch.setattr(Trainer, "_save", save_then_interrupt)
+    save = _interrupt_after_each_save(monkeypatch)
     assert main(["train", str(config), "-o", str(out), "-q"]) == 130
     monkeypatch.setattr(Trainer, "_save", save)
     capsys.readouterr()
