@@ -264,3 +264,13 @@ def test_variant_in_a_config_file(tmp_path):
     path.write_text(head + 'variant = "keras_3"\n')
     with pytest.raises(ConfigError, match="optimizer.variant: 'keras_3' is not a variant of nadam"):
         load_config(path)
+
+
+@pytest.mark.parametrize("options", [{"lr": float("inf")}, {"lr": float("nan")}, {"momentum": float("nan")}])
+def test_optimizer_settings_must_be_finite(options):
+    from trainwell.errors import ConfigError
+    from trainwell.optim import optimizer
+
+    key = next(iter(options))
+    with pytest.raises(ConfigError, match=f"optimizer.{key}: must be a finite non-negative number"):
+        optimizer("sgd", **options)(torch.nn.Linear(2, 2).parameters())

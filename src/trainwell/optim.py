@@ -229,8 +229,8 @@ def resolve_optimizer_options(name: str, options: Mapping[str, Any]) -> dict[str
         if isinstance(default, bool):
             if not isinstance(value, bool):
                 raise ConfigError(f"optimizer.{key}: must be true or false, got {value!r}")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ConfigError(f"optimizer.{key}: must be a non-negative number, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ConfigError(f"optimizer.{key}: must be a finite non-negative number, got {value!r}")
         merged[key] = value
     if merged["lr"] <= 0:
         raise ConfigError(f"optimizer.lr: the learning rate must be positive, got {merged['lr']!r}")
