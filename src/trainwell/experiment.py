@@ -240,8 +240,7 @@ def _refuse_finished_run(out: Path, config: RunConfig) -> None:
     A folder whose ``resume/`` still holds this config's saved state is not finished: the
     run was killed (perhaps while writing its files), and running it again completes it.
     """
-    saved = out / "resume" / "config.json"
-    if config.train.resumable and saved.exists() and saved.read_text(encoding="utf-8").strip() == _fingerprint(config):
+    if config.train.resumable and _saved_fingerprint(out / "resume") == _fingerprint(config):
         return
     found = [name for name in RUN_FILES if (out / name).exists()]
     if found:
@@ -275,8 +274,8 @@ def _resume_dir(config: RunConfig, out: Path | None, *, replace: bool = False) -
         return None
     folder = out / "resume"
     fingerprint = _fingerprint(config)
-    saved = folder / "config.json"
-    if saved.exists() and saved.read_text(encoding="utf-8").strip() != fingerprint:
+    saved = _saved_fingerprint(folder)
+    if saved is not None and saved != fingerprint:
         progress = [position for phase in sorted(folder.glob("phase-*"))
                     if (position := saved_position(phase)) is not None]
         if progress and not replace:
@@ -286,8 +285,14 @@ def _resume_dir(config: RunConfig, out: Path | None, *, replace: bool = False) -
         if distributed.is_main_process():
             shutil.rmtree(folder, ignore_errors=True)
     if distributed.is_main_process():  # every rank resumes from the state; only rank 0 writes it
-        atomic_write_text(saved, fingerprint + "\n")
+        atomic_write_text(folder / "config.json", fingerprint + "\n")
     return folder
+
+
+def _saved_fingerprint(folder: Path) -> str | None:
+    """The fingerprint of the config whose training state ``folder`` keeps, or None."""
+    saved = folder / "config.json"
+    return saved.read_text(encoding="utf-8").strip() if saved.exists() else None
 
 
 def _fingerprint(config: RunConfig) -> str:

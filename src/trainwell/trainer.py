@@ -69,8 +69,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 METRICS = ("accuracy",)
 
-#: Words of the torch errors a forward raises when the inputs' shape does not fit the model.
-
 
 @dataclass
 class _FitSetup:
@@ -598,9 +596,7 @@ class Trainer:
     def _prediction_inputs(self, x: ArrayLike) -> torch.Tensor:
         """``x`` checked as ``_data`` checks inputs (dtype, values, fit to the model)."""
         x = self._inputs(x, "prediction inputs x")
-        if len(x) == 0:
-            raise ArrayError("prediction inputs x: no samples")
-        self._output_shape(x, "prediction inputs x")
+        self._output_shape(x, "prediction inputs x")  # also refuses an empty array
         return x
 
     def predict(self, x: ArrayLike, *, batch_size: int = 1024) -> torch.Tensor:
