@@ -182,3 +182,34 @@ def test_sigkill_and_rerun_the_same_command_until_done(tmp_path):
     a, b = tw.load_model(tmp_path / "clean" / "model.safetensors"), tw.load_model(out / "model.safetensors")
     for key, value in a.state_dict().items():
         assert torch.equal(value, b.state_dict()[key]), key
+
+
+def test_skipped_batches_are_counted_across_a_resume(tmp_path):
+    """Trainer(skip_nonfinite=True)'s running count of skipped batches is part of the state: History's
+    skipped_batches after a resume equals an uninterrupted fit's."""
+    x, y = data()
+    x[np.random.default_rng(1).choice(len(x), 20, replace=False), 0] = np.nan
+
+    def fit(resume_dir, kill):
+        torch.manual_seed(0)
+        model = tw.build_model([tw.Dense(8, activation="relu"), tw.Dense(3, activation="softmax")], input_shape=(3,))
+        trainer = tw.Trainer(model, optimizer={"name": "sgd", "lr": 0.05}, callbacks=[kill], seed=1,
+                             skip_nonfinite=True)
+        return trainer.fit(x, y, epochs=3, batch_size=8, verbose=False, resume_dir=resume_dir)
+
+    class KillInEpoch(Callback):
+        def __init__(self, epoch):
+            self.at = epoch
+
+        def on_epoch_begin(self, trainer, epoch):
+            if epoch == self.at:
+                raise Interrupt
+
+    expected = fit(None, KillInEpoch(-1))
+    assert expected.records[0]["skipped_batches"] > 0
+    for epoch in (2, 3):
+        with pytest.raises(Interrupt):
+            fit(tmp_path, KillInEpoch(epoch))
+    resumed = fit(tmp_path, KillInEpoch(-1))
+    assert [r["skipped_batches"] for r in resumed] == [r["skipped_batches"] for r in expected]
+    assert without_time(resumed) == without_time(expected)

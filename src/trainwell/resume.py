@@ -2,7 +2,7 @@
 
 A state holds everything the rest of the fit depends on: the model's weights and
 buffers, the optimizer's state, the History, the epoch and step counters, the
-learning-rate scale, the callbacks' counters (early stopping, plateau, checkpoints),
+learning-rate scale, the count of skipped non-finite batches, the callbacks' counters (early stopping, plateau, checkpoints),
 and the random number generators of PyTorch, NumPy and Python together with the
 generator that shuffles the data. Restored, the run goes on with the same data order
 and the same dropout masks, so on the CPU its final weights and History equal those of

@@ -500,7 +500,7 @@ class Trainer:
             rng["order"] = mid_epoch.pop("epoch_order")
         state = {
             "target": target, "epoch": len(self.history), "step": self.step, "stopped": self.stop_training,
-            "lr_scale": self.lr_scale, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "lr_scale": self.lr_scale, "skipped_batches": self.skipped_batches, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "history": {"records": self.history.records, "steps": self.history.steps},
             "callbacks": {f"{i}:{type(c).__name__}": c.state_dict() for i, c in enumerate(callbacks)},
             "rng": rng, "mid_epoch": mid_epoch,
@@ -523,6 +523,7 @@ class Trainer:
         self.history.steps.clear()
         self.history.steps.update(state["history"]["steps"])
         self.step, self.lr_scale = state["step"], state["lr_scale"]
+        self.skipped_batches = state.get("skipped_batches", 0)  # History counts them from the fit's start
         self.stop_training = state["stopped"]
         for key, saved in state["callbacks"].items():
             names[key].load_state_dict(saved)
