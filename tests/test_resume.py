@@ -213,3 +213,18 @@ def test_skipped_batches_are_counted_across_a_resume(tmp_path):
     resumed = fit(tmp_path, KillInEpoch(-1))
     assert [r["skipped_batches"] for r in resumed] == [r["skipped_batches"] for r in expected]
     assert without_time(resumed) == without_time(expected)
+
+
+def test_the_progress_display_does_not_make_a_state_belong_to_another_fit(tmp_path):
+    """A display-only callback (affects_fit = False) is neither recorded nor required: a fit killed while
+    showing progress resumes quietly, and the other way round, to the uninterrupted result."""
+    from trainwell.callbacks import HistoryLogger, ProgressDisplay
+
+    expected = run(make_trainer([KillAt(-1)]))
+    for first, second in ((True, False), (False, True)):
+        folder = tmp_path / str(first)
+        display = [ProgressDisplay(live=False), HistoryLogger(tmp_path / "log.json")]
+        with pytest.raises(Interrupt):
+            run(make_trainer([*(display if first else []), KillAt(20)]), folder)
+        history = run(make_trainer([KillAt(-1), *(display if second else [])]), folder)
+        assert without_time(history) == without_time(expected)

@@ -26,7 +26,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class Callback:
-    """Base class with a no-op for every hook."""
+    """Base class with a no-op for every hook.
+
+    ``affects_fit = False`` marks a callback that only reports (shows progress, writes a
+    log): it changes nothing the fit computes and keeps no state, so a saved training
+    state neither records it nor requires it, and a fit resumes whether or not it is
+    there (``trainwell train -q`` after a run without it). Any other callback may steer
+    the fit, so resuming requires the same ones (see ``Trainer._restore``).
+    """
+
+    affects_fit = True
 
     def on_fit_begin(self, trainer: "Trainer") -> None: ...
     def on_fit_end(self, trainer: "Trainer") -> None: ...
@@ -76,6 +85,8 @@ class ProgressDisplay(Callback):
     display does not force a host sync on every step.
     """
 
+    affects_fit = False
+
     def __init__(self, *, live: bool | None = None, refresh: float = 5.0, console: Console | None = None):
         self.console = console or Console(stderr=True, highlight=False)
         self.live = self.console.is_terminal if live is None else live
@@ -120,6 +131,8 @@ class ProgressDisplay(Callback):
 
 class HistoryLogger(Callback):
     """Writes the History to ``path`` (``.json`` or ``.csv``) after every epoch, atomically."""
+
+    affects_fit = False
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)

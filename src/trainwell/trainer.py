@@ -105,6 +105,13 @@ class _FitSetup:
     predicted: torch.Tensor | None = None  # the epoch's predicted classes, when accuracy is counted that way
 
 
+def _fit_callbacks(callbacks: Sequence[Callback]) -> dict[str, Callback]:
+    """The callbacks a saved training state records, by position and class ("0:EarlyStopping"): all but
+    those that only report (``affects_fit = False``, the progress display), which a resumed fit may add or drop."""
+    kept = [c for c in callbacks if getattr(c, "affects_fit", True)]
+    return {f"{i}:{type(c).__name__}": c for i, c in enumerate(kept)}
+
+
 class Trainer:
     """Fits any ``nn.Module`` on in-memory arrays.
 
@@ -502,7 +509,7 @@ class Trainer:
             "target": target, "epoch": len(self.history), "step": self.step, "stopped": self.stop_training,
             "lr_scale": self.lr_scale, "skipped_batches": self.skipped_batches, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "history": {"records": self.history.records, "steps": self.history.steps},
-            "callbacks": {f"{i}:{type(c).__name__}": c.state_dict() for i, c in enumerate(callbacks)},
+            "callbacks": {name: c.state_dict() for name, c in _fit_callbacks(callbacks).items()},
             "rng": rng, "mid_epoch": mid_epoch,
         }
         save_state(directory, state, step=self.step)
@@ -512,11 +519,11 @@ class Trainer:
         state = load_latest_state(directory)
         if state is None:
             return None
-        names = {f"{i}:{type(c).__name__}": c for i, c in enumerate(callbacks)}
-        if set(state["callbacks"]) != set(names) or state["target"] > target:
-            raise ResumeError(f"{directory}: the saved training state belongs to a different fit "
-                              f"(callbacks {sorted(state['callbacks'])}, {state['target']} epochs); "
-                              "delete the folder to start over")
+        names = _fit_callbacks(callbacks)
+        if list(state["callbacks"]) != list(names) or state["target"] > target:
+            raise ResumeError(f"{directory}: the saved training state belongs to a different fit (it has callbacks "
+                              f"[{', '.join(state['callbacks'])}] and {state['target']} epochs, this fit "
+                              f"[{', '.join(names)}] and {target}); delete the folder to start over")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.history.records[:] = state["history"]["records"]
