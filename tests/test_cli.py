@@ -296,16 +296,37 @@ def test_a_run_that_failed_in_its_first_epoch_does_not_block_the_corrected_one(c
     assert main(["train", str(config), "-o", str(out), "-q"]) == 0   # the advice followed, in the same folder
 
 
-def test_another_configs_interrupted_run_is_refused_unless_overwrite(config, tmp_path, monkeypatch, capsys):
+def test_another_configs_interrupted_run_is_refused_unless_restart(config, tmp_path, monkeypatch, capsys):
+    """The refusal says what differs and how to start over; --restart (or --overwrite, which replaces
+    what another run left in the folder) drops that state and trains from epoch 1."""
     from trainwell.trainer import Trainer
 
-    out = tmp_path / "two"
+    save = _interrupt_after_each_save(monkeypatch)
+    for out in (tmp_path / "two", tmp_path / "three"):
+        assert main(["train", str(config), "-o", str(out), "-q"]) == 130
+    monkeypatch.setattr(Trainer, "_save", save)
+    capsys.readouterr()
+    for out, start_over in ((tmp_path / "two", "--restart"), (tmp_path / "three", "--overwrite")):
+        other = ["train", str(config), "-o", str(out), "-q", "--set", "optimizer.lr=0.002"]
+        assert main(other) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "holds an interrupted run of a different fit (1 epoch(s) done" in err
+        assert "optimizer.lr 0.01 -> 0.002" in err and "--restart" in err
+        assert main([*other, start_over]) == 0
+        err = capsys.readouterr().err
+        assert "resuming" not in err and f"starting over: dropped the saved state of 1 epoch(s) in {out / 'resume'}" in err
+
+
+def test_restart_trains_the_same_config_from_epoch_1(config, tmp_path, monkeypatch, capsys):
+    from trainwell.trainer import Trainer
+
+    out, clean = tmp_path / "out", tmp_path / "clean"
+    assert main(["train", str(config), "-o", str(clean), "-q"]) == 0
     save = _interrupt_after_each_save(monkeypatch)
     assert main(["train", str(config), "-o", str(out), "-q"]) == 130
     monkeypatch.setattr(Trainer, "_save", save)
     capsys.readouterr()
-    other = ["train", str(config), "-o", str(out), "-q", "--set", "optimizer.lr=0.002"]
-    assert main(other) == 2
-    assert "holds an interrupted run of a different config" in capsys.readouterr().err
-    assert main([*other, "--overwrite"]) == 0
-    assert "resuming" not in capsys.readouterr().err
+    assert main(["train", str(config), "-o", str(out), "-q", "--restart"]) == 0
+    assert "resuming" not in capsys.readouterr().err and not (out / "resume").exists()
+    strip = lambda path: [{k: v for k, v in r.items() if k != "time"} for r in History.from_json(path)]  # noqa: E731
+    assert strip(out / "history.json") == strip(clean / "history.json")

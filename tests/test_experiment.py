@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from trainwell.config import load_config, validate_config
 from trainwell.errors import ConfigError
@@ -140,6 +141,13 @@ def test_a_resumed_run_says_where_it_resumes(tmp_path, capsys):
     assert "resuming" not in capsys.readouterr().err
 
 
+def _fingerprint_of(config):
+    from trainwell.experiment import build_from_config, fit_fingerprint, prepare_data
+
+    prepared = prepare_data(config)
+    return fit_fingerprint(config, prepared, build_from_config(config, prepared.input_shape))
+
+
 def test_a_killed_run_resumes_with_overwrite_set(tmp_path):
     """train.overwrite and train.allow_nonfinite_loss decide what happens after training: not part of the fit."""
     out = tmp_path / "run"
@@ -147,7 +155,31 @@ def test_a_killed_run_resumes_with_overwrite_set(tmp_path):
     (out / "resume").mkdir(parents=True)
     from trainwell.experiment import _resume_dir
 
-    _resume_dir(config, out)
+    _resume_dir(config, out, _fingerprint_of(config))
     again = validate_config({**config.to_dict(), "train": {**config.to_dict()["train"], "overwrite": True,
                                                            "allow_nonfinite_loss": True}})
-    assert _resume_dir(again, out) == out / "resume"
+    assert _resume_dir(again, out, _fingerprint_of(again)) == out / "resume"
+
+
+def test_the_fingerprint_holds_what_changes_the_result_and_not_how_it_is_shown(tmp_path):
+    """Where the files go, the name, how often the state is saved, and the data's path are not the fit; the
+    settings, the data's contents, the device and thread count in use and the code's version are."""
+    import json
+
+    import trainwell
+
+    config = digits_config().to_dict()
+    base = _fingerprint_of(validate_config(config))
+    same = [{"output_dir": str(tmp_path / "a")}, {"output_dir": "a"}, {"name": "other"},
+            {"train": {**config["train"], "save_every_steps": 7, "overwrite": True, "restart": True}},
+            {"train": {**config["train"], "threads": torch.get_num_threads()}}]
+    for change in same:
+        assert _fingerprint_of(validate_config({**config, **change})) == base, change
+    other = [{"seed": 4}, {"optimizer": {"name": "adam", "lr": 0.002}},
+             {"data": {**config["data"], "validation_size": 100}},
+             {"train": {**config["train"], "threads": torch.get_num_threads() + 1}}]
+    for change in other:
+        assert _fingerprint_of(validate_config({**config, **change})) != base, change
+    fingerprint = json.loads(base)
+    assert fingerprint["code"] == {"trainwell": trainwell.__version__, "torch": torch.__version__}
+    assert len(fingerprint["data"]["sha256"]) == 64

@@ -43,8 +43,10 @@ def app() -> None:
 @click.option("--threads", type=click.IntRange(min=1), help="Override train.threads (CPU threads while fitting).")
 @click.option("--overwrite", is_flag=True,
               help="Replace the files of a finished run in the output folder (train.overwrite; refused by default).")
+@click.option("--restart", is_flag=True,
+              help="Drop an interrupted run's saved state (OUTPUT_DIR/resume) and train from epoch 1 (train.restart).")
 def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | None, output_dir: Path | None,
-          quiet: bool, threads: int | None, overwrite: bool) -> None:
+          quiet: bool, threads: int | None, overwrite: bool, restart: bool) -> None:
     """Train the model a CONFIG file (.toml, .yaml or .json) describes.
 
     Prints the validation and test accuracy and writes the model, its history and
@@ -67,7 +69,8 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
     run_config = load_config(config, overrides)
     with process_group_from_env() as group:
         try:
-            result = train_config(run_config, verbose=not quiet, overwrite=True if overwrite else None)
+            result = train_config(run_config, verbose=not quiet, overwrite=True if overwrite else None,
+                                  restart=True if restart else None)
         except KeyboardInterrupt:
             _say_how_to_resume(run_config)
             raise

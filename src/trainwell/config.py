@@ -118,6 +118,9 @@ class TrainConfig(_Section):
     allow_nonfinite_loss: bool = False
     # Replace the files of a finished run in output_dir (by default that is refused).
     overwrite: bool = False
+    # Drop an interrupted run's saved state in output_dir/resume and train from epoch 1
+    # (by default the same fit resumes, and another fit's state is refused).
+    restart: bool = False
 
 
 class PhaseConfig(_Section):

@@ -9,6 +9,8 @@ during training, have their own ``checkpoints/`` subfolder).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
 import os
 import platform
@@ -35,7 +37,8 @@ from trainwell.preprocessing import Preprocessing
 from trainwell.resume import saved_position
 from trainwell.saving import load_model, save_model
 from trainwell.transfer import freeze, reuse_layers, select_layers, unfreeze
-from trainwell.trainer import Trainer, seed_everything
+from trainwell.threads import auto_threads
+from trainwell.trainer import Trainer, resolve_device, seed_everything
 
 
 @dataclass
@@ -157,7 +160,7 @@ def output_dir_for(config: RunConfig) -> Path:
 
 def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True, save: bool = True,
                  callbacks: list[Callback] | None = None, allow_nonfinite_loss: bool | None = None,
-                 overwrite: bool | None = None) -> RunResult:
+                 overwrite: bool | None = None, restart: bool | None = None) -> RunResult:
     """Run a config (or a config file): train, evaluate, and save the outputs.
 
     Writes ``model.safetensors``, ``history.json``, ``history.csv``, ``metrics.json``
@@ -166,7 +169,9 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     nothing, unless ``allow_nonfinite_loss`` (default: the config's
     ``train.allow_nonfinite_loss``) keeps it. A folder that holds a finished run is
     refused (ConfigError, nothing changed) unless ``overwrite`` (default: the config's
-    ``train.overwrite``); a run killed before it finished continues from its saved state.
+    ``train.overwrite``); a run killed before it finished continues from its saved state,
+    when it is the same fit (see :func:`fit_fingerprint`), and ``restart`` (default: the
+    config's ``train.restart``) drops that state to train from epoch 1 instead.
     """
     if not isinstance(config, RunConfig):
         config = load_config(config)
@@ -181,8 +186,9 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     train = config.train
     out = output_dir_for(config) if save and is_main_process() else None  # under torchrun, rank 0 writes
     replace = train.overwrite if overwrite is None else overwrite
+    fingerprint = fit_fingerprint(config, prepared, model)
     if out is not None and not replace:
-        _refuse_finished_run(out, config)
+        _refuse_finished_run(out, config, fingerprint)
     callbacks = [*(callbacks or []), *configured_callbacks(config, prepared, out)]
     trainer = Trainer(model, loss=train.loss, optimizer=dict(config.optimizer), metrics=train.metrics,
                       clipvalue=train.clipvalue, clipnorm=train.clipnorm, global_clipnorm=train.global_clipnorm,
@@ -197,7 +203,8 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
             except ConfigError as error:
                 raise ConfigError(f"phases[{index}].{key}: {error}") from None
     started = time.perf_counter()
-    resume_dir = _resume_dir(config, out, replace=replace)
+    resume_dir = _resume_dir(config, out, fingerprint, replace=replace,
+                             restart=train.restart if restart is None else restart)
     if resume_dir is not None:
         _announce_resume(resume_dir, len(phases))
     for index, phase in enumerate(phases):
@@ -234,13 +241,13 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
 RUN_FILES = ("model.safetensors", "history.json", "history.csv", "metrics.json", "config.json")
 
 
-def _refuse_finished_run(out: Path, config: RunConfig) -> None:
+def _refuse_finished_run(out: Path, config: RunConfig, fingerprint: str) -> None:
     """ConfigError when ``out`` already holds a finished run's files: a new run would replace them silently.
 
     A folder whose ``resume/`` still holds this config's saved state is not finished: the
     run was killed (perhaps while writing its files), and running it again completes it.
     """
-    if config.train.resumable and _saved_fingerprint(out / "resume") == _fingerprint(config):
+    if config.train.resumable and _saved_fingerprint(out / "resume") == fingerprint:
         return
     found = [name for name in RUN_FILES if (out / name).exists()]
     if found:
@@ -263,26 +270,32 @@ def _announce_resume(resume_dir: Path, phases: int) -> None:
     print(f"resuming {where}{phase}, step {step:,} from {resume_dir}", file=sys.stderr)
 
 
-def _resume_dir(config: RunConfig, out: Path | None, *, replace: bool = False) -> Path | None:
-    """``<output_dir>/resume``, made for this config.
+def _resume_dir(config: RunConfig, out: Path | None, fingerprint: str, *, replace: bool = False,
+                restart: bool = False) -> Path | None:
+    """``<output_dir>/resume``, made for the fit ``fingerprint`` identifies (see :func:`fit_fingerprint`).
 
-    Another config's state there is an error, unless ``replace`` (``--overwrite``) says to
-    drop it, or it holds no finished epoch (a run that failed before its first epoch ended,
-    on a bad setting or a divergence: nothing to lose, and the corrected run must not be refused).
+    The saved state of another fit there is refused, saying what differs, unless
+    ``restart`` (``--restart``) or ``replace`` (``--overwrite``) says to drop it, or it holds
+    no finished epoch (a run that failed in its first epoch: nothing to lose, and the
+    corrected run must not be refused). ``restart`` drops this fit's own state too, so
+    training starts from epoch 1.
     """
     if out is None or not config.train.resumable:
         return None
     folder = out / "resume"
-    fingerprint = _fingerprint(config)
     saved = _saved_fingerprint(folder)
-    if saved is not None and saved != fingerprint:
+    if restart or (saved is not None and saved != fingerprint):
         progress = [position for phase in sorted(folder.glob("phase-*"))
                     if (position := saved_position(phase)) is not None]
-        if progress and not replace:
-            raise ConfigError(f"{out}: holds an interrupted run of a different config (its state is in {folder}, "
-                              f"{sum(p['epoch'] for p in progress)} epoch(s) done); pass --overwrite to drop it and "
-                              "start this one, or use another output_dir")
-        if distributed.is_main_process():
+        done = sum(p["epoch"] for p in progress)
+        if progress and not (replace or restart):
+            raise ConfigError(f"{out}: holds an interrupted run of a different fit ({done} epoch(s) done, its state "
+                              f"in {folder}): {fingerprint_difference(saved, fingerprint)}; pass --restart "
+                              "(train.restart = true, train_config(..., restart=True)) to drop that state and start "
+                              "from epoch 1, or use another output_dir")
+        if distributed.is_main_process() and folder.exists():
+            if progress:
+                print(f"starting over: dropped the saved state of {done} epoch(s) in {folder}", file=sys.stderr)
             shutil.rmtree(folder, ignore_errors=True)
     if distributed.is_main_process():  # every rank resumes from the state; only rank 0 writes it
         atomic_write_text(folder / "config.json", fingerprint + "\n")
@@ -295,12 +308,96 @@ def _saved_fingerprint(folder: Path) -> str | None:
     return saved.read_text(encoding="utf-8").strip() if saved.exists() else None
 
 
-def _fingerprint(config: RunConfig) -> str:
-    """What identifies a config's training in its resume folder (one line of JSON)."""
+# Config keys that do not change what a fit computes: where its files go and what it is called, what
+# happens after training (overwrite, allow_nonfinite_loss), whether and how often its state is saved
+# (a resumed fit equals an uninterrupted one either way), whether it restarts, and where the data are
+# read from (their contents are in the fingerprint).
+NOT_THE_FIT = (("name",), ("output_dir",), ("train", "overwrite"), ("train", "allow_nonfinite_loss"),
+               ("train", "restart"), ("train", "resumable"), ("train", "save_every_steps"),
+               ("train", "device"), ("train", "threads"), ("data", "path"), ("data", "offline"))
+
+_LABELS = {"runtime.device": "train.device (in use)", "runtime.threads": "train.threads (CPU threads in use)",
+           "data.sha256": "the data (their sha256)", "code.trainwell": "trainwell version",
+           "code.torch": "torch version"}
+
+
+def fit_fingerprint(config: RunConfig, prepared: PreparedData, model: Model) -> str:
+    """What identifies a fit, so that a killed run is resumed only by the same one (one line of JSON).
+
+    It holds what changes the result: the config but for the keys of :data:`NOT_THE_FIT`;
+    the device the fit runs on and, on the CPU, the number of threads (``device = "auto"`` and
+    ``threads`` unset are machine-dependent, and the thread count changes how sums are split,
+    so their rounding); the contents of the training and validation data; and the versions
+    of trainwell and torch (the training loop and the kernels: a run continued by another
+    version equals no uninterrupted run). It leaves out how the run is shown (``-q``, the
+    progress display) and where its files go (``-o run`` and ``-o /abs/run`` are one fit).
+    """
+    import trainwell
+
     data = config.to_dict()
-    for key in ("overwrite", "allow_nonfinite_loss"):  # they decide what happens after training, not the training
-        data["train"].pop(key, None)
-    return json_text(data, indent=None, sort_keys=True)
+    for path in NOT_THE_FIT:
+        section = data
+        for key in path[:-1]:
+            section = section.get(key, {})
+        section.pop(path[-1], None)
+    device = resolve_device(config.train.device)
+    threads = None
+    if device.type == "cpu":
+        threads = config.train.threads or auto_threads(model, device) or torch.get_num_threads()
+    digest = hashlib.sha256()
+    for array in (prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val):
+        if array is not None:
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+    fingerprint = {"config": data, "runtime": {"device": device.type, "threads": threads},
+                   "data": {"sha256": digest.hexdigest()},
+                   "code": {"trainwell": trainwell.__version__, "torch": torch.__version__}}
+    return json_text(fingerprint, indent=None, sort_keys=True)
+
+
+def fingerprint_difference(saved: str | None, current: str, *, most: int = 4) -> str:
+    """What differs between two fingerprints, briefly: ``optimizer.lr 0.01 -> 0.002; train.epochs 2 -> 4``."""
+    try:
+        old = json.loads(saved or "")
+    except ValueError:
+        old = None
+    if not isinstance(old, dict) or "config" not in old or "code" not in old:
+        return "its fingerprint is unreadable or was written by an earlier trainwell version"
+    old_keys, new_keys = _flat(old), _flat(json.loads(current))
+    keys = sorted((k for k in old_keys.keys() | new_keys.keys() if old_keys.get(k, _UNSET) != new_keys.get(k, _UNSET)),
+                  key=lambda k: (not k.startswith("config."), k))  # the config's keys first
+    parts = [f"{_label(k)} {_brief(old_keys.get(k, _UNSET))} -> {_brief(new_keys.get(k, _UNSET))}" for k in keys[:most]]
+    if len(keys) > most:
+        parts.append(f"and {len(keys) - most} more")
+    return "; ".join(parts) or "the fingerprints differ"
+
+
+_UNSET = object()
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts and lists as one dict with keys like ``model.layers[1].units``; scalars are the values."""
+    if isinstance(value, list) and value:
+        items = {f"{prefix}[{i}]": item for i, item in enumerate(value)}
+    elif isinstance(value, dict) and value:
+        items = {f"{prefix}.{key}" if prefix else str(key): item for key, item in value.items()}
+    else:
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, item in items.items():
+        flat.update(_flat(item, key))
+    return flat
+
+
+def _label(key: str) -> str:
+    return _LABELS.get(key, key[len("config."):] if key.startswith("config.") else key)
+
+
+def _brief(value: Any, width: int = 40) -> str:
+    if value is _UNSET:
+        return "(unset)"
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _fail_if_diverged(history: History, config: RunConfig, out: Path | None, resume_dir: Path | None) -> None:
