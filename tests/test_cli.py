@@ -296,6 +296,20 @@ def test_a_run_that_failed_in_its_first_epoch_does_not_block_the_corrected_one(c
     assert main(["train", str(config), "-o", str(out), "-q"]) == 0   # the advice followed, in the same folder
 
 
+def test_a_run_that_diverged_after_saving_states_does_not_block_the_corrected_one(config, tmp_path, capsys):
+    """TerminateOnNaN stops phase 2 after phase 1 saved its states: they are dropped with the diverged fit."""
+    config = tmp_path / "phases.toml"
+    config.write_text(DIGITS.replace("epochs = 3\n", ""))
+    out = tmp_path / "diverged"
+    phases = ["--set", "callbacks.terminate_on_nan=true", "--set", "phases=[{epochs: 1}, {epochs: 1, optimizer: "
+              "{name: sgd, lr: LR}}]"]
+    diverging = [arg.replace("LR", "1.0e+30") for arg in phases]
+    assert main(["train", str(config), "-o", str(out), "-q", *diverging]) == 2
+    assert "diverged" in capsys.readouterr().err and not (out / "resume").exists()
+    assert main(["train", str(config), "-o", str(out), "-q", *[arg.replace("LR", "0.01") for arg in phases]]) == 0
+    assert "resuming" not in capsys.readouterr().err
+
+
 def test_another_configs_interrupted_run_is_refused_unless_restart(config, tmp_path, monkeypatch, capsys):
     """The refusal says what differs and how to start over; --restart (or --overwrite, which replaces
     what another run left in the folder) drops that state and trains from epoch 1."""

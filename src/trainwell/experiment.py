@@ -207,17 +207,21 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
                              restart=train.restart if restart is None else restart)
     if resume_dir is not None:
         _announce_resume(resume_dir, len(phases))
-    for index, phase in enumerate(phases):
-        _start_phase(trainer, model, phase, config)
-        history = trainer.fit(prepared.x_train, prepared.y_train, epochs=phase.epochs, batch_size=train.batch_size,
-                              validation_data=validation, verbose=verbose, eval_batch_size=train.eval_batch_size,
-                              cache_frozen=train.cache_frozen,
-                              resume_dir=None if resume_dir is None else resume_dir / f"phase-{index}",
-                              save_every_steps=train.save_every_steps if resume_dir is not None else None)
-        if trainer.stop_training:
-            break
-    if not (train.allow_nonfinite_loss if allow_nonfinite_loss is None else allow_nonfinite_loss):
-        _fail_if_diverged(history, config, out, resume_dir)
+    try:
+        for index, phase in enumerate(phases):
+            _start_phase(trainer, model, phase, config)
+            history = trainer.fit(prepared.x_train, prepared.y_train, epochs=phase.epochs, batch_size=train.batch_size,
+                                  validation_data=validation, verbose=verbose, eval_batch_size=train.eval_batch_size,
+                                  cache_frozen=train.cache_frozen,
+                                  resume_dir=None if resume_dir is None else resume_dir / f"phase-{index}",
+                                  save_every_steps=train.save_every_steps if resume_dir is not None else None)
+            if trainer.stop_training:
+                break
+        if not (train.allow_nonfinite_loss if allow_nonfinite_loss is None else allow_nonfinite_loss):
+            _fail_if_diverged(history, config)
+    except TrainingDiverged:
+        _drop_diverged_state(resume_dir, out)
+        raise
     metrics: dict[str, float] = {"train_time_s": time.perf_counter() - started}
     metrics.update({f"val_{k}": v for k, v in history.last.items() if k in ("loss", "accuracy")}
                    if validation is None else
@@ -400,8 +404,8 @@ def _brief(value: Any, width: int = 40) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
-def _fail_if_diverged(history: History, config: RunConfig, out: Path | None, resume_dir: Path | None) -> None:
-    """TrainingDiverged when the final training loss is not finite; the saved state of the diverged fit is dropped.
+def _fail_if_diverged(history: History, config: RunConfig) -> None:
+    """TrainingDiverged when the final training loss is not finite.
 
     Nothing has been written yet, so an earlier run's files in the folder stay as they were.
     """
@@ -409,16 +413,25 @@ def _fail_if_diverged(history: History, config: RunConfig, out: Path | None, res
     if not losses or losses[-1][1] is None or math.isfinite(losses[-1][1]):
         return
     epoch, loss = next((e, v) for e, v in losses if v is not None and not math.isfinite(v))
-    if resume_dir is not None:  # its weights are nan: resuming from it would only diverge again
-        shutil.rmtree(resume_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            out.rmdir()  # the folder, if this run made it and nothing else is in it
     lr = config.optimizer.get("lr")
     lower = f"--set optimizer.lr={lr / 10:g}" if isinstance(lr, (int, float)) else "--set optimizer.lr=..."
     raise TrainingDiverged(
         f"training diverged: the loss became {loss} at epoch {epoch} and was {losses[-1][1]} at the end, so "
         f"nothing was saved; try a lower optimizer.lr ({lower}), gradient clipping (train.clipnorm = 1.0), "
         "or `trainwell lr-find CONFIG` to pick a rate (train.allow_nonfinite_loss = true keeps such a run)")
+
+
+def _drop_diverged_state(resume_dir: Path | None, out: Path | None) -> None:
+    """Drop the saved state of a fit that diverged (at its end, or stopped by TerminateOnNaN).
+
+    Resumed, the same config would only diverge again, and the corrected config that the
+    error suggests must not be refused as "a different fit" until someone deletes resume/.
+    """
+    if resume_dir is None or not distributed.is_main_process():
+        return
+    shutil.rmtree(resume_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        out.rmdir()  # the folder, if this run made it and nothing else is in it
 
 
 def _start_phase(trainer: Trainer, model: Model, phase: PhaseConfig, config: RunConfig) -> None:
