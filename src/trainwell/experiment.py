@@ -186,7 +186,7 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     train = config.train
     out = output_dir_for(config) if save and is_main_process() else None  # under torchrun, rank 0 writes
     replace = train.overwrite if overwrite is None else overwrite
-    fingerprint = fit_fingerprint(config, prepared, model)
+    fingerprint = fit_fingerprint(config, prepared, model) if out is not None else None  # hashes the data
     if out is not None and not replace:
         _refuse_finished_run(out, config, fingerprint)
     callbacks = [*(callbacks or []), *configured_callbacks(config, prepared, out)]
@@ -274,7 +274,7 @@ def _announce_resume(resume_dir: Path, phases: int) -> None:
     print(f"resuming {where}{phase}, step {step:,} from {resume_dir}", file=sys.stderr)
 
 
-def _resume_dir(config: RunConfig, out: Path | None, fingerprint: str, *, replace: bool = False,
+def _resume_dir(config: RunConfig, out: Path | None, fingerprint: str | None, *, replace: bool = False,
                 restart: bool = False) -> Path | None:
     """``<output_dir>/resume``, made for the fit ``fingerprint`` identifies (see :func:`fit_fingerprint`).
 
@@ -284,7 +284,7 @@ def _resume_dir(config: RunConfig, out: Path | None, fingerprint: str, *, replac
     corrected run must not be refused). ``restart`` drops this fit's own state too, so
     training starts from epoch 1.
     """
-    if out is None or not config.train.resumable:
+    if out is None or fingerprint is None or not config.train.resumable:
         return None
     folder = out / "resume"
     saved = _saved_fingerprint(folder)
