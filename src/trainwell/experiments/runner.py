@@ -27,6 +27,7 @@ import numpy as np
 
 from trainwell.callbacks import Callback
 from trainwell.experiments.registry import Budget, Entry, get, get_budget, with_dependencies
+from trainwell.errors import StoreError
 from trainwell.store import RunStore, store_path
 
 BOOK_SEED = 42
@@ -524,13 +525,15 @@ def _run_parallel(out: Path, budget: str, pending: list[Task], jobs: int, ready,
                     task, began = active.pop(future)
                     try:
                         status, error = future.result(), None
+                    except StoreError:  # the store is damaged, full or read-only: no other run can record either
+                        raise
                     except Exception as died:  # the worker process died
                         status, error = "failed", _record_worker_death(out, task, budget, died)
                     finished_line(task, status, time.monotonic() - began, error)
                 if time.monotonic() - last_status >= status_every and active:
                     last_status = time.monotonic()
                     show_active({t.key: began for t, began in active.values()})
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, StoreError):
             pool.shutdown(wait=False, cancel_futures=True)
             raise
 
