@@ -376,7 +376,7 @@ def concurrent_reproduce(folder: Path) -> str:
     import sys
 
     out = folder / "out"
-    argv = [sys.executable, "-m", "trainwell.cli", "reproduce", "leaky_relu", "selu_constants", "--budget", "smoke",
+    argv = [sys.executable, "-m", "trainwell.cli", "reproduce", "leaky_relu", "--budget", "smoke",
             "--out", str(out), "--jobs", "1"]
     procs = [subprocess.Popen(argv, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
@@ -387,7 +387,7 @@ def concurrent_reproduce(folder: Path) -> str:
     if len(refused) == 2 or (refused and not ("in use" in refused[0] and str(out) in refused[0]
                                               and "error: " in refused[0] and "runs failed" not in refused[0])):
         return WRONG
-    if not _store_ok(out / "runs.sqlite", redone=True):
+    if not _store_ok(out / "runs.sqlite", redone=False):
         return WRONG
     db = sqlite3.connect(out / "runs.sqlite")
     rows = db.execute("SELECT r.status, COUNT(e.epoch) FROM runs r LEFT JOIN epochs e ON e.run_id = r.id "

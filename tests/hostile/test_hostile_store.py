@@ -56,3 +56,21 @@ def test_another_programs_database_is_not_touched(tmp_path):
     with pytest.raises(StoreError, match="not a trainwell run store .*studies"):
         RunStore(path)
     assert path.read_bytes() == before
+
+
+def test_a_second_reproduce_in_a_held_folder_names_the_holder_and_a_dead_holders_lock_is_taken(tmp_path):
+    import os
+
+    from trainwell.experiments.runner import LOCK_NAME, folder_lock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["reproduce", "selu_constants", "--budget", "smoke", "--out", out, "--jobs", "1"]
+    with folder_lock(out):  # as another reproduce would hold it
+        result = run_cli(argv)
+    assert result.rc == 2 and not (out / "runs.sqlite").exists()
+    assert result.stderr.strip() == (f"error: {out} is in use by another trainwell reproduce (process {os.getpid()}, "
+                                     f"which holds {out / LOCK_NAME}); wait for it to end, or use another --out")
+    (out / LOCK_NAME).write_text("999999999\n")  # left by a killed reproduce: the OS lock went with it
+    assert run_cli(argv).rc == 0
+    assert (out / LOCK_NAME).read_text() == ""

@@ -12,6 +12,7 @@ see :mod:`trainwell.resume`).
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import os
 import shutil
@@ -21,7 +22,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -358,6 +359,47 @@ def plan(selected: list[str], *, seeds: int, budget: Budget) -> list[Task]:
             for entry_id in selected if seed < BOOK_SEED + counts[entry_id]]
 
 
+LOCK_NAME = "reproduce.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(out: Path) -> Iterator[None]:
+    """Hold ``OUT/reproduce.lock`` while reproduce works in ``out``; a StoreError names the process that holds it.
+
+    Two reproduce in one folder would redo each other's runs (starting a run drops the record
+    the other is writing) and fail them. The lock is an OS lock on the file (flock), so it goes
+    with its process however that ends: a lock file left by a killed reproduce is simply taken.
+    The file holds the holder's process id, for the message.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): no lock
+        yield
+        return
+    path = out / LOCK_NAME
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            raise StoreError(f"{out} is in use by another trainwell reproduce (process {holder or 'unknown'}, which "
+                             f"holds {path}); wait for it to end, or use another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            handle.flush()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()
+
+
 def _fmt(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
@@ -379,6 +421,13 @@ def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int
     selected = with_dependencies(list(ids) if ids else all_ids())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):
+        return _reproduce(selected, budget_, seeds, out, jobs, report, echo, status_every)
+
+
+def _reproduce(selected: list[str], budget_: Budget, seeds: int, out: Path, jobs: int | None, report: bool,
+               echo: Callable[[str], None], status_every: float) -> dict[str, Any]:
+    """reproduce's work, in a folder it holds the lock of."""
     store = RunStore(store_path(out))
     store.set_meta("budget", budget_.name)
     store.set_meta("seeds", seeds_for(seeds))
@@ -559,12 +608,14 @@ def _record_worker_death(out: Path, task: Task, budget: str, error: BaseExceptio
 def run_in_process(entry_id: str, *, budget: str = "smoke", seed: int = BOOK_SEED,
                    out: str | os.PathLike) -> dict[str, Any]:
     """Run one entry (and what it needs) here, for tests and notebooks; returns its results."""
-    for needed in with_dependencies([entry_id]):
-        store = RunStore(store_path(out))
-        finished = store.is_finished(needed, seed, budget)
-        store.close()
-        if not finished:
-            run_one(out, needed, seed, budget)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with folder_lock(Path(out)):
+        for needed in with_dependencies([entry_id]):
+            store = RunStore(store_path(out))
+            finished = store.is_finished(needed, seed, budget)
+            store.close()
+            if not finished:
+                run_one(out, needed, seed, budget)
     store = RunStore(store_path(out))
     try:
         row = store.run(entry_id, seed, budget)
