@@ -62,12 +62,20 @@ class StoreRecorder(Callback):
             self._next = now + 1.0
             self._progress(trainer, trainer.step_in_epoch)
 
-    def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
+    def _log_history(self, trainer) -> None:
         # Every epoch of the History, not just this one: a fit resumed from a saved state
         # (after the process was killed) brings back epochs this attempt never logged.
         for record in trainer.history.records:
             self.context.store.log_epoch(self.context.run_id, self.phase, record["epoch"], dict(record))
+
+    def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
+        self._log_history(trainer)
         self._progress(trainer, trainer.steps_per_epoch)
+
+    def on_fit_end(self, trainer) -> None:
+        # A fit killed after its final state was saved resumes with every epoch done: no epoch
+        # ends in this attempt, and its epochs are logged here (the new run record has none).
+        self._log_history(trainer)
 
 
 @dataclass
