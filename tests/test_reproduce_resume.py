@@ -43,3 +43,47 @@ def test_a_run_killed_after_its_last_state_was_saved_keeps_its_epoch_rows(entry_
     monkeypatch.setattr(Trainer, "_save", save)
     experiments.reproduce([entry_id], budget="smoke", out=out, jobs=1, report=False, echo=lambda line: None)
     assert _epoch_rows(out, entry_id) == ("finished", rows)
+
+
+def _results(out, entry_id: str) -> dict[str, float]:
+    with RunStore(store_path(out)) as store:
+        row = store.run(entry_id, 42, "smoke")
+        assert row["status"] == "finished", row["error"]
+        return {k: v for k, v in store.results(row["id"]).items() if not k.endswith("time_s")}
+
+
+@needs_data
+def test_a_run_gives_the_same_figures_alone_in_reproduces_process_as_in_a_worker(tmp_path):
+    """A single pending run goes in reproduce's own process, which has as many torch threads as the
+    machine gives it; a worker has the workers' setting. The run's figures must not tell them apart."""
+    import torch
+
+    from trainwell.experiments.runner import run_one
+
+    entry_id = "l2"  # a config entry whose float sums do change with the thread count
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)  # reproduce's own process on a machine with 4 cores
+        assert run_one(tmp_path / "alone", entry_id, 42, "smoke") == "finished"
+        assert torch.get_num_threads() == 4  # the process's own setting is left as it was
+        torch.set_num_threads(1)  # a worker's (see _worker_init)
+        assert run_one(tmp_path / "worker", entry_id, 42, "smoke") == "finished"
+    finally:
+        torch.set_num_threads(threads)
+    alone, worker = _results(tmp_path / "alone", entry_id), _results(tmp_path / "worker", entry_id)
+    assert alone == worker and "val_loss" in alone
+
+
+def test_workers_start_with_the_threads_every_run_gets(monkeypatch):
+    import torch
+
+    from trainwell.experiments import runner
+
+    monkeypatch.setattr(runner, "exit_with_parent", lambda: None)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        runner._worker_init()
+        assert torch.get_num_threads() == runner.RUN_THREADS == 1
+    finally:
+        torch.set_num_threads(threads)

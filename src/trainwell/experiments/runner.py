@@ -2,8 +2,8 @@
 
 ``reproduce(ids, budget=..., seeds=..., out=...)`` is what ``trainwell reproduce`` does:
 it skips every run the store has finished, redoes any unfinished one, runs independent
-entries in parallel processes (one torch thread each), prints progress, and writes the
-report. Each run gets a state folder ``OUT/runs/<id>/seed<k>/`` for the models it saves
+entries in parallel processes, prints progress, and writes the report. Every run has one
+torch thread (``RUN_THREADS``), in a worker or in reproduce's own process alike. Each run gets a state folder ``OUT/runs/<id>/seed<k>/`` for the models it saves
 (which entries that reuse them read) and for the training state a killed config entry
 and the fit a procedure entry was in (``Context.fit``) resume from (``<state folder>/resume``,
 see :mod:`trainwell.resume`).
@@ -200,8 +200,23 @@ def device_name() -> str:
     return f"cpu ({torch.get_num_threads()} torch threads)"
 
 
+RUN_THREADS = 1  # torch intra-op threads of every catalog run, wherever it runs
+
+
 def run_one(out: str | os.PathLike, entry_id: str, seed: int, budget: str) -> str:
-    """Run one (entry, seed) and record it; returns "finished" or "failed" (the error goes to the store)."""
+    """Run one (entry, seed) and record it; returns "finished" or "failed" (the error goes to the store).
+
+    The run has :data:`RUN_THREADS` torch threads whether it runs in a worker or in reproduce's own
+    process (as the last pending run does, or any with ``jobs=1``): a float sum split over more
+    threads rounds differently, and a run's figures must not depend on how it was scheduled.
+    """
+    from trainwell.threads import using_threads
+
+    with using_threads(RUN_THREADS):
+        return _run_one(out, entry_id, seed, budget)
+
+
+def _run_one(out: str | os.PathLike, entry_id: str, seed: int, budget: str) -> str:
     from trainwell.trainer import seed_everything
 
     entry = get(entry_id)
@@ -226,8 +241,8 @@ def run_one(out: str | os.PathLike, entry_id: str, seed: int, budget: str) -> st
 def _worker_init() -> None:
     import torch
 
-    torch.set_num_threads(1)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(RUN_THREADS)
+    os.environ.setdefault("OMP_NUM_THREADS", str(RUN_THREADS))
     exit_with_parent()
 
 
