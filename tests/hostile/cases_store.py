@@ -399,16 +399,25 @@ def concurrent_reproduce(folder: Path) -> str:
 
 
 def cases(full: bool) -> list[Case]:
-    found: list[Case] = []
+    """Every damage under reproduce and report, some under tune (its store, Optuna's study file), and two
+    reproduce at once; the sample: five each of reproduce and report, two of tune, and the concurrent one."""
+    import importlib.util
+
+    with_tune = importlib.util.find_spec("optuna") is not None
+    found: dict[str, list[Case]] = {"reproduce": [], "report": [], "tune": []}
     for name, damage, environment in DAMAGES:
-        found.append(reproduce_case(name, damage, environment))
-        found.append(report_case(name, damage, environment))
-        if name in TUNE_DAMAGES:
-            found.append(tune_case(name, damage, environment))
-        if name in STUDY_DAMAGES:
-            found.append(tune_case(name, damage, environment, file="study.db"))
+        found["reproduce"].append(reproduce_case(name, damage, environment))
+        found["report"].append(report_case(name, damage, environment))
+        if with_tune and name in TUNE_DAMAGES:
+            found["tune"].append(tune_case(name, damage, environment))
+        if with_tune and name in STUDY_DAMAGES:
+            found["tune"].append(tune_case(name, damage, environment, file="study.db"))
     concurrent = Case(AREA, "two reproduce into one folder", concurrent_reproduce)
     if full:
-        return [*found, concurrent]
+        return [*found["reproduce"], *found["report"], *found["tune"], concurrent]
     rng = random.Random(15)
-    return [*sorted(rng.sample(found, 14), key=found.index), concurrent]
+    sample = []
+    for command, count in (("reproduce", 5), ("report", 5), ("tune", 2)):
+        pool = found[command]
+        sample += sorted(rng.sample(pool, min(count, len(pool))), key=pool.index)
+    return [*sample, concurrent]
