@@ -130,12 +130,12 @@ class RunStore:
                              "folder) and run the same command again")
         self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self._db.row_factory = sqlite3.Row
-        tables = {row[0]: row[1] for row in self._db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")}
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not tables:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(SCHEMA)
         else:
-            self._check_schema(set(tables))
+            self._check_schema(tables)
             if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")

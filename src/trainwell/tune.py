@@ -354,7 +354,8 @@ TUNE_STORE_ADVICE = ("it only records the trials' runs (the study itself is in t
 
 def _run_study(optuna, data, run_config, search: SearchConfig, params: list[Param], total: int, out: Path, url: str,
                name: str, on_trial) -> TuneResult:
-    """tune's trials on the study ``name`` in ``url``, each recorded in ``out/runs.sqlite``; then the best one's files."""
+    """tune's trials on the study ``name`` in ``url``, each recorded in ``out/runs.sqlite``; then the best trial's
+    files (a storage failure is turned into a StoreError by ``tune``)."""
     from trainwell.experiment import train_config, versions
     from trainwell.store import RunStore
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import shutil
 import sqlite3
 from pathlib import Path
 from typing import Callable, Iterator
