@@ -25,6 +25,10 @@ class ModelFileError(TrainwellError):
     """A saved model file is missing, corrupted or does not match the model."""
 
 
+class StoreError(TrainwellError):
+    """A run store (or a tuning study's database) is damaged, full, read-only, locked or not a store; names the file."""
+
+
 class TrainingDiverged(TrainwellError):
     """The loss became nan or infinite; the message says when and which checkpoint is the last good one."""
 

@@ -30,7 +30,7 @@ from pydantic import Field, ValidationError
 from trainwell.callbacks import Callback
 from trainwell.config import _format_error, _Section, apply_overrides, parse_key, read_config_file, validate_config
 from trainwell.config import set_key as config_set_key
-from trainwell.errors import ConfigError, TrainingDiverged
+from trainwell.errors import ConfigError, StoreError, TrainingDiverged
 from trainwell.fileio import atomic_write_text, json_text
 
 Number = Union[int, float]
@@ -312,8 +312,7 @@ def tune(config: str | Path, *, trials: int | None = None, storage: str | None =
     (``runs/<name>/tune`` unless given). Several processes may call this on one
     study (the same ``storage`` and ``study``) at once.
     """
-    from trainwell.experiment import output_dir_for, train_config, versions
-    from trainwell.store import RunStore
+    from trainwell.experiment import output_dir_for
 
     data = apply_overrides(read_config_file(config), list(overrides))
     data.setdefault("name", Path(config).stem)
@@ -331,6 +330,35 @@ def tune(config: str | Path, *, trials: int | None = None, storage: str | None =
     name = study or search.study or run_config.name or "study"
 
     optuna = _optuna()
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return _run_study(optuna, data, run_config, search, params, total, out, url, name, on_trial)
+    except (optuna.exceptions.StorageInternalError, SQLAlchemyError) as error:
+        raise StoreError(f"search.storage: the study in {_shown(url)} failed to read or write "
+                         f"({_root_cause(error)}); for a SQLite file, check that it and its folder are writable and "
+                         "the disk has space; a damaged one cannot be repaired: move it aside and run tune again "
+                         f"(its trials are lost; {out / 'best_trial.json'} keeps the best one so far)") from None
+
+
+def _root_cause(error: BaseException) -> str:
+    """The first line of the innermost error under ``error`` (the database's own words)."""
+    while (error.__cause__ or error.__context__) is not None:
+        error = error.__cause__ or error.__context__
+    return _first_line(error)
+
+
+TUNE_STORE_ADVICE = ("it only records the trials' runs (the study itself is in the storage): move it aside "
+                     "(mv {path} {path}.damaged) and run tune again, which starts a new one")
+
+
+def _run_study(optuna, data, run_config, search: SearchConfig, params: list[Param], total: int, out: Path, url: str,
+               name: str, on_trial) -> TuneResult:
+    """tune's trials on the study ``name`` in ``url``, each recorded in ``out/runs.sqlite``; then the best trial's
+    files (a storage failure is turned into a StoreError by ``tune``)."""
+    from trainwell.experiment import train_config, versions
+    from trainwell.store import RunStore
+
     sampler = (optuna.samplers.RandomSampler(seed=search.sampler_seed) if search.sampler == "random"
                else optuna.samplers.TPESampler(seed=search.sampler_seed))
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=search.startup_trials, n_warmup_steps=search.warmup_epochs)
@@ -340,7 +368,7 @@ def tune(config: str | Path, *, trials: int | None = None, storage: str | None =
     result = TuneResult(study_name=name, storage=_shown(url), output_dir=out, metric=search.metric,
                         direction=search.goal)
     State = optuna.trial.TrialState
-    store = RunStore(out / "runs.sqlite")  # every trial as a run: config, epochs, final metrics
+    store = RunStore(out / "runs.sqlite", advice=TUNE_STORE_ADVICE)  # every trial as a run: config, epochs, metrics
     while len(the_study.get_trials(deepcopy=False)) < total:
         trial = the_study.ask()
         if trial.number >= total:  # another worker took the last trial between our count and our ask

@@ -2,8 +2,8 @@
 
 ``reproduce(ids, budget=..., seeds=..., out=...)`` is what ``trainwell reproduce`` does:
 it skips every run the store has finished, redoes any unfinished one, runs independent
-entries in parallel processes (one torch thread each), prints progress, and writes the
-report. Each run gets a state folder ``OUT/runs/<id>/seed<k>/`` for the models it saves
+entries in parallel processes, prints progress, and writes the report. Every run has one
+torch thread (``RUN_THREADS``), in a worker or in reproduce's own process alike. Each run gets a state folder ``OUT/runs/<id>/seed<k>/`` for the models it saves
 (which entries that reuse them read) and for the training state a killed config entry
 and the fit a procedure entry was in (``Context.fit``) resume from (``<state folder>/resume``,
 see :mod:`trainwell.resume`).
@@ -12,6 +12,7 @@ see :mod:`trainwell.resume`).
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import os
 import shutil
@@ -21,12 +22,13 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from trainwell.callbacks import Callback
 from trainwell.experiments.registry import Budget, Entry, get, get_budget, with_dependencies
+from trainwell.errors import StoreError
 from trainwell.store import RunStore, store_path
 
 BOOK_SEED = 42
@@ -60,12 +62,20 @@ class StoreRecorder(Callback):
             self._next = now + 1.0
             self._progress(trainer, trainer.step_in_epoch)
 
-    def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
+    def _log_history(self, trainer) -> None:
         # Every epoch of the History, not just this one: a fit resumed from a saved state
         # (after the process was killed) brings back epochs this attempt never logged.
         for record in trainer.history.records:
             self.context.store.log_epoch(self.context.run_id, self.phase, record["epoch"], dict(record))
+
+    def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
+        self._log_history(trainer)
         self._progress(trainer, trainer.steps_per_epoch)
+
+    def on_fit_end(self, trainer) -> None:
+        # A fit killed after its final state was saved resumes with every epoch done: no epoch
+        # ends in this attempt, and its epochs are logged here (the new run record has none).
+        self._log_history(trainer)
 
 
 @dataclass
@@ -190,8 +200,23 @@ def device_name() -> str:
     return f"cpu ({torch.get_num_threads()} torch threads)"
 
 
+RUN_THREADS = 1  # torch intra-op threads of every catalog run, wherever it runs
+
+
 def run_one(out: str | os.PathLike, entry_id: str, seed: int, budget: str) -> str:
-    """Run one (entry, seed) and record it; returns "finished" or "failed" (the error goes to the store)."""
+    """Run one (entry, seed) and record it; returns "finished" or "failed" (the error goes to the store).
+
+    The run has :data:`RUN_THREADS` torch threads whether it runs in a worker or in reproduce's own
+    process (as the last pending run does, or any with ``jobs=1``): a float sum split over more
+    threads rounds differently, and a run's figures must not depend on how it was scheduled.
+    """
+    from trainwell.threads import using_threads
+
+    with using_threads(RUN_THREADS):
+        return _run_one(out, entry_id, seed, budget)
+
+
+def _run_one(out: str | os.PathLike, entry_id: str, seed: int, budget: str) -> str:
     from trainwell.trainer import seed_everything
 
     entry = get(entry_id)
@@ -216,8 +241,8 @@ def run_one(out: str | os.PathLike, entry_id: str, seed: int, budget: str) -> st
 def _worker_init() -> None:
     import torch
 
-    torch.set_num_threads(1)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(RUN_THREADS)
+    os.environ.setdefault("OMP_NUM_THREADS", str(RUN_THREADS))
     exit_with_parent()
 
 
@@ -357,6 +382,47 @@ def plan(selected: list[str], *, seeds: int, budget: Budget) -> list[Task]:
             for entry_id in selected if seed < BOOK_SEED + counts[entry_id]]
 
 
+LOCK_NAME = "reproduce.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(out: Path) -> Iterator[None]:
+    """Hold ``OUT/reproduce.lock`` while reproduce works in ``out``; a StoreError names the process that holds it.
+
+    Two reproduce in one folder would redo each other's runs (starting a run drops the record
+    the other is writing) and fail them. The lock is an OS lock on the file (flock), so it goes
+    with its process however that ends: a lock file left by a killed reproduce is simply taken.
+    The file holds the holder's process id, for the message.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): no lock
+        yield
+        return
+    path = out / LOCK_NAME
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            raise StoreError(f"{out} is in use by another trainwell reproduce (process {holder or 'unknown'}, which "
+                             f"holds {path}); wait for it to end, or use another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            handle.flush()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()
+
+
 def _fmt(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
@@ -378,6 +444,13 @@ def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int
     selected = with_dependencies(list(ids) if ids else all_ids())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):
+        return _reproduce(selected, budget_, seeds, out, jobs, report, echo, status_every)
+
+
+def _reproduce(selected: list[str], budget_: Budget, seeds: int, out: Path, jobs: int | None, report: bool,
+               echo: Callable[[str], None], status_every: float) -> dict[str, Any]:
+    """reproduce's work, in a folder it holds the lock of."""
     store = RunStore(store_path(out))
     store.set_meta("budget", budget_.name)
     store.set_meta("seeds", seeds_for(seeds))
@@ -524,13 +597,15 @@ def _run_parallel(out: Path, budget: str, pending: list[Task], jobs: int, ready,
                     task, began = active.pop(future)
                     try:
                         status, error = future.result(), None
+                    except StoreError:  # the store is damaged, full or read-only: no other run can record either
+                        raise
                     except Exception as died:  # the worker process died
                         status, error = "failed", _record_worker_death(out, task, budget, died)
                     finished_line(task, status, time.monotonic() - began, error)
                 if time.monotonic() - last_status >= status_every and active:
                     last_status = time.monotonic()
                     show_active({t.key: began for t, began in active.values()})
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, StoreError):
             pool.shutdown(wait=False, cancel_futures=True)
             raise
 
@@ -556,12 +631,14 @@ def _record_worker_death(out: Path, task: Task, budget: str, error: BaseExceptio
 def run_in_process(entry_id: str, *, budget: str = "smoke", seed: int = BOOK_SEED,
                    out: str | os.PathLike) -> dict[str, Any]:
     """Run one entry (and what it needs) here, for tests and notebooks; returns its results."""
-    for needed in with_dependencies([entry_id]):
-        store = RunStore(store_path(out))
-        finished = store.is_finished(needed, seed, budget)
-        store.close()
-        if not finished:
-            run_one(out, needed, seed, budget)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with folder_lock(Path(out)):
+        for needed in with_dependencies([entry_id]):
+            store = RunStore(store_path(out))
+            finished = store.is_finished(needed, seed, budget)
+            store.close()
+            if not finished:
+                run_one(out, needed, seed, budget)
     store = RunStore(store_path(out))
     try:
         row = store.run(entry_id, seed, budget)
