@@ -126,3 +126,102 @@ def test_model_files_get_the_mode_the_umask_gives(tmp_path, umask):
         os.umask(old)
     for name in ("m.safetensors", "w.safetensors"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def _crafted(path, tensors, **metadata):
+    """A safetensors file with this metadata, signed the way save_model signs (a checksum is no signature)."""
+    from safetensors.torch import save_file
+
+    from trainwell.saving import model_file_digest
+
+    metadata = {"format": "trainwell-model", "format_version": "2", **metadata}
+    save_file(tensors, str(path), metadata={**metadata, "sha256": model_file_digest(tensors, metadata)})
+    return path
+
+
+@pytest.mark.parametrize("old, new", [(b'\\"unit\\"', b'\\"unip\\"'), (b'\\": 255', b'\\": 355')])
+def test_the_checksum_covers_the_metadata(tmp_path, old, new):
+    path = save_model(model(), tmp_path / "m.safetensors", info={"data": {"scaling": "unit", "pixel_max": 255}})
+    raw = path.read_bytes()
+    end = 8 + struct.unpack("<Q", raw[:8])[0]
+    header = raw[:end]
+    assert header.count(old) == 1 and sum(bin(a ^ b).count("1") for a, b in zip(old, new)) == 1
+    path.write_bytes(header.replace(old, new) + raw[end:])  # one bit of the data preparation flipped
+    with pytest.raises(ModelFileError, match="does not match its checksum; it is corrupted"):
+        load_model_file(path)
+
+
+def test_a_version_1_file_loads_with_a_warning_and_resaves_as_version_2(tmp_path):
+    from safetensors.torch import save_file
+
+    from trainwell.saving import resave_model_file, weights_digest
+
+    original = model()
+    tensors = {k: v.contiguous() for k, v in original.state_dict().items()}
+    path = tmp_path / "old.safetensors"
+    save_file(tensors, str(path), metadata={"format": "trainwell-model", "format_version": "1",
+                                            "spec": json.dumps(original.spec.to_dict()), "info": '{"loss": "x"}',
+                                            "sha256": weights_digest(tensors)})
+    with pytest.warns(UserWarning, match="version-1 model file.*unverified.*resave_model_file"):
+        loaded = load_model_file(path)
+    assert loaded.info == {"loss": "x"} and loaded.model.spec == original.spec
+    resave_model_file(path)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = load_model_file(path)
+    assert again.info == {"loss": "x"} and all(torch.equal(v, tensors[k]) for k, v in again.model.state_dict().items())
+    raw = path.read_bytes()
+    assert json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]["format_version"] == "2"
+
+
+def test_the_spec_is_checked_against_the_tensors_before_the_model_is_built(tmp_path, monkeypatch):
+    import trainwell.saving as saving
+
+    real = saving.build_model
+    built = []
+
+    def watched(spec, *args, **kwargs):
+        built.append(torch.empty(0).device.type)  # the device a model would be built on now
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(saving, "build_model", watched)
+    small = build_model([Dense(4)], input_shape=(3,))
+    tensors = {k: v.contiguous() for k, v in small.state_dict().items()}
+    huge = {"input_shape": [3], "layers": [{"type": "dense", "units": 200_000_000}]}  # 2.4 GB of weights
+    path = _crafted(tmp_path / "huge.safetensors", tensors, spec=json.dumps(huge), info="{}")
+    with pytest.raises(ModelFileError, match=r"dense_1.weight has shape \(4, 3\) in the file but the spec makes "
+                                             r"\(200000000, 3\)"):
+        load_model(path)
+    assert built == ["meta"]  # only the dry run that allocates nothing
+
+
+@pytest.mark.parametrize("spec, info, message", [
+    ("[1, 2]", "{}", "'spec' must be a JSON object, got list"),
+    ("null", "{}", "'spec' must be a JSON object"),
+    ("{", "{}", "'spec' is not readable JSON"),
+    ("[" * 5000 + "]" * 5000, "{}", "'spec' is not readable JSON \\(nested too deeply\\)"),
+    ('{"layers": [{"type": "dense", "units": 4}]}', "{}", "spec in the file has no 'input_shape'"),
+    ('{"input_shape": [3]}', "{}", "spec in the file has no 'layers'"),
+    ('{"input_shape": 3, "layers": [{"type": "dense", "units": 4}]}', "{}", "input_shape: must be a list"),
+    ('{"input_shape": [3], "layers": [{"type": "dense"}]}', "{}", "a dense layer needs 'units'"),
+    (None, "[]", "'info' must be a JSON object, got list"),
+    (None, None, "has no 'info' entry"),
+])
+def test_spec_and_info_must_be_json_objects_with_their_keys(tmp_path, spec, info, message):
+    small = build_model([Dense(4)], input_shape=(3,))
+    tensors = {k: v.contiguous() for k, v in small.state_dict().items()}
+    fields = {"spec": spec if spec is not None else json.dumps(small.spec.to_dict())}
+    if info is not None:
+        fields["info"] = info
+    with pytest.raises(ModelFileError, match=message):
+        load_model(_crafted(tmp_path / "m.safetensors", tensors, **fields))
+
+
+def test_tensors_of_another_dtype_are_refused_not_cast(tmp_path):
+    small = build_model([Dense(4)], input_shape=(3,))
+    tensors = {k: v.double().contiguous() for k, v in small.state_dict().items()}
+    path = _crafted(tmp_path / "m.safetensors", tensors, spec=json.dumps(small.spec.to_dict()), info="{}")
+    with pytest.raises(ModelFileError, match="dense_1.weight is float64 in the file but the model holds float32"):
+        load_model(path)

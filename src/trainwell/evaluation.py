@@ -15,10 +15,11 @@ import torch
 
 from trainwell import data as datasets
 from trainwell.config import CONFIG_SUFFIXES, load_config
-from trainwell.errors import ConfigError
+from trainwell.errors import ConfigError, DataError, ModelFileError
 from trainwell.experiment import build_from_config, select_split
 from trainwell.fileio import atomic_write_text
 from trainwell.layers import Model
+from trainwell.losses import LOSSES
 from trainwell.preprocessing import Preprocessing
 from trainwell.regularization import DROPOUT_TYPES, MCPrediction, entropy, mc_predict
 from trainwell.saving import ModelFile, load_model_file
@@ -33,8 +34,7 @@ def evaluate_model_file(path: str | os.PathLike, *, data: str | None = None, spl
                         data_path: str | None = None, device: str | None = None) -> dict[str, Any]:
     """Loss and accuracy of a saved model on a split, prepared as at training time."""
     loaded, x, y = _model_and_split(path, data=data, split=split, data_path=data_path)
-    trainer = Trainer(loaded.model, loss=loaded.info.get("loss", "sparse_categorical_crossentropy"),
-                      optimizer="sgd", device=device)
+    trainer = Trainer(loaded.model, loss=recorded_loss(path, loaded), optimizer="sgd", device=device)
     return {"samples": float(len(y)), **trainer.evaluate(x, y)}
 
 
@@ -44,25 +44,80 @@ def _model_and_split(path: str | os.PathLike, *, data: str | None, split: str,
     if split not in SPLITS:
         raise ConfigError(f"--split: {split!r} is not a split; allowed: {', '.join(SPLITS)}")
     loaded = load_model_file(path)
-    data_info = loaded.info.get("data", {})
+    data_info = recorded_data(path, loaded)
     name = data or data_info.get("dataset")
     if name is None:
         raise ConfigError(f"{path}: the model file does not say which dataset it was trained on; pass --data NAME")
-    dataset = datasets.load(name, path=data_path)
+    prep = Preprocessing.from_info(data_info, loaded.extra, where=str(path), input_shape=loaded.model.spec.input_shape)
     trained_on = data_info.get("dataset")
+    if trained_on is not None:
+        try:
+            datasets.get_spec(trained_on)
+        except DataError as error:
+            raise ModelFileError(f"{path}: the model file's dataset: {error}") from None
+    dataset = datasets.load(name, path=data_path)
     if trained_on is not None and datasets.get_spec(trained_on).name != dataset.name:
         trained = datasets.get_spec(trained_on)
         warnings.warn(f"the model was trained on {trained.title} ({trained.name!r}) and is evaluated on "
                       f"{datasets.get_spec(dataset.name).title} ({dataset.name!r}), data it was not trained on",
                       UserWarning, stacklevel=3)
-    x, y = select_split(dataset, validation_size=int(data_info.get("validation_size", 0)),
-                        classes=data_info.get("classes"), split=split)
-    prep = Preprocessing.from_info(data_info, loaded.extra)
+    if data_info["validation_size"] >= len(dataset.x_train):
+        raise ModelFileError(f"{path}: the model file's validation_size {data_info['validation_size']} leaves no "
+                             f"training images ({dataset.name} has {len(dataset.x_train)})")
+    classes = data_info["classes"]
+    if classes is not None and not set(classes) <= set(np.unique(dataset.y_train).tolist()):
+        raise ModelFileError(f"{path}: the model file's classes {_short(classes)} are not all classes of "
+                             f"{dataset.name} (allowed: {sorted(np.unique(dataset.y_train).tolist())})")
+    x, y = select_split(dataset, validation_size=data_info["validation_size"], classes=classes, split=split)
     expected = loaded.model.spec.input_shape
     if tuple(x.shape[1:]) != tuple(expected):
         raise ConfigError(f"--data {name}: images of shape {tuple(x.shape[1:])} do not fit the model, "
                           f"which expects {tuple(expected)}")
     return loaded, prep(x), np.asarray(y, dtype=np.int64)
+
+
+def recorded_loss(path: str | os.PathLike, loaded: ModelFile) -> str:
+    """The loss a model file says it was trained with (``info["loss"]``): required, no default."""
+    if "loss" not in loaded.info:
+        raise ModelFileError(f"{path}: the model file does not record its loss ('loss' in its info); "
+                             "files written by trainwell train and its checkpoints do")
+    loss = loaded.info["loss"]
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise ModelFileError(f"{path}: the model file's loss {_short(loss)} is not a known loss; "
+                             f"allowed: {', '.join(LOSSES)}")
+    return loss
+
+
+def recorded_data(path: str | os.PathLike, loaded: ModelFile) -> dict[str, Any]:
+    """The data entry of a model file's info (dataset, validation split, classes, preparation), checked.
+
+    Every key that changes which images are scored or how they are prepared is required
+    and has no default: a guess would give wrong numbers with exit 0.
+    """
+    data = loaded.info.get("data")
+    if data is None:
+        raise ModelFileError(f"{path}: the model file does not record how its data was prepared ('data' in its "
+                             "info); files written by trainwell train and its checkpoints do")
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{path}: the model file's 'data' must be a JSON object, got {_short(data)}")
+    for key in ("validation_size", "classes"):
+        if key not in data:
+            raise ModelFileError(f"{path}: the model file's data preparation has no {key!r}")
+    dataset, size, classes = data.get("dataset"), data["validation_size"], data["classes"]
+    if dataset is not None and not isinstance(dataset, str):
+        raise ModelFileError(f"{path}: the model file's dataset must be a name, got {_short(dataset)}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ModelFileError(f"{path}: the model file's validation_size must be an integer >= 0, got {_short(size)}")
+    if classes is not None and (not isinstance(classes, list) or not classes or any(
+            isinstance(c, bool) or not isinstance(c, int) for c in classes) or len(set(classes)) != len(classes)):
+        raise ModelFileError(f"{path}: the model file's classes must be null or a list of distinct class labels, "
+                             f"got {_short(classes)}")
+    return data
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass
@@ -116,8 +171,7 @@ def predict_model_file(path: str | os.PathLike, *, data: str | None = None, spli
     if isinstance(mc, bool) or not isinstance(mc, int) or mc < 0:
         raise ConfigError(f"--mc: must be a number of samples >= 0 (0: no MC dropout), got {mc!r}")
     loaded, x, y = _model_and_split(path, data=data, split=split, data_path=data_path)
-    trainer = Trainer(loaded.model, loss=loaded.info.get("loss", "sparse_categorical_crossentropy"),
-                      optimizer="sgd", device=device)
+    trainer = Trainer(loaded.model, loss=recorded_loss(path, loaded), optimizer="sgd", device=device)
     probabilities = trainer.predict(x)
     if probabilities.shape[1] == 1:  # one sigmoid unit: the two classes' probabilities
         probabilities = torch.cat([1 - probabilities, probabilities], dim=1)

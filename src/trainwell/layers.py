@@ -320,7 +320,7 @@ class ModelSpec:
     layers: tuple[LayerSpec, ...]
 
     def __post_init__(self) -> None:
-        shape = tuple(self.input_shape)
+        shape = tuple(self.input_shape) if isinstance(self.input_shape, (list, tuple)) else ()
         if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
             raise ConfigError(f"model.input_shape: must be a list of positive integers, got {self.input_shape!r}")
         object.__setattr__(self, "input_shape", shape)
@@ -337,7 +337,7 @@ class ModelSpec:
         if not isinstance(layers, Sequence) or isinstance(layers, (str, bytes)):
             raise ConfigError("model.layers: expected a list of layer tables")
         specs = [layer_from_dict(layer, where=f"model.layers[{i}]") for i, layer in enumerate(layers)]
-        return cls(input_shape=tuple(data.get("input_shape") or ()), layers=tuple(specs))
+        return cls(input_shape=data.get("input_shape") or (), layers=tuple(specs))
 
 
 class Model(nn.Sequential):

@@ -8,6 +8,7 @@ passes values through as float32.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -48,15 +49,36 @@ class Preprocessing:
         return {"scaling": self.scaling, "pixel_max": self.pixel_max}, tensors
 
     @classmethod
-    def from_info(cls, info: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> "Preprocessing":
-        scaling = info.get("scaling", "none")
-        if scaling not in SCALINGS:
-            raise ModelFileError(f"unknown preprocessing {scaling!r} in the model file; allowed: {', '.join(SCALINGS)}")
-        pixel_max = float(info.get("pixel_max", 255.0))
+    def from_info(cls, info: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], *,
+                  where: str = "the model file", input_shape: tuple[int, ...] | None = None) -> "Preprocessing":
+        """The preparation a model file records (``info`` is its ``data`` entry), checked: no key has a
+        default, since a guessed preparation gives wrong numbers without an error. ``where`` names the file."""
+        if not isinstance(info, Mapping):
+            raise ModelFileError(f"{where}: the data preparation must be a JSON object, got {type(info).__name__}")
+        for key in ("scaling", "pixel_max"):
+            if key not in info:
+                raise ModelFileError(f"{where}: the model file does not record its data preparation's {key!r}")
+        scaling, pixel_max = info["scaling"], info["pixel_max"]
+        if not isinstance(scaling, str) or scaling not in SCALINGS:
+            raise ModelFileError(f"{where}: unknown preprocessing {scaling!r} in the model file; "
+                                 f"allowed: {', '.join(SCALINGS)}")
+        if isinstance(pixel_max, bool) or not isinstance(pixel_max, (int, float)) or not 0 < pixel_max < math.inf:
+            raise ModelFileError(f"{where}: the model file's pixel_max must be a positive finite number, "
+                                 f"got {pixel_max!r}")
         if scaling != "standardize":
-            return cls(scaling, pixel_max)
-        try:
-            standardizer = Standardizer(tensors["preprocessing.mean"].numpy(), tensors["preprocessing.std"].numpy())
-        except KeyError:
-            raise ModelFileError("the model file says its inputs are standardized but holds no mean/std") from None
-        return cls(scaling, pixel_max, standardizer)
+            return cls(scaling, float(pixel_max))
+        stats = {}
+        for key in ("preprocessing.mean", "preprocessing.std"):
+            tensor = tensors.get(key)
+            if tensor is None:
+                raise ModelFileError(f"{where}: the model file says its inputs are standardized but holds no "
+                                     f"{key.split('.')[1]} tensor ({key!r})")
+            if tensor.dtype != torch.float32 or (input_shape is not None and tuple(tensor.shape) != tuple(input_shape)):
+                raise ModelFileError(f"{where}: the model file's {key!r} is {str(tensor.dtype).removeprefix('torch.')} "
+                                     f"of shape {tuple(tensor.shape)}; the model needs float32 of shape "
+                                     f"{tuple(input_shape) if input_shape is not None else 'its input shape'}")
+            if not bool(torch.isfinite(tensor).all()) or (key.endswith("std") and not bool((tensor > 0).all())):
+                raise ModelFileError(f"{where}: the model file's {key!r} holds values that are not finite"
+                                     + (" or not positive" if key.endswith("std") else ""))
+            stats[key] = tensor.numpy()
+        return cls(scaling, float(pixel_max), Standardizer(stats["preprocessing.mean"], stats["preprocessing.std"]))

@@ -124,7 +124,11 @@ def read_state(path: str | os.PathLike) -> dict[str, Any]:
         raise ResumeError(f"{path}: not a trainwell training state")
     if _digest(tensors, text) != metadata.get("sha256"):
         raise ResumeError(f"{path}: the training state does not match its checksum; the file is corrupted")
-    return _unflatten(json.loads(text), tensors)
+    try:  # the checksum is right, but a crafted file can still hold JSON that is no state
+        return _unflatten(json.loads(text), tensors)
+    except (ValueError, KeyError, TypeError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else f"{type(error).__name__}: {error}"
+        raise ResumeError(f"{path}: the training state's contents are not a state trainwell wrote ({reason})") from None
 
 
 def saved_position(directory: str | os.PathLike) -> dict[str, int] | None:
