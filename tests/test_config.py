@@ -175,3 +175,10 @@ def test_a_toml_file_with_a_byte_order_mark_is_read(tmp_path):
     path = tmp_path / "bom.toml"
     path.write_bytes(b"\xef\xbb\xbfseed = 5\n[model]\nlayers = [{type = \"dense\", units = 2}]\n")
     assert load_config(path).seed == 5
+
+
+def test_an_empty_input_shape_is_refused_rather_than_read_as_the_default(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text("[model]\ninput_shape = []\nlayers = [{type = \"dense\", units = 2}]\n")
+    with pytest.raises(ConfigError, match="'model.input_shape' = \\[\\]: .*at least 1 item"):
+        load_config(path)

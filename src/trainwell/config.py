@@ -83,7 +83,7 @@ class ReuseConfig(_Section):
 
 
 class ModelConfig(_Section):
-    input_shape: Optional[list[int]] = None
+    input_shape: Optional[list[int]] = Field(None, min_length=1)  # [] is not "the default": leave it out
     reuse: Optional[ReuseConfig] = None
     layers: list[dict[str, Any]] = Field(min_length=1)
     # Named layer factories: [model.presets.regularized_dense] type = "dense", activation = "elu", ...
