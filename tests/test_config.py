@@ -150,3 +150,35 @@ def test_a_yaml_file_that_is_not_a_table_is_one_clear_error(tmp_path, text, kind
     path.write_text(text)
     with pytest.raises(ConfigError, match=f"list.yaml: a config is a table of sections .* this file is {kind}"):
         load_config(path, ['output_dir="r/x"'])
+
+
+@pytest.mark.parametrize("suffix, text, message", [
+    (".yaml", "a: &a [1, 1]\nb: [*a, *a]\n", r"YAML aliases \(\*a\) are not allowed"),
+    (".yaml", "seed: 010\n", "'seed' = 010: a leading zero makes this an octal number in YAML"),
+    (".yaml", "seed: 1\nseed: 2\n", "'seed' is given twice"),
+    (".yaml", "seed: !!binary aGk=\n", "'seed' is binary data"),
+    (".yaml", "search: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 32 levels deep"),
+    (".json", '{"seed": 1, "seed": 2}', "the key 'seed' is given twice"),
+    (".json", '{"seed": ' + "9" * 5000 + "}", "a 5000-digit integer"),
+    (".json", '{"optimizer": {"lr": NaN}}', "'optimizer.lr' = nan: numbers in a config must be finite"),
+    (".toml", "seed = 1979-05-27\n", "'seed' is a date"),
+    (".toml", f"seed = {2**64}\n", "'seed' = 18446744073709551616: integers in a config are -2\\*\\*63 to 2\\*\\*63 - 1"),
+])
+def test_config_files_hold_plain_data_only(tmp_path, suffix, text, message):
+    path = tmp_path / f"run{suffix}"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_a_toml_file_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbfseed = 5\n[model]\nlayers = [{type = \"dense\", units = 2}]\n")
+    assert load_config(path).seed == 5
+
+
+def test_an_empty_input_shape_is_refused_rather_than_read_as_the_default(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text("[model]\ninput_shape = []\nlayers = [{type = \"dense\", units = 2}]\n")
+    with pytest.raises(ConfigError, match="'model.input_shape' = \\[\\]: .*at least 1 item"):
+        load_config(path)

@@ -102,3 +102,13 @@ def test_activated_linear_logits_skip_activation():
     layer = ActivatedLinear(3, 2, activation=nn.Softmax(dim=-1))
     x = torch.randn(4, 3)
     assert torch.allclose(layer(x), torch.softmax(layer.forward_logits(x), -1))
+
+
+def test_sizes_are_checked_from_the_spec_before_anything_is_built():
+    from trainwell.layers import MAX_LAYERS, ModelSpec, expand_repeats
+
+    with pytest.raises(ConfigError, match=r"model: 786,000,000,000 parameters .* at most 1,000,000,000"):
+        ModelSpec(input_shape=(28, 28), layers=(Flatten(), Dense(1_000_000_000)))
+    with pytest.raises(ConfigError, match=rf"model.layers\[1\].repeat = 1000000000: a model has at most {MAX_LAYERS:,}"):
+        expand_repeats([{"type": "flatten"}, {"type": "dense", "units": 4, "repeat": 10**9}])
+    assert len(expand_repeats([{"type": "dense", "units": 4, "repeat": 99}])) == 99

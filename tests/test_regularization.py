@@ -333,7 +333,7 @@ def test_mc_predict_applies_softmax_to_logit_models_and_checks_samples():
     model = nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.0))
     result = mc_predict(model, np.ones((2, 4), dtype=np.float32), samples=2)
     assert torch.allclose(result.mean, torch.softmax(model(torch.ones(2, 4)), dim=1).detach(), atol=1e-6)
-    with pytest.raises(ConfigError, match="samples: must be a positive integer, got 0"):
+    with pytest.raises(ConfigError, match="samples: must be an integer from 1 to 10,000, got 0"):
         mc_predict(model, torch.ones(2, 4), samples=0)
 
 

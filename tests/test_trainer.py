@@ -341,3 +341,16 @@ def test_inference_refuses_a_batch_size_that_is_not_a_positive_integer(method):
     arguments = (x, y) if method == "evaluate" else (x,)
     with pytest.raises(ConfigError, match="batch_size: must be a positive integer, got 0"):
         getattr(trainer, method)(*arguments, batch_size=0)
+
+
+def test_threads_seeds_and_devices_are_bounded(blobs):
+    from trainwell.threads import OVERSUBSCRIPTION, available_cpus
+
+    limit = OVERSUBSCRIPTION * available_cpus()
+    with pytest.raises(ConfigError, match=f"threads = {limit + 1}: at most {limit} on this machine"):
+        Trainer(small_model(), threads=limit + 1)
+    for seed in (-1, 2**64):
+        with pytest.raises(ConfigError, match="seed: must be an integer from 0 to 2\\*\\*63 - 1"):
+            Trainer(small_model(), seed=seed)
+    with pytest.raises(ConfigError, match="device: 'meta' is not a device trainwell trains on"):
+        Trainer(small_model(), device="meta")

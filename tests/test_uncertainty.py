@@ -136,7 +136,7 @@ def test_predict_cli_errors_name_the_option(tmp_path, capsys):
     model = str(tmp_path / "out" / "model.safetensors")
     capsys.readouterr()
     assert main(["predict", model, "--mc", "-1"]) == 2
-    assert "error: --mc: must be a number of samples >= 0" in capsys.readouterr().err
+    assert "error: --mc: must be a number of samples from 0 to 10,000" in capsys.readouterr().err
     assert main(["predict", model, "--split", "dev"]) == 2
     assert "error: --split: 'dev' is not a split; allowed: test, validation, train" in capsys.readouterr().err
 

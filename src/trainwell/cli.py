@@ -25,6 +25,9 @@ from trainwell.errors import TrainwellError
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+INT64_MAX = 2**63 - 1  # numeric options end up in torch and in JSON/SQLite as 64-bit integers
+MAX_PLOT_STEPS = 1_000_000  # plot-schedule computes the schedule at every step; the chapter's longest run has ~200,000
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="trainwell")
@@ -40,7 +43,8 @@ def app() -> None:
 @click.option("--seed", type=int, help="Override the seed.")
 @click.option("--output-dir", "-o", type=click.Path(path_type=Path), help="Where to write the outputs (default runs/<name>).")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
-@click.option("--threads", type=click.IntRange(min=1), help="Override train.threads (CPU threads while fitting).")
+@click.option("--threads", type=click.IntRange(min=1, max=INT64_MAX),
+              help="Override train.threads (CPU threads while fitting; at most 4 per CPU).")
 @click.option("--overwrite", is_flag=True,
               help="Replace the files of a finished run in the output folder (train.overwrite; refused by default).")
 @click.option("--restart", is_flag=True,
@@ -114,7 +118,8 @@ def evaluate(model: Path, data: str | None, split: str) -> None:
 @click.option("--data", help="Dataset name (default: the one the model was trained on).")
 @click.option("--split", default="test", show_default=True, help="Which split: test, validation or train.")
 @click.option("--mc", type=int, default=0, metavar="N",
-              help="Also predict with MC dropout: N stochastic passes with only dropout active (e.g. 100).")
+              help="Also predict with MC dropout: N stochastic passes with only dropout active (e.g. 100; "
+                   "at most 10,000).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the MC dropout masks.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path),
               help="Write per-instance probabilities (MC: their mean and std) and entropy to this CSV.")
@@ -201,8 +206,8 @@ def _print_rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 @app.command("plot-schedule")
 @click.argument("config", type=click.Path(path_type=Path))
 @click.option("--set", "set_", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
-@click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
-@click.option("--steps-per-epoch", type=click.IntRange(min=1),
+@click.option("--epochs", type=click.IntRange(min=1, max=MAX_PLOT_STEPS), help="Override train.epochs.")
+@click.option("--steps-per-epoch", type=click.IntRange(min=1, max=MAX_PLOT_STEPS),
               help="Steps per epoch (default: counted from the dataset and train.batch_size).")
 @click.option("--log", "log_scale", is_flag=True, help="Log-scale learning-rate axis.")
 @click.option("--output", "-o", type=click.Path(path_type=Path),
@@ -220,6 +225,9 @@ def plot_schedule(config: Path, set_: tuple[str, ...], epochs: int | None, steps
     target = check_figure_path(output or output_dir_for(run_config) / "schedule.png", what="--output")
     steps_per_epoch = steps_per_epoch or _steps_per_epoch(run_config)
     total = steps_per_epoch * run_config.train.epochs
+    if total > MAX_PLOT_STEPS:
+        raise TrainwellError(f"plot-schedule: {run_config.train.epochs:,} epochs x {steps_per_epoch:,} steps is "
+                             f"{total:,} steps; at most {MAX_PLOT_STEPS:,} can be plotted (each is computed in turn)")
     options = dict(run_config.optimizer)
     lr0 = resolve_optimizer_options(options.pop("name"), options)["lr"]
     spec = run_config.schedule or {"name": "constant"}
@@ -292,8 +300,8 @@ def lr_find(config: Path, set_: tuple[str, ...], min_lr: float | None, max_lr: f
 @app.command()
 @click.argument("config", type=click.Path(path_type=Path))
 @click.option("--set", "set_", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
-@click.option("--steps", type=click.IntRange(min=1), help="Training steps (diagnostics.steps, default 200).")
-@click.option("--every", type=click.IntRange(min=1),
+@click.option("--steps", type=click.IntRange(min=1, max=INT64_MAX), help="Training steps (diagnostics.steps, default 200).")
+@click.option("--every", type=click.IntRange(min=1, max=INT64_MAX),
               help="Record every K steps (default: diagnostics.every if set, else steps / 20).")
 @click.option("--plot", "plot_dir", type=click.Path(path_type=Path),
               help="Write depth.png and time.png (per-layer statistics) into this folder.")
@@ -455,6 +463,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         err.print("aborted", markup=False)
         return 130
+    except click.UsageError as error:  # a bad option or argument: one line, as every other mistake
+        command = error.ctx.command_path if error.ctx is not None else "trainwell"
+        err.print(f"error: {error.format_message()} (see {command} --help)", markup=False, soft_wrap=True)
+        return error.exit_code
     except click.ClickException as error:
         error.show(file=sys.stderr)
         return error.exit_code

@@ -27,6 +27,7 @@ Unknown keys are errors (a typo must not silently fall back to a default).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -38,10 +39,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trainwell.data.registry import get_spec
 from trainwell.errors import ConfigError, DataError
-from trainwell.layers import expand_presets, expand_repeats, layer_from_dict
+from trainwell.layers import ModelSpec, expand_presets, expand_repeats, layer_from_dict
 from trainwell.losses import LOSSES
 from trainwell.optim import resolve_optimizer_options
 from trainwell.schedules import check_schedule
+from trainwell.threads import check_threads
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -81,7 +83,7 @@ class ReuseConfig(_Section):
 
 
 class ModelConfig(_Section):
-    input_shape: Optional[list[int]] = None
+    input_shape: Optional[list[int]] = Field(None, min_length=1)  # [] is not "the default": leave it out
     reuse: Optional[ReuseConfig] = None
     layers: list[dict[str, Any]] = Field(min_length=1)
     # Named layer factories: [model.presets.regularized_dense] type = "dense", activation = "elu", ...
@@ -189,7 +191,7 @@ class RunConfig(_Section):
     """A whole training run, as read from a config file."""
 
     name: Optional[str] = None
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**63 - 1)  # as trainwell.trainer.check_seed
     output_dir: Optional[str] = None
     data: DataConfig = DataConfig()
     model: ModelConfig
@@ -239,16 +241,28 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a table of keys, got {type(data).__name__}")
     try:
+        check_plain_data(data)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    try:
         config = RunConfig.model_validate(dict(data))
     except ValidationError as error:
         lines = [_format_error(e, RunConfig) for e in error.errors()]
         raise ConfigError(f"{source}: " + "; ".join(lines)) from None
+    from trainwell.trainer import check_device_name
+
     try:
         config.data = _with_dataset_defaults(config.data)
-        for index, layer in enumerate(config.model.layer_tables()):
-            layer_from_dict(layer, where=f"model.layers[{index}]")
+        layers = [layer_from_dict(layer, where=f"model.layers[{index}]")
+                  for index, layer in enumerate(config.model.layer_tables())]
+        if config.model.reuse is None:  # sizes before anything is built (a reused model's come from its file)
+            shape = tuple(config.model.input_shape or get_spec(config.data.name).image_shape)
+            ModelSpec(input_shape=shape, layers=tuple(layers))
+        check_device_name(config.train.device)
+        check_threads(config.train.threads, what="train.threads")
     except ConfigError as error:
-        raise ConfigError(f"{source}: {error}") from None
+        message = str(error)
+        raise ConfigError(f"{source}: {'train.' if message.startswith('device:') else ''}{message}") from None
     try:
         options = dict(config.optimizer)
         name = options.pop("name", None)
@@ -312,15 +326,202 @@ def _check_phases(config: RunConfig, optimizer_name: str, optimizer_options: Map
                 raise ConfigError(f"phases[{index}].{error}") from None
 
 
+# What a config can hold, whatever its format: tables with text keys, lists, text, booleans,
+# null, finite numbers and integers that fit in 64 bits (what PyTorch, NumPy and the run
+# store can hold), nested at most MAX_DEPTH deep (the deepest real config is about 6).
+MAX_DEPTH = 32
+INT_MIN, INT_MAX = -2**63, 2**63 - 1
+INT_RANGE = "-2**63 to 2**63 - 1"
+_MAX_INT_DIGITS = 30  # longer integers are refused before Python converts them (it stops at 4,300 digits)
+_YAML_PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")}
+_YAML_TAG_NAMES = {"tag:yaml.org,2002:timestamp": "a date or time", "tag:yaml.org,2002:binary": "binary data (!!binary)",
+                   "tag:yaml.org,2002:set": "a set (!!set)", "tag:yaml.org,2002:omap": "an ordered map (!!omap)",
+                   "tag:yaml.org,2002:pairs": "a list of pairs (!!pairs)", "tag:yaml.org,2002:merge": "a merge key (<<)",
+                   "tag:yaml.org,2002:value": "a value key (=)"}
+_PLAIN = "a config holds only tables, lists, text, numbers, true/false and null"
+_YAML_OCTAL = re.compile(r"[-+]?0[0-7_]+")  # YAML 1.1 reads 010 as 8 (YAML 1.2 and TOML as 10)
+_YAML_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?")  # YAML 1.1: 1:30 is 90
+
+
+class _Refused(Exception):
+    """A config the parser read but that is not allowed (aliases, dates, octal, ...); ``where``: line/column."""
+
+    def __init__(self, message: str, where: str = ""):
+        super().__init__(message)
+        self.where = where
+
+
+def _at(mark: Any) -> str:
+    return f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+
+
+class ConfigYamlLoader(yaml.SafeLoader):
+    """YAML's safe loader, stricter where a config could mislead or exhaust its reader.
+
+    Refused, each naming its key and line: aliases (``*name``; a billion-laughs file of a few
+    lines expands to 10**11 strings, and a recursive anchor to a cycle), tags that make
+    something other than plain data (dates, ``!!binary``, ``!!set``, ...), YAML 1.1's
+    octal (``010`` is 8) and base-60 (``1:30`` is 90) integers, integers too long to be
+    meant, duplicate keys (YAML keeps the last one silently), keys that are not text
+    (``on:`` is the boolean true) and nesting deeper than :data:`MAX_DEPTH`.
+    """
+
+    def __init__(self, stream: Any, where: Sequence[str | int] = ()):
+        super().__init__(stream)
+        self._depth = 0
+        self._where = list(where)  # the key the text is the value of (a --set value's key)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.get_event()
+            raise _Refused(f"YAML aliases (*{event.anchor}) are not allowed in a config: write the value out "
+                           "(repeated layer settings go in [model.presets])", _at(event.start_mark))
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(f"nested more than {MAX_DEPTH} levels deep", _at(self.peek_event().start_mark))
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_document(self, node: Any) -> Any:
+        _check_yaml_nodes(node, self._where)
+        return super().construct_document(node)
+
+
+def _check_yaml_nodes(root: Any, where: Sequence[str | int] = ()) -> None:
+    """Refuse what :class:`ConfigYamlLoader` refuses, walking the composed nodes with their keys."""
+    stack: list[tuple[Any, list[str | int]]] = [(root, list(where))]
+    while stack:
+        node, path = stack.pop()
+        key = key_text(path) if path else ""
+        if node.tag not in _YAML_PLAIN_TAGS:
+            kind = _YAML_TAG_NAMES.get(node.tag, f"the tag {node.tag}")
+            raise _Refused(f"{_quoted(key)} is {kind}; {_PLAIN} (quote it if it is text)", _at(node.start_mark))
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag.endswith(":int"):
+                _check_yaml_int(node.value, key, node.start_mark)
+            elif node.tag.endswith(":float") and _YAML_SEXAGESIMAL.fullmatch(node.value):
+                raise _Refused(f"'{key}' = {node.value}: YAML 1.1 reads this as a base-60 number; "
+                               "write the number itself (or quote it if it is text)", _at(node.start_mark))
+        elif isinstance(node, yaml.SequenceNode):
+            stack += [(item, [*path, i]) for i, item in enumerate(node.value)]
+        elif isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                if key_node.tag != "tag:yaml.org,2002:str" or name is None:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        raise _Refused(f"{_quoted(key)}: YAML merge keys (<<) are not allowed in a config; write the keys out",
+                                       _at(key_node.start_mark))
+                    shown = name if name is not None else "a list or table"
+                    raise _Refused(f"{_quoted(key)}: the key {shown} is not text (YAML reads it as "
+                                   f"{key_node.tag.rsplit(':', 1)[-1]}); quote it", _at(key_node.start_mark))
+                if name in seen:
+                    raise _Refused(f"'{key_text([*path, name])}' is given twice; a key appears once",
+                                   _at(key_node.start_mark))
+                seen.add(name)
+                stack.append((value_node, [*path, name]))
+
+
+def _quoted(key: str) -> str:
+    return f"'{key}'" if key else "the top level"
+
+
+def _check_yaml_int(text: str, key: str, mark: Any) -> None:
+    digits = text.lstrip("+-").replace("_", "")
+    if _YAML_OCTAL.fullmatch(text):
+        raise _Refused(f"'{key}' = {text}: a leading zero makes this an octal number in YAML ({int(digits, 8)}); "
+                       "write it without the zero (or quote it if it is text)", _at(mark))
+    if _YAML_SEXAGESIMAL.fullmatch(text):
+        raise _Refused(f"'{key}' = {text}: YAML 1.1 reads this as a base-60 number; write the number itself "
+                       "(or quote it if it is text)", _at(mark))
+    if len(digits) > _MAX_INT_DIGITS:
+        raise _Refused(f"'{key}' is a {len(digits)}-digit integer; integers in a config are {INT_RANGE}", _at(mark))
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (json keeps the last one silently)."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _Refused(f"the key '{key}' is given twice in one object; a key appears once")
+        result[key] = value
+    return result
+
+
+def _json_int(text: str) -> int:
+    digits = text.lstrip("-")
+    if len(digits) > _MAX_INT_DIGITS:
+        raise _Refused(f"a {len(digits)}-digit integer; integers in a config are {INT_RANGE}")
+    return int(text)
+
+
+def check_plain_data(data: Any, *, where: Sequence[str | int] = ()) -> None:
+    """Refuse anything a config cannot hold, naming its key: see :data:`MAX_DEPTH` and :data:`INT_RANGE`.
+
+    Dates and times (TOML and YAML make them), bytes, sets, non-text keys, nan and infinities,
+    integers beyond 64 bits and deeper nesting stop here, before anything copies or validates
+    the mapping. Walks without recursion, so depth itself cannot crash it.
+    """
+    stack: list[tuple[Any, list[str | int]]] = [(data, list(where))]
+    base = len(where)
+    while stack:
+        value, path = stack.pop()
+        key = _quoted(key_text(path))
+        if len(path) - base > MAX_DEPTH:
+            raise ConfigError(f"'{key_text(path[:base + MAX_DEPTH])}': nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, Mapping):
+            for name, item in value.items():
+                if not isinstance(name, str):
+                    raise ConfigError(f"{key}: the key {name!r} is not text; keys are text")
+                stack.append((item, [*path, name]))
+        elif isinstance(value, (list, tuple)):
+            stack += [(item, [*path, i]) for i, item in enumerate(value)]
+        elif isinstance(value, bool) or value is None or isinstance(value, str):
+            continue
+        elif isinstance(value, int):
+            if not INT_MIN <= value <= INT_MAX:
+                shown = value if abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit integer"
+                raise ConfigError(f"{key} = {shown}: integers in a config are {INT_RANGE}")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key} = {value}: numbers in a config must be finite (not nan or infinite)")
+        else:
+            kind = {"date": "a date", "datetime": "a date and time", "time": "a time", "bytes": "binary data",
+                    "set": "a set"}.get(type(value).__name__, f"a {type(value).__name__}")
+            raise ConfigError(f"{key} is {kind}; {_PLAIN} (quote it if it is text)")
+
+
+def load_yaml(text: str, *, where: Sequence[str | int] = ()) -> Any:
+    """YAML text as plain data, through :class:`ConfigYamlLoader` (raises _Refused or yaml.YAMLError);
+    ``where``: the key whose value the text is, for the messages."""
+    loader = ConfigYamlLoader(text, where)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def parse_config_text(text: str, suffix: str, *, source: str = "config") -> dict[str, Any]:
-    """Parse TOML, YAML or JSON text into a mapping, with the parser's line number on errors."""
+    """Parse TOML, YAML or JSON text into a mapping, with the parser's line number on errors.
+
+    Whatever the format, the result is plain data (:func:`check_plain_data`); YAML is read by
+    :class:`ConfigYamlLoader` and JSON refuses duplicate keys, so no format can expand,
+    nest or overflow beyond what the text says.
+    """
+    text = text.removeprefix("\ufeff")  # a byte-order mark (Windows editors write one)
+    fmt = {".toml": "TOML", ".json": "JSON"}.get(suffix, "YAML")
     try:
         if suffix == ".toml":
-            return tomllib.loads(text)
-        if suffix == ".json":
-            return json.loads(text)
-        data = yaml.safe_load(text)
-        return {} if data is None else data
+            data = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text, object_pairs_hook=_json_object, parse_int=_json_int)
+        else:
+            data = load_yaml(text)
+            data = {} if data is None else data
+    except _Refused as error:
+        raise ConfigError(f"{source}: {error}{error.where}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{source}: not valid TOML ({error})") from None
     except json.JSONDecodeError as error:
@@ -328,6 +529,16 @@ def parse_config_text(text: str, suffix: str, *, source: str = "config") -> dict
     except yaml.YAMLError as error:
         raise ConfigError(f"{source}: not valid YAML ({str(error).splitlines()[0]}"
                           f"{_yaml_position(error)})") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid {fmt}: nested more than {MAX_DEPTH} levels deep") from None
+    except ValueError as error:  # Python's own limit on the length of integers (4,300 digits)
+        raise ConfigError(f"{source}: not valid {fmt}: an integer too long to read ({str(error).split(':')[0]}); "
+                          f"integers in a config are {INT_RANGE}") from None
+    try:
+        check_plain_data(data)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    return data
 
 
 def _yaml_position(error: yaml.YAMLError) -> str:
@@ -341,7 +552,7 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     if file.suffix.lower() not in CONFIG_SUFFIXES:
         raise ConfigError(f"{file}: config files must end in {', '.join(CONFIG_SUFFIXES)}")
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{file}: no such config file") from None
     except (OSError, UnicodeDecodeError) as error:
@@ -438,22 +649,34 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
     Keys are written as in error messages, list items by index:
     ``model.layers[1].units=50``, ``phases[1].epochs=4``.
     """
+    check_plain_data(data)  # a copy through JSON would expand, or fail on, anything else
     result = json.loads(json.dumps(data))
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=2")
+            raise ConfigError(f"--set {_shown(item)}: expected KEY=VALUE, e.g. train.epochs=2")
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            value = raw
-        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
-            value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as text
-        try:
+            parts = parse_key(key)
+            try:
+                value = load_yaml(raw, where=parts)
+            except _Refused as error:
+                raise ConfigError(str(error)) from None
+            except yaml.YAMLError:
+                value = raw
+            except RecursionError:
+                raise ConfigError(f"nested more than {MAX_DEPTH} levels deep") from None
+            if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+                value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as text
+            check_plain_data(value, where=parts)
             set_key(result, key, value)
         except ConfigError as error:
-            raise ConfigError(f"--set {item!r}: {error}") from None
+            raise ConfigError(f"--set {_shown(item)}: {error}") from None
     return result
+
+
+def _shown(item: str, limit: int = 80) -> str:
+    """An override as messages quote it: cut short when it is long (a 5,000-digit number)."""
+    return repr(item) if len(item) <= limit else repr(item[:limit]) + f" (cut; {len(item)} characters)"
 
 
 def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> RunConfig:

@@ -21,9 +21,9 @@ from trainwell.fileio import atomic_write_text
 from trainwell.layers import Model
 from trainwell.losses import LOSSES
 from trainwell.preprocessing import Preprocessing
-from trainwell.regularization import DROPOUT_TYPES, MCPrediction, entropy, mc_predict
+from trainwell.regularization import DROPOUT_TYPES, MAX_MC_SAMPLES, MCPrediction, entropy, mc_predict
 from trainwell.saving import ModelFile, load_model_file
-from trainwell.trainer import Trainer
+from trainwell.trainer import Trainer, check_seed
 from trainwell.plots import check_figure_path
 from trainwell.uncertainty import calibration_report, reliability_diagram
 
@@ -168,8 +168,12 @@ def predict_model_file(path: str | os.PathLike, *, data: str | None = None, spli
                        mc: int = 0, seed: int | None = 0, data_path: str | None = None,
                        device: str | None = None) -> Predictions:
     """A saved model's probabilities on a split; with ``mc=N``, also N MC dropout samples per instance."""
-    if isinstance(mc, bool) or not isinstance(mc, int) or mc < 0:
-        raise ConfigError(f"--mc: must be a number of samples >= 0 (0: no MC dropout), got {mc!r}")
+    if isinstance(mc, bool) or not isinstance(mc, int) or not 0 <= mc <= MAX_MC_SAMPLES:
+        shown = mc if not isinstance(mc, int) or abs(mc) < 10**30 else f"a {len(str(abs(mc)))}-digit integer"
+        raise ConfigError(f"--mc: must be a number of samples from 0 to {MAX_MC_SAMPLES:,} (0: no MC dropout), "
+                          f"got {shown!r}")
+    if seed is not None:
+        check_seed(seed, what="--seed")
     loaded, x, y = _model_and_split(path, data=data, split=split, data_path=data_path)
     trainer = Trainer(loaded.model, loss=recorded_loss(path, loaded), optimizer="sgd", device=device)
     probabilities = trainer.predict(x)

@@ -44,6 +44,11 @@ class LayerSpec(ABC):
     def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
         """Return the module for this layer and its output shape (without the batch axis)."""
 
+    def plan(self, input_shape: Shape) -> tuple[int, Shape]:
+        """The parameters this layer would have and its output shape, without building it
+        (the layers that neither have weights nor change the shape keep this default)."""
+        return 0, input_shape
+
     def to_dict(self) -> dict[str, Any]:
         """The config-file form of this spec; ``layer_from_dict`` reads it back."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -113,6 +118,10 @@ class Dense(LayerSpec):
         if self.kernel_constraint is not None:
             object.__setattr__(self, "kernel_constraint", get_constraint(self.kernel_constraint).to_dict())
 
+    def plan(self, input_shape: Shape) -> tuple[int, Shape]:
+        features = _needs_features("dense", input_shape)
+        return features * self.units + self.units * (1 + self.use_bias), (*input_shape[:-1], self.units)
+
     def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
         features = _needs_features("dense", input_shape)
         module = ActivatedLinear(
@@ -154,6 +163,9 @@ class BatchNormalization(LayerSpec):
         _check(self.center == self.scale, "batch_normalization",
                "'center' and 'scale' must be both true or both false (PyTorch's affine switch)")
 
+    def plan(self, input_shape: Shape) -> tuple[int, Shape]:
+        return 4 * _needs_features("batch_normalization", input_shape), input_shape  # with the moving statistics
+
     def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
         features = _needs_features("batch_normalization", input_shape)
         module = BatchNorm(features, eps=self.epsilon, momentum=round(1.0 - self.momentum, 12), affine=self.scale)
@@ -192,6 +204,9 @@ class Flatten(LayerSpec):
     name: str | None = None
     type: ClassVar[str] = "flatten"
 
+    def plan(self, input_shape: Shape) -> tuple[int, Shape]:
+        return 0, (math.prod(input_shape),)
+
     def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
         return nn.Flatten(), (math.prod(input_shape),)
 
@@ -209,6 +224,9 @@ class Activation(LayerSpec):
 
     def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
         return _activation_module(self.activation, input_shape[-1] if input_shape else 1), input_shape
+
+    def plan(self, input_shape: Shape) -> tuple[int, Shape]:
+        return (input_shape[-1] if input_shape else 1), input_shape  # at most one weight per unit (PReLU)
 
 
 def _is_number(value: Any) -> bool:
@@ -298,18 +316,53 @@ def expand_repeats(layers: Sequence[Any], *, where: str = "model.layers") -> lis
     [{'type': 'flatten'}, {'type': 'dense', 'units': 4}, {'type': 'dense', 'units': 4}]
     """
     expanded = []
+    total = 0  # layers so far, counting every copy
     for index, layer in enumerate(layers):
         if not isinstance(layer, Mapping) or "repeat" not in layer:
             expanded.append(layer)
+            total += 1
             continue
         count = layer["repeat"]
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ConfigError(f"{where}[{index}].repeat: must be an integer >= 1 (how many copies), got {count!r}")
+        total += count
+        if total + len(layers) - index - 1 > MAX_LAYERS:
+            raise ConfigError(f"{where}[{index}].repeat = {count}: a model has at most {MAX_LAYERS:,} layers "
+                              f"(this one would have {total + len(layers) - index - 1:,})")
         if layer.get("name") is not None and count > 1:
             raise ConfigError(f"{where}[{index}]: a repeated layer cannot have a name ({layer['name']!r}); "
                               "its copies are named <type>_<n>")
         expanded += [{k: v for k, v in layer.items() if k != "repeat"} for _ in range(count)]
     return expanded
+
+
+# Bounds on what a spec may ask for, checked before anything is built: the chapter's deepest net
+# has 100 layers and its largest about 270,000 parameters. A billion float32 parameters are
+# 4 GB, and training holds several times that (gradients, the optimizer's state).
+MAX_LAYERS = 10_000
+MAX_PARAMETERS = 1_000_000_000
+
+
+def check_model_size(input_shape: Shape, layers: Sequence[LayerSpec]) -> int:
+    """The parameters a model would have, counted from its spec; ConfigError above MAX_PARAMETERS.
+
+    A config (or a model file's spec) asking for ``units = 1000000000`` is refused here
+    with the numbers, instead of PyTorch trying to allocate terabytes.
+    """
+    if len(layers) > MAX_LAYERS:
+        raise ConfigError(f"model.layers: {len(layers):,} layers; a model has at most {MAX_LAYERS:,}")
+    total, shape = 0, tuple(input_shape)
+    largest = (0, 0)
+    for index, layer in enumerate(layers):
+        count, shape = layer.plan(shape)
+        total += count
+        largest = max(largest, (count, index))
+    if total > MAX_PARAMETERS:
+        count, index = largest
+        raise ConfigError(f"model: {total:,} parameters ({count:,} in model.layers[{index}], a {layers[index].type} "
+                          f"layer, on input shape {list(input_shape)}); a model has at most {MAX_PARAMETERS:,} "
+                          "(4 GB of float32 weights, several times that while training)")
+    return total
 
 
 @dataclass(frozen=True)
@@ -327,6 +380,7 @@ class ModelSpec:
         object.__setattr__(self, "layers", tuple(self.layers))
         if not self.layers:
             raise ConfigError("model.layers: a model needs at least one layer")
+        check_model_size(self.input_shape, self.layers)
 
     def to_dict(self) -> dict[str, Any]:
         return {"input_shape": list(self.input_shape), "layers": [layer.to_dict() for layer in self.layers]}

@@ -269,6 +269,11 @@ def mc_dropout_mode(model: nn.Module) -> Iterator[nn.Module]:
             module.training = training
 
 
+# MC dropout's samples per instance: each pass holds samples x (a chunk of) the inputs, and the
+# estimate's error shrinks as 1/sqrt(samples): the chapter's 100 are plenty, 10,000 a generous cap.
+MAX_MC_SAMPLES = 10_000
+
+
 def mc_predict(model: nn.Module, x: Any, *, samples: int = 100, batch_size: int = 32768,
                seed: int | None = None) -> MCPrediction:
     """Monte-Carlo dropout: ``samples`` stochastic passes with only dropout active.
@@ -286,8 +291,13 @@ def mc_predict(model: nn.Module, x: Any, *, samples: int = 100, batch_size: int 
     >>> result.mean.shape, result.std.shape, result.entropy.shape
     (torch.Size([5, 3]), torch.Size([5, 3]), torch.Size([5]))
     """
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ConfigError(f"samples: must be a positive integer, got {samples!r}")
+    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_MC_SAMPLES:
+        shown = samples if not isinstance(samples, int) or abs(samples) < 10**30 else "a huge integer"
+        raise ConfigError(f"samples: must be an integer from 1 to {MAX_MC_SAMPLES:,}, got {shown!r}")
+    if seed is not None:
+        from trainwell.trainer import check_seed
+
+        check_seed(seed)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size: must be a positive integer, got {batch_size!r}")
     parameter = next(iter(model.parameters()), None)

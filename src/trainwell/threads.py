@@ -19,13 +19,44 @@ True
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Iterator
 
 import torch
 from torch import nn
 
+from trainwell.errors import ConfigError
+
 DEEP = 10  # more weight layers than this ...
 NARROW = 512  # ... none wider than this: one thread
+OVERSUBSCRIPTION = 4  # at most this many threads per CPU (see check_threads)
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def check_threads(threads: object, *, what: str = "threads") -> None:
+    """Refuse a thread count that is not a positive integer or is above OVERSUBSCRIPTION x the CPUs.
+
+    Intra-op threads compute; past one per CPU they only take turns, so a few per CPU is
+    the most that can make sense (a config written on a bigger machine still runs on a
+    smaller one up to that). Far beyond it OpenMP cannot start its threads and aborts the
+    interpreter: ``threads = 100000`` killed the process without a message.
+    """
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"{what}: must be a positive integer, got {threads!r}")
+    cpus = available_cpus()
+    if threads > OVERSUBSCRIPTION * cpus:
+        raise ConfigError(f"{what} = {threads}: at most {OVERSUBSCRIPTION * cpus} on this machine "
+                          f"({OVERSUBSCRIPTION} per CPU, {cpus} CPU{'s' if cpus != 1 else ''}); more threads than "
+                          "CPUs only take turns")
 
 
 def auto_threads(model: nn.Module, device: torch.device) -> int | None:

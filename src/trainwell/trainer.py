@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -38,13 +39,26 @@ from trainwell.resume import ResumeError, load_latest_state, rng_states, save_st
 from trainwell.optim import OptimizerFactory, clip_gradients, make_optimizer, momentum_setter
 from trainwell.regularization import apply_constraints, kernel_constraints, kernel_penalties, total_penalty
 from trainwell.schedules import Schedule, build_schedule, check_schedule
-from trainwell.threads import auto_threads, using_threads
+from trainwell.threads import auto_threads, check_threads, using_threads
 
 ArrayLike = Any  # numpy array or torch tensor
 
 
+SEED_MAX = 2**63 - 1  # seeds are stored as 64-bit integers (the run store, the saved configs)
+
+
+def check_seed(seed: object, *, what: str = "seed") -> int:
+    """A seed is an integer from 0 to 2**63 - 1: PyTorch refuses seeds beyond 64 bits, and
+    Python's random module folds a negative seed onto its absolute value (-3 seeds as 3)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        shown = seed if not isinstance(seed, int) or abs(seed) < 10**30 else f"a {len(str(abs(seed)))}-digit integer"
+        raise ConfigError(f"{what}: must be an integer from 0 to 2**63 - 1, got {shown!r}")
+    return seed
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and PyTorch's random number generators."""
+    check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -55,15 +69,33 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+DEVICES = "auto, cpu, cuda, cuda:N, mps"
+_DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:[0-9]{1,4})?")
+
+
+def check_device_name(device: object) -> None:
+    """Refuse a device name trainwell does not train on (``meta``, ``xla``, ``cpu:7``, ...), by its
+    spelling alone: whether the device is on this machine is :func:`resolve_device`'s question."""
+    name = str(device) if isinstance(device, torch.device) else device
+    if not isinstance(name, str) or not _DEVICE_NAME.fullmatch(name):
+        raise ConfigError(f"device: {device!r} is not a device trainwell trains on; allowed: {DEVICES}")
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The torch device for a ``device`` setting, refused unless this machine has it."""
     if device is None or device == "auto":
         return default_device()
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"device: {device!r} is not a device; allowed: auto, cpu, cuda, cuda:N") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: 'cuda' was asked for but no CUDA device is available; use 'auto' or 'cpu'")
+    check_device_name(device)
+    resolved = torch.device(device)
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device: 'cuda' was asked for but no CUDA device is available; use 'auto' or 'cpu'")
+        count = torch.cuda.device_count()
+        if resolved.index is not None and resolved.index >= count:
+            raise ConfigError(f"device: {str(device)!r}, but this machine has {count} CUDA device"
+                              f"{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})")
+    if resolved.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("device: 'mps' was asked for but no MPS (Apple GPU) device is available; use 'auto' or 'cpu'")
     return resolved
 
 
@@ -148,8 +180,9 @@ class Trainer:
         for key, value in (("clipvalue", clipvalue), ("clipnorm", clipnorm), ("global_clipnorm", global_clipnorm)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
                 raise ConfigError(f"{key}: must be a positive number, got {value!r}")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ConfigError(f"threads: must be a positive integer, got {threads!r}")
+        check_threads(threads)
+        if seed is not None:
+            check_seed(seed)
         self.device = resolve_device(device)
         self.model = model.to(self.device)
         # CPU threads while fitting: None picks by the model's shape (see trainwell.threads).
