@@ -228,3 +228,29 @@ def test_the_progress_display_does_not_make_a_state_belong_to_another_fit(tmp_pa
             run(make_trainer([*(display if first else []), KillAt(20)]), folder)
         history = run(make_trainer([KillAt(-1), *(display if second else [])]), folder)
         assert without_time(history) == without_time(expected)
+
+
+@pytest.mark.parametrize("damage", ["drop optimizer", "model not a dict", "history records not a list", "bad shape"])
+def test_a_signed_state_that_is_not_a_whole_state_is_refused(tmp_path, damage):
+    """A state whose checksum matches (it was written, or crafted, with one) but whose contents are
+    not a state of this fit: one ResumeError naming the folder, not a KeyError from deep in the trainer."""
+    from trainwell.resume import save_state
+
+    with pytest.raises(Interrupt):
+        run(make_trainer([KillAt(20)]), tmp_path)
+    newest = state_files(tmp_path)[0]
+    state = read_state(newest)
+    if damage == "drop optimizer":
+        del state["optimizer"]
+    elif damage == "model not a dict":
+        state["model"] = [1, 2]
+    elif damage == "history records not a list":
+        state["history"] = 3
+    else:
+        state["model"] = {k: torch.zeros(7) for k in state["model"]}
+    for path in state_files(tmp_path):
+        path.unlink()
+    save_state(tmp_path, state, step=20)
+    with pytest.raises(ResumeError, match="incomplete or malformed.*--restart") as refused:
+        run(make_trainer([KillAt(-1)]), tmp_path)
+    assert "\n" not in str(refused.value)

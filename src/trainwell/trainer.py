@@ -552,6 +552,18 @@ class Trainer:
         state = load_latest_state(directory)
         if state is None:
             return None
+        try:
+            return self._apply_state(state, directory, callbacks, order, target)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+            # A state whose checksum matches but whose contents are not a state of this kind of fit:
+            # crafted, or from an incompatible trainwell. Nothing of it can be trusted.
+            detail = " ".join(str(error).split())
+            detail = detail if len(detail) <= 300 else detail[:297] + "..."
+            raise ResumeError(f"{directory}: the saved training state is incomplete or malformed "
+                              f"({type(error).__name__}: {detail}); pass --restart (train_config(restart=True)) "
+                              "to start over") from None
+
+    def _apply_state(self, state, directory, callbacks: list[Callback], order: torch.Generator, target: int):
         names = _fit_callbacks(callbacks)
         if list(state["callbacks"]) != list(names) or state["target"] > target:
             raise ResumeError(f"{directory}: the saved training state belongs to a different fit (it has callbacks "
