@@ -344,3 +344,17 @@ def test_restart_trains_the_same_config_from_epoch_1(config, tmp_path, monkeypat
     assert "resuming" not in capsys.readouterr().err and not (out / "resume").exists()
     strip = lambda path: [{k: v for k, v in r.items() if k != "time"} for r in History.from_json(path)]  # noqa: E731
     assert strip(out / "history.json") == strip(clean / "history.json")
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["report", "nowhere", "--tol-long", "nan"], "tol-long"),
+    (["report", "nowhere", "--tol-short", "2"], "tol-short"),
+    (["reproduce", "--seeds", "100000", "--list"], "--seeds"),
+    (["reproduce", "--jobs", "99999", "--list"], "--jobs"),
+    (["tune", "x.toml", "--trials", "0"], "--trials"),
+])
+def test_numeric_options_out_of_range_are_one_line(argv, names, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    printed = capsys.readouterr().err
+    assert names in printed and printed.count("\n") == 1 and "Traceback" not in printed

@@ -26,6 +26,7 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 INT64_MAX = 2**63 - 1  # numeric options end up in torch and in JSON/SQLite as 64-bit integers
+MAX_SEEDS = 1_000  # reproduce --seeds: each seed is a whole run of every entry (the book uses 1, the report 3)
 MAX_PLOT_STEPS = 1_000_000  # plot-schedule computes the schedule at every step; the chapter's longest run has ~200,000
 
 
@@ -347,10 +348,10 @@ def doctor(config: Path, set_: tuple[str, ...], steps: int | None, every: int | 
 @click.argument("ids", nargs=-1)
 @click.option("--budget", type=click.Choice(["quick", "full", "smoke"]), default="quick", show_default=True,
               help="quick: a few epochs on 10,000 images (minutes); full: the book's epochs and data (hours).")
-@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds per entry (42, 43, ...).")
+@click.option("--seeds", type=click.IntRange(min=1, max=MAX_SEEDS), default=1, show_default=True, help="Seeds per entry (42, 43, ...).")
 @click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), default=Path("reproduce"), show_default=True,
               help="Run store and report folder; run again to resume.")
-@click.option("--jobs", type=click.IntRange(min=1), help="Parallel processes, one torch thread each (default: CPU cores).")
+@click.option("--jobs", type=click.IntRange(min=1, max=1024), help="Parallel processes, one torch thread each (default: CPU cores).")
 @click.option("--list", "list_", is_flag=True, help="List the catalog's ids and exit.")
 def reproduce(ids: tuple[str, ...], budget: str, seeds: int, out_dir: Path, jobs: int | None, list_: bool) -> None:
     """Reproduce the chapter: run catalog entries (IDS, default all), then write the report.
@@ -391,7 +392,7 @@ def report(out_dir: Path, budget: str | None, tol_long: float, tol_short: float)
 
 @app.command()
 @click.argument("config", type=click.Path(path_type=Path))
-@click.option("--trials", type=int, help="Trials the study should have in all, over every worker (search.trials).")
+@click.option("--trials", type=click.IntRange(min=1, max=INT64_MAX), help="Trials the study should have in all, over every worker (search.trials).")
 @click.option("--storage", metavar="URL",
               help="Optuna storage, e.g. postgresql://user:pw@host/db to share a study between machines "
                    "(default: sqlite:///<output folder>/study.db).")

@@ -656,6 +656,10 @@ def write_report(out: str | os.PathLike, *, budget: str | None = None, tolerance
     """Write ``OUT/report.html`` and ``OUT/report.md`` from ``OUT/runs.sqlite``; return their paths."""
     from trainwell.errors import ConfigError
 
+    for key, value in (("tolerance_long", tolerance_long), ("tolerance_short", tolerance_short)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:  # nan fails too
+            raise ConfigError(f"{key} (--{key.replace('tolerance', 'tol').replace('_', '-')}) = {value!r}: "
+                              "a tolerance is an accuracy difference; allowed: 0 to 1, e.g. 0.015")
     out = Path(out)
     path = store_path(out)
     if not path.exists():
