@@ -41,7 +41,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(target.parent)
         fd, tmp = temp_file_beside(target, suffix=".tmp")
         mode = stat.S_IMODE(os.fstat(fd).st_mode)
     except OSError as error:
@@ -71,9 +71,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 _OS_ERROR_CODE = re.compile(r"\(os error (\d+)\)")
 
 
+def make_folder(folder: Path) -> None:
+    """``mkdir -p folder``; where a file stands in the way, a NotADirectoryError that names it
+    (mkdir's own error, "File exists", names neither the file nor the problem)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        raise NotADirectoryError(errno.ENOTDIR, f"{blocking} is a file, not a folder", str(folder)) from None
+
+
 def _as_os_error(error: Exception) -> OSError | None:
     """A writer's I/O failure that is not an OSError, as one: safetensors raises SafetensorError
-    ("I/O error: No space left on device (os error 28)") when the disk fills."""
+    ("I/O error: No space left on device (os error 28)") when the disk fills, and matplotlib's PDF
+    writer an AttributeError while it handles the OSError of a full disk (found in the chain)."""
+    seen = error.__cause__ or error.__context__
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return OSError(seen.errno, seen.strerror or str(seen)) if seen.errno else OSError(errno.EIO, str(seen))
+        seen = seen.__cause__ or seen.__context__
     if type(error).__name__ != "SafetensorError":
         return None
     found = _OS_ERROR_CODE.search(str(error))
@@ -145,6 +161,17 @@ def remove_leftovers(folder: str | os.PathLike) -> None:
                     entry.unlink()
 
 
+def finish_pending_sets(folder: str | os.PathLike) -> None:
+    """Move in a complete set of files (its manifest written) that a killed process left in ``folder``,
+    so a reader sees the new set whole; nothing else is touched, and a folder that cannot be
+    changed (read-only) is read as it is."""
+    with contextlib.suppress(OSError):
+        for entry in Path(folder).iterdir():
+            if ((found := _SET_FOLDER.match(entry.name)) and (entry / MANIFEST).is_file()
+                    and not _running(int(found["pid"]))):
+                _move_set_into_place(entry, Path(folder))
+
+
 @contextlib.contextmanager
 def replacing_set(folder: str | os.PathLike, *, family: tuple[str, ...]) -> Iterator[Path]:
     """Yield a hidden folder inside ``folder``; the files written there replace ``folder``'s as one set.
@@ -159,7 +186,7 @@ def replacing_set(folder: str | os.PathLike, *, family: tuple[str, ...]) -> Iter
     """
     folder = Path(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)
         stage = folder / f".outputs.{os.getpid()}-{secrets.token_hex(4)}.new"
         stage.mkdir()
     except OSError as error:
