@@ -8,7 +8,7 @@ it without a subprocess.
 from __future__ import annotations
 
 import contextlib
-import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -69,9 +69,8 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
         overrides.append(f"seed={seed}")
     if threads is not None:
         overrides.append(f"train.threads={threads}")
-    if output_dir is not None:
-        overrides.append(f"output_dir={json.dumps(str(output_dir))}")
-    run_config = load_config(config, overrides)
+    # the folder is set as given, not parsed as a --set value: any characters a path may hold
+    run_config = load_config(config, overrides, values={"output_dir": str(output_dir)} if output_dir else None)
     with process_group_from_env() as group:
         try:
             result = train_config(run_config, verbose=not quiet, overwrite=True if overwrite else None,
@@ -446,6 +445,15 @@ def _loss_span(recording) -> str:
     return f"{losses[0]:.3f} -> {losses[-1]:.3f}" if losses else "not recorded"
 
 
+def os_error_text(error: OSError) -> str:
+    """``PATH: what went wrong`` of an OSError, on one line (``PATH -> OTHER`` for a rename)."""
+    where = "" if error.filename is None else os.fsdecode(error.filename)
+    if error.filename2 is not None:
+        where += f" -> {os.fsdecode(error.filename2)}"
+    text = str(error.strerror or error).replace("\n", " ")
+    return f"{where}: {text}" if where else text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status instead of exiting (for tests and embedding)."""
     try:
@@ -454,10 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     except TrainwellError as error:
         err.print(f"error: {error}", markup=False, soft_wrap=True)
         return 2
-    except OSError as error:  # a full disk, a read-only folder: say which file, keep what was there
-        where = f"{error.filename}: " if error.filename else ""
-        err.print(f"error: {where}{error.strerror or error} (files already written were left as they were)",
-                  markup=False, soft_wrap=True)
+    except OSError as error:  # a full disk, a read-only folder: say which file (trainwell's writes keep what was there)
+        err.print(f"error: {os_error_text(error)}", markup=False, soft_wrap=True)
         return 1
     except click.exceptions.Exit as stop:
         return stop.exit_code

@@ -252,6 +252,7 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
     from trainwell.trainer import check_device_name
 
     try:
+        check_run_name(config.name)
         config.data = _with_dataset_defaults(config.data)
         layers = [layer_from_dict(layer, where=f"model.layers[{index}]")
                   for index, layer in enumerate(config.model.layer_tables())]
@@ -282,6 +283,20 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
     except ConfigError as error:
         raise ConfigError(f"{source}: {error}") from None
     return config
+
+
+_NOT_IN_A_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def check_run_name(name: str | None) -> None:
+    """ConfigError unless ``name`` is one folder name: the run's files go to ``runs/<name>``, so a
+    separator, ``..`` or an absolute path would put them elsewhere, and a leading dot would hide them."""
+    if name is None:
+        return
+    if not name or name.startswith(".") or _NOT_IN_A_NAME.search(name) or len(name.encode("utf-8", "replace")) > 200:
+        raise ConfigError(f"name: {name!r} is not a run name: it names the folder runs/<name>, so it must be one "
+                          "folder name: no / or \\ or control characters, not starting with a dot, at most 200 bytes "
+                          "(e.g. name = \"leaky_relu\"); to write somewhere else, set output_dir (or -o)")
 
 
 def _with_dataset_defaults(section: DataConfig) -> DataConfig:
@@ -679,12 +694,16 @@ def _shown(item: str, limit: int = 80) -> str:
     return repr(item) if len(item) <= limit else repr(item[:limit]) + f" (cut; {len(item)} characters)"
 
 
-def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> RunConfig:
+def load_config(path: str | os.PathLike, overrides: Sequence[str] = (),
+                values: Mapping[str, Any] | None = None) -> RunConfig:
     """Read, override and validate a config file.
 
     The run's name defaults to the file's stem, so ``examples/leaky_relu.toml`` writes
-    to ``runs/leaky_relu`` unless ``output_dir`` says otherwise.
+    to ``runs/leaky_relu`` unless ``output_dir`` says otherwise. ``values`` are top-level
+    keys set as given, after the overrides and without parsing them as text (a path from
+    the command line: any characters a file name may hold arrive unchanged).
     """
     data = apply_overrides(read_config_file(path), overrides)
+    data.update(values or {})
     data.setdefault("name", Path(path).stem)
     return validate_config(data, source=str(path))

@@ -17,7 +17,7 @@ from trainwell import data as datasets
 from trainwell.config import CONFIG_SUFFIXES, load_config
 from trainwell.errors import ConfigError, DataError, ModelFileError
 from trainwell.experiment import build_from_config, select_split
-from trainwell.fileio import atomic_write_text
+from trainwell.fileio import atomic_write_text, finish_pending_sets
 from trainwell.layers import Model
 from trainwell.losses import LOSSES
 from trainwell.preprocessing import Preprocessing
@@ -43,6 +43,7 @@ def _model_and_split(path: str | os.PathLike, *, data: str | None, split: str,
     """A saved model and one split of its dataset, preprocessed as at training time."""
     if split not in SPLITS:
         raise ConfigError(f"--split: {split!r} is not a split; allowed: {', '.join(SPLITS)}")
+    finish_pending_sets(Path(path).parent)  # a run killed while moving its files in: read the complete new set
     loaded = load_model_file(path)
     data_info = recorded_data(path, loaded)
     name = data or data_info.get("dataset")

@@ -1,9 +1,10 @@
 """A configured run from start to finish: data -> model -> Trainer -> saved outputs.
 
 This is what ``trainwell train CONFIG`` does, as a Python function. Outputs are
-written only once training has finished, each file atomically, so a failed or
-interrupted run never replaces the files of an earlier one (checkpoints, written
-during training, have their own ``checkpoints/`` subfolder).
+written only once training has finished, as one set (see fileio.replacing_set), so a
+failed, interrupted or out-of-space run never replaces the files of an earlier one, and
+never leaves a new model beside an old run's metrics (checkpoints, written during
+training, have their own ``checkpoints/`` subfolder).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from trainwell.callbacks import Callback, Checkpoint, EarlyStopping, TerminateOn
 from trainwell.config import PhaseConfig, RunConfig, load_config
 from trainwell.distributed import is_main_process
 from trainwell.errors import ConfigError, TrainingDiverged, TrainwellError
-from trainwell.fileio import atomic_write_text, json_text, write_json
+from trainwell.fileio import atomic_write_text, json_text, remove_leftovers, replacing_set, write_json
 from trainwell.history import History
 from trainwell.layers import Model, ModelSpec, build_model, layer_from_dict
 from trainwell.preprocessing import Preprocessing
@@ -186,6 +187,8 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     train = config.train
     out = output_dir_for(config) if save and is_main_process() else None  # under torchrun, rank 0 writes
     replace = train.overwrite if overwrite is None else overwrite
+    if out is not None:
+        _remove_leftovers_of(out)
     fingerprint = fit_fingerprint(config, prepared, model) if out is not None else None  # hashes the data
     if out is not None and not replace:
         _refuse_finished_run(out, config, fingerprint)
@@ -234,15 +237,34 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
                 *validation, batch_size=train.eval_batch_size).items()})
     metrics.update({f"test_{k}": v for k, v in trainer.evaluate(prepared.x_test, prepared.y_test,
                                                                  batch_size=train.eval_batch_size).items()})
+    diagnosis = _diagnose_run(config, model, callbacks)
     if out is not None:
-        _write_outputs(out, config, model, history, metrics, prepared, trainer)
-    diagnosis = _diagnose_run(config, model, callbacks, out)
+        _write_outputs(out, config, model, history, metrics, prepared, trainer, diagnosis=diagnosis,
+                       recording=_recording(callbacks))
     if resume_dir is not None:  # the run is complete: a new run of the same command starts afresh
-        shutil.rmtree(resume_dir, ignore_errors=True)
+        remove_folder(resume_dir)
     return RunResult(model=model, history=history, metrics=metrics, output_dir=out, diagnosis=diagnosis)
 
 
 RUN_FILES = ("model.safetensors", "history.json", "history.csv", "metrics.json", "config.json")
+OUTPUT_SET = (*RUN_FILES, "diagnostics.json")  # written, and replaced, together
+
+
+def _remove_leftovers_of(out: Path) -> None:
+    """Clear what a killed run left in ``out`` (its own temporary files; a half-written set of outputs)
+    and in the subfolders trainwell writes during training."""
+    remove_leftovers(out)
+    for sub in (out / "checkpoints", *sorted((out / "resume").glob("phase-*"))):
+        if sub.is_dir() and not sub.is_symlink():
+            remove_leftovers(sub)
+
+
+def remove_folder(folder: Path) -> None:
+    """Remove a folder trainwell made (``resume/``); a symlink there is removed, not what it points to."""
+    if folder.is_symlink():
+        folder.unlink()
+    elif folder.exists():
+        shutil.rmtree(folder)
 
 
 def _refuse_finished_run(out: Path, config: RunConfig, fingerprint: str) -> None:
@@ -300,16 +322,25 @@ def _resume_dir(config: RunConfig, out: Path | None, fingerprint: str | None, *,
         if distributed.is_main_process() and folder.exists():
             if progress:
                 print(f"starting over: dropped the saved state of {done} epoch(s) in {folder}", file=sys.stderr)
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_folder(folder)
     if distributed.is_main_process():  # every rank resumes from the state; only rank 0 writes it
         atomic_write_text(folder / "config.json", fingerprint + "\n")
     return folder
 
 
 def _saved_fingerprint(folder: Path) -> str | None:
-    """The fingerprint of the config whose training state ``folder`` keeps, or None."""
+    """The fingerprint of the config whose training state ``folder`` keeps, or None.
+
+    A file that cannot be read as text (not UTF-8, a folder in its place) is no config's:
+    ``""``, which matches none, so the state there counts as another run's.
+    """
     saved = folder / "config.json"
-    return saved.read_text(encoding="utf-8").strip() if saved.exists() else None
+    if not saved.exists():
+        return None
+    try:
+        return saved.read_text(encoding="utf-8").strip()
+    except (UnicodeDecodeError, IsADirectoryError, PermissionError):
+        return ""
 
 
 # Config keys that do not change what a fit computes: where its files go and what it is called, what
@@ -429,7 +460,7 @@ def _drop_diverged_state(resume_dir: Path | None, out: Path | None) -> None:
     """
     if resume_dir is None or not distributed.is_main_process():
         return
-    shutil.rmtree(resume_dir, ignore_errors=True)
+    remove_folder(resume_dir)
     with contextlib.suppress(OSError):
         out.rmdir()  # the folder, if this run made it and nothing else is in it
 
@@ -448,19 +479,23 @@ def _start_phase(trainer: Trainer, model: Model, phase: PhaseConfig, config: Run
         unfreeze(model, phase.unfreeze, optimizer=trainer.optimizer, lr_scale=phase.unfreeze_lr_scale)
 
 
-def _diagnose_run(config: RunConfig, model: Model, callbacks: list[Callback], out: Path | None):
-    """The doctor's findings on a run that recorded diagnostics; written to <output_dir>/diagnostics.json."""
+def _recording(callbacks: list[Callback]):
+    """The diagnostics recording of a run with a [diagnostics] section, or None."""
     from trainwell.diagnostics import Diagnostics
-    from trainwell.doctor import diagnose
 
     recorder = next((c for c in callbacks if isinstance(c, Diagnostics)), None)
-    if recorder is None:
+    return None if recorder is None else recorder.recording
+
+
+def _diagnose_run(config: RunConfig, model: Model, callbacks: list[Callback]):
+    """The doctor's findings on a run that recorded diagnostics (written to <output_dir>/diagnostics.json)."""
+    from trainwell.doctor import diagnose
+
+    recording = _recording(callbacks)
+    if recording is None:
         return None
-    diagnosis = diagnose(recorder.recording, model=model, scaling=config.data.scaling,
-                         optimizer=dict(config.optimizer), context={"name": config.name})
-    if out is not None:
-        write_json(out / "diagnostics.json", {"diagnosis": diagnosis.to_dict(), "recording": recorder.recording.to_dict()})
-    return diagnosis
+    return diagnose(recording, model=model, scaling=config.data.scaling,
+                    optimizer=dict(config.optimizer), context={"name": config.name})
 
 
 def _check_output_units(model: Model, num_classes: int, loss: str) -> None:
@@ -507,14 +542,18 @@ def _model_info(config: RunConfig, prepared: PreparedData) -> tuple[dict[str, An
 
 
 def _write_outputs(out: Path, config: RunConfig, model: Model, history: History, metrics: dict[str, float],
-                   prepared: PreparedData, trainer: Trainer) -> None:
+                   prepared: PreparedData, trainer: Trainer, *, diagnosis: Any = None, recording: Any = None) -> None:
+    """The run's files, replacing an earlier run's as one set: a reader sees all old or all new files."""
     info, prep_tensors = _model_info(config, prepared)
     info["device"] = str(trainer.device)
-    save_model(model, out / "model.safetensors", info=info, extra=prep_tensors)
-    history.to_json(out / "history.json")
-    history.to_csv(out / "history.csv")
-    write_json(out / "metrics.json", metrics)
-    write_json(out / "config.json", config.to_dict())
+    with replacing_set(out, family=OUTPUT_SET) as stage:
+        save_model(model, stage / "model.safetensors", info=info, extra=prep_tensors)
+        history.to_json(stage / "history.json")
+        history.to_csv(stage / "history.csv")
+        write_json(stage / "metrics.json", metrics)
+        write_json(stage / "config.json", config.to_dict())
+        if diagnosis is not None:
+            write_json(stage / "diagnostics.json", {"diagnosis": diagnosis.to_dict(), "recording": recording.to_dict()})
 
 
 def versions() -> dict[str, str]:

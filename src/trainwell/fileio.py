@@ -1,8 +1,17 @@
-"""Atomic file writes, and the one way trainwell writes JSON.
+"""Atomic file writes, sets of files replaced together, and the one way trainwell writes JSON.
 
 Everything trainwell saves (models, histories, configs) goes through here: the bytes
 are written to a temporary file in the destination folder, flushed to disk, and
 renamed over the target in one step, so readers see either the old file or the new one.
+Every failure to write is an OSError naming the file the caller asked for (a full disk
+included, which safetensors reports as its own error type).
+
+A run's outputs are a set (the model beside the history and metrics it was trained with):
+:func:`replacing_set` writes them into a hidden folder first and moves them in only once
+all are on disk, so a full disk or a kill never leaves a new model beside old metrics.
+
+Temporary names carry the writer's process id, so :func:`remove_leftovers` can clear the
+ones a killed process left behind without touching those of a writer still running.
 
 Every JSON text trainwell writes (files, model metadata, the run store) comes from
 :func:`json_text`, which writes a non-finite float (nan, inf, -inf: a diverged loss) as
@@ -16,7 +25,9 @@ import errno
 import json
 import math
 import os
+import re
 import secrets
+import shutil
 import stat
 from pathlib import Path
 from typing import Any, Iterator
@@ -30,14 +41,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(target.parent)
         fd, tmp = temp_file_beside(target, suffix=".tmp")
         mode = stat.S_IMODE(os.fstat(fd).st_mode)
     except OSError as error:
         raise _naming(error, target) from None
     os.close(fd)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except Exception as error:  # noqa: BLE001 - only a writer's disk error is translated
+            disk = _as_os_error(error)
+            if disk is None:
+                raise
+            raise disk from None
         if stat.S_IMODE(tmp.stat().st_mode) != mode:  # a writer (safetensors) made a new 0600 file in its place
             tmp.chmod(mode)
         with open(tmp, "rb+") as handle:
@@ -51,11 +68,49 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+_OS_ERROR_CODE = re.compile(r"\(os error (\d+)\)")
+
+
+def make_folder(folder: Path) -> None:
+    """``mkdir -p folder``; where a file stands in the way, a NotADirectoryError that names it
+    (mkdir's own error, "File exists", names neither the file nor the problem)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        raise NotADirectoryError(errno.ENOTDIR, f"{blocking} is a file, not a folder", str(folder)) from None
+
+
+def _as_os_error(error: Exception) -> OSError | None:
+    """A writer's I/O failure that is not an OSError, as one: safetensors raises SafetensorError
+    ("I/O error: No space left on device (os error 28)") when the disk fills, and matplotlib's PDF
+    writer an AttributeError while it handles the OSError of a full disk (found in the chain)."""
+    seen = error.__cause__ or error.__context__
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return OSError(seen.errno, seen.strerror or str(seen)) if seen.errno else OSError(errno.EIO, str(seen))
+        seen = seen.__cause__ or seen.__context__
+    if type(error).__name__ != "SafetensorError":
+        return None
+    found = _OS_ERROR_CODE.search(str(error))
+    if found is None:
+        return OSError(errno.EIO, str(error))
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code))
+
+
+# .model.safetensors.4242-1a2b3c4d.tmp: the target's name, the writer's pid, a random part, the suffix.
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.(tmp|part)$")
+_OLD_TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.(tmp|part)$")  # before names carried the pid: no writer is left
+_SET_FOLDER = re.compile(r"^\.outputs\.(?P<pid>\d+)-[0-9a-f]{8}\.new$")
+MANIFEST = "manifest.json"
+
+
 def temp_file_beside(target: Path, *, suffix: str) -> tuple[int, Path]:
     """A new, empty hidden file next to ``target`` (an open descriptor and its path), with the mode
     the umask gives (0644 under umask 022), as any tool's files have; ``tempfile.mkstemp`` makes 0600."""
     for _ in range(100):
-        candidate = target.parent / f".{target.name}.{secrets.token_hex(4)}{suffix}"
+        candidate = target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}{suffix}"
         try:
             return os.open(candidate, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), candidate
         except FileExistsError:
@@ -66,6 +121,131 @@ def temp_file_beside(target: Path, *, suffix: str) -> tuple[int, Path]:
 def _naming(error: OSError, target: Path) -> OSError:
     """The same error, but naming the file the user asked for rather than a temporary one."""
     return type(error)(error.errno, error.strerror or str(error), str(target))
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` is alive (this one always is)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's process, or a pid this system cannot check: leave its files alone
+    return True
+
+
+def remove_leftovers(folder: str | os.PathLike) -> None:
+    """Finish or clear what killed trainwell processes left in ``folder``.
+
+    A set of outputs that was complete (its manifest written) is moved into place, as the
+    killed process would have; an incomplete one, and temporary files, are removed. Only
+    trainwell's own temporary names are touched, and only those of processes no longer running.
+    """
+    folder = Path(folder)
+    try:
+        entries = list(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as error:
+        raise _naming(error, folder) from None
+    for entry in entries:
+        if (found := _SET_FOLDER.match(entry.name)) and entry.is_dir() and not entry.is_symlink():
+            if not _running(int(found["pid"])):
+                _move_set_into_place(entry, folder)
+        elif (found := _TEMP_NAME.match(entry.name)) and not _running(int(found["pid"])) or (
+                found is None and _OLD_TEMP_NAME.match(entry.name)):
+            if entry.is_file() or entry.is_symlink():
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+
+
+def finish_pending_sets(folder: str | os.PathLike) -> None:
+    """Move in a complete set of files (its manifest written) that a killed process left in ``folder``,
+    so a reader sees the new set whole; nothing else is touched, and a folder that cannot be
+    changed (read-only) is read as it is."""
+    with contextlib.suppress(OSError):
+        for entry in Path(folder).iterdir():
+            if ((found := _SET_FOLDER.match(entry.name)) and (entry / MANIFEST).is_file()
+                    and not _running(int(found["pid"]))):
+                _move_set_into_place(entry, Path(folder))
+
+
+@contextlib.contextmanager
+def replacing_set(folder: str | os.PathLike, *, family: tuple[str, ...]) -> Iterator[Path]:
+    """Yield a hidden folder inside ``folder``; the files written there replace ``folder``'s as one set.
+
+    ``family`` names every file the set may hold: one of them that this set does not write
+    is removed from ``folder`` (an earlier run's ``diagnostics.json``), so no file of an
+    older set is left beside the new ones. Nothing in ``folder`` changes until every file
+    is on disk and the manifest (written last) lists them; then each is renamed into place,
+    which needs no space. A failure while writing removes the hidden folder and raises an
+    OSError naming the file in ``folder``; after a kill, :func:`remove_leftovers` rolls the
+    set forward (manifest written) or away (not).
+    """
+    folder = Path(folder)
+    try:
+        make_folder(folder)
+        stage = folder / f".outputs.{os.getpid()}-{secrets.token_hex(4)}.new"
+        stage.mkdir()
+    except OSError as error:
+        raise _naming(error, Path(error.filename or folder)) from None
+    try:
+        yield stage
+        written = sorted(entry.name for entry in stage.iterdir() if entry.name in family)
+        strays = [entry.name for entry in stage.iterdir() if entry.name not in family]
+        if strays:
+            raise ValueError(f"replacing_set: {strays} are not in the set's family {family}")
+        atomic_write_text(stage / MANIFEST, json_text({"files": written, "family": list(family)}) + "\n")
+    except OSError as error:
+        shutil.rmtree(stage, ignore_errors=True)
+        where = Path(error.filename) if error.filename else stage
+        named = folder / where.name if where.parent == stage else where
+        raise type(error)(error.errno, f"{error.strerror or error}; nothing in {folder} was changed",
+                          str(named)) from None
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    _move_set_into_place(stage, folder)
+
+
+def _move_set_into_place(stage: Path, folder: Path) -> None:
+    """Rename a complete set's files from ``stage`` into ``folder``, remove the rest of its family
+    there, and then ``stage`` itself. Each step can be repeated, so a kill in between is finished later.
+    A ``stage`` without a readable manifest was never complete: it is removed, ``folder`` unchanged."""
+    try:
+        manifest = json.loads((stage / MANIFEST).read_text(encoding="utf-8"))
+        files, family = list(manifest["files"]), list(manifest["family"])
+        if not all(isinstance(name, str) and _plain_name(name) for name in files + family):
+            raise ValueError("not plain file names")
+    except (OSError, ValueError, KeyError, TypeError):
+        shutil.rmtree(stage, ignore_errors=True)
+        return
+    for name in files:
+        if (stage / name).exists():
+            os.replace(stage / name, folder / name)
+    for name in family:
+        if name not in files:
+            with contextlib.suppress(FileNotFoundError):
+                (folder / name).unlink()
+    _sync_folder(folder)
+    (stage / MANIFEST).unlink()
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder, so the renames in it survive a power cut (where the system allows it)."""
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from trainwell.errors import ConfigError
-from trainwell.fileio import atomic_path
+from trainwell.fileio import atomic_write_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -123,12 +123,17 @@ def check_figure_path(path: str | os.PathLike, *, what: str = "figure") -> Path:
 
 def save_figure(figure: "Figure", path: str | os.PathLike, *, dpi: int = 120) -> Path:
     """Write the finished figure, atomically, in the format the file name's suffix names
-    (:data:`FIGURE_SUFFIXES`); return the path."""
+    (:data:`FIGURE_SUFFIXES`); return the path.
+
+    The figure is drawn into memory and written by trainwell, not by matplotlib: its JPEG
+    writer ignores a full disk (a truncated file, no error) and its PDF writer turns one into
+    an AttributeError; written here, every failure is an OSError naming ``path``.
+    """
     path = check_figure_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     finish(figure)
-    with atomic_path(path) as partial:
-        figure.savefig(partial, dpi=dpi, format=path.suffix.lower().lstrip(".") or "png")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=dpi, format=path.suffix.lower().lstrip(".") or "png")
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
