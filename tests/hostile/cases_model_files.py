@@ -313,6 +313,8 @@ def _standardized(weights: dict) -> None:
 CRAFTED: dict[str, Callable[[Path], Path]] = {
     # sizes: a spec that would allocate far more than the file holds
     "huge-units": _edit(spec=_set("layers.1.units", 200_000_000)),
+    # within the parameter bound (740 M parameters, 3 GB), so only the header check stops it
+    "big-units": _edit(spec=_set("layers.1.units", 10_000_000)),
     "huge-input-shape": _edit(spec=_set("input_shape", [100_000, 100_000])),
     "units-disagree": _edit(spec=_set("layers.1.units", 9)),
     "input-shape-disagrees": _edit(spec=_set("input_shape", [8, 9])),
