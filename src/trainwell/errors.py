@@ -33,6 +33,16 @@ class TrainingDiverged(TrainwellError):
     """The loss became nan or infinite; the message says when and which checkpoint is the last good one."""
 
 
+def shown(value, limit: int = 60) -> str:
+    """``repr(value)`` as a message quotes it: cut after ``limit`` characters (a crafted file's value can be huge).
+
+    >>> shown("x" * 100, limit=5)
+    "'xxxx..."
+    """
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def reject_unknown(given, allowed, *, what: str) -> None:
     """ConfigError naming the arguments in ``given`` that ``allowed`` lacks (``what``: e.g. "activation 'elu'").
 

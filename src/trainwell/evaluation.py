@@ -15,7 +15,7 @@ import torch
 
 from trainwell import data as datasets
 from trainwell.config import CONFIG_SUFFIXES, load_config
-from trainwell.errors import ConfigError, DataError, ModelFileError
+from trainwell.errors import ConfigError, DataError, ModelFileError, shown
 from trainwell.experiment import build_from_config, select_split
 from trainwell.fileio import atomic_write_text, finish_pending_sets
 from trainwell.layers import Model
@@ -67,7 +67,7 @@ def _model_and_split(path: str | os.PathLike, *, data: str | None, split: str,
                              f"training images ({dataset.name} has {len(dataset.x_train)})")
     classes = data_info["classes"]
     if classes is not None and not set(classes) <= set(np.unique(dataset.y_train).tolist()):
-        raise ModelFileError(f"{path}: the model file's classes {_short(classes)} are not all classes of "
+        raise ModelFileError(f"{path}: the model file's classes {shown(classes)} are not all classes of "
                              f"{dataset.name} (allowed: {sorted(np.unique(dataset.y_train).tolist())})")
     x, y = select_split(dataset, validation_size=data_info["validation_size"], classes=classes, split=split)
     expected = loaded.model.spec.input_shape
@@ -84,7 +84,7 @@ def recorded_loss(path: str | os.PathLike, loaded: ModelFile) -> str:
                              "files written by trainwell train and its checkpoints do")
     loss = loaded.info["loss"]
     if not isinstance(loss, str) or loss not in LOSSES:
-        raise ModelFileError(f"{path}: the model file's loss {_short(loss)} is not a known loss; "
+        raise ModelFileError(f"{path}: the model file's loss {shown(loss)} is not a known loss; "
                              f"allowed: {', '.join(LOSSES)}")
     return loss
 
@@ -100,25 +100,20 @@ def recorded_data(path: str | os.PathLike, loaded: ModelFile) -> dict[str, Any]:
         raise ModelFileError(f"{path}: the model file does not record how its data was prepared ('data' in its "
                              "info); files written by trainwell train and its checkpoints do")
     if not isinstance(data, dict):
-        raise ModelFileError(f"{path}: the model file's 'data' must be a JSON object, got {_short(data)}")
+        raise ModelFileError(f"{path}: the model file's 'data' must be a JSON object, got {shown(data)}")
     for key in ("validation_size", "classes"):
         if key not in data:
             raise ModelFileError(f"{path}: the model file's data preparation has no {key!r}")
     dataset, size, classes = data.get("dataset"), data["validation_size"], data["classes"]
     if dataset is not None and not isinstance(dataset, str):
-        raise ModelFileError(f"{path}: the model file's dataset must be a name, got {_short(dataset)}")
+        raise ModelFileError(f"{path}: the model file's dataset must be a name, got {shown(dataset)}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise ModelFileError(f"{path}: the model file's validation_size must be an integer >= 0, got {_short(size)}")
+        raise ModelFileError(f"{path}: the model file's validation_size must be an integer >= 0, got {shown(size)}")
     if classes is not None and (not isinstance(classes, list) or not classes or any(
             isinstance(c, bool) or not isinstance(c, int) for c in classes) or len(set(classes)) != len(classes)):
         raise ModelFileError(f"{path}: the model file's classes must be null or a list of distinct class labels, "
-                             f"got {_short(classes)}")
+                             f"got {shown(classes)}")
     return data
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass

@@ -31,7 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from trainwell.errors import ConfigError, ModelFileError
+from trainwell.errors import ConfigError, ModelFileError, shown
 from trainwell.fileio import atomic_path, json_text
 from trainwell.layers import Model, ModelSpec, build_model
 
@@ -194,13 +194,8 @@ def _json_object(path: str | os.PathLike, metadata: Mapping[str, str], key: str)
         raise ModelFileError(f"{path}: the model file's {key!r} is not readable JSON ({reason})") from None
     if not isinstance(value, dict):
         raise ModelFileError(f"{path}: the model file's {key!r} must be a JSON object, "
-                             f"got {type(value).__name__} {_short(value)}")
+                             f"got {type(value).__name__} {shown(value)}")
     return value
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _spec_of(path: str | os.PathLike, data: dict[str, Any]) -> ModelSpec:

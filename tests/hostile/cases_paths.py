@@ -17,26 +17,11 @@ import contextlib
 import os
 from pathlib import Path
 
-from outcomes import CLEAR, HANDLED, TRACEBACK, WRONG, Case, cli_outcome, run_cli
+from outcomes import CLEAR, HANDLED, TINY_CONFIG, TRACEBACK, WRONG, Case, cli_outcome, run_cli
 
 AREA = "paths"
 
-CONFIG = """
-seed = 3
-[data]
-name = "digits"
-validation_size = 100
-train_size = 300
-[model]
-layers = [{type = "flatten"}, {type = "dense", units = 16, activation = "relu"},
-          {type = "dense", units = 10, activation = "softmax"}]
-[optimizer]
-name = "adam"
-lr = 0.01
-[train]
-epochs = 1
-batch_size = 64
-"""
+CONFIG = TINY_CONFIG
 SEARCH = '\n[search]\ntrials = 1\n[search.space]\n"optimizer.lr" = {low = 0.001, high = 0.1, log = true}\n'
 
 BAD_NAMES = ["../../escape", "../escape", "/abs/dir", ".", "..", ".hidden", "a/b", "a\\b", "", "x\ny", "a\x00b"]

@@ -27,29 +27,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from outcomes import CLEAR, HANDLED, TRACEBACK, WRONG, Case, is_clear_message, run_cli
+from outcomes import CLEAR, HANDLED, TINY_CONFIG, TRACEBACK, WRONG, Case, is_clear_message, run_cli
 
 AREA = "writes"
 SET = ("model.safetensors", "history.json", "history.csv", "metrics.json", "config.json", "diagnostics.json")
 KEPT_DIRS = ("resume", "checkpoints")
 
-CONFIG = """
-name = "tiny"
-seed = 3
-[data]
-name = "digits"
-validation_size = 100
-train_size = 300
-[model]
-layers = [{type = "flatten"}, {type = "dense", units = 16, activation = "relu"},
-          {type = "dense", units = 10, activation = "softmax"}]
-[optimizer]
-name = "adam"
-lr = 0.01
-[train]
-epochs = 1
-batch_size = 64
-"""
+CONFIG = '\nname = "tiny"' + TINY_CONFIG
 
 CHILD = """
 import os, resource, signal, sys

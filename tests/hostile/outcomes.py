@@ -27,6 +27,25 @@ from typing import Callable, Iterable
 
 from trainwell.errors import TrainwellError
 
+# A run small enough to train in a case (digits, one epoch, 300 images); without a name, so a
+# case sets its own (``'name = "tiny"\n' + TINY_CONFIG``).
+TINY_CONFIG = """
+seed = 3
+[data]
+name = "digits"
+validation_size = 100
+train_size = 300
+[model]
+layers = [{type = "flatten"}, {type = "dense", units = 16, activation = "relu"},
+          {type = "dense", units = 10, activation = "softmax"}]
+[optimizer]
+name = "adam"
+lr = 0.01
+[train]
+epochs = 1
+batch_size = 64
+"""
+
 HANDLED, CLEAR, TRACEBACK, WRONG, EXECUTED = "handled", "clear error", "traceback", "wrong result", "code executed"
 OUTCOMES = (HANDLED, CLEAR, TRACEBACK, WRONG, EXECUTED)
 GOOD = (HANDLED, CLEAR)
