@@ -2,6 +2,8 @@ import pytest
 import torch
 from torch import nn
 
+import trainwell as tw
+
 from trainwell.errors import ConfigError
 from trainwell.layers import (Activation, AlphaDropout, BatchNormalization, Dense, Dropout, Flatten, ModelSpec,
                               build_model, layer_from_dict)
@@ -107,8 +109,25 @@ def test_activated_linear_logits_skip_activation():
 def test_sizes_are_checked_from_the_spec_before_anything_is_built():
     from trainwell.layers import MAX_LAYERS, ModelSpec, expand_repeats
 
-    with pytest.raises(ConfigError, match=r"model: 786,000,000,000 parameters .* at most 1,000,000,000"):
+    with pytest.raises(ConfigError, match=r"model: 785,000,000,000 parameters .* at most 1,000,000,000"):
         ModelSpec(input_shape=(28, 28), layers=(Flatten(), Dense(1_000_000_000)))
     with pytest.raises(ConfigError, match=rf"model.layers\[1\].repeat = 1000000000: a model has at most {MAX_LAYERS:,}"):
         expand_repeats([{"type": "flatten"}, {"type": "dense", "units": 4, "repeat": 10**9}])
     assert len(expand_repeats([{"type": "dense", "units": 4, "repeat": 99}])) == 99
+
+
+@pytest.mark.parametrize("layers", [
+    [tw.Flatten(), tw.Dense(7, activation="relu"), tw.Dense(3, activation="softmax")],
+    [tw.Flatten(), tw.Dense(7, activation="prelu", use_bias=False), tw.BatchNormalization(), tw.Dense(3)],
+    [tw.Flatten(), tw.Dense(5, activation="selu"), tw.AlphaDropout(0.1), tw.Dense(4, use_bias=False)],
+])
+def test_the_size_counted_from_the_spec_is_the_built_models(layers):
+    """The parameter bound counts from the spec, before building: it must count what a build makes
+    (weights, biases only where there are biases, PReLU's slopes; BatchNorm's moving statistics too)."""
+    model = tw.build_model(layers, input_shape=(4, 2))
+    built = sum(t.numel() for t in model.state_dict().values() if t.dtype.is_floating_point)
+    shape, counted = (4, 2), 0
+    for layer in layers:
+        params, shape = layer.plan(shape)
+        counted += params
+    assert counted == built

@@ -120,7 +120,8 @@ class Dense(LayerSpec):
 
     def plan(self, input_shape: Shape) -> tuple[int, Shape]:
         features = _needs_features("dense", input_shape)
-        return features * self.units + self.units * (1 + self.use_bias), (*input_shape[:-1], self.units)
+        return (features * self.units + self.units * self.use_bias + _activation_parameters(self.activation, self.units),
+                (*input_shape[:-1], self.units))
 
     def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
         features = _needs_features("dense", input_shape)
@@ -132,6 +133,13 @@ class Dense(LayerSpec):
         if module.bias is not None:
             get_initializer(self.bias_init)(module.bias)
         return module, (*input_shape[:-1], self.units)
+
+
+def _activation_parameters(spec: ActivationSpec, units: int) -> int:
+    """The parameters of a layer's activation for ``units`` units (PReLU: one slope per unit, or one shared),
+    counted from builds with 1 and 2 units, so a huge layer's count costs nothing."""
+    one, two = (sum(p.numel() for p in _activation_module(spec, n).parameters()) for n in (1, 2))
+    return one + (two - one) * (units - 1)
 
 
 def _activation_module(spec: ActivationSpec, units: int) -> nn.Module:
