@@ -101,6 +101,8 @@ def _translated(method: Method) -> Method:
             return method(self, *args, **kwargs)
         except sqlite3.Error as error:
             raise self.error(error) from None
+        except UnicodeDecodeError as error:  # a text value whose bytes were damaged: SQLite hands them back as they are
+            raise self.damaged(f"a text value is not UTF-8: {error.reason} at byte {error.start}") from None
     return call  # type: ignore[return-value]
 
 
