@@ -183,3 +183,73 @@ def test_the_fingerprint_holds_what_changes_the_result_and_not_how_it_is_shown(t
     fingerprint = json.loads(base)
     assert fingerprint["code"] == {"trainwell": trainwell.__version__, "torch": torch.__version__}
     assert len(fingerprint["data"]["sha256"]) == 64
+
+
+DIGITS_TINY = """
+name = "tiny"
+seed = 3
+[data]
+name = "digits"
+validation_size = 100
+train_size = 300
+[model]
+layers = [{type = "flatten"}, {type = "dense", units = 16, activation = "relu"},
+          {type = "dense", units = 10, activation = "softmax"}]
+[optimizer]
+name = "adam"
+lr = 0.01
+[train]
+epochs = 1
+batch_size = 64
+"""
+
+
+def _tiny(tmp_path, **train):
+    import tomllib
+
+    data = tomllib.loads(DIGITS_TINY)
+    data["train"].update(train)
+    data["output_dir"] = str(tmp_path / "out")
+    return validate_config(data)
+
+
+def test_a_diagnostics_json_already_in_the_folder_is_refused_not_removed(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "diagnostics.json").write_text("my notes\n")
+    with pytest.raises(ConfigError, match="already holds a finished run.*diagnostics.json"):
+        train_config(_tiny(tmp_path), verbose=False)
+    assert (out / "diagnostics.json").read_text() == "my notes\n"
+
+
+def test_a_finished_run_leaves_no_saved_state_even_one_an_earlier_killed_run_left(tmp_path):
+    """A state left by a killed run, then the run finished with resumable = false: the state must go,
+    or the next plain `train` would take the folder for an unfinished run and replace the finished one."""
+    stale = tmp_path / "out" / "resume" / "phase-0"
+    stale.mkdir(parents=True)
+    (stale / "state-000000001.safetensors").write_bytes(b"x")
+    train_config(_tiny(tmp_path, resumable=False), verbose=False)
+    assert not (tmp_path / "out" / "resume").exists()
+    with pytest.raises(ConfigError, match="already holds a finished run"):
+        train_config(_tiny(tmp_path), verbose=False)
+
+
+def test_an_unwritable_output_folder_fails_before_training(tmp_path, monkeypatch):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    config = _tiny(tmp_path, resumable=False)
+    config.output_dir = str(blocker / "run")
+    fits = []
+    monkeypatch.setattr("trainwell.trainer.Trainer.fit", lambda *a, **k: fits.append(1))
+    with pytest.raises(OSError, match="afile"):
+        train_config(config, verbose=False)
+    assert fits == [] and blocker.read_text() == "x"
+
+
+def test_an_empty_output_dir_is_refused(tmp_path):
+    import tomllib
+
+    data = tomllib.loads(DIGITS_TINY)
+    data["output_dir"] = ""
+    with pytest.raises(ConfigError, match="output_dir: is empty"):
+        validate_config(data)

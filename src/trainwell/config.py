@@ -253,6 +253,9 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
 
     try:
         check_run_name(config.name)
+        if config.output_dir is not None and not config.output_dir.strip():
+            raise ConfigError("output_dir: is empty; name the folder the run's files go to (e.g. -o runs/first), "
+                              "or leave it out for runs/<name>")
         config.data = _with_dataset_defaults(config.data)
         layers = [layer_from_dict(layer, where=f"model.layers[{index}]")
                   for index, layer in enumerate(config.model.layer_tables())]

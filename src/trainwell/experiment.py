@@ -31,7 +31,8 @@ from trainwell.callbacks import Callback, Checkpoint, EarlyStopping, TerminateOn
 from trainwell.config import PhaseConfig, RunConfig, load_config
 from trainwell.distributed import is_main_process
 from trainwell.errors import ConfigError, TrainingDiverged, TrainwellError
-from trainwell.fileio import atomic_write_text, json_text, remove_leftovers, replacing_set, write_json
+from trainwell.fileio import (atomic_write_text, check_writable_folder, json_text, remove_leftovers, replacing_set,
+                              write_json)
 from trainwell.history import History
 from trainwell.layers import Model, ModelSpec, build_model, layer_from_dict
 from trainwell.preprocessing import Preprocessing
@@ -192,6 +193,8 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     fingerprint = fit_fingerprint(config, prepared, model) if out is not None else None  # hashes the data
     if out is not None and not replace:
         _refuse_finished_run(out, config, fingerprint)
+    if out is not None:  # a read-only or missing place fails now, not after the training
+        check_writable_folder(out)
     callbacks = [*(callbacks or []), *configured_callbacks(config, prepared, out)]
     trainer = Trainer(model, loss=train.loss, optimizer=dict(config.optimizer), metrics=train.metrics,
                       clipvalue=train.clipvalue, clipnorm=train.clipnorm, global_clipnorm=train.global_clipnorm,
@@ -241,8 +244,8 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     if out is not None:
         _write_outputs(out, config, model, history, metrics, prepared, trainer, diagnosis=diagnosis,
                        recording=_recording(callbacks))
-    if resume_dir is not None:  # the run is complete: a new run of the same command starts afresh
-        remove_folder(resume_dir)
+    if out is not None:  # the run is complete: a new run of the same command starts afresh; a state
+        remove_folder(out / "resume")  # left there by an earlier killed run (even with resumable = false) goes too
     return RunResult(model=model, history=history, metrics=metrics, output_dir=out, diagnosis=diagnosis)
 
 
@@ -275,7 +278,7 @@ def _refuse_finished_run(out: Path, config: RunConfig, fingerprint: str) -> None
     """
     if config.train.resumable and _saved_fingerprint(out / "resume") == fingerprint:
         return
-    found = [name for name in RUN_FILES if (out / name).exists()]
+    found = [name for name in OUTPUT_SET if (out / name).exists()]  # every file a new run's set replaces
     if found:
         raise ConfigError(f"{out}: already holds a finished run ({', '.join(found)}); pass --overwrite "
                           "(train.overwrite = true, train_config(..., overwrite=True)) to replace it, "

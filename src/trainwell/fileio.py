@@ -248,6 +248,35 @@ def _sync_folder(folder: Path) -> None:
             os.close(fd)
 
 
+def check_writable_folder(folder: str | os.PathLike) -> None:
+    """OSError naming ``folder`` unless files can be written there, checked by making (and removing) an
+    empty temporary file; folders it had to make for that are removed again, so nothing is left.
+
+    Cheap, so a command checks before hours of training or a long sweep, not after.
+    """
+    folder = Path(folder)
+    made: list[Path] = []
+    missing = folder
+    while not missing.exists() and missing != missing.parent:
+        made.append(missing)
+        missing = missing.parent
+    try:
+        if missing.exists() and not missing.is_dir() or folder.is_file():
+            blocker = missing if not missing.is_dir() else folder
+            raise NotADirectoryError(errno.ENOTDIR, f"{blocker} is a file, not a folder", str(folder))
+        for path in reversed(made):
+            path.mkdir()
+        fd, probe = temp_file_beside(folder / "probe", suffix=".tmp")
+        os.close(fd)
+        probe.unlink()
+    except OSError as error:
+        raise _naming(error, folder) from None
+    finally:
+        for path in made:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from trainwell.errors import ConfigError
-from trainwell.fileio import atomic_write_bytes
+from trainwell.fileio import atomic_write_bytes, check_writable_folder
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -111,13 +111,15 @@ FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".eps")
 
 
 def check_figure_path(path: str | os.PathLike, *, what: str = "figure") -> Path:
-    """``path`` as a Path if its suffix names a format in :data:`FIGURE_SUFFIXES`, else a ConfigError.
+    """``path`` as a Path if its suffix names a format in :data:`FIGURE_SUFFIXES` and its folder can be
+    written (else a ConfigError or an OSError naming it).
 
-    Cheap, so callers check before computing what the figure shows.
+    Cheap, so callers check before computing what the figure shows (an LR sweep, a schedule).
     """
     target = Path(path)
     if target.suffix.lower() not in FIGURE_SUFFIXES:
         raise ConfigError(f"{what}: {str(target)!r} must end in one of {', '.join(FIGURE_SUFFIXES)}")
+    check_writable_folder(target.parent)
     return target
 
 
