@@ -153,7 +153,9 @@ def test_a_yaml_file_that_is_not_a_table_is_one_clear_error(tmp_path, text, kind
 
 
 @pytest.mark.parametrize("suffix, text, message", [
-    (".yaml", "a: &a [1, 1]\nb: [*a, *a]\n", r"YAML aliases \(\*a\) are not allowed"),
+    (".yaml", "a0: &a0 [1, 1]\n" + "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]\n" for i in range(1, 6)),
+     r"expands to more than 10,000 values once its YAML aliases are written out"),
+    (".yaml", "search: &loop {a: *loop}\n", r"nested more than 32 levels deep .*an anchor that contains itself"),
     (".yaml", "seed: 010\n", "'seed' = 010: a leading zero makes this an octal number in YAML"),
     (".yaml", "seed: 1\nseed: 2\n", "'seed' is given twice"),
     (".yaml", "seed: !!binary aGk=\n", "'seed' is binary data"),

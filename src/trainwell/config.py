@@ -348,6 +348,9 @@ def _check_phases(config: RunConfig, optimizer_name: str, optimizer_options: Map
 # null, finite numbers and integers that fit in 64 bits (what PyTorch, NumPy and the run
 # store can hold), nested at most MAX_DEPTH deep (the deepest real config is about 6).
 MAX_DEPTH = 32
+# Values (tables, lists and scalars) a YAML config may hold once its aliases are written out: the
+# chapter's largest config has about 300; an alias bomb of a few lines has billions.
+MAX_EXPANDED_VALUES = 10_000
 INT_MIN, INT_MAX = -2**63, 2**63 - 1
 INT_RANGE = "-2**63 to 2**63 - 1"
 _MAX_INT_DIGITS = 30  # longer integers are refused before Python converts them (it stops at 4,300 digits)
@@ -376,8 +379,10 @@ def _at(mark: Any) -> str:
 class ConfigYamlLoader(yaml.SafeLoader):
     """YAML's safe loader, stricter where a config could mislead or exhaust its reader.
 
-    Refused, each naming its key and line: aliases (``*name``; a billion-laughs file of a few
-    lines expands to 10**11 strings, and a recursive anchor to a cycle), tags that make
+    Anchors, aliases (``*name``) and merge keys (``<<: *name``) are read, but a config may
+    expand to at most :data:`MAX_EXPANDED_VALUES` values once they are written out (a
+    billion-laughs file of a few lines expands to 10**11 strings) and an anchor may not
+    contain itself. Refused, each naming its key and line: those, tags that make
     something other than plain data (dates, ``!!binary``, ``!!set``, ...), YAML 1.1's
     octal (``010`` is 8) and base-60 (``1:30`` is 90) integers, integers too long to be
     meant, duplicate keys (YAML keeps the last one silently), keys that are not text
@@ -390,10 +395,6 @@ class ConfigYamlLoader(yaml.SafeLoader):
         self._where = list(where)  # the key the text is the value of (a --set value's key)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.get_event()
-            raise _Refused(f"YAML aliases (*{event.anchor}) are not allowed in a config: write the value out "
-                           "(repeated layer settings go in [model.presets])", _at(event.start_mark))
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
@@ -410,9 +411,18 @@ class ConfigYamlLoader(yaml.SafeLoader):
 def _check_yaml_nodes(root: Any, where: Sequence[str | int] = ()) -> None:
     """Refuse what :class:`ConfigYamlLoader` refuses, walking the composed nodes with their keys."""
     stack: list[tuple[Any, list[str | int]]] = [(root, list(where))]
+    values = 0
     while stack:
         node, path = stack.pop()
         key = key_text(path) if path else ""
+        values += 1  # a node an alias points to counts each time it is used: the size the config expands to
+        if values > MAX_EXPANDED_VALUES:
+            raise _Refused(f"the config expands to more than {MAX_EXPANDED_VALUES:,} values once its YAML aliases are "
+                           "written out (a few lines of aliases of aliases can expand to billions); write the values "
+                           "out, or put repeated layer settings in [model.presets]", _at(node.start_mark))
+        if len(path) - len(where) > MAX_DEPTH:
+            raise _Refused(f"'{key_text(path[:len(where) + 3])}...': nested more than {MAX_DEPTH} levels deep once its YAML aliases are "
+                           "written out (an anchor that contains itself never ends)", _at(node.start_mark))
         if node.tag not in _YAML_PLAIN_TAGS:
             kind = _YAML_TAG_NAMES.get(node.tag, f"the tag {node.tag}")
             raise _Refused(f"{_quoted(key)} is {kind}; {_PLAIN} (quote it if it is text)", _at(node.start_mark))
@@ -428,10 +438,10 @@ def _check_yaml_nodes(root: Any, where: Sequence[str | int] = ()) -> None:
             seen: set[str] = set()
             for key_node, value_node in node.value:
                 name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                if key_node.tag == "tag:yaml.org,2002:merge":  # <<: *base, its keys under this table's own
+                    stack.append((value_node, path))
+                    continue
                 if key_node.tag != "tag:yaml.org,2002:str" or name is None:
-                    if key_node.tag == "tag:yaml.org,2002:merge":
-                        raise _Refused(f"{_quoted(key)}: YAML merge keys (<<) are not allowed in a config; write the keys out",
-                                       _at(key_node.start_mark))
                     shown = name if name is not None else "a list or table"
                     raise _Refused(f"{_quoted(key)}: the key {shown} is not text (YAML reads it as "
                                    f"{key_node.tag.rsplit(':', 1)[-1]}); quote it", _at(key_node.start_mark))

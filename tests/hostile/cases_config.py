@@ -293,8 +293,10 @@ def parser_cases() -> list[Case]:
                     child=True),
         config_case("yaml recursive anchor", _yaml_config("search: &loop {a: *loop}\n"), suffix=".yaml", child=True),
         config_case("yaml recursive list anchor", _yaml_config("phases: &l [*l]\n"), suffix=".yaml", child=True),
-        config_case("yaml alias in layers", _yaml_config().replace("- {type: flatten}", "- &f {type: flatten}\n    - *f"),
-                    suffix=".yaml"),
+        # an ordinary alias and merge key: read as written out, the run trains
+        config_case("yaml alias in layers", _yaml_config().replace(
+            "- {type: flatten}", "- {type: flatten}\n    - &d {type: dense, units: 8, activation: elu}\n    - *d\n"
+            "    - {<<: *d, units: 6}"), suffix=".yaml", harmless=True),
         config_case("yaml merge key", _yaml_config("optimizer: &o {name: sgd}\nschedule: {<<: *o}\n"), suffix=".yaml"),
         # Tags a config has no use for.
         config_case("yaml !!binary name", _yaml_config().replace("name: hostile", "name: !!binary aGk="),
