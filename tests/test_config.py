@@ -184,3 +184,12 @@ def test_an_empty_input_shape_is_refused_rather_than_read_as_the_default(tmp_pat
     path.write_text("[model]\ninput_shape = []\nlayers = [{type = \"dense\", units = 2}]\n")
     with pytest.raises(ConfigError, match="'model.input_shape' = \\[\\]: .*at least 1 item"):
         load_config(path)
+
+
+def test_yaml_reads_an_exponent_without_a_dot_as_a_number(tmp_path):
+    """YAML 1.1 needs a dot (1.0e-3); `lr: 1e-3`, as Keras users and TOML write it, is the number too."""
+    path = tmp_path / "run.yaml"
+    path.write_text("data: {name: digits}\nmodel: {layers: [{type: dense, units: 10}]}\n"
+                    "optimizer: {name: adam, lr: 1e-3}\nlr_find: {max_lr: 1E+1}\nname: '1e-3'\n")
+    config = load_config(path)
+    assert config.optimizer["lr"] == 0.001 and config.lr_find.max_lr == 10.0 and config.name == "1e-3"

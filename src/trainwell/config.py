@@ -408,6 +408,12 @@ class ConfigYamlLoader(yaml.SafeLoader):
         return super().construct_document(node)
 
 
+# YAML 1.1 wants a dot in a float, so `lr: 1e-3` (as Keras users write it, and as TOML, JSON and
+# YAML 1.2 read it) would be the text "1e-3"; in a config it is the number.
+ConfigYamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(f"^{_EXPONENT_NUMBER.pattern}$"),
+                                       list("-+0123456789."))
+
+
 def _check_yaml_nodes(root: Any, where: Sequence[str | int] = ()) -> None:
     """Refuse what :class:`ConfigYamlLoader` refuses, walking the composed nodes with their keys."""
     stack: list[tuple[Any, list[str | int]]] = [(root, list(where))]
@@ -693,8 +699,6 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
                 value = raw
             except RecursionError:
                 raise ConfigError(f"nested more than {MAX_DEPTH} levels deep") from None
-            if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
-                value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as text
             check_plain_data(value, where=parts)
             set_key(result, key, value)
         except ConfigError as error:
