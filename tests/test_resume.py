@@ -254,3 +254,12 @@ def test_a_signed_state_that_is_not_a_whole_state_is_refused(tmp_path, damage):
     with pytest.raises(ResumeError, match="incomplete or malformed.*--restart") as refused:
         run(make_trainer([KillAt(-1)]), tmp_path)
     assert "\n" not in str(refused.value)
+
+
+def test_when_no_state_is_usable_the_error_says_how_to_start_over(tmp_path):
+    with pytest.raises(Interrupt):
+        run(make_trainer([KillAt(20)]), tmp_path)
+    for path in state_files(tmp_path):
+        path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(ResumeError, match="no usable training state: .*pass --restart"):
+        run(make_trainer([KillAt(-1)]), tmp_path)

@@ -225,3 +225,13 @@ def test_tensors_of_another_dtype_are_refused_not_cast(tmp_path):
     path = _crafted(tmp_path / "m.safetensors", tensors, spec=json.dumps(small.spec.to_dict()), info="{}")
     with pytest.raises(ModelFileError, match="dense_1.weight is float64 in the file but the model holds float32"):
         load_model(path)
+
+
+def test_a_folder_given_for_a_model_file_is_named_as_a_folder(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(ModelFileError, match="is a folder, not a model file$"):
+        load_model(run)
+    (run / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ModelFileError, match=r"is a folder, not a model file \(a run's model is"):
+        load_model(run)

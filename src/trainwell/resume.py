@@ -158,7 +158,8 @@ def load_latest_state(directory: str | os.PathLike) -> dict[str, Any] | None:
             continue
         return state
     if problems:
-        raise ResumeError("no usable training state: " + "; ".join(problems))
+        raise ResumeError("no usable training state: " + "; ".join(problems) + "; pass --restart "
+                          "(train_config(restart=True)) to drop them and train from epoch 1")
     return None
 
 

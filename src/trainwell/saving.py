@@ -137,6 +137,9 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
 def _read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a trainwell file whose checksum matches (model or weights file)."""
     file = Path(path)
+    if file.is_dir():
+        hint = " (a run's model is <folder>/model.safetensors)" if (file / "model.safetensors").is_file() else ""
+        raise ModelFileError(f"{file}: is a folder, not a model file{hint}")
     if not file.is_file():
         raise ModelFileError(f"{file}: no such model file")
     try:

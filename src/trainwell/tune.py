@@ -234,8 +234,10 @@ def open_storage(url: str):
                           "PostgreSQL: pip install 'trainwell[tune]' (psycopg2-binary)") from None
     except OperationalError as error:  # nothing answers there, or it refuses us
         raise ConfigError(f"search.storage: cannot reach {_shown(url)} ({_first_line(error)})") from None
-    except Exception as error:
-        raise ConfigError(f"search.storage: cannot open {_shown(url)} ({_first_line(error)})") from None
+    except Exception as error:  # a file that is not a study database, a damaged one
+        advice = (f"; if it is a damaged or foreign file, move it aside (the study's trials in it are lost) or pass "
+                  "another --storage" if url.startswith("sqlite:") else "")
+        raise ConfigError(f"search.storage: cannot open {_shown(url)} ({_first_line(error)}){advice}") from None
 
 
 def _postgresql_driver(url: str) -> str:
