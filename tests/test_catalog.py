@@ -341,3 +341,13 @@ def test_a_worker_that_dies_before_its_run_starts_is_recorded_with_its_reason(tm
     assert "worker process" in summary["first_error"] and "__main__" in summary["first_error"]
     with RunStore(store_path(tmp_path)) as store:
         assert all("terminated abruptly" in run["error"] for run in store.runs(status="failed"))
+
+
+def test_reproduce_into_a_file_is_refused_naming_it(tmp_path):
+    from trainwell.errors import ConfigError
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="afile: is a file, not a folder"):
+        experiments.reproduce(["selu_constants"], budget="smoke", out=blocker)
+    assert blocker.read_text() == "x"

@@ -28,7 +28,7 @@ import numpy as np
 
 from trainwell.callbacks import Callback
 from trainwell.experiments.registry import Budget, Entry, get, get_budget, with_dependencies
-from trainwell.errors import StoreError
+from trainwell.errors import ConfigError, StoreError
 from trainwell.store import RunStore, store_path
 
 BOOK_SEED = 42
@@ -443,6 +443,9 @@ def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int
     budget_ = get_budget(budget)
     selected = with_dependencies(list(ids) if ids else all_ids())
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder; reproduce keeps its run store and report in a "
+                          "folder (e.g. --out reproduce)")
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):
         return _reproduce(selected, budget_, seeds, out, jobs, report, echo, status_every)
