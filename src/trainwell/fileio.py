@@ -151,8 +151,8 @@ def remove_leftovers(folder: str | os.PathLike) -> None:
     except OSError as error:
         raise _naming(error, folder) from None
     for entry in entries:
-        if (found := _SET_FOLDER.match(entry.name)) and entry.is_dir() and not entry.is_symlink():
-            if not _running(int(found["pid"])):
+        if _SET_FOLDER.match(entry.name) and entry.is_dir() and not entry.is_symlink():
+            if _abandoned_set(entry):
                 _move_set_into_place(entry, folder)
         elif (found := _TEMP_NAME.match(entry.name)) and not _running(int(found["pid"])) or (
                 found is None and _OLD_TEMP_NAME.match(entry.name)):
@@ -167,9 +167,14 @@ def finish_pending_sets(folder: str | os.PathLike) -> None:
     changed (read-only) is read as it is."""
     with contextlib.suppress(OSError):
         for entry in Path(folder).iterdir():
-            if ((found := _SET_FOLDER.match(entry.name)) and (entry / MANIFEST).is_file()
-                    and not _running(int(found["pid"]))):
+            if _abandoned_set(entry) and (entry / MANIFEST).is_file():
                 _move_set_into_place(entry, Path(folder))
+
+
+def _abandoned_set(entry: Path) -> bool:
+    """Whether ``entry`` is the staging folder of a :func:`replacing_set` whose writer is no longer running."""
+    found = _SET_FOLDER.match(entry.name)
+    return found is not None and not _running(int(found["pid"]))
 
 
 @contextlib.contextmanager
