@@ -17,7 +17,7 @@ import statistics
 import torch
 
 from trainwell import Trainer
-from trainwell.diagnostics import Diagnostics
+from trainwell.doctor.record import Diagnostics
 
 from suite import data, trainwell_model  # noqa: E402  (the suite's models and data)
 

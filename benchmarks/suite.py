@@ -8,7 +8,7 @@ any compile time). Keras on TensorFlow, as the book writes ``fit`` and tuned
 (``steps_per_execution=64`` + XLA), runs in a subprocess right after, when it is
 installed (``pip install .[bench]``, or ``--keras-python`` naming another
 environment's interpreter); otherwise it is skipped with a message. Both sides use the
-thread count trainwell picks for the model (see trainwell.threads) unless ``--threads``.
+thread count trainwell picks for the model (see trainwell.train.threads) unless ``--threads``.
 
 Prints min and median epoch time, time per step, the ratios, peak memory, and (full
 mode) the wall time of ``trainwell reproduce --budget quick``; writes JSON and a
@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 from trainwell import BatchNormalization, Dense, Flatten, Trainer, build_model
-from trainwell.fused import why_not_fused
-from trainwell.threads import auto_threads
+from trainwell.train.fused import why_not_fused
+from trainwell.train.threads import auto_threads
 
 HERE = Path(__file__).resolve().parent
 MODELS = ("leaky_relu", "bn_after", "selu", "selu_100")
@@ -114,7 +114,7 @@ def summarize(times: list[float], steps: int) -> dict:
 def time_torch(name: str, x, y, *, epochs: int, batch_size: int, device: str) -> dict:
     """trainwell and the hand-written loop on one model, epochs alternating.
 
-    Where trainwell's fused step applies (trainwell.fused), its standard autograd step
+    Where trainwell's fused step applies (trainwell.train.fused), its standard autograd step
     (``fused=False``) is timed as a third side: it shows what the abstractions cost, the
     fused side what trainwell gives by default.
     """
@@ -218,7 +218,7 @@ def markdown(results: dict) -> str:
         lines += ["", f"`trainwell reproduce --budget quick` (jobs = {r['jobs']}): {r['seconds']:.0f} s wall"
                   + ("" if r["returncode"] == 0 else f" (exit status {r['returncode']})") + "."]
     memory = "peak GPU memory allocated per side" if env["device"] != "cpu" else "the process's peak RSS so far"
-    lines += ["", "(fused): trainwell's default took its fused step (trainwell.fused); the standard step is "
+    lines += ["", "(fused): trainwell's default took its fused step (trainwell.train.fused); the standard step is "
               "`Trainer(fused=False)`, the autograd loop, timed in the same run. Ratios against hand-written "
               "PyTorch use that side's time.",
               "", f"Peak memory is {memory}. Keras runs in its own process right after the PyTorch sides."]

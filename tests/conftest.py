@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests import their shared helpers as `helpers`
 
 REAL_DATA = os.environ.get("TRAINWELL_DATA")
 

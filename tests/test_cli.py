@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from trainwell.cli import main
-from trainwell.history import History
-from trainwell.saving import load_model, load_model_file
+from trainwell.train.history import History
+from trainwell.model.saving import load_model, load_model_file
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
@@ -263,7 +263,7 @@ def test_train_refuses_to_overwrite_a_finished_run(config, tmp_path, capsys):
 def _interrupt_after_each_save(monkeypatch):
     """Make Trainer._save raise KeyboardInterrupt once the state is written (a Ctrl-C at an epoch end);
     returns the real _save, to put back."""
-    from trainwell.trainer import Trainer
+    from trainwell.train.trainer import Trainer
 
     save = Trainer._save
 
@@ -276,7 +276,7 @@ def _interrupt_after_each_save(monkeypatch):
 
 
 def test_ctrl_c_in_train_says_where_the_state_is_and_the_rerun_resumes(config, tmp_path, monkeypatch, capsys):
-    from trainwell.trainer import Trainer
+    from trainwell.train.trainer import Trainer
 
     out = tmp_path / "interrupted"
     save = _interrupt_after_each_save(monkeypatch)
@@ -313,7 +313,7 @@ def test_a_run_that_diverged_after_saving_states_does_not_block_the_corrected_on
 def test_another_configs_interrupted_run_is_refused_unless_restart(config, tmp_path, monkeypatch, capsys):
     """The refusal says what differs and how to start over; --restart (or --overwrite, which replaces
     what another run left in the folder) drops that state and trains from epoch 1."""
-    from trainwell.trainer import Trainer
+    from trainwell.train.trainer import Trainer
 
     save = _interrupt_after_each_save(monkeypatch)
     for out in (tmp_path / "two", tmp_path / "three"):
@@ -332,7 +332,7 @@ def test_another_configs_interrupted_run_is_refused_unless_restart(config, tmp_p
 
 
 def test_restart_trains_the_same_config_from_epoch_1(config, tmp_path, monkeypatch, capsys):
-    from trainwell.trainer import Trainer
+    from trainwell.train.trainer import Trainer
 
     out, clean = tmp_path / "out", tmp_path / "clean"
     assert main(["train", str(config), "-o", str(clean), "-q"]) == 0

@@ -15,7 +15,7 @@ from sklearn.utils.estimator_checks import check_estimator
 
 from trainwell.errors import ConfigError
 from trainwell.estimator import TrainwellClassifier
-from trainwell.layers import BatchNormalization, Dense, Dropout, Flatten
+from trainwell.model.layers import BatchNormalization, Dense, Dropout, Flatten
 
 
 @pytest.fixture(scope="module")

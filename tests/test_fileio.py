@@ -1,6 +1,7 @@
 import errno
 
 import pytest
+from helpers import strict_json
 
 from trainwell.cli import main
 from trainwell.fileio import atomic_path, atomic_write_text
@@ -52,16 +53,6 @@ def test_cli_reports_a_read_only_output_folder_in_one_line(tmp_path, monkeypatch
     assert "Traceback" not in message
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-
-
-def strict_json(text):
-    """json.loads that refuses NaN, Infinity and -Infinity, as every other JSON reader does."""
-    import json
-
-    def refuse(constant):
-        raise ValueError(f"not valid JSON: {constant}")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 def test_json_text_writes_non_finite_floats_as_null(tmp_path):

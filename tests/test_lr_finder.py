@@ -12,7 +12,7 @@ from torch import nn
 from trainwell.cli import main
 from trainwell.config import load_config
 from trainwell.errors import ConfigError
-from trainwell.layers import Dense, build_model
+from trainwell.model.layers import Dense, build_model
 from trainwell.lr_finder import find_lr, find_lr_for_config, suggest_lr, sweep
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
@@ -163,8 +163,8 @@ def test_lr_find_and_plot_schedule_refuse_a_figure_format_before_any_work(tmp_pa
 def test_lr_finder_on_the_chapters_selu_model(needs_real_data, tmp_path):
     """The book's sweep (1e-5 to 10 over one epoch at batch 128) on SELU 300-100: the loss falls, then diverges."""
     config = load_config(EXAMPLES / "lr_finder.toml")
-    from trainwell.experiment import build_from_config, prepare_data
-    from trainwell.trainer import seed_everything
+    from trainwell.recipes.train import build_from_config, prepare_data
+    from trainwell.train.trainer import seed_everything
 
     result = find_lr_for_config(config)
     finite = [v for v in result.smoothed if math.isfinite(v)]

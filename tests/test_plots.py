@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainwell.diagnostics import LayerInfo, Recording, Sample
+from trainwell.doctor.record import LayerInfo, Recording, Sample
 from trainwell.lr_finder import LRFinderResult
-from trainwell.store import RunStore, store_path
+from trainwell.catalog.store import RunStore, store_path
 
 INTEGER_AXES = ("epoch", "step", "layer")
 MIN_LEGEND_POINTS = 8
@@ -163,8 +163,8 @@ def report_store(tmp_path_factory):
 
 
 def _report_figures(out):
-    from trainwell.experiments import get_budget
-    from trainwell.report import collect, figures
+    from trainwell.catalog import get_budget
+    from trainwell.catalog.report import collect, figures
 
     with RunStore(store_path(out)) as store:
         reports = collect(store, get_budget("quick"))
@@ -201,7 +201,7 @@ def _recording(layers=100, steps=20) -> Recording:
 
 
 def test_the_doctors_figures_are_legible():
-    from trainwell.doctor_plots import depth_figure, time_figure
+    from trainwell.doctor.plots import depth_figure, time_figure
 
     recording = _recording()
     assert problems(depth_figure(recording, title="relu_100")) == []
@@ -209,7 +209,7 @@ def test_the_doctors_figures_are_legible():
 
 
 def test_the_time_figure_names_every_layer_it_draws_even_one_with_only_gradients():
-    from trainwell.doctor_plots import time_figure
+    from trainwell.doctor.plots import time_figure
 
     recording = _recording()
     for sample in recording.samples:  # the output layer: no std recorded, its gradient RMS is
@@ -246,7 +246,7 @@ def test_the_reliability_diagram_is_legible(tmp_path):
 
 
 def test_the_png_writers_still_write_pngs(tmp_path):
-    from trainwell.doctor_plots import plot_recording
+    from trainwell.doctor.plots import plot_recording
     from trainwell.plots import plot_schedule
 
     written = [plot_schedule([0.1, 0.05, 0.01], tmp_path / "s.png"), *plot_recording(_recording(4, 3), tmp_path / "d")]

@@ -8,7 +8,7 @@ import torch
 import trainwell as tw
 from trainwell.config import load_config
 from trainwell.data import load, scale_unit, validation_split
-from trainwell.experiment import train_config
+from trainwell.recipes.train import train_config
 
 DIGITS = """
 name = "digits_same"

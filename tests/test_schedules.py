@@ -13,8 +13,8 @@ from trainwell.callbacks import Callback, Monitor, ReduceLROnPlateau
 from trainwell.cli import main
 from trainwell.config import load_config, validate_config
 from trainwell.errors import ConfigError
-from trainwell.history import History
-from trainwell.trainer import Trainer
+from trainwell.train.history import History
+from trainwell.train.trainer import Trainer
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 SCHEDULING_EXAMPLES = ["power_schedule", "exponential_epoch", "exponential_step", "piecewise", "plateau",

@@ -10,8 +10,8 @@ import torch
 
 from trainwell.cli import main
 from trainwell.errors import ConfigError
-from trainwell.evaluation import evaluate_model_file, predict_model_file
-from trainwell.saving import load_model_file, save_model
+from trainwell.recipes.evaluate import evaluate_model_file, predict_model_file
+from trainwell.model.saving import load_model_file, save_model
 from trainwell.uncertainty import (accuracy, brier_score, calibration_bins, calibration_report,
                                    expected_calibration_error, negative_log_likelihood, reliability_diagram)
 
@@ -174,12 +174,12 @@ def test_mc_dropout_on_a_model_without_dropout_warns(plain_model, capsys):
 ])
 def test_output_paths_are_checked_before_any_prediction(plain_model, tmp_path, capsys, monkeypatch, option, name,
                                                         message):
-    import trainwell.evaluation
+    import trainwell.recipes.evaluate
 
     def no_work(*args, **kwargs):
         raise AssertionError("predicted before checking the output paths")
 
-    monkeypatch.setattr(trainwell.evaluation, "predict_model_file", no_work)
+    monkeypatch.setattr(trainwell.recipes.evaluate, "predict_model_file", no_work)
     (tmp_path / "folder").mkdir()
     (tmp_path / "a_file").write_text("")
     path = tmp_path / name

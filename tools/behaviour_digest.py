@@ -28,7 +28,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-TIMING = ("time", "duration", "started", "finished", "elapsed", "seconds", "_s")
+TIMING = ("time", "duration", "started", "finished", "elapsed", "seconds", "_s", "speedup")
 SMOKE = ["--set", "data.train_size=256", "--set", "data.validation_size=256", "--set", "train.batch_size=32",
          "--set", "train.threads=1"]
 FIRST = ("transfer_model_a",)  # examples whose outputs later examples read
@@ -39,7 +39,7 @@ def _untimed(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _untimed(v) for k, v in sorted(value.items())
                 if not any(k == t or k.endswith(t) for t in TIMING)}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_untimed(v) for v in value]
     return value
 

@@ -6,32 +6,32 @@ or one key of a config file, on PyTorch; models stay plain ``torch.nn.Module``s.
 
 __version__ = "0.1.0"
 
-from trainwell.activations import get_activation
+from trainwell.model.activations import get_activation
 from trainwell import schedules
 from trainwell.callbacks import Callback, HistoryLogger, Monitor, ProgressDisplay, ReduceLROnPlateau
 from trainwell.lr_finder import LRFinderResult, find_lr
 from trainwell.config import RunConfig, load_config
 from trainwell.errors import ConfigError, DataError, ModelFileError, TrainwellError
-from trainwell.experiment import train_config
-from trainwell.history import History
-from trainwell.init import get_initializer
-from trainwell.layers import (Activation, AlphaDropout, BatchNormalization, Dense, Dropout, Flatten, Model,
+from trainwell.recipes.train import train_config
+from trainwell.train.history import History
+from trainwell.model.init import get_initializer
+from trainwell.model.layers import (Activation, AlphaDropout, BatchNormalization, Dense, Dropout, Flatten, Model,
                               ModelSpec, build_model)
-from trainwell.losses import get_loss
+from trainwell.model.losses import get_loss
 from trainwell.optim import clip_gradients, optimizer
-from trainwell.saving import load_model, load_weights, save_model, save_weights
-from trainwell.summary import summary
-from trainwell.trainer import Trainer, seed_everything
-from trainwell.fused import why_not_fused
+from trainwell.model.saving import load_model, load_weights, save_model, save_weights
+from trainwell.model.summary import summary
+from trainwell.train.trainer import Trainer, seed_everything
+from trainwell.train.fused import why_not_fused
 from trainwell.errors import ArrayError
 # regularization, long-run callbacks and MC dropout
 from trainwell.callbacks import Checkpoint, EarlyStopping, TerminateOnNaN
 from trainwell.errors import TrainingDiverged
-from trainwell.regularization import l1, l1_l2, l2, max_norm, mc_predict
+from trainwell.model.regularization import l1, l1_l2, l2, max_norm, mc_predict
 from trainwell import uncertainty
 # training diagnostics: the doctor
-from trainwell.diagnostics import Diagnostics
-from trainwell.doctor import Diagnosis, Finding, diagnose, run_doctor
+from trainwell.doctor.record import Diagnostics
+from trainwell.doctor.findings import Diagnosis, Finding, diagnose, run_doctor
 
 __all__ = [
     "Activation", "AlphaDropout", "BatchNormalization", "Callback", "ConfigError", "DataError", "Dense", "Dropout",

@@ -1,7 +1,7 @@
 """Callbacks: code that runs at clear points of training, with the trainer's state at hand.
 
 Subclass :class:`Callback` and override only the hooks you need; each receives the
-:class:`~trainwell.trainer.Trainer` (``trainer.model``, ``trainer.optimizer``,
+:class:`~trainwell.train.trainer.Trainer` (``trainer.model``, ``trainer.optimizer``,
 ``trainer.history``, ``trainer.epoch``, ``trainer.step``...). A callback asks the loop
 to stop by setting ``trainer.stop_training = True``. Batch hooks are only called for
 callbacks that override them, so the per-step path stays cheap. A callback that needs
@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from trainwell.errors import ConfigError, TrainingDiverged
 
 if TYPE_CHECKING:  # pragma: no cover
-    from trainwell.trainer import Trainer
+    from trainwell.train.trainer import Trainer
 
 
 class Callback:
@@ -47,7 +47,7 @@ class Callback:
     def needs_autograd(self, trainer: "Trainer", step: int) -> bool:
         """Whether training step ``step`` must run the autograd step rather than the fused one.
 
-        Asked after ``on_batch_begin``, on each step the fused step (:mod:`trainwell.fused`)
+        Asked after ``on_batch_begin``, on each step the fused step (:mod:`trainwell.train.fused`)
         would otherwise take. Override it to return True on the steps where the callback
         reads what only autograd gives: hooks of its own, ``.grad`` of every parameter
         (the fused step with plain SGD stores no gradient), the autograd graph.
@@ -394,8 +394,8 @@ class Checkpoint(Callback):
             self._save(trainer, "final.safetensors", trainer.epoch)
 
     def _save(self, trainer: "Trainer", name: str, epoch: int):
-        from trainwell.layers import ModelSpec
-        from trainwell.saving import save_model, save_weights
+        from trainwell.model.layers import ModelSpec
+        from trainwell.model.saving import save_model, save_weights
 
         model = trainer.model
         state = [t for t in model.state_dict().values() if t.is_floating_point()]

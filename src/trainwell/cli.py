@@ -59,8 +59,8 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
     ``torchrun --nproc_per_node=N`` it trains data-parallel; rank 0 prints and writes.
     """
     from trainwell.config import load_config
-    from trainwell.distributed import process_group_from_env
-    from trainwell.experiment import train_config
+    from trainwell.train.distributed import process_group_from_env
+    from trainwell.recipes.train import train_config
 
     overrides = list(set_)
     if epochs is not None:
@@ -91,7 +91,7 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
 
 def _say_how_to_resume(run_config) -> None:
     """After Ctrl-C: where the training state is, when there is one to resume from."""
-    from trainwell.experiment import output_dir_for
+    from trainwell.recipes.train import output_dir_for
 
     folder = output_dir_for(run_config) / "resume"
     if any(folder.glob("phase-*")):
@@ -105,7 +105,7 @@ def _say_how_to_resume(run_config) -> None:
 @click.option("--split", default="test", show_default=True, help="Which split: test, validation or train.")
 def evaluate(model: Path, data: str | None, split: str) -> None:
     """Evaluate a saved MODEL file on a dataset split, preprocessed as at training time."""
-    from trainwell.evaluation import evaluate_model_file
+    from trainwell.recipes.evaluate import evaluate_model_file
 
     with _warnings_as_lines():
         results = evaluate_model_file(model, data=data, split=split)
@@ -128,7 +128,7 @@ def evaluate(model: Path, data: str | None, split: str) -> None:
 def predict(model: Path, data: str | None, split: str, mc: int, seed: int, csv_path: Path | None,
             reliability: Path | None) -> None:
     """Predict with a saved MODEL: accuracy, NLL, Brier score and ECE (15 bins), optionally with MC dropout."""
-    from trainwell import evaluation
+    from trainwell.recipes import evaluate as evaluation
 
     evaluation.check_prediction_outputs(csv_path=csv_path, reliability=reliability)
     with _warnings_as_lines():
@@ -149,8 +149,8 @@ def predict(model: Path, data: str | None, split: str, mc: int, seed: int, csv_p
 @click.argument("source", type=click.Path(path_type=Path))
 def summary(source: Path) -> None:
     """Print each layer's output shape and parameter count for a config or model file."""
-    from trainwell.evaluation import model_for_summary
-    from trainwell.summary import summary as summarize
+    from trainwell.recipes.evaluate import model_for_summary
+    from trainwell.model.summary import summary as summarize
 
     out.print(str(summarize(model_for_summary(source))), markup=False)
 
@@ -216,7 +216,7 @@ def plot_schedule(config: Path, set_: tuple[str, ...], epochs: int | None, steps
                   log_scale: bool, output: Path | None) -> None:
     """Write a PNG of the learning rate (and momentum) at every step of the run a CONFIG describes."""
     from trainwell.config import load_config
-    from trainwell.experiment import output_dir_for
+    from trainwell.recipes.train import output_dir_for
     from trainwell.optim import resolve_optimizer_options
     from trainwell.plots import check_figure_path, plot_schedule as draw
     from trainwell.schedules import build_schedule, values
@@ -257,7 +257,7 @@ def _training_images(run_config) -> int:
     if section.classes is None and section.per_class is None:
         available = data_module.get_spec(section.name).train_size - section.validation_size
         return min(available, section.train_size or available)
-    from trainwell.experiment import prepare_data
+    from trainwell.recipes.train import prepare_data
 
     return len(prepare_data(run_config).x_train)
 
@@ -278,7 +278,7 @@ def lr_find(config: Path, set_: tuple[str, ...], min_lr: float | None, max_lr: f
     The model's weights and the optimizer's state are restored after the sweep.
     """
     from trainwell.config import load_config
-    from trainwell.experiment import output_dir_for
+    from trainwell.recipes.train import output_dir_for
     from trainwell.fileio import write_json
     from trainwell.lr_finder import find_lr_for_config
     from trainwell.plots import check_figure_path
@@ -312,7 +312,7 @@ def doctor(config: Path, set_: tuple[str, ...], steps: int | None, every: int | 
     """Train the model a CONFIG describes briefly and report vanishing/exploding gradients, dead or
     saturated units and broken SELU self-normalization, with the layers, the numbers and what to try."""
     from trainwell.config import load_config
-    from trainwell.doctor import run_doctor
+    from trainwell.doctor.findings import run_doctor
     from trainwell.fileio import write_json
 
     run_config = load_config(config, list(set_))
@@ -333,7 +333,7 @@ def doctor(config: Path, set_: tuple[str, ...], steps: int | None, every: int | 
     if checkup.diagnosis.measured():
         out.print(f"measured: {checkup.diagnosis.measured()}", markup=False)
     if plot_dir is not None:
-        from trainwell.doctor_plots import plot_recording
+        from trainwell.doctor.plots import plot_recording
 
         for path in plot_recording(checkup.recording, plot_dir, name=run_config.name or ""):
             out.print(f"saved: {path}")
@@ -357,7 +357,7 @@ def reproduce(ids: tuple[str, ...], budget: str, seeds: int, out_dir: Path, jobs
 
     Finished runs in OUT are skipped; an interrupted run resumes from its last saved state.
     """
-    from trainwell import experiments
+    from trainwell import catalog as experiments
 
     if list_:
         for entry in experiments.entries():
@@ -382,7 +382,7 @@ def reproduce(ids: tuple[str, ...], budget: str, seeds: int, out_dir: Path, jobs
 @click.option("--tol-short", type=float, default=0.025, show_default=True, help="Tolerance for shorter runs.")
 def report(out_dir: Path, budget: str | None, tol_long: float, tol_short: float) -> None:
     """Write OUT_DIR/report.html and report.md from the run store of `trainwell reproduce`."""
-    from trainwell.report import write_report
+    from trainwell.catalog.report import write_report
 
     html_path, md_path = write_report(out_dir, budget=budget, tolerance_long=tol_long, tolerance_short=tol_short)
     out.print(f"report: {html_path}")
@@ -407,7 +407,7 @@ def tune(config: Path, trials: int | None, storage: str | None, study: str | Non
     Run the same command on several machines with one --storage database URL to
     share the study. Writes the best trial's config, ready for `trainwell train`.
     """
-    from trainwell.tune import tune as run_tune
+    from trainwell.recipes.tune import tune as run_tune
 
     def show(record) -> None:
         values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.params.items())

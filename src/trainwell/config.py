@@ -17,7 +17,7 @@ A config has five parts; every key but ``model.layers`` has a default:
                  monitor, mode, min_delta
     [diagnostics] optional: every (record per-layer statistics every N steps), steps (trainwell doctor)
     [search]     optional, for trainwell tune: [search.space] "optimizer.lr" = {low, high, log}, ...,
-                 metric, direction, trials, sampler, pruner, ... (trainwell.tune)
+                 metric, direction, trials, sampler, pruner, ... (trainwell.recipes.tune)
 
 A layer table with ``repeat = n`` stands for n copies of itself (the chapter's 100-layer nets).
 
@@ -39,11 +39,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trainwell.data.registry import get_spec
 from trainwell.errors import ConfigError, DataError
-from trainwell.layers import ModelSpec, expand_presets, expand_repeats, layer_from_dict
-from trainwell.losses import LOSSES
+from trainwell.model.layers import ModelSpec, expand_presets, expand_repeats, layer_from_dict
+from trainwell.model.losses import LOSSES
 from trainwell.optim import resolve_optimizer_options
 from trainwell.schedules import check_schedule
-from trainwell.threads import check_threads
+from trainwell.train.threads import check_threads
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -108,7 +108,7 @@ class TrainConfig(_Section):
     threads: Optional[int] = Field(None, gt=0)  # CPU threads while fitting; default: by the model's shape
     eval_batch_size: int = Field(1024, gt=0)
     cache_frozen: bool = True  # compute frozen lowest layers' outputs once (same results, faster)
-    # The hand-written forward/backward step for plain dense stacks (trainwell.fused), used
+    # The hand-written forward/backward step for plain dense stacks (trainwell.train.fused), used
     # where it applies; false runs the standard autograd step everywhere.
     fused: bool = True
     # Save the whole training state in <output_dir>/resume/ at every epoch end (and every
@@ -191,7 +191,7 @@ class RunConfig(_Section):
     """A whole training run, as read from a config file."""
 
     name: Optional[str] = None
-    seed: int = Field(42, ge=0, le=2**63 - 1)  # as trainwell.trainer.check_seed
+    seed: int = Field(42, ge=0, le=2**63 - 1)  # as trainwell.train.trainer.check_seed
     output_dir: Optional[str] = None
     data: DataConfig = DataConfig()
     model: ModelConfig
@@ -202,7 +202,7 @@ class RunConfig(_Section):
     callbacks: Optional[CallbacksConfig] = None
     diagnostics: Optional[DiagnosticsConfig] = None
     phases: Optional[list[PhaseConfig]] = Field(None, min_length=1)
-    search: Optional[dict[str, Any]] = None  # trainwell tune's [search]: checked by trainwell.tune
+    search: Optional[dict[str, Any]] = None  # trainwell tune's [search]: checked by trainwell.recipes.tune
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
@@ -249,7 +249,7 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
     except ValidationError as error:
         lines = [_format_error(e, RunConfig) for e in error.errors()]
         raise ConfigError(f"{source}: " + "; ".join(lines)) from None
-    from trainwell.trainer import check_device_name
+    from trainwell.train.trainer import check_device_name
 
     try:
         check_run_name(config.name)
@@ -280,7 +280,7 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
             raise ConfigError(f"lr_find.max_lr: must be above lr_find.min_lr ({sweep.min_lr!r}), got {sweep.max_lr!r}")
         _check_phases(config, name, options)
         if config.search is not None:
-            from trainwell.tune import check_search
+            from trainwell.recipes.tune import check_search
 
             check_search(data)
     except ConfigError as error:
@@ -325,7 +325,7 @@ def _check_phases(config: RunConfig, optimizer_name: str, optimizer_options: Map
         raise ConfigError(f"train.epochs = {config.train.epochs}: this config trains in [[phases]], each with its "
                           f"own epochs ({epochs}); set those instead, e.g. --set phases[{len(config.phases) - 1}]"
                           f".epochs={config.train.epochs} (and leave out --epochs and train.epochs)")
-    from trainwell.transfer import parse_selector
+    from trainwell.model.transfer import parse_selector
 
     for index, phase in enumerate(config.phases):
         for key in ("freeze", "unfreeze"):

@@ -23,10 +23,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from trainwell.arrays import model_dtype, model_inputs
+from trainwell.data.arrays import model_dtype, model_inputs
 from trainwell.errors import ConfigError
-from trainwell.layers import BatchNormalization, Dense, Dropout, Flatten, ModelSpec, build_model
-from trainwell.trainer import Trainer
+from trainwell.model.layers import BatchNormalization, Dense, Dropout, Flatten, ModelSpec, build_model
+from trainwell.train.trainer import Trainer
 
 
 class TrainwellClassifier(ClassifierMixin, BaseEstimator):
@@ -36,7 +36,7 @@ class TrainwellClassifier(ClassifierMixin, BaseEstimator):
     (its length then sets the depth). ``dropout`` > 0 puts a Dropout layer before each
     Dense layer; ``batch_norm`` puts BatchNormalization after each hidden one. Inputs
     of any shape are flattened. ``fit`` leaves ``model_`` (a plain ``nn.Module``),
-    ``spec_`` (its :class:`~trainwell.layers.ModelSpec`), ``history_`` and ``classes_``.
+    ``spec_`` (its :class:`~trainwell.model.layers.ModelSpec`), ``history_`` and ``classes_``.
     """
 
     def __init__(self, hidden_layers: int = 2, units: int | Sequence[int] = 100, *, activation: str = "relu",

@@ -11,7 +11,7 @@ The suggestion is the rate at the lowest smoothed loss divided by 10: the chapte
 rule ("about 10 times lower than the turning point"), and more stable than picking
 the steepest slope, which follows the noise of a single sweep.
 
->>> from trainwell.layers import build_model, Dense
+>>> from trainwell.model.layers import build_model, Dense
 >>> model = build_model([Dense(3, activation="softmax")], input_shape=(4,))
 >>> x, y = torch.randn(512, 4), torch.randint(0, 3, (512,))
 >>> result = find_lr(model, x, y, steps=40, batch_size=32, seed=0)
@@ -33,13 +33,13 @@ from torch import nn
 
 from trainwell.callbacks import Callback
 from trainwell.errors import ConfigError
-from trainwell.losses import Loss
+from trainwell.model.losses import Loss
 from trainwell.optim import OptimizerFactory
 from trainwell.schedules import Schedule, exponential
 
 if TYPE_CHECKING:  # pragma: no cover
     from trainwell.config import RunConfig
-    from trainwell.trainer import Trainer
+    from trainwell.train.trainer import Trainer
 
 
 @dataclass
@@ -151,7 +151,7 @@ def find_lr(model: nn.Module, x: Any, y: Any, *, loss: str | Loss = "sparse_cate
     if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing < 1:
         raise ConfigError(f"smoothing: must be a number in [0, 1), got {smoothing!r}")
 
-    from trainwell.trainer import Trainer
+    from trainwell.train.trainer import Trainer
 
     saved = _Snapshot(model, optimizer if isinstance(optimizer, torch.optim.Optimizer) else None)
     recorder = _Recorder(steps=steps, stop_factor=float(stop_factor), smoothing=float(smoothing))
@@ -194,8 +194,8 @@ def find_lr_for_config(config: "RunConfig") -> LRFinderResult:
     """``trainwell lr-find``: the config's data, model (its seeded initial weights), loss, optimizer
     and clipping, swept as its ``[lr_find]`` table says."""
     from trainwell.config import LRFindConfig
-    from trainwell.experiment import build_from_config, prepare_data
-    from trainwell.trainer import seed_everything
+    from trainwell.recipes.train import build_from_config, prepare_data
+    from trainwell.train.trainer import seed_everything
 
     seed_everything(config.seed)
     prepared = prepare_data(config)

@@ -29,7 +29,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from trainwell.arrays import as_tensor
+from trainwell.data.arrays import as_tensor
 from trainwell.errors import ConfigError
 
 CLIP = 1e-7

@@ -73,8 +73,8 @@ def originals() -> dict[str, Path]:
     result = run_cli(["train", folder / "run.toml", "-o", folder / "run", "--quiet"])
     if result.rc != 0:
         raise RuntimeError(f"could not train the model under attack: {result.stderr}{result.escaped}")
-    from trainwell.resume import save_state
-    from trainwell.saving import load_model
+    from trainwell.train.resume import save_state
+    from trainwell.model.saving import load_model
 
     model = load_model(folder / "run" / "model.safetensors")
     state = {"epoch": 1, "step": 9, "target": 2, "model": model.state_dict(), "lr_scale": 0.5,
@@ -105,7 +105,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _model_contents(path: Path) -> dict[str, Any]:
-    from trainwell.saving import load_model_file
+    from trainwell.model.saving import load_model_file
 
     loaded = load_model_file(path)
     return {"spec": loaded.model.spec.to_dict(), "info": loaded.info, "extra": loaded.extra,
@@ -115,7 +115,7 @@ def _model_contents(path: Path) -> dict[str, Any]:
 @lru_cache(maxsize=None)
 def truth(kind: str) -> Any:
     """What the untouched file holds, as the readers return it."""
-    from trainwell.resume import read_state
+    from trainwell.train.resume import read_state
 
     path = originals()[kind]
     return read_state(path) if kind == "state" else _model_contents(path)
@@ -124,7 +124,7 @@ def truth(kind: str) -> Any:
 # ------------------------------------------------------------------ the bit-flip scan
 def _mutated_case(kind: str, name: str, mutate: Callable[[bytes], bytes]) -> Case:
     def run(folder: Path) -> str:
-        from trainwell.resume import read_state
+        from trainwell.train.resume import read_state
 
         original = originals()[kind]
         path = folder / original.name
@@ -208,7 +208,7 @@ def _parts(kind: str = "model") -> tuple[dict[str, torch.Tensor], dict[str, Any]
 def write_crafted(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any], *,
                   raw_fields: dict[str, str] | None = None, sign: bool = True) -> Path:
     """A safetensors file with this metadata (JSON fields encoded, or given raw), signed as trainwell signs."""
-    from trainwell import saving
+    from trainwell.model import saving
 
     encoded = {k: v if isinstance(v, str) and k not in ("spec", "info") else json.dumps(v)
                for k, v in metadata.items() if k != "sha256"}
@@ -256,7 +256,7 @@ DELETE = object()
 
 def _v1(path: Path) -> Path:
     """A genuine version-1 file, as trainwell 0.x wrote them: the checksum covers the weights only."""
-    from trainwell.saving import weights_digest
+    from trainwell.model.saving import weights_digest
 
     weights, fields = _parts()
     encoded = {k: v if k not in ("spec", "info") else json.dumps(v) for k, v in fields.items()}

@@ -56,7 +56,7 @@ optimizer = {name = "sgd", lr = LR}
 @contextlib.contextmanager
 def interrupted_after_first_save():
     """Training raises KeyboardInterrupt (a Ctrl-C) right after the first state is saved: one epoch done."""
-    from trainwell.trainer import Trainer
+    from trainwell.train.trainer import Trainer
 
     save = Trainer._save
 
@@ -73,8 +73,8 @@ def interrupted_after_first_save():
 
 def _same_run(a: Path, b: Path) -> bool:
     """Whether two output folders hold the same History (but its times) and bit-identical weights."""
-    from trainwell.history import History
-    from trainwell.saving import load_model
+    from trainwell.train.history import History
+    from trainwell.model.saving import load_model
 
     ha, hb = History.from_json(a / "history.json"), History.from_json(b / "history.json")
     strip = lambda h: [{k: v for k, v in r.items() if k != "time"} for r in h.records]  # noqa: E731

@@ -84,7 +84,7 @@ def test_huge_layers_are_refused_with_the_count_before_building(tmp_path):
 
 
 def test_threads_are_bounded_by_the_machine(tmp_path):
-    from trainwell.threads import OVERSUBSCRIPTION, available_cpus
+    from trainwell.train.threads import OVERSUBSCRIPTION, available_cpus
 
     limit = OVERSUBSCRIPTION * available_cpus()
     path = tmp_path / "run.toml"

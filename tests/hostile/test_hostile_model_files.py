@@ -60,7 +60,7 @@ def test_a_crafted_spec_asking_for_gigabytes_is_refused_before_anything_is_built
 def test_a_resume_state_with_a_valid_checksum_but_no_state_inside_is_refused(tmp_path):
     from safetensors.torch import save_file
 
-    from trainwell.resume import STATE_FORMAT, ResumeError, _digest, read_state
+    from trainwell.train.resume import STATE_FORMAT, ResumeError, _digest, read_state
 
     for number, text in enumerate(["[" * 20_000 + "]" * 20_000, json.dumps({"__tensor__": "missing"}),
                                    json.dumps({"__ndarray__": "s.x", "dtype": "no such dtype"})]):

@@ -18,7 +18,7 @@ def test_write_failures_are_one_line_and_keep_the_earlier_run(case, tmp_path):
 def test_a_safetensors_disk_error_is_an_os_error_naming_the_target(tmp_path, monkeypatch):
     from safetensors import SafetensorError
 
-    from trainwell import saving
+    from trainwell.model import saving
     from trainwell.fileio import atomic_write_text
 
     target = tmp_path / "model.safetensors"

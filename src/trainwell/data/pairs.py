@@ -4,7 +4,7 @@ Half the pairs show two images of the same class, half two of different classes,
 drawn with a seeded generator so the same seed gives the same pairs. A pair is
 stored as one array of shape ``(2, H, W)``, so a batch of pairs is an ordinary
 ``(N, 2, H, W)`` tensor that the trainer batches like any other input, and a
-two-tower model splits it (see :class:`trainwell.modules.TwoTower`).
+two-tower model splits it (see :class:`trainwell.model.modules.TwoTower`).
 """
 
 from __future__ import annotations

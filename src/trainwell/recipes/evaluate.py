@@ -1,0 +1,220 @@
+"""Evaluating, predicting with and inspecting saved models (``trainwell evaluate``, ``predict``, ``summary``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainwell import data as datasets
+from trainwell.config import CONFIG_SUFFIXES, load_config
+from trainwell.errors import ConfigError, DataError, ModelFileError, shown
+from trainwell.recipes.train import build_from_config, select_split
+from trainwell.fileio import atomic_write_text, finish_pending_sets
+from trainwell.model.layers import Model
+from trainwell.model.losses import LOSSES
+from trainwell.data.preprocessing import Preprocessing
+from trainwell.model.regularization import DROPOUT_TYPES, MAX_MC_SAMPLES, MCPrediction, entropy, mc_predict
+from trainwell.model.saving import ModelFile, load_model_file
+from trainwell.train.trainer import Trainer, check_seed
+from trainwell.plots import check_figure_path
+from trainwell.uncertainty import calibration_report, reliability_diagram
+
+SPLITS = ("test", "validation", "train")
+
+
+def evaluate_model_file(path: str | os.PathLike, *, data: str | None = None, split: str = "test",
+                        data_path: str | None = None, device: str | None = None) -> dict[str, Any]:
+    """Loss and accuracy of a saved model on a split, prepared as at training time."""
+    loaded, x, y = _model_and_split(path, data=data, split=split, data_path=data_path)
+    trainer = Trainer(loaded.model, loss=recorded_loss(path, loaded), optimizer="sgd", device=device)
+    return {"samples": float(len(y)), **trainer.evaluate(x, y)}
+
+
+def _model_and_split(path: str | os.PathLike, *, data: str | None, split: str,
+                     data_path: str | None) -> tuple[ModelFile, np.ndarray, np.ndarray]:
+    """A saved model and one split of its dataset, preprocessed as at training time."""
+    if split not in SPLITS:
+        raise ConfigError(f"--split: {split!r} is not a split; allowed: {', '.join(SPLITS)}")
+    finish_pending_sets(Path(path).parent)  # a run killed while moving its files in: read the complete new set
+    loaded = load_model_file(path)
+    data_info = recorded_data(path, loaded)
+    name = data or data_info.get("dataset")
+    if name is None:
+        raise ConfigError(f"{path}: the model file does not say which dataset it was trained on; pass --data NAME")
+    prep = Preprocessing.from_info(data_info, loaded.extra, where=str(path), input_shape=loaded.model.spec.input_shape)
+    trained_on = data_info.get("dataset")
+    if trained_on is not None:
+        try:
+            datasets.get_spec(trained_on)
+        except DataError as error:
+            raise ModelFileError(f"{path}: the model file's dataset: {error}") from None
+    dataset = datasets.load(name, path=data_path)
+    if trained_on is not None and datasets.get_spec(trained_on).name != dataset.name:
+        trained = datasets.get_spec(trained_on)
+        warnings.warn(f"the model was trained on {trained.title} ({trained.name!r}) and is evaluated on "
+                      f"{datasets.get_spec(dataset.name).title} ({dataset.name!r}), data it was not trained on",
+                      UserWarning, stacklevel=3)
+    if data_info["validation_size"] >= len(dataset.x_train):
+        raise ModelFileError(f"{path}: the model file's validation_size {data_info['validation_size']} leaves no "
+                             f"training images ({dataset.name} has {len(dataset.x_train)})")
+    classes = data_info["classes"]
+    if classes is not None and not set(classes) <= set(np.unique(dataset.y_train).tolist()):
+        raise ModelFileError(f"{path}: the model file's classes {shown(classes)} are not all classes of "
+                             f"{dataset.name} (allowed: {sorted(np.unique(dataset.y_train).tolist())})")
+    x, y = select_split(dataset, validation_size=data_info["validation_size"], classes=classes, split=split)
+    expected = loaded.model.spec.input_shape
+    if tuple(x.shape[1:]) != tuple(expected):
+        raise ConfigError(f"--data {name}: images of shape {tuple(x.shape[1:])} do not fit the model, "
+                          f"which expects {tuple(expected)}")
+    return loaded, prep(x), np.asarray(y, dtype=np.int64)
+
+
+def recorded_loss(path: str | os.PathLike, loaded: ModelFile) -> str:
+    """The loss a model file says it was trained with (``info["loss"]``): required, no default."""
+    if "loss" not in loaded.info:
+        raise ModelFileError(f"{path}: the model file does not record its loss ('loss' in its info); "
+                             "files written by trainwell train and its checkpoints do")
+    loss = loaded.info["loss"]
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise ModelFileError(f"{path}: the model file's loss {shown(loss)} is not a known loss; "
+                             f"allowed: {', '.join(LOSSES)}")
+    return loss
+
+
+def recorded_data(path: str | os.PathLike, loaded: ModelFile) -> dict[str, Any]:
+    """The data entry of a model file's info (dataset, validation split, classes, preparation), checked.
+
+    Every key that changes which images are scored or how they are prepared is required
+    and has no default: a guess would give wrong numbers with exit 0.
+    """
+    data = loaded.info.get("data")
+    if data is None:
+        raise ModelFileError(f"{path}: the model file does not record how its data was prepared ('data' in its "
+                             "info); files written by trainwell train and its checkpoints do")
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{path}: the model file's 'data' must be a JSON object, got {shown(data)}")
+    for key in ("validation_size", "classes"):
+        if key not in data:
+            raise ModelFileError(f"{path}: the model file's data preparation has no {key!r}")
+    dataset, size, classes = data.get("dataset"), data["validation_size"], data["classes"]
+    if dataset is not None and not isinstance(dataset, str):
+        raise ModelFileError(f"{path}: the model file's dataset must be a name, got {shown(dataset)}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ModelFileError(f"{path}: the model file's validation_size must be an integer >= 0, got {shown(size)}")
+    if classes is not None and (not isinstance(classes, list) or not classes or any(
+            isinstance(c, bool) or not isinstance(c, int) for c in classes) or len(set(classes)) != len(classes)):
+        raise ModelFileError(f"{path}: the model file's classes must be null or a list of distinct class labels, "
+                             f"got {shown(classes)}")
+    return data
+
+
+@dataclass
+class Predictions:
+    """Per-instance predictions of a saved model on a split: deterministic, and MC dropout if asked."""
+
+    labels: np.ndarray
+    probabilities: torch.Tensor                      # deterministic (every layer in evaluation mode)
+    mc: MCPrediction | None = None                   # mean, std and entropy over the MC samples
+    samples: int = 0
+
+    def reports(self) -> dict[str, dict[str, float]]:
+        """Accuracy, NLL, Brier score and ECE, deterministic and (if sampled) MC, side by side."""
+        reports = {"deterministic": calibration_report(self.probabilities, self.labels)}
+        if self.mc is not None:
+            reports[f"mc_dropout({self.samples})"] = calibration_report(self.mc.mean, self.labels)
+        return reports
+
+    def to_csv(self, path: str | os.PathLike) -> Path:
+        """One row per instance: label, prediction, probabilities (and their MC std), entropy. Atomic."""
+        probabilities = self.mc.mean if self.mc is not None else self.probabilities
+        classes = probabilities.shape[1]
+        header = ["index", "label", "predicted", *(f"p{k}" for k in range(classes))]
+        columns = [np.arange(len(self.labels)), self.labels, probabilities.argmax(dim=1).numpy()]
+        columns += [probabilities[:, k].numpy() for k in range(classes)]
+        if self.mc is not None:
+            header += [f"std{k}" for k in range(classes)]
+            columns += [self.mc.std[:, k].numpy() for k in range(classes)]
+        header.append("entropy")
+        columns.append((self.mc.entropy if self.mc is not None else entropy(self.probabilities)).numpy())
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        for row in zip(*columns):
+            writer.writerow([int(v) if i < 3 else f"{float(v):.6g}" for i, v in enumerate(row)])
+        atomic_write_text(path, buffer.getvalue())
+        return Path(path)
+
+    def reliability_diagram(self, path: str | os.PathLike) -> Path:
+        """The deterministic and MC reliability diagrams side by side (PNG, JPEG, PDF, SVG or EPS, by suffix)."""
+        panels = {"deterministic": self.probabilities}
+        if self.mc is not None:
+            panels[f"MC dropout ({self.samples} samples)"] = self.mc.mean
+        return reliability_diagram(panels, self.labels, path)
+
+
+def predict_model_file(path: str | os.PathLike, *, data: str | None = None, split: str = "test",
+                       mc: int = 0, seed: int | None = 0, data_path: str | None = None,
+                       device: str | None = None) -> Predictions:
+    """A saved model's probabilities on a split; with ``mc=N``, also N MC dropout samples per instance."""
+    if isinstance(mc, bool) or not isinstance(mc, int) or not 0 <= mc <= MAX_MC_SAMPLES:
+        shown = mc if not isinstance(mc, int) or abs(mc) < 10**30 else f"a {len(str(abs(mc)))}-digit integer"
+        raise ConfigError(f"--mc: must be a number of samples from 0 to {MAX_MC_SAMPLES:,} (0: no MC dropout), "
+                          f"got {shown!r}")
+    if seed is not None:
+        check_seed(seed, what="--seed")
+    loaded, x, y = _model_and_split(path, data=data, split=split, data_path=data_path)
+    trainer = Trainer(loaded.model, loss=recorded_loss(path, loaded), optimizer="sgd", device=device)
+    probabilities = trainer.predict(x)
+    if probabilities.shape[1] == 1:  # one sigmoid unit: the two classes' probabilities
+        probabilities = torch.cat([1 - probabilities, probabilities], dim=1)
+    if mc and not any(isinstance(module, DROPOUT_TYPES) for module in trainer.model.modules()):
+        warnings.warn(f"MC dropout ({mc} samples) needs Dropout or AlphaDropout layers, and this model has none: "
+                      "its MC predictions equal the deterministic ones", UserWarning, stacklevel=2)
+    sampled = mc_predict(trainer.model, x, samples=mc, seed=seed) if mc else None
+    return Predictions(labels=y, probabilities=probabilities, mc=sampled, samples=mc)
+
+
+def check_prediction_outputs(*, csv_path: str | os.PathLike | None = None,
+                             reliability: str | os.PathLike | None = None) -> None:
+    """Refuse output paths that cannot be written, before any prediction is computed."""
+    if csv_path is not None:
+        check_output_file(csv_path, option="--csv")
+    if reliability is not None:
+        check_output_file(reliability, option="--reliability")
+        check_figure_path(reliability, what="--reliability")
+
+
+def check_output_file(path: str | os.PathLike, *, option: str) -> None:
+    """A ConfigError naming ``option`` if ``path`` cannot become a file: a folder is there, or a
+    file stands where a folder on the way must be. Missing folders are fine (writes make them)."""
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{option}: {str(target)!r} is a folder; give a file name in it")
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise ConfigError(f"{option}: cannot write {str(target)!r}: {str(parent)!r} is a file, not a folder")
+    if parent.is_dir() and not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option}: cannot write {str(target)!r}: no permission to write in {str(parent)!r}")
+
+
+def model_for_summary(source: str | os.PathLike) -> Model:
+    """The model a config file describes, or the one a model file holds.
+
+    A config's input shape, unless it gives one, is its dataset's, which the registry
+    knows without the files: a summary needs no data on the machine.
+    """
+    file = Path(source)
+    if file.suffix.lower() in CONFIG_SUFFIXES:
+        config = load_config(file)
+        return build_from_config(config, datasets.get_spec(config.data.name).image_shape)
+    return load_model_file(file).model

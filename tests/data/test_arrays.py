@@ -1,0 +1,34 @@
+"""The edge where arrays enter: the finiteness check looks at every chunk, and names the first bad sample."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trainwell.data.arrays import _all_finite, check_finite
+from trainwell.errors import ArrayError
+
+
+@pytest.mark.parametrize("row", [0, 63, 64, 999])
+def test_a_non_finite_value_is_found_in_any_chunk(row):
+    x = torch.zeros(1000, 8)
+    assert _all_finite(x, chunk_bytes=64 * 8 * 4)  # 64 rows a chunk
+    x[row, 3] = float("inf")
+    assert not _all_finite(x, chunk_bytes=64 * 8 * 4)
+    with pytest.raises(ArrayError, match=rf"x: 1 value is NaN or infinite \(sample {row}\)"):
+        check_finite(x, "x")
+
+
+def test_scalars_and_integers():
+    assert _all_finite(torch.tensor(1.0)) and not _all_finite(torch.tensor(float("nan")))
+    check_finite(torch.arange(10), "y")  # integers are always finite
+
+
+def test_only_training_data_is_told_about_skip_nonfinite():
+    from trainwell.data.arrays import model_inputs
+
+    bad = torch.tensor([[1.0, float("nan")]])
+    with pytest.raises(ArrayError, match="skip_nonfinite"):
+        model_inputs(bad, dtype=torch.float32, what="training data x")
+    with pytest.raises(ArrayError, match=r"finite inputs$"):
+        model_inputs(bad, dtype=torch.float32, what="evaluation data x")

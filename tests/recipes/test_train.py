@@ -1,0 +1,255 @@
+"""Whole runs from config files, including the book's leaky_relu experiment on Fashion-MNIST."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from trainwell.config import load_config, validate_config
+from trainwell.errors import ConfigError
+from trainwell.recipes.train import prepare_data, train_config
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def digits_config(**data):
+    return validate_config({
+        "name": "digits", "seed": 0,
+        "data": {"name": "digits", "validation_size": 300, **data},
+        "model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]},
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "train": {"epochs": 2},
+    })
+
+
+def test_standardization_is_fitted_on_the_training_part_only():
+    prepared = prepare_data(digits_config(scaling="standardize"))
+    flat = prepared.x_train.reshape(len(prepared.x_train), -1)
+    varying = flat.std(axis=0) > 0
+    assert np.allclose(flat.mean(axis=0), 0, atol=1e-5)
+    assert np.allclose(flat.std(axis=0)[varying], 1, atol=1e-4)
+    assert abs(prepared.x_val.mean()) > 1e-4  # the validation part was not used to fit
+    assert prepared.x_val.shape[0] == 300 and prepared.x_train.shape[0] == 1200
+
+
+def test_class_filtering_relabels():
+    prepared = prepare_data(digits_config(classes=[5, 6, 7]))
+    assert set(np.unique(prepared.y_train)) == {0, 1, 2} and prepared.num_classes == 3
+
+
+def test_unknown_class_is_a_config_error():
+    with pytest.raises(ConfigError, match="data.classes"):
+        prepare_data(digits_config(classes=[3, 11]))
+
+
+def test_train_config_without_saving():
+    result = train_config(digits_config(), verbose=False, save=False)
+    assert result.output_dir is None and len(result.history) == 2
+    assert result.metrics["val_accuracy"] > 0.8 and "test_accuracy" in result.metrics
+
+
+def test_leaky_relu_matches_the_book(needs_real_data, tmp_path):
+    """The chapter's leaky_relu run: 10 epochs of SGD 1e-3; the book reaches 0.8430."""
+    config = load_config(EXAMPLES / "leaky_relu.toml", [f"output_dir={tmp_path}"])
+    result = train_config(config, verbose=False)
+    assert result.metrics["val_accuracy"] >= 0.83
+    assert (tmp_path / "model.safetensors").exists()
+
+
+def test_small_training_sets_per_class_and_first_n():
+    prepared = prepare_data(digits_config(per_class=20))
+    assert np.bincount(prepared.y_train).tolist() == [20] * 10
+    again = prepare_data(digits_config(per_class=20))
+    assert np.array_equal(prepared.x_train, again.x_train)
+    assert len(prepare_data(digits_config(train_size=50)).x_train) == 50
+    with pytest.raises(ConfigError, match="data.per_class"):
+        prepare_data(digits_config(per_class=1000))
+    with pytest.raises(ConfigError, match="data.train_size"):
+        prepare_data(digits_config(train_size=100000))
+
+
+def diverging_config(out, **train):
+    """Two hidden leaky ReLU layers and SGD at lr 1e6: the loss is nan within the first epoch."""
+    hidden = {"type": "dense", "units": 32, "activation": "leaky_relu", "init": "he_normal"}
+    return validate_config({
+        "name": "diverging", "seed": 0, "output_dir": str(out),
+        "data": {"name": "digits", "validation_size": 300},
+        "model": {"layers": [{"type": "flatten"}, hidden, hidden, {"type": "dense", "units": 10, "activation": "softmax"}]},
+        "optimizer": {"name": "sgd", "lr": 1e6},
+        "train": {"epochs": 2, **train},
+    })
+
+
+def test_a_diverged_run_fails_and_writes_nothing(tmp_path):
+    from trainwell.errors import TrainingDiverged
+
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDiverged) as error:
+        train_config(diverging_config(out), verbose=False)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "diverged" in message and "epoch 1" in message
+    assert "optimizer.lr" in message and "lr-find" in message and "allow_nonfinite_loss" in message
+    assert not out.exists() or sorted(p.name for p in out.iterdir()) == []  # no model, no metrics, no resume state
+
+
+def test_a_diverged_run_is_kept_when_asked_and_its_files_are_valid_json(tmp_path):
+    from helpers import strict_json
+
+    kept = train_config(diverging_config(tmp_path / "kept", allow_nonfinite_loss=True), verbose=False)
+    assert np.isnan(kept.metrics["val_loss"])
+    assert strict_json((tmp_path / "kept" / "metrics.json").read_text())["val_loss"] is None
+    strict_json((tmp_path / "kept" / "history.json").read_text())
+    again = train_config(diverging_config(tmp_path / "api"), verbose=False, allow_nonfinite_loss=True)
+    assert np.isnan(again.history.last["loss"])
+
+
+def test_a_finished_run_is_not_overwritten_unless_asked(tmp_path):
+    out = tmp_path / "run"
+    config = digits_config().model_copy(update={"output_dir": str(out)})
+    train_config(config, verbose=False)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
+    with pytest.raises(ConfigError) as error:
+        train_config(config, verbose=False)
+    assert str(out) in str(error.value) and "--overwrite" in str(error.value) and "train.overwrite" in str(error.value)
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()} == before
+    train_config(config, verbose=False, overwrite=True)
+    assert (out / "metrics.json").stat().st_mtime_ns != before["metrics.json"][1]
+
+
+def test_a_resumed_run_says_where_it_resumes(tmp_path, capsys):
+    from trainwell.callbacks import Callback
+
+    class KillAtEpoch2(Callback):
+        def __init__(self, armed):
+            self.armed = armed
+
+        def on_epoch_begin(self, trainer, epoch):
+            if self.armed and epoch == 2:
+                raise RuntimeError("killed")
+
+    out = tmp_path / "run"
+    config = digits_config().model_copy(update={"output_dir": str(out)})
+    with pytest.raises(RuntimeError, match="killed"):
+        train_config(config, verbose=False, callbacks=[KillAtEpoch2(True)])
+    capsys.readouterr()
+    train_config(config, verbose=False, callbacks=[KillAtEpoch2(False)])
+    steps = -(-1200 // 32)  # one epoch of the 1,200 training images at batch 32
+    assert f"resuming at epoch 2, step {steps:,} from {out / 'resume'}" in capsys.readouterr().err
+    train_config(config.model_copy(update={"output_dir": str(tmp_path / "fresh")}), verbose=False)
+    assert "resuming" not in capsys.readouterr().err
+
+
+def _fingerprint_of(config):
+    from trainwell.recipes.train import build_from_config, fit_fingerprint, prepare_data
+
+    prepared = prepare_data(config)
+    return fit_fingerprint(config, prepared, build_from_config(config, prepared.input_shape))
+
+
+def test_a_killed_run_resumes_with_overwrite_set(tmp_path):
+    """train.overwrite and train.allow_nonfinite_loss decide what happens after training: not part of the fit."""
+    out = tmp_path / "run"
+    config = digits_config().model_copy(update={"output_dir": str(out)})
+    (out / "resume").mkdir(parents=True)
+    from trainwell.recipes.train import _resume_dir
+
+    _resume_dir(config, out, _fingerprint_of(config))
+    again = validate_config({**config.to_dict(), "train": {**config.to_dict()["train"], "overwrite": True,
+                                                           "allow_nonfinite_loss": True}})
+    assert _resume_dir(again, out, _fingerprint_of(again)) == out / "resume"
+
+
+def test_the_fingerprint_holds_what_changes_the_result_and_not_how_it_is_shown(tmp_path):
+    """Where the files go, the name, how often the state is saved, and the data's path are not the fit; the
+    settings, the data's contents, the device and thread count in use and the code's version are."""
+    import json
+
+    import trainwell
+
+    config = digits_config().to_dict()
+    base = _fingerprint_of(validate_config(config))
+    same = [{"output_dir": str(tmp_path / "a")}, {"output_dir": "a"}, {"name": "other"},
+            {"train": {**config["train"], "save_every_steps": 7, "overwrite": True, "restart": True}},
+            {"train": {**config["train"], "threads": torch.get_num_threads()}}]
+    for change in same:
+        assert _fingerprint_of(validate_config({**config, **change})) == base, change
+    other = [{"seed": 4}, {"optimizer": {"name": "adam", "lr": 0.002}},
+             {"data": {**config["data"], "validation_size": 100}},
+             {"train": {**config["train"], "threads": torch.get_num_threads() + 1}}]
+    for change in other:
+        assert _fingerprint_of(validate_config({**config, **change})) != base, change
+    fingerprint = json.loads(base)
+    assert fingerprint["code"] == {"trainwell": trainwell.__version__, "torch": torch.__version__}
+    assert len(fingerprint["data"]["sha256"]) == 64
+
+
+DIGITS_TINY = """
+name = "tiny"
+seed = 3
+[data]
+name = "digits"
+validation_size = 100
+train_size = 300
+[model]
+layers = [{type = "flatten"}, {type = "dense", units = 16, activation = "relu"},
+          {type = "dense", units = 10, activation = "softmax"}]
+[optimizer]
+name = "adam"
+lr = 0.01
+[train]
+epochs = 1
+batch_size = 64
+"""
+
+
+def _tiny(tmp_path, **train):
+    import tomllib
+
+    data = tomllib.loads(DIGITS_TINY)
+    data["train"].update(train)
+    data["output_dir"] = str(tmp_path / "out")
+    return validate_config(data)
+
+
+def test_a_diagnostics_json_already_in_the_folder_is_refused_not_removed(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "diagnostics.json").write_text("my notes\n")
+    with pytest.raises(ConfigError, match="already holds a finished run.*diagnostics.json"):
+        train_config(_tiny(tmp_path), verbose=False)
+    assert (out / "diagnostics.json").read_text() == "my notes\n"
+
+
+def test_a_finished_run_leaves_no_saved_state_even_one_an_earlier_killed_run_left(tmp_path):
+    """A state left by a killed run, then the run finished with resumable = false: the state must go,
+    or the next plain `train` would take the folder for an unfinished run and replace the finished one."""
+    stale = tmp_path / "out" / "resume" / "phase-0"
+    stale.mkdir(parents=True)
+    (stale / "state-000000001.safetensors").write_bytes(b"x")
+    train_config(_tiny(tmp_path, resumable=False), verbose=False)
+    assert not (tmp_path / "out" / "resume").exists()
+    with pytest.raises(ConfigError, match="already holds a finished run"):
+        train_config(_tiny(tmp_path), verbose=False)
+
+
+def test_an_unwritable_output_folder_fails_before_training(tmp_path, monkeypatch):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    config = _tiny(tmp_path, resumable=False)
+    config.output_dir = str(blocker / "run")
+    fits = []
+    monkeypatch.setattr("trainwell.train.trainer.Trainer.fit", lambda *a, **k: fits.append(1))
+    with pytest.raises(OSError, match="afile"):
+        train_config(config, verbose=False)
+    assert fits == [] and blocker.read_text() == "x"
+
+
+def test_an_empty_output_dir_is_refused(tmp_path):
+    import tomllib
+
+    data = tomllib.loads(DIGITS_TINY)
+    data["output_dir"] = ""
+    with pytest.raises(ConfigError, match="output_dir: is empty"):
+        validate_config(data)

@@ -1,0 +1,314 @@
+"""trainwell tune: the [search] section, Optuna trials with pruning, and a study shared by two workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from glob import glob
+from pathlib import Path
+
+import pytest
+
+from trainwell.cli import main
+from trainwell.config import apply_overrides, load_config, validate_config
+from trainwell.errors import ConfigError
+from trainwell.recipes.tune import ParamSpec, PruningCallback, make_param, parse_search, set_key, tune, with_params
+
+optuna = pytest.importorskip("optuna", reason="Optuna is not installed (pip install 'trainwell[tune]')")
+
+CONFIG = """
+name = "tiny_search"
+seed = 0
+[data]
+name = "digits"
+validation_size = 300
+train_size = 400
+[model]
+layers = [
+  { type = "flatten" },
+  { type = "dense", units = 8, activation = "relu", init = "he_normal", repeat = 1 },
+  { type = "dense", units = 10, activation = "softmax" },
+]
+[optimizer]
+name = "sgd"
+lr = 0.1
+[train]
+epochs = 2
+batch_size = 64
+device = "cpu"
+[search]
+trials = 3
+pruner = "none"
+sampler = "random"
+sampler_seed = 0
+[search.space]
+"model.layers[1].repeat" = { low = 1, high = 2 }
+"model.layers[1].units" = { choices = [8, 16] }
+"optimizer.lr" = { low = 0.01, high = 0.5, log = true }
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "search.toml"
+    path.write_text(CONFIG)
+    return path
+
+
+def _data(**search) -> dict:
+    data = {"model": {"layers": [{"type": "dense", "units": 3}]}, "data": {"name": "digits"}, "optimizer": {"name": "sgd"}}
+    data["search"] = {"space": {"optimizer.lr": {"low": 0.001, "high": 0.1, "log": True}}, **search}
+    return data
+
+
+# ------------------------------------------------------------------ the [search] section
+def test_space_entries_become_optuna_dimensions():
+    assert make_param("optimizer.lr", ParamSpec(low=1e-4, high=0.1, log=True)).kind == "float"
+    assert make_param("model.layers[1].repeat", ParamSpec(low=1, high=3)).kind == "int"
+    assert make_param("train.batch_size", ParamSpec(low=16, high=64, step=16)).kind == "int"
+    assert make_param("optimizer.name", ParamSpec(choices=["sgd", "nadam"])).choices == ("sgd", "nadam")
+
+
+@pytest.mark.parametrize("space, message", [
+    ({}, "search.space: empty"),
+    ({"optimizer.lr": {"low": 0.1, "high": 0.01}}, r'search.space."optimizer.lr": low \(0.1\) must be below high'),
+    ({"optimizer.lr": {"low": 0, "high": 0.1, "log": True}}, "a log range needs low > 0"),
+    ({"optimizer.lr": {"choices": []}}, "choices is empty"),
+    ({"optimizer.lr": {"choices": [0.1], "low": 0.1}}, "either choices or a range"),
+    ({"optimizer.lr": {"high": 0.1}}, "give low and high"),
+    ({"optimizer.lr": {"low": 0.1, "hgh": 1}}, "unknown key 'search.space.optimizer.lr.hgh'"),
+    ({"optimizer.lrr": {"low": 0.1, "high": 1.0}}, r'search.space."optimizer.lrr" = 0.1 gives a bad config.*lrr'),
+    ({"model.layers[5].units": {"choices": [1, 2]}}, r"the config has no model.layers\[5\]"),
+    ({"model.layers[0].units": {"low": -3, "high": 4}}, r'"model.layers\[0\].units" = -3 gives a bad config'),
+])
+def test_bad_spaces_are_one_clear_error(space, message):
+    data = _data()
+    data["search"]["space"] = space
+    with pytest.raises(ConfigError, match=message):
+        validate_config(data)
+
+
+def test_a_metric_other_than_val_accuracy_needs_a_direction():
+    with pytest.raises(ConfigError, match="search.direction: missing.*'val_loss'"):
+        parse_search({"space": {"optimizer.lr": {"low": 0.1, "high": 1.0}}, "metric": "val_loss"})
+    search, _ = parse_search({"space": {"optimizer.lr": {"low": 0.1, "high": 1.0}}, "metric": "val_loss",
+                              "direction": "minimize"})
+    assert search.goal == "minimize"
+
+
+def test_values_are_set_at_their_keys_without_touching_the_original():
+    data = _data()
+    tried = with_params(data, {"optimizer.lr": 0.01, "model.layers[0].units": 5})
+    assert tried["optimizer"] == {"name": "sgd", "lr": 0.01} and tried["model"]["layers"][0]["units"] == 5
+    assert "search" not in tried and data["model"]["layers"][0]["units"] == 3
+    with pytest.raises(ConfigError, match="not a table"):
+        set_key({"model": 3}, "model.layers[0].units", 1)
+
+
+def test_search_keys_are_read_as_set_reads_them():
+    data = _data()
+    with pytest.raises(ConfigError) as by_set:
+        apply_overrides(data, ["model.layers[5].units=1"])
+    with pytest.raises(ConfigError) as by_search:
+        set_key(data, "model.layers[5].units", 1)
+    assert str(by_set.value) == "--set 'model.layers[5].units=1': " + SAME_ERROR
+    assert str(by_search.value) == 'search.space."model.layers[5].units": ' + SAME_ERROR
+    with pytest.raises(ConfigError, match=r"search.space: 'model.layers\[-1\].units' is not a config key.*from 0"):
+        make_param("model.layers[-1].units", ParamSpec(low=1, high=3))
+
+
+SAME_ERROR = "the config has no model.layers[5]: model.layers has 1 entry (allowed indices: 0..0)"
+
+
+def test_train_accepts_a_config_with_a_search_section(config_file):
+    assert load_config(config_file).search["trials"] == 3
+
+
+# ------------------------------------------------------------------ trials
+class FakeTrial:
+    def __init__(self, prune_after: int):
+        self.reported: list[tuple[float, int]] = []
+        self.prune_after = prune_after
+
+    def report(self, value, step):
+        self.reported.append((value, step))
+
+    def should_prune(self):
+        return len(self.reported) >= self.prune_after
+
+
+def test_pruning_reports_each_epoch_and_stops_the_run():
+    class Trainer:
+        stop_training = False
+
+    trainer, trial = Trainer(), FakeTrial(prune_after=2)
+    callback = PruningCallback(trial, "val_accuracy")
+    callback.on_epoch_end(trainer, 1, {"val_accuracy": 0.5})
+    assert not trainer.stop_training
+    callback.on_epoch_end(trainer, 2, {"val_accuracy": 0.6})
+    assert trainer.stop_training and callback.pruned_at == 2 and trial.reported == [(0.5, 1), (0.6, 2)]
+    with pytest.raises(ConfigError, match="'val_acc' is not logged by this run; available: loss"):
+        PruningCallback(trial, "val_acc").on_epoch_end(trainer, 1, {"epoch": 1, "loss": 0.1})
+
+
+def test_tune_runs_the_trials_and_writes_the_best_config(config_file, tmp_path, capsys):
+    out = tmp_path / "tune"
+    assert main(["tune", str(config_file), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "trial 0:" in printed and "trial 2:" in printed and "best trial" in printed
+    best = json.loads((out / "best_trial.json").read_text())
+    assert best["trials"] == {"complete": 3} and set(best["params"]) == {
+        "model.layers[1].repeat", "model.layers[1].units", "optimizer.lr"}
+    from trainwell.catalog.store import RunStore
+
+    with RunStore(out / "runs.sqlite") as store:  # every trial is a run in the run store
+        runs = store.runs(budget="tune")
+        assert sorted(r["seed"] for r in runs) == [0, 1, 2] and all(r["status"] == "finished" for r in runs)
+        assert all(store.epochs(r["id"])["trial"] and "val_accuracy" in store.results(r["id"]) for r in runs)
+    best_config = load_config(out / "best_config.json")  # ready for trainwell train
+    assert best_config.optimizer["lr"] == pytest.approx(best["params"]["optimizer.lr"])
+    assert best_config.search is None and best_config.name == "tiny_search_best"
+    # the study is the total: asking for 4 runs one more trial, asking for 3 again runs none
+    result = tune(config_file, trials=4, output_dir=out)
+    assert [r.number for r in result.ran] == [3]
+    assert tune(config_file, trials=3, output_dir=out).ran == []
+
+
+def test_median_pruner_prunes_a_hopeless_trial(tmp_path):
+    def search(lr_range: str, trials: int):
+        path = tmp_path / "prune.toml"
+        path.write_text(CONFIG.split("[search]")[0] + f"""
+[search]
+pruner = "median"
+startup_trials = 1
+warmup_epochs = 0
+[search.space]
+"optimizer.lr" = {lr_range}
+""")
+        return tune(path, trials=trials, overrides=["train.epochs=4"], output_dir=tmp_path)
+
+    search("{ low = 0.4, high = 0.5 }", trials=1)  # a good trial sets the median
+    result = search("{ low = 1e-7, high = 2e-7 }", trials=2)  # a learning rate that learns nothing
+    assert [(r.state, r.epochs) for r in result.ran] == [("pruned", 1)]
+    assert result.counts == {"complete": 1, "pruned": 1} and result.best_number == 0
+
+
+def test_storage_that_cannot_be_reached_is_one_clear_error(config_file, tmp_path):
+    port = _free_port()
+    with pytest.raises(ConfigError, match=f"search.storage: cannot reach postgresql.*:{port}"):
+        tune(config_file, storage=f"postgresql://nobody:secret@127.0.0.1:{port}/db", output_dir=tmp_path)
+    with pytest.raises(ConfigError, match="not a database URL"):
+        tune(config_file, storage="a-file.db", output_dir=tmp_path)
+    with pytest.raises(ConfigError, match="no \\[search\\] section"):
+        tune(Path(__file__).parents[2] / "examples" / "digits_quick.toml", output_dir=tmp_path)
+
+
+def test_the_example_search_validates():
+    config = load_config(Path(__file__).parents[2] / "examples" / "tune_digits.toml")
+    _, params = parse_search(config.search)
+    assert {p.key for p in params} >= {"model.layers[1].repeat", "model.layers[1].units", "optimizer.lr"}
+
+
+# ------------------------------------------------------------------ two workers, one PostgreSQL study
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _postgres_bin() -> Path | None:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    candidates = sorted(glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(candidates[-1]).parent if candidates else None
+
+
+@pytest.fixture
+def postgres_url():
+    """A throwaway PostgreSQL server on a free port; skipped, with the reason, where it cannot start."""
+    pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install 'trainwell[tune]')")
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed (no initdb; .ci/run installs Debian's postgresql package)")
+    as_user: list[str] = []
+    root = tempfile.mkdtemp(prefix="trainwell-pg-")
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as the postgres user
+        runuser = shutil.which("runuser")
+        try:
+            import pwd
+
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            owner = None
+        if runuser is None or owner is None:
+            shutil.rmtree(root, ignore_errors=True)
+            pytest.skip("running as root without a 'postgres' user and runuser: cannot start PostgreSQL")
+        os.chown(root, owner.pw_uid, owner.pw_gid)
+        as_user = [runuser, "-u", "postgres", "--"]
+    data, port = os.path.join(root, "data"), _free_port()
+
+    def run(*command: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*as_user, *command], capture_output=True, text=True, timeout=120)
+
+    made = run(str(bin_dir / "initdb"), "-D", data, "-U", "trainwell", "--auth=trust", "-E", "UTF8")
+    if made.returncode != 0:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.skip(f"initdb failed, cannot start PostgreSQL: {made.stderr.strip()[-300:]}")
+    started = run(str(bin_dir / "pg_ctl"), "-D", data, "-l", os.path.join(root, "log"), "-w", "-t", "60", "-o",
+                  f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    try:
+        if started.returncode != 0:
+            pytest.skip(f"pg_ctl could not start PostgreSQL: {started.stderr.strip()[-300:]}")
+        import psycopg2
+
+        connection = psycopg2.connect(host="127.0.0.1", port=port, user="trainwell", dbname="postgres")
+        connection.autocommit = True
+        connection.cursor().execute("CREATE DATABASE tune")
+        connection.close()
+        yield f"postgresql://trainwell@127.0.0.1:{port}/tune"
+    finally:
+        run(str(bin_dir / "pg_ctl"), "-D", data, "-m", "immediate", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_two_workers_share_one_postgresql_study(postgres_url, config_file, tmp_path):
+    total = 6
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen([sys.executable, "-m", "trainwell.cli", "tune", str(config_file), "--trials",
+                                 str(total), "--storage", postgres_url, "--study", "shared", "--set",
+                                 "search.sampler_seed=null", "-o", str(tmp_path / f"worker{i}")],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for i in range(2)]
+    outputs = [worker.communicate(timeout=240) for worker in workers]
+    for worker, (stdout, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stderr[-3000:]
+    ran = [int(line.split()[1].rstrip(":")) for stdout, _ in outputs for line in stdout.splitlines()
+           if line.startswith("trial ")]
+    assert sorted(ran) == list(range(total))  # every trial run once, by one worker or the other
+
+    study = optuna.load_study(study_name="shared", storage=postgres_url.replace("postgresql:", "postgresql+psycopg2:"))
+    State = optuna.trial.TrialState
+    done = [t for t in study.get_trials() if t.state in (State.COMPLETE, State.PRUNED)]
+    assert sorted(t.number for t in done) == list(range(total))
+    assert all(t.state == State.FAIL and "skipped" in t.user_attrs for t in study.get_trials() if t not in done)
+    assert (tmp_path / "worker0" / "best_config.json").is_file()
+
+
+def test_tune_lines_stay_whole_when_piped(config_file, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from trainwell import cli
+
+    monkeypatch.setattr(cli.out, "_width", 80)  # what rich falls back to when the output is not a terminal
+    out = tmp_path / ("tune_" + "x" * 80)
+    result = CliRunner().invoke(cli.app, ["tune", str(config_file), "--trials", "1", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert f"study 'tiny_search' in sqlite:///{out / 'study.db'}: 1 complete" in lines
+    assert f"saved: {out / 'best_config.json'}" in lines

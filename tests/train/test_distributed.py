@@ -1,0 +1,94 @@
+"""Data-parallel training: sharding arithmetic, and 2 gloo processes under torchrun matching 1 process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from trainwell.train import distributed
+from trainwell.cli import main
+from trainwell.errors import ConfigError
+
+CONFIG = """
+name = "ddp_digits"
+seed = 3
+[data]
+name = "digits"
+validation_size = 300
+train_size = 1153      # 18 full batches of 64 and a last batch of 1: one rank gets it, the other none
+scaling = "unit"
+[model]
+layers = [
+  { type = "flatten" },
+  { type = "dense", units = 16, activation = "relu", init = "he_normal" },
+  { type = "dense", units = 10, activation = "softmax" },
+]
+[optimizer]
+name = "sgd"
+lr = 0.05
+momentum = 0.9
+[train]
+epochs = 3
+batch_size = 64
+device = "cpu"
+"""
+
+
+def test_shards_are_disjoint_and_cover_every_batch():
+    for size in (64, 63, 7, 1):
+        batch = torch.randperm(100)[:size]
+        parts = [distributed.Context(rank=r, world_size=4).shard(batch) for r in range(4)]
+        real = torch.cat([indices for indices, count, _ in parts if count])
+        assert sorted(real.tolist()) == sorted(batch.tolist())
+        # DDP averages the ranks' gradients: the weights make that the global batch's mean
+        assert sum(weight for _, _, weight in parts) / 4 == pytest.approx(1.0)
+
+
+def test_world_size_must_divide_the_batch():
+    with pytest.raises(ConfigError, match="train.batch_size 32 is not divisible by the world size 3"):
+        distributed.Context(rank=0, world_size=3).local_batch_size(32)
+
+
+def test_single_process_is_untouched(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert distributed.from_env() is None and distributed.current() is None
+    assert distributed.is_main_process()
+    with distributed.process_group_from_env() as group:
+        assert group is None
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("RANK", raising=False)
+    with pytest.raises(ConfigError, match="torchrun"):
+        distributed.from_env()
+
+
+def test_two_gloo_processes_match_one_process(tmp_path: Path):
+    if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
+        pytest.skip("this PyTorch build has no torch.distributed with gloo; the 2-process test cannot run")
+    config = tmp_path / "ddp.toml"
+    config.write_text(CONFIG)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "trainwell.cli", "train", str(config), "-q", "-o", str(tmp_path / "two")],
+        env=env, capture_output=True, text=True, timeout=180)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("saved:") == 1  # rank 0 alone prints and writes
+    assert main(["train", str(config), "-q", "-o", str(tmp_path / "one")]) == 0
+
+    one_weights, two_weights = (load_file(tmp_path / run / "model.safetensors") for run in ("one", "two"))
+    assert one_weights.keys() == two_weights.keys()
+    for key in one_weights:
+        torch.testing.assert_close(two_weights[key], one_weights[key], rtol=1e-4, atol=1e-5)
+    one_history, two_history = (json.loads((tmp_path / run / "history.json").read_text())["epochs"]
+                                for run in ("one", "two"))
+    for a, b in zip(one_history, two_history):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), key
+    assert not (tmp_path / "two" / "checkpoints").exists()
