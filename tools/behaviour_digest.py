@@ -44,8 +44,13 @@ def _untimed(value: Any) -> Any:
     return value
 
 
+WORK = ""  # the temporary folder runs write into: a path differs between runs, so it is left out
+
+
 def _digest(value: Any) -> str:
     text = json.dumps(_untimed(value), sort_keys=True, default=str)
+    if WORK:
+        text = text.replace(WORK, "<work>")
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -152,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     digests: dict[str, Any] = {"examples": {}, "catalog": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = Path(tmp).resolve()
+        global WORK
+        WORK = str(work)
         if args.only != "catalog":
             print("examples:", flush=True)
             digests["examples"] = example_digests(work)
