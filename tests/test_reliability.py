@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import small_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,8 +28,7 @@ def nan_data():
 
 
 def model():
-    torch.manual_seed(0)
-    return tw.build_model([tw.Dense(8, activation="relu"), tw.Dense(2, activation="softmax")], input_shape=(4,))
+    return small_model(8, classes=2)
 
 
 def test_nan_batches_can_be_skipped():
