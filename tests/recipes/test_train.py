@@ -50,6 +50,7 @@ def test_train_config_without_saving():
     assert result.metrics["val_accuracy"] > 0.8 and "test_accuracy" in result.metrics
 
 
+@pytest.mark.slow
 def test_leaky_relu_matches_the_book(needs_real_data, tmp_path):
     """The chapter's leaky_relu run: 10 epochs of SGD 1e-3; the book reaches 0.8430."""
     config = load_config(EXAMPLES / "leaky_relu.toml", [f"output_dir={tmp_path}"])
