@@ -277,6 +277,7 @@ def postgres_url():
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_postgresql_study(postgres_url, config_file, tmp_path):
     total = 6
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
