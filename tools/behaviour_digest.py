@@ -94,7 +94,7 @@ def example_digests(work: Path) -> dict[str, dict[str, str]]:
         out = work / "runs" / path.stem
         started = time.perf_counter()
         if "search" in config:
-            _trainwell("tune", str(local), "--trials", "3", "--set", "train.epochs=2", "--set", "train.threads=1", "-o", str(out), "-q", cwd=work)
+            _trainwell("tune", str(local), "--trials", "3", "--set", "train.epochs=2", "--set", "search.sampler_seed=0", "--set", "train.threads=1", "-o", str(out), "-q", cwd=work)
             record = {"best_trial": _digest(json.loads((out / "best_trial.json").read_text())),
                       "best_config": _digest(json.loads((out / "best_config.json").read_text()))}
         elif "lr_find" in config:
