@@ -12,3 +12,18 @@ def strict_json(text):
         raise ValueError(f"not valid JSON: {constant}")
 
     return json.loads(text, parse_constant=refuse)
+
+
+# The smallest config (every section at its default but [model]), and one trained in two phases.
+MINIMAL = {"model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]}}
+
+
+def with_(**sections):
+    data = {"model": MINIMAL["model"]}
+    for key, value in sections.items():
+        data[key] = value
+    return data
+
+
+PHASED = {"model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 30}, {"type": "dense", "units": 10}]},
+          "phases": [{"epochs": 2, "freeze": [0]}, {"epochs": 3}]}
