@@ -52,3 +52,18 @@ def tiny_digits(*, epochs=3, units=32, activation="relu", init="he_normal", vali
         '[optimizer]\nname = "adam"\nlr = 0.01\n',
         f"[train]\nepochs = {epochs}\n", f"{train}\n" if train else "", f"{extra}\n" if extra else "",
     ])
+
+
+# The smallest config (every section at its default but [model]), and one trained in two phases.
+MINIMAL = {"model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]}}
+
+
+def with_(**sections):
+    data = {"model": MINIMAL["model"]}
+    for key, value in sections.items():
+        data[key] = value
+    return data
+
+
+PHASED = {"model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 30}, {"type": "dense", "units": 10}]},
+          "phases": [{"epochs": 2, "freeze": [0]}, {"epochs": 3}]}
