@@ -8,7 +8,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 import trainwell as tw
 from trainwell.config import load_config
 from trainwell.doctor.record import Diagnostics
-from trainwell.train.fused import fused_step, why_not_fused
+from trainwell.train.step import StepParts, fused_step, make_step, why_not_fused
 from trainwell.model.regularization import l2, max_norm
 
 
@@ -88,7 +88,7 @@ def test_clipping_keeps_the_gradients_for_the_optimizer(images):
     fused = fit(images, layers, optimizer, fused=True, clipnorm=0.05)
     standard = fit(images, layers, optimizer, fused=False, clipnorm=0.05)
     assert_same_run(fused, standard)
-    step = fused_step(fused[2], fused[2].forward_logits)
+    step = fused_step(fused[2])
     assert step is not None and not step.applies_update  # fused, with the update left to the optimizer
     unclipped = fit(images, layers, optimizer, fused=True)
     assert unclipped[0]["loss"] != pytest.approx(fused[0]["loss"], rel=1e-3)  # the clipping did something
@@ -136,8 +136,8 @@ def test_why_not_fused_names_the_reason(change, reason):
     layers = change.pop("layers", CASES["leaky_relu, SGD"][0])
     model = tw.build_model(layers, input_shape=(8, 8))
     trainer = tw.Trainer(model, **{"optimizer": {"name": "sgd"}, **change})
-    assert reason in why_not_fused(trainer, trainer.forward_logits)
-    assert fused_step(trainer, trainer.forward_logits) is None
+    assert reason in why_not_fused(trainer)
+    assert fused_step(trainer) is None
 
 
 def test_penalties_frozen_layers_and_the_switch_turn_it_off():
@@ -145,22 +145,24 @@ def test_penalties_frozen_layers_and_the_switch_turn_it_off():
                             tw.Dense(4, activation="softmax")], input_shape=(8, 8))
     trainer = tw.Trainer(model, optimizer="sgd")
     assert "l1/l2 penalties" in why_not_fused(trainer)
-    assert fused_step(trainer, trainer.forward_logits) is None
+    assert fused_step(trainer) is None
     model[1].kernel_regularizer = None
     assert why_not_fused(trainer) is None and fused_step(trainer) is not None
-    assert fused_step(trainer, trainer.forward_logits, penalties=[object()]) is None
+    parts = StepParts(model=model, forward=trainer.forward_logits, loss=trainer.loss, optimizer=trainer.optimizer,
+                      clipping=trainer.clipping, penalties=[object()])
+    assert "l1/l2 penalties" in make_step(parts)[1]
     switched_off = tw.Trainer(model, optimizer="sgd", fused=False)
     assert switched_off.fused is False and "fused=False" in why_not_fused(switched_off)
     model[1].weight.requires_grad_(False)
     frozen = tw.Trainer(model, optimizer="sgd")
-    assert "frozen" in why_not_fused(frozen, frozen.forward_logits)
+    assert "frozen" in why_not_fused(frozen)
 
 
 def test_plain_torch_sequential_qualifies(images):
     x, y, _, _ = images
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 4))
     trainer = tw.Trainer(model, optimizer={"name": "sgd", "lr": 0.1}, seed=0)
-    assert fused_step(trainer, trainer.forward_logits) is not None
+    assert fused_step(trainer) is not None
     history = trainer.fit(x, y, epochs=2, batch_size=32, verbose=False)
     assert history["loss"][1] < history["loss"][0]
 
@@ -267,14 +269,14 @@ def test_a_callback_gets_the_autograd_step_exactly_where_it_asks(images, case, m
 
     fused_steps = []
     trainers = []
-    original = fused_module.FusedStep.__call__
+    original = fused_module.FusedPass.__call__
 
     def spy(self, x, y):
         if self.params[0] is next(trainers[-1].model.parameters()):  # the trainer's step, not the probe's
             fused_steps.append(trainers[-1].step)
         return original(self, x, y)
 
-    monkeypatch.setattr(fused_module.FusedStep, "__call__", spy)
+    monkeypatch.setattr(fused_module.FusedPass, "__call__", spy)
     layers, optimizer = CASES[case]
     asker = AsksForAutograd({0, 3, 7, 19, 20})
     x, y, x_val, y_val = images
@@ -311,10 +313,10 @@ def _broken(*args, **kwargs):
     (lambda g, y, threshold: torch.ops.aten.threshold_backward(g, y, threshold) * 1.01, "disagrees with autograd"),
 ])
 def test_a_kernel_that_breaks_makes_the_fused_step_step_aside_with_a_warning(images, monkeypatch, replacement, reason):
-    from trainwell.train import fused as fused_module
+    from trainwell.train import fused_probe, fused_stages
 
-    monkeypatch.setattr(fused_module, "_PROBES", {})
-    monkeypatch.setattr(fused_module, "aten", _Kernels("threshold_backward", replacement))
+    monkeypatch.setattr(fused_probe, "_PROBES", {})
+    monkeypatch.setattr(fused_stages, "aten", _Kernels("threshold_backward", replacement))
     layers = [tw.Flatten(), tw.Dense(32, activation="relu"), tw.Dense(4, activation="softmax")]
     optimizer = {"name": "sgd", "lr": 0.05}
     with pytest.warns(RuntimeWarning, match=f"fused step.*{reason}.*autograd") as caught:
@@ -326,7 +328,7 @@ def test_a_kernel_that_breaks_makes_the_fused_step_step_aside_with_a_warning(ima
 
 
 def test_the_probe_leaves_the_model_and_random_streams_alone_and_runs_once(images, monkeypatch):
-    from trainwell.train import fused as fused_module
+    from trainwell.train import fused_probe as fused_module
 
     monkeypatch.setattr(fused_module, "_PROBES", {})
     runs = []
@@ -351,7 +353,7 @@ def test_the_probe_leaves_the_model_and_random_streams_alone_and_runs_once(image
 
 def test_the_probe_of_a_deep_model_is_cheap():
     import time
-    from trainwell.train import fused as fused_module
+    from trainwell.train import fused_probe as fused_module
 
     layers = [tw.Flatten()] + [tw.Dense(100, activation="selu", init="lecun_normal") for _ in range(100)]
     model = tw.build_model(layers + [tw.Dense(10, activation="softmax")], input_shape=(28, 28))
