@@ -18,34 +18,29 @@ before its first step.
 
 from __future__ import annotations
 
-import functools
+import os
 import random
 import re
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from trainwell.callbacks import Callback, ProgressDisplay, overrides
-from trainwell.data.arrays import model_dtype, model_inputs, output_shape
-from trainwell.errors import ArrayError, ConfigError
-from trainwell.model.losses import LOSSES, Loss, get_loss, logits_model
-from trainwell.model.regularization import kernel_constraints, kernel_penalties
+from trainwell.callbacks import Callback
+from trainwell.errors import ConfigError
+from trainwell.model.losses import Loss, get_loss, logits_model
 from trainwell.model.transfer import apply_frozen_modes
 from trainwell.optim import OptimizerFactory, make_optimizer, momentum_setter
 from trainwell.schedules import Schedule, check_schedule
 from trainwell.train import distributed
-from trainwell.train.batches import Batches, order_generator
-from trainwell.train.frozen import cache_frozen_prefix
 from trainwell.train.history import History
 from trainwell.train.meter import Meter
-from trainwell.train.rates import StepRates, resolve_schedules
-from trainwell.train.resume import FitSaves, capture, save_state
-from trainwell.train.step import Step, StepParts, make_step
-from trainwell.train.threads import auto_threads, check_threads, using_threads
+from trainwell.train.inputs import checked_data, inputs_for, logits_in_batches, logits_shape, loss_and_metrics
+from trainwell.train.resume import capture, save_state
+from trainwell.train.setup import Fit, check_settings, prepare_fit
+from trainwell.train.threads import auto_threads, using_threads
 
 ArrayLike = Any  # numpy array or torch tensor
 
@@ -104,48 +99,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return resolved
 
 
-
-METRICS = ("accuracy",)
-
-
-def _check_settings(metrics: Sequence[str], clipping: Mapping[str, Any], threads: Any, seed: Any) -> None:
-    for metric in metrics:
-        if metric not in METRICS:
-            raise ConfigError(f"metrics: unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
-    for key, value in clipping.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-            raise ConfigError(f"{key}: must be a positive number, got {value!r}")
-    check_threads(threads)
-    if seed is not None:
-        check_seed(seed)
-
-
-def _check_fit_arguments(epochs: Any, batch_size: Any, save_every_steps: Any, resume_dir: Any) -> None:
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ConfigError(f"epochs: must be a positive integer, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size: must be a positive integer, got {batch_size!r}")
-    if save_every_steps is not None and (isinstance(save_every_steps, bool) or not isinstance(save_every_steps, int)
-                                         or save_every_steps < 1 or resume_dir is None):
-        raise ConfigError(f"save_every_steps: must be a positive integer, with resume_dir, got {save_every_steps!r}")
-
-
-@dataclass
-class _Fit:
-    """What one fit's loop calls, built once by ``Trainer._prepare`` so each step looks nothing up."""
-
-    batches: Batches  # each epoch's order and batches (this rank's share under torchrun)
-    step: Step  # the fused or the autograd step (trainwell.train.step)
-    meter: Meter  # the epoch's sums
-    rates: StepRates  # each step's learning rate and momentum
-    saves: FitSaves  # where the fit's state is saved and restored from
-    validate: Callable[[], dict[str, float]] | None
-    callbacks: list[Callback]
-    batch_begin: list[Callback]  # only those that override the hook: the rest cost nothing per step
-    batch_end: list[Callback]
-    target: int  # the number of epochs in History when the fit ends
-
-
 class Trainer:
     """Fits any ``nn.Module`` on in-memory arrays.
 
@@ -177,7 +130,9 @@ class Trainer:
         fused: bool = True,
     ):
         clipping = {"clipvalue": clipvalue, "clipnorm": clipnorm, "global_clipnorm": global_clipnorm}
-        _check_settings(metrics, clipping, threads, seed)
+        check_settings(metrics, clipping, threads)
+        if seed is not None:
+            check_seed(seed)
         self.device = resolve_device(device)
         self.model = model.to(self.device)
         # CPU threads while fitting: None picks by the model's shape (see trainwell.train.threads).
@@ -213,29 +168,9 @@ class Trainer:
         self._meter: Meter | None = None  # the sums of the epoch under way, or of the last one
 
     # ----------------------------------------------------------------- data
-    def _inputs(self, x: ArrayLike, what: str, *, finite: bool = True) -> torch.Tensor:
-        """``x`` as the model's inputs: its dtype (so ``x / 255.0``, float64, works), on the device, finite
-        (unless ``finite=False``)."""
-        return model_inputs(x, dtype=model_dtype(self.model), device=self.device, what=what, finite=finite)
-
-    def _targets(self, y: ArrayLike, what: str) -> torch.Tensor:
-        return self.loss.prepare_targets(y, what).to(self.device)
-
     def _data(self, x: ArrayLike, y: ArrayLike, what: str, *, finite: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and targets checked against each other and against the model (``what``: "training data"...);
-        ``finite=False`` lets non-finite inputs through (to batches that ``skip_nonfinite`` skips)."""
-        x, y = self._inputs(x, f"{what} x", finite=finite), self._targets(y, f"{what} y")
-        if len(x) != len(y):
-            raise ArrayError(f"{what}: {len(x)} inputs but {len(y)} targets")
-        if len(x) == 0:
-            raise ArrayError(f"{what}: no samples")
-        self.loss.check_targets(y, self._output_shape(x, f"{what} x"), f"{what} y")
-        return x, y
-
-    def _output_shape(self, x: torch.Tensor, what: str) -> tuple[int, ...]:
-        """The per-sample shape of the model's logits, from one forward of two samples of ``x``
-        (see :func:`trainwell.data.arrays.output_shape`): it changes no weight, statistic or random stream."""
-        return output_shape(self.model, x, what, forward=lambda batch: self._logits(batch, batch_size=2))
+        """Inputs and targets checked against each other and the model (see trainwell.train.inputs)."""
+        return checked_data(self.model, self.forward_logits, self.loss, self.device, x, y, what, finite=finite)
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -274,10 +209,9 @@ class Trainer:
                              shuffle=shuffle, verbose=verbose, eval_batch_size=eval_batch_size,
                              cache_frozen=cache_frozen, resume_dir=resume_dir, save_every_steps=save_every_steps)
 
-
     def _fit(self, x, y, **options) -> History:
         """The loop itself: set up, then epochs (steps, logs, callbacks, saves) until the target or a stop."""
-        fit = self._prepare(x, y, **options)
+        fit = prepare_fit(self, x, y, **options)
         self.failure = None
         for callback in fit.callbacks:
             callback.on_fit_begin(self)
@@ -302,80 +236,7 @@ class Trainer:
             raise self.failure
         return self.history
 
-    def _prepare(self, x, y, *, epochs, batch_size, validation_data, shuffle, verbose, eval_batch_size, cache_frozen,
-                 resume_dir, save_every_steps) -> _Fit:
-        """Check fit's arguments and build, once, what every step reads: data, order, schedules, callbacks, step."""
-        _check_fit_arguments(epochs, batch_size, save_every_steps, resume_dir)
-        x_train, y_train = self._data(x, y, "training data", finite=not self.skip_nonfinite)
-        validation = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ConfigError(f"validation_data: expected a pair (x, y), got {type(validation_data).__name__}")
-            validation = self._data(*validation_data, "validation data")
-        forward = self.forward_logits  # the logits of inputs like x_train (above any cached layers)
-        if cache_frozen:
-            x_train, validation, forward = cache_frozen_prefix(self.model, self.loss, forward, x_train, validation,
-                                                               eval_batch_size)
-        if self.seed is not None:
-            torch.manual_seed(self.seed)
-        sharding = distributed.current()  # data-parallel under torchrun; None (and no cost) in one process
-        order = order_generator(self.seed, sharding, batch_size)
-        train_forward = forward if sharding is None else distributed.wrap(forward, self.device)
-        steps_per_epoch = (len(x_train) + batch_size - 1) // batch_size
-        callbacks, rates = self._callbacks_and_rates(epochs, steps_per_epoch, verbose and (
-            sharding is None or sharding.is_main))
-        self.epochs = target = len(self.history) + epochs
-        self.steps_per_epoch = steps_per_epoch
-        self.stop_training = False
-        if not any(p.requires_grad for p in self.model.parameters()):
-            raise ConfigError("nothing to train: every parameter of the model is frozen (unfreeze some layers)")
-        step = self._make_step(train_forward, callbacks, cached=forward is not self.forward_logits)
-        validate = None if validation is None else functools.partial(
-            self._evaluate_tensors, *validation, batch_size=eval_batch_size, forward=forward)
-        return _Fit(
-            batches=Batches(x_train, y_train, batch_size, shuffle=shuffle, order=order, device=self.device,
-                            sharding=sharding),
-            step=step, meter=self._meter_for(y_train, sharded=sharding is not None), rates=rates,
-            saves=FitSaves(resume_dir, every_steps=save_every_steps, callbacks=callbacks, order=order, target=target),
-            validate=validate, callbacks=callbacks, batch_begin=[c for c in callbacks if overrides(c, "on_batch_begin")],
-            batch_end=[c for c in callbacks if overrides(c, "on_batch_end")], target=target)
-
-    def _callbacks_and_rates(self, epochs: int, steps_per_epoch: int, show_progress: bool):
-        """The fit's callbacks (a schedule table's plateau, the progress display) and its step rates."""
-        callbacks = list(self.callbacks)
-        lr_schedule, momentum_schedule, plateau = resolve_schedules(
-            self.schedule, self.momentum_schedule, lr0=self.optimizer.param_groups[0]["base_lr"],
-            steps_per_epoch=steps_per_epoch, total_steps=(len(self.history) + epochs) * steps_per_epoch)
-        if plateau is not None:
-            callbacks.append(plateau)
-        rates = StepRates(self.optimizer, lr_schedule, momentum_schedule)
-        if show_progress and not any(isinstance(c, ProgressDisplay) for c in callbacks):
-            callbacks.append(ProgressDisplay())
-        return callbacks, rates
-
-    def _make_step(self, forward: nn.Module, callbacks: list[Callback], *, cached: bool) -> Step:
-        """The fit's step (trainwell.train.step); every callback that overrides ``needs_autograd`` is asked each step."""
-        askers = [c for c in callbacks if overrides(c, "needs_autograd")]
-        wants_autograd = (lambda: any([c.needs_autograd(self, self.step) for c in askers])) if askers else None
-        # Looked up once per fit: a model without penalties or constraints pays nothing per step.
-        parts = StepParts(model=self.model, forward=forward, loss=self.loss, optimizer=self.optimizer,
-                          clipping=self.clipping, skip_nonfinite=self.skip_nonfinite,
-                          penalties=kernel_penalties(self.model), constraints=kernel_constraints(self.model),
-                          device=self.device)
-        step, _ = make_step(parts, fused=self.fused, cached=cached, wants_autograd=wants_autograd)
-        return step
-
-    def _meter_for(self, y_train: torch.Tensor, *, sharded: bool) -> Meter:
-        """The fit's meter. Accuracy of one process's categorical fit, cheaply: each step writes its predicted
-        classes into an epoch-long buffer (one op), compared with the targets once per epoch."""
-        count_correct = "accuracy" in self.metrics
-        buffered = (count_correct and not sharded and not self.skip_nonfinite
-                    and self.loss.predicted_classes is LOSSES["sparse_categorical_crossentropy"].predicted_classes)
-        predicted = torch.empty(len(y_train), dtype=torch.long, device=self.device) if buffered else None
-        return Meter(y_train, device=self.device, penalties=bool(kernel_penalties(self.model)),
-                     count_correct=count_correct, correct=self.loss.correct, predicted=predicted, sharded=sharded)
-
-    def _run_epoch(self, fit: _Fit, resumed: dict[str, Any] | None) -> None:
+    def _run_epoch(self, fit: Fit, resumed: dict[str, Any] | None) -> None:
         """One epoch's steps, from a saved mid-epoch position if given; the meter keeps its sums."""
         indices = fit.batches.start_epoch()  # the epoch's order
         self.model.train()
@@ -406,7 +267,7 @@ class Trainer:
                                                 "step_in_epoch": self.step_in_epoch, **fit.meter.state_dict()})
         fit.meter.end_epoch()
 
-    def _epoch_logs(self, fit: _Fit, started: float) -> dict[str, Any]:
+    def _epoch_logs(self, fit: Fit, started: float) -> dict[str, Any]:
         """The epoch's record for History and the callbacks: loss, metrics, validation, rate, time."""
         logs: dict[str, Any] = {"epoch": self.epoch, **fit.meter.results(accuracy="accuracy" in self.metrics)}
         if fit.validate is not None:
@@ -434,31 +295,17 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group.setdefault("base_lr", float(group["lr"]))
 
-
     def running_loss(self) -> float:
         """Mean training loss of the current epoch so far (reads the device once)."""
         return float("nan") if self._meter is None else self._meter.running_loss()
 
     # ------------------------------------------------------------ evaluate
-    @torch.no_grad()
     def _logits(self, x: torch.Tensor, batch_size: int, forward: nn.Module | None = None) -> torch.Tensor:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size: must be a positive integer, got {batch_size!r}")
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            forward = forward or self.forward_logits
-            return torch.cat([forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-        finally:
-            self.model.train(was_training)
+        return logits_in_batches(self.model, forward or self.forward_logits, x, batch_size)
 
     def _evaluate_tensors(self, x: torch.Tensor, y: torch.Tensor, *, batch_size: int,
                           forward: nn.Module | None = None) -> dict[str, float]:
-        logits = self._logits(x, batch_size, forward)
-        results = {"loss": float(self.loss(logits, y))}
-        if "accuracy" in self.metrics:
-            results["accuracy"] = self.loss.correct(logits, y).item() / len(y)
-        return results
+        return loss_and_metrics(self.loss, self.metrics, self._logits(x, batch_size, forward), y)
 
     def evaluate(self, x: ArrayLike, y: ArrayLike, *, batch_size: int = 1024) -> dict[str, float]:
         """Loss and metrics on ``(x, y)`` with the model in evaluation mode."""
@@ -467,8 +314,8 @@ class Trainer:
 
     def _prediction_inputs(self, x: ArrayLike) -> torch.Tensor:
         """``x`` checked as ``_data`` checks inputs (dtype, values, fit to the model)."""
-        x = self._inputs(x, "prediction inputs x")
-        self._output_shape(x, "prediction inputs x")  # also refuses an empty array
+        x = inputs_for(self.model, self.device, x, "prediction inputs x")
+        logits_shape(self.model, self.forward_logits, x, "prediction inputs x")  # also refuses an empty array
         return x
 
     def predict(self, x: ArrayLike, *, batch_size: int = 1024) -> torch.Tensor:
