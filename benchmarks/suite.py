@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from trainwell import BatchNormalization, Dense, Flatten, Trainer, build_model
-from trainwell.train.fused import why_not_fused
+from trainwell.train.step import why_not_fused
 from trainwell.train.threads import auto_threads
 
 HERE = Path(__file__).resolve().parent
@@ -120,7 +120,7 @@ def time_torch(name: str, x, y, *, epochs: int, batch_size: int, device: str) ->
     """
     torch.manual_seed(0)
     trainers = {"trainwell": Trainer(trainwell_model(name), optimizer=optimizer_spec(name), device=device, seed=0)}
-    fused = why_not_fused(trainers["trainwell"], trainers["trainwell"].forward_logits) is None
+    fused = why_not_fused(trainers["trainwell"]) is None
     if fused:
         trainers["standard step"] = Trainer(trainwell_model(name), optimizer=optimizer_spec(name), device=device,
                                             seed=0, fused=False)

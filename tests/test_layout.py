@@ -111,13 +111,11 @@ KNOWN_LONG_MODULES = {
     "trainwell.callbacks", "trainwell.catalog.report", "trainwell.catalog.runner", "trainwell.catalog.store",
     "trainwell.cli", "trainwell.doctor.findings", "trainwell.fileio", "trainwell.model.activations",
     "trainwell.model.init", "trainwell.model.layers", "trainwell.model.regularization", "trainwell.optim",
-    "trainwell.recipes.train", "trainwell.train.fused",
-    "trainwell.train.trainer",
+    "trainwell.recipes.train",
 }
-KNOWN_LONG_FUNCTIONS = {"train/trainer.py: __init__", "train/trainer.py: _run_epoch", "catalog/runner.py: _reproduce",
-                        "catalog/report.py: chapter_figures", "catalog/report.py: html_page"}
+KNOWN_LONG_FUNCTIONS = {"catalog/runner.py: _reproduce", "catalog/report.py: chapter_figures", "catalog/report.py: html_page"}
 KNOWN_UNDOCUMENTED = {"trainwell.catalog", "trainwell.catalog.sections", "trainwell.data", "trainwell.doctor",
-                      "trainwell.model", "trainwell.recipes", "trainwell.train"}
+                      "trainwell.model", "trainwell.recipes"}
 
 
 def _check_known(found: set[str], known: set[str], what: str) -> None:

@@ -22,7 +22,7 @@ from trainwell.optim import clip_gradients, optimizer
 from trainwell.model.saving import load_model, load_weights, save_model, save_weights
 from trainwell.model.summary import summary
 from trainwell.train.trainer import Trainer, seed_everything
-from trainwell.train.fused import why_not_fused
+from trainwell.train.step import why_not_fused
 from trainwell.errors import ArrayError
 # regularization, long-run callbacks and MC dropout
 from trainwell.callbacks import Checkpoint, EarlyStopping, TerminateOnNaN

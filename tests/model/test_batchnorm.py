@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import trainwell as tw
-from trainwell.train.fused import fused_step
+from trainwell.train.step import fused_step
 
 FEATURES = 6
 

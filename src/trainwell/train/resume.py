@@ -11,6 +11,9 @@ a run that was never interrupted, bit for bit.
 On disk a state is one safetensors file (tensors) whose metadata holds the rest as
 JSON and a SHA-256 of both. Files are written atomically and the newest two are kept:
 a state that fails its checksum is reported and the previous one is used instead.
+
+:class:`FitSaves` is what the training loop calls: it captures a trainer's state at an
+epoch's end (or every ``save_every_steps`` steps) and restores it when a fit starts.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import logging
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -180,3 +183,90 @@ def set_rng_states(states: dict[str, Any], order: torch.Generator) -> None:
     order.set_state(states["order"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+# ------------------------------------------------------------------ one fit's saves
+def fit_callbacks(callbacks: Sequence[Any]) -> dict[str, Any]:
+    """The callbacks a saved training state records, by position and class ("0:EarlyStopping"): all but
+    those that only report (``affects_fit = False``, the progress display), which a resumed fit may add or drop."""
+    kept = [c for c in callbacks if getattr(c, "affects_fit", True)]
+    return {f"{i}:{type(c).__name__}": c for i, c in enumerate(kept)}
+
+
+def capture(trainer: Any, callbacks: Sequence[Any], order: torch.Generator, target: int,
+            mid_epoch: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the rest of ``trainer``'s fit depends on, as a state to save."""
+    rng = rng_states(order)
+    if mid_epoch is not None:
+        # Resuming redraws this epoch's order from the generator state at its start,
+        # then goes on with the other generators as they are now.
+        rng["order"] = mid_epoch.pop("epoch_order")
+    return {
+        "target": target, "epoch": len(trainer.history), "step": trainer.step, "stopped": trainer.stop_training,
+        "lr_scale": trainer.lr_scale, "skipped_batches": trainer.skipped_batches,
+        "model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
+        "history": {"records": trainer.history.records, "steps": trainer.history.steps},
+        "callbacks": {name: c.state_dict() for name, c in fit_callbacks(callbacks).items()},
+        "rng": rng, "mid_epoch": mid_epoch,
+    }
+
+
+class FitSaves:
+    """Where one fit saves its state (``directory``; None: nowhere, and every call does nothing) and restores it from.
+
+    The state is the trainer's (:func:`capture`): its model, optimizer, History, counters and
+    ``lr_scale``, the callbacks' state and every random generator, with ``order`` (the epoch
+    orders' generator). A save goes through the trainer's ``_save``, the one place a fit writes it.
+    """
+
+    def __init__(self, directory: str | os.PathLike | None, *, every_steps: int | None, callbacks: Sequence[Any],
+                 order: torch.Generator, target: int):
+        self.directory, self.every_steps, self.callbacks = directory, every_steps, list(callbacks)
+        self.order, self.target = order, target
+
+    def due(self, step: int) -> bool:
+        """Whether a state is saved after step ``step`` (``save_every_steps``), mid-epoch."""
+        return bool(self.every_steps) and step % self.every_steps == 0
+
+    def save(self, trainer: Any, mid_epoch: dict[str, Any] | None = None) -> None:
+        """Save ``trainer``'s state, at an epoch's end or (``mid_epoch``) within one."""
+        if self.directory is not None:
+            trainer._save(self.directory, self.callbacks, self.order, self.target, mid_epoch)
+
+    def restore(self, trainer: Any) -> dict[str, Any] | None:
+        """Load the newest saved state of this fit, if any, into ``trainer``; return the mid-epoch position to
+        continue from (None: start at an epoch's beginning)."""
+        if self.directory is None:
+            return None
+        state = load_latest_state(self.directory)
+        if state is None:
+            return None
+        try:
+            return self._apply(state, trainer)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+            # A state whose checksum matches but whose contents are not a state of this kind of fit:
+            # crafted, or from an incompatible trainwell. Nothing of it can be trusted.
+            detail = " ".join(str(error).split())
+            detail = detail if len(detail) <= 300 else detail[:297] + "..."
+            raise ResumeError(f"{self.directory}: the saved training state is incomplete or malformed "
+                              f"({type(error).__name__}: {detail}); pass --restart (train_config(restart=True)) "
+                              "to start over") from None
+
+    def _apply(self, state: dict[str, Any], trainer: Any) -> dict[str, Any] | None:
+        names = fit_callbacks(self.callbacks)
+        if list(state["callbacks"]) != list(names) or state["target"] > self.target:
+            raise ResumeError(f"{self.directory}: the saved training state belongs to a different fit (it has "
+                              f"callbacks [{', '.join(state['callbacks'])}] and {state['target']} epochs, this fit "
+                              f"[{', '.join(names)}] and {self.target}); delete the folder to start over")
+        trainer.model.load_state_dict(state["model"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.history.records[:] = state["history"]["records"]
+        trainer.history.steps.clear()
+        trainer.history.steps.update(state["history"]["steps"])
+        trainer.step, trainer.lr_scale = state["step"], state["lr_scale"]
+        trainer.skipped_batches = state.get("skipped_batches", 0)  # History counts them from the fit's start
+        trainer.stop_training = state["stopped"]
+        for key, saved in state["callbacks"].items():
+            names[key].load_state_dict(saved)
+        set_rng_states(state["rng"], self.order)  # mid-epoch, "order" is the epoch's start: its order is redrawn
+        return state["mid_epoch"]

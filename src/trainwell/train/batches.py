@@ -1,0 +1,64 @@
+"""The epoch's order of the samples and its batches, each one rank's share under torchrun.
+
+A fit draws each epoch's order from its own generator (seeded from the trainer's seed),
+so the order does not depend on what else draws random numbers. Under ``torchrun`` every
+rank draws the same order (rank 0's seed) and takes its own slice of each global batch
+(:meth:`trainwell.train.distributed.Context.shard`); in one process a batch is the whole
+global batch. The generator's state at an epoch's start is kept (:attr:`Batches.epoch_order`)
+so that a state saved mid-epoch can redraw the epoch's order.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+
+from trainwell.train import distributed
+
+
+def order_generator(seed: int | None, sharding: distributed.Context | None, batch_size: int) -> torch.Generator:
+    """The generator of a fit's epoch orders: seeded by ``seed`` (else a fresh seed), rank 0's for every rank
+    (whose world size must divide the global ``batch_size``)."""
+    order = torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
+    if sharding is not None:
+        sharding.local_batch_size(batch_size)  # the world size must divide the global batch
+        order.manual_seed(distributed.shared_seed(order.initial_seed()))  # one permutation for all ranks
+    return order
+
+
+class Batches:
+    """One fit's epochs of batches of ``(x, y)``, tensors on the device."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool, order: torch.Generator,
+                 device: torch.device, sharding: distributed.Context | None):
+        self.x, self.y, self.n = x, y, len(x)
+        self.batch_size, self.shuffle, self.order, self.device = batch_size, shuffle, order, device
+        self.sharding = sharding
+        self.epoch_order: torch.Tensor | None = None
+        self.indices: torch.Tensor | None = None
+
+    def start_epoch(self) -> torch.Tensor:
+        """Draw the epoch's order (keeping the generator's state before it); return it, on the device."""
+        self.epoch_order = self.order.get_state()
+        indices = torch.randperm(self.n, generator=self.order) if self.shuffle else torch.arange(self.n)
+        self.indices = indices.to(self.device)
+        return self.indices
+
+    def __call__(self, first: int = 0) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, int, float]]:
+        """The epoch's batches from sample ``first`` on: ``(start, xb, yb, count, weight)`` for this rank.
+
+        ``start`` is the global batch's position in the epoch, ``count`` the rank's number of
+        samples, ``weight`` what its mean loss is scaled by (1.0 in one process; see
+        :meth:`~trainwell.train.distributed.Context.shard`).
+        """
+        for start in range(first, self.n, self.batch_size):
+            batch = self.indices[start:start + self.batch_size]
+            count, weight = len(batch), 1.0
+            if self.sharding is not None:  # this rank's slice of the global batch
+                batch, count, weight = self.sharding.shard(batch)
+            yield start, self.x.index_select(0, batch), self.y.index_select(0, batch), count, weight
+
+    def more_after(self, start: int) -> bool:
+        """Whether the batch at ``start`` is not the epoch's last."""
+        return start + self.batch_size < self.n

@@ -1,0 +1,107 @@
+"""The epoch's sums: loss, penalty, correct predictions and samples, kept on the device.
+
+Each step adds to them with one op apiece (no host sync); they are read once per epoch,
+or when a progress display asks for the running loss. For one process's categorical fit
+the predicted classes go into an epoch-long buffer (one ``argmax`` per step) and are
+compared with the targets only when the sums are read (:meth:`Meter.tally`). A saved
+mid-epoch state holds the sums (:meth:`Meter.state_dict`), and a data-parallel fit adds
+them over the ranks at the epoch's end (:meth:`Meter.all_reduce`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from trainwell.train import distributed
+
+
+class Meter:
+    """The sums of one fit's epochs.
+
+    ``correct`` counts the right predictions of a batch (the loss's own), used unless the
+    fit has the ``predicted`` buffer; ``count_correct=False`` counts none (no accuracy metric).
+    ``sharded``: a data-parallel fit, whose sums are added over the ranks at each epoch's end.
+    """
+
+    def __init__(self, y_train: torch.Tensor, *, device: torch.device, penalties: bool, count_correct: bool,
+                 correct: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], predicted: torch.Tensor | None = None,
+                 sharded: bool = False):
+        self.y_train, self.device, self.sharded = y_train, device, sharded
+        self.penalties, self.count_correct, self.correct_of = penalties, count_correct, correct
+        self.predicted = predicted  # the epoch's predicted classes, when accuracy is counted that way
+        self.loss_sum: torch.Tensor | None = None
+        self.samples = 0
+
+    def start(self, indices: torch.Tensor, resumed: dict[str, Any] | None = None, first: int = 0) -> None:
+        """Zero the sums for an epoch in the order ``indices``, or take a saved state's from sample ``first`` on."""
+        self.indices = indices
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.penalty_sum = torch.zeros((), device=self.device)
+        self.correct = torch.zeros((), device=self.device, dtype=torch.long)
+        self.samples = 0
+        self.first = self.position = first
+        if resumed is not None:
+            self.load_state_dict(resumed)
+
+    def add(self, result: Any, yb: torch.Tensor, start: int, count: int) -> None:
+        """A step's loss, penalty and predictions, for its ``count`` samples from position ``start`` of the epoch."""
+        logits, loss, penalty = result
+        with torch.no_grad():
+            self.loss_sum.add_(loss, alpha=count)
+            if self.penalties:
+                self.penalty_sum.add_(penalty, alpha=count)
+            if self.predicted is not None:
+                torch.argmax(logits, dim=-1, out=self.predicted[start:start + count])
+            elif count and self.count_correct:  # 0: a rank left out of a short last batch ran one sample with weight 0
+                self.correct += self.correct_of(logits, yb)
+        self.position = start + count
+        self.samples += count
+
+    def tally(self) -> None:
+        """Add the right predictions the buffer holds for the samples since the last tally."""
+        if self.predicted is None or self.position <= self.first:
+            return
+        self.correct = self.correct + (self.predicted[self.first:self.position] == self.y_train.index_select(
+            0, self.indices[self.first:self.position])).sum()
+        self.first = self.position
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sums so far (tallied), as a saved mid-epoch state holds them."""
+        self.tally()
+        return {"samples": self.samples, "sums": [self.loss_sum, self.penalty_sum, self.correct]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.samples = state["samples"]
+        self.loss_sum, self.penalty_sum, self.correct = (t.to(self.device) for t in state["sums"])
+
+    def all_reduce(self) -> None:
+        """The epoch's sums over every rank's shard (one collective)."""
+        totals = distributed.sum_over_ranks(self.loss_sum, self.penalty_sum, self.correct, self.samples)
+        self.loss_sum.fill_(totals[0])
+        self.penalty_sum.fill_(totals[1])
+        self.correct.fill_(int(totals[2]))
+        self.samples = int(totals[3])
+
+    def end_epoch(self) -> None:
+        """Tally, and under torchrun (``sharded``) add the sums over the ranks."""
+        self.tally()
+        if self.sharded:
+            self.all_reduce()
+
+    def running_loss(self) -> float:
+        """Mean training loss of the epoch so far (reads the device once)."""
+        if self.loss_sum is None or self.samples == 0:
+            return float("nan")
+        return self.loss_sum.item() / self.samples
+
+    def results(self, *, accuracy: bool) -> dict[str, float]:
+        """The epoch's mean loss, and its penalty, data loss and accuracy where the fit has them."""
+        logs = {"loss": self.running_loss()}
+        if self.penalties:  # "loss" is their sum, as Keras reports it; val_loss is the data loss alone
+            logs["penalty"] = self.penalty_sum.item() / max(self.samples, 1)
+            logs["data_loss"] = logs["loss"] - logs["penalty"]
+        if accuracy:
+            logs["accuracy"] = self.correct.item() / max(self.samples, 1)
+        return logs
