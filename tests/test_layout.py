@@ -101,7 +101,6 @@ KNOWN_WRONG_IMPORTS = {
     "trainwell.doctor.findings -> trainwell.doctor.selfnorm",
     "trainwell.lr_finder -> trainwell.config",
     "trainwell.lr_finder -> trainwell.recipes.train",
-    "trainwell.model.regularization -> trainwell.train.trainer",
     "trainwell.recipes.train -> trainwell",
     "trainwell.recipes.tune -> trainwell.catalog.store",
     "trainwell.schedules -> trainwell.callbacks",
@@ -112,7 +111,7 @@ KNOWN_WRONG_IMPORTS = {
 KNOWN_LONG_MODULES = {
     "trainwell.callbacks", "trainwell.catalog.report", "trainwell.catalog.runner", "trainwell.catalog.store",
     "trainwell.cli", "trainwell.config", "trainwell.doctor.findings", "trainwell.fileio", "trainwell.model.activations",
-    "trainwell.model.init", "trainwell.model.layers", "trainwell.model.regularization", "trainwell.optim",
+    "trainwell.model.init", "trainwell.model.layers", "trainwell.optim",
     "trainwell.recipes.train", "trainwell.recipes.tune", "trainwell.schedules", "trainwell.train.fused",
     "trainwell.train.trainer",
 }

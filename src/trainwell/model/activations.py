@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainwell.checks import check_integer
 from trainwell.errors import ConfigError, reject_unknown
 
 __all__ = [
@@ -337,8 +338,7 @@ def get_activation(spec: str | Mapping[str, Any] | nn.Module | None = None, *,
             f"got {type(spec).__name__}"
         )
     if units is not None:
-        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ConfigError(f"units must be an integer >= 1, got {units!r}")
+        check_integer(units, "units must be an integer >= 1", minimum=1)
         if name == "prelu":
             kwargs.setdefault("num_parameters", units)
     return _build(name, kwargs).module()

@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Mapping, Sequence, Union
 import torch  # noqa: F401  (the module docstring's example uses it)
 from torch import nn
 
+from trainwell.checks import check_integer
 from trainwell.model.activations import get_activation
 from trainwell.errors import ConfigError
 from trainwell.model.init import get_initializer
@@ -331,8 +332,7 @@ def expand_repeats(layers: Sequence[Any], *, where: str = "model.layers") -> lis
             total += 1
             continue
         count = layer["repeat"]
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ConfigError(f"{where}[{index}].repeat: must be an integer >= 1 (how many copies), got {count!r}")
+        check_integer(count, f"{where}[{index}].repeat: must be an integer >= 1 (how many copies)", minimum=1)
         total += count
         if total + len(layers) - index - 1 > MAX_LAYERS:
             raise ConfigError(f"{where}[{index}].repeat = {count}: a model has at most {MAX_LAYERS:,} layers "
@@ -430,8 +430,7 @@ def build_model(layers: Sequence[LayerSpec | Mapping[str, Any]] | ModelSpec,
     True
     """
     if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ConfigError(f"build_model: seed must be an integer, got {seed!r}")
+        check_integer(seed, "build_model: seed must be an integer")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return build_model(layers, input_shape)
