@@ -21,7 +21,8 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / "trainwell"
 # Lowest first. A unit may use the units of every level below its own.
 LEVELS: list[tuple[str, ...]] = [
     ("errors",),                                   # the exceptions users catch
-    ("checks", "fileio", "figures"),               # argument checks, safe writes, matplotlib figures
+    ("checks", "fileio"),                          # argument checks, safe writes
+    ("figures",),                                  # matplotlib figures, written atomically by fileio
     ("data",),                                     # datasets, splits, the arrays a fit is given
     ("model",),                                    # layers, init, activations, losses, saving, transfer
     ("optim", "schedules", "uncertainty"),         # optimizers, schedules of the step, calibration
@@ -104,7 +105,6 @@ KNOWN_WRONG_IMPORTS = {
     "trainwell.recipes.train -> trainwell",
     "trainwell.recipes.tune -> trainwell.catalog.store",
     "trainwell.schedules -> trainwell.callbacks",
-    "trainwell.uncertainty -> trainwell.plots",
     *(f"trainwell.catalog.registry -> trainwell.catalog.sections.{name}" for name in (
         "activations", "batchnorm", "exercise8", "exercise9", "exercise10", "regularization", "schedules", "transfer")),
 }

@@ -35,6 +35,7 @@ from torch import nn
 from trainwell.checks import check_integer, check_seed
 from trainwell.data.arrays import as_tensor, model_dtype, model_inputs, output_shape
 from trainwell.errors import ConfigError
+from trainwell.figures import LEGEND_FONT, check_figure_path, new_figure, save_figure
 from trainwell.model.losses import final_activation
 
 CLIP = 1e-7
@@ -124,8 +125,6 @@ def reliability_diagram(predictions: Mapping[str, Any], labels: Any, path: str |
                         bins: int = ECE_BINS) -> Path:
     """Write :func:`reliability_figure`, atomically, in the format the file name's suffix says
     (PNG, JPEG, PDF, SVG or EPS)."""
-    from trainwell.plots import check_figure_path, save_figure
-
     if not predictions:
         raise ConfigError("reliability_diagram: no predictions to draw")
     target = check_figure_path(path, what="reliability diagram")
@@ -140,8 +139,6 @@ def reliability_figure(predictions: Mapping[str, Any], labels: Any, *, bins: int
     against the diagonal of perfect calibration, the gap shaded, the share of
     instances per bin underneath, and the ECE in the title.
     """
-    from trainwell.plots import LEGEND_FONT, new_figure
-
     figure, axes = new_figure(2, len(predictions), width=max(4.2 * len(predictions), 6.0), height=5.8,
                               sharex=True, height_ratios=[3, 1])
     for column, (title, probabilities) in enumerate(predictions.items()):

@@ -24,7 +24,7 @@ from trainwell.data.preprocessing import Preprocessing
 from trainwell.uncertainty import DROPOUT_TYPES, MAX_MC_SAMPLES, MCPrediction, entropy, mc_predict
 from trainwell.model.saving import ModelFile, load_model_file
 from trainwell.train.trainer import Trainer, check_seed
-from trainwell.plots import check_figure_path
+from trainwell.figures import check_figure_path
 from trainwell.uncertainty import calibration_report, reliability_diagram
 
 SPLITS = ("test", "validation", "train")
