@@ -109,7 +109,7 @@ KNOWN_WRONG_IMPORTS = {
         "activations", "batchnorm", "exercise8", "exercise9", "exercise10", "regularization", "schedules", "transfer")),
 }
 KNOWN_LONG_MODULES = {
-    "trainwell.callbacks", "trainwell.catalog.report", "trainwell.catalog.runner", "trainwell.catalog.store",
+    "trainwell.catalog.report", "trainwell.catalog.runner", "trainwell.catalog.store",
     "trainwell.cli", "trainwell.config", "trainwell.doctor.findings", "trainwell.fileio", "trainwell.model.activations",
     "trainwell.model.init", "trainwell.model.layers", "trainwell.optim",
     "trainwell.recipes.train", "trainwell.recipes.tune", "trainwell.schedules", "trainwell.train.fused",
