@@ -110,15 +110,14 @@ KNOWN_WRONG_IMPORTS = {
 }
 KNOWN_LONG_MODULES = {
     "trainwell.catalog.report", "trainwell.catalog.runner", "trainwell.catalog.store",
-    "trainwell.cli", "trainwell.config", "trainwell.doctor.findings", "trainwell.fileio", "trainwell.model.activations",
-    "trainwell.model.init", "trainwell.model.layers", "trainwell.optim",
+    "trainwell.cli", "trainwell.config", "trainwell.doctor.findings",
     "trainwell.recipes.train", "trainwell.recipes.tune", "trainwell.schedules", "trainwell.train.fused",
     "trainwell.train.trainer",
 }
 KNOWN_LONG_FUNCTIONS = {"train/trainer.py: __init__", "train/trainer.py: _run_epoch", "catalog/runner.py: _reproduce",
                         "catalog/report.py: chapter_figures", "catalog/report.py: html_page"}
-KNOWN_UNDOCUMENTED = {"trainwell.catalog", "trainwell.catalog.sections", "trainwell.data", "trainwell.doctor",
-                      "trainwell.model", "trainwell.recipes", "trainwell.train"}
+KNOWN_UNDOCUMENTED = {"trainwell.catalog", "trainwell.catalog.sections", "trainwell.doctor",
+                      "trainwell.recipes", "trainwell.train"}
 
 
 def _check_known(found: set[str], known: set[str], what: str) -> None:

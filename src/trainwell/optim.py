@@ -24,6 +24,10 @@ default is the book's, tf.keras 2, except for Adam, which stays PyTorch's):
 >>> make = optimizer("sgd", lr=0.1, momentum=0.9, nesterov=True)
 >>> make([torch.nn.Parameter(torch.zeros(1))]).defaults["nesterov"]
 True
+
+This is one module: the optimizer table (names, defaults, variants), the checks of options
+against it and the builders that read it belong together; gradient clipping and the momentum
+setter are the two small things the Trainer asks of an optimizer besides.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ Choices that differ from some reference:
   book's edition) used ``slope=0.2``.
 * ``rrelu``: not in Keras; PyTorch's defaults ``lower=1/8``, ``upper=1/3``. Its
   functional form uses the mean slope ``(lower + upper) / 2`` (evaluation mode).
+
+This is one module: each activation is a factory, a rule for its arguments and a type to
+recognise, three tables read side by side; split, a new activation would be added in three places.
 """
 
 from __future__ import annotations

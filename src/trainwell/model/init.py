@@ -8,6 +8,9 @@ the first layer is built.
 Fans follow PyTorch's layout: a ``Linear`` weight has shape ``(out, in)`` and a
 convolution weight ``(out, in / groups, *kernel)``, so ``fan_in`` is
 ``in * prod(kernel)`` and ``fan_out`` is ``out * prod(kernel)``.
+
+This is one module: each initializer is a function, an argument check and a registry entry,
+read together; split, one initializer would be spread over three files.
 """
 
 from __future__ import annotations
