@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainwell.checks import check_integer
+from trainwell.checks import check_integer, is_integer, is_number
 from trainwell.errors import ConfigError, reject_unknown
 
 __all__ = [
@@ -254,21 +254,20 @@ _FACTORIES: dict[str, Callable[..., _Built]] = {
 
 # What each argument name must be, shared by all activations that use it.
 _ARGUMENT_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    "alpha": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
-    "scale": ("a number > 0", lambda v: _is_number(v) and v > 0),
-    "lower": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
-    "upper": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
-    "slope": ("a number > 0", lambda v: _is_number(v) and v > 0),
+    "alpha": ("a number >= 0", lambda v: _is_finite_number(v) and v >= 0),
+    "scale": ("a number > 0", lambda v: _is_finite_number(v) and v > 0),
+    "lower": ("a number >= 0", lambda v: _is_finite_number(v) and v >= 0),
+    "upper": ("a number >= 0", lambda v: _is_finite_number(v) and v >= 0),
+    "slope": ("a number > 0", lambda v: _is_finite_number(v) and v > 0),
     "num_parameters": ("an integer >= 1",
-                       lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
-    "axis": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+                       lambda v: is_integer(v) and v >= 1),
+    "axis": ("an integer", is_integer),
     "approximate": ("true or false", lambda v: isinstance(v, bool)),
 }
 
 
-def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
+def _is_finite_number(value: Any) -> bool:
+    return is_number(value) and math.isfinite(value)
 
 
 def activation_names() -> list[str]:

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 import torch  # noqa: F401  (the module docstring's example uses it)
 from torch import nn
 
-from trainwell.checks import check_integer
+from trainwell.checks import check_integer, is_integer
 from trainwell.errors import ConfigError
 from trainwell.model.specs import (LAYER_TYPES, Activation, AlphaDropout, BatchNormalization, Dense, Dropout, Flatten,
                                    LayerSpec, Shape, layer_from_dict)
@@ -138,7 +138,7 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         shape = tuple(self.input_shape) if isinstance(self.input_shape, (list, tuple)) else ()
-        if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        if not shape or not all(is_integer(d) and d > 0 for d in shape):
             raise ConfigError(f"model.input_shape: must be a list of positive integers, got {self.input_shape!r}")
         object.__setattr__(self, "input_shape", shape)
         object.__setattr__(self, "layers", tuple(self.layers))

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence, Union
 import torch
 from torch import nn
 
-from trainwell.checks import is_number
+from trainwell.checks import is_integer, is_number
 from trainwell.errors import ConfigError
 
 # ------------------------------------------------------------------ penalties
@@ -140,7 +140,7 @@ class MaxNorm:
         axis = self.axis
         axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
         if (not axes or len(set(axes)) != len(axes)
-                or not all(isinstance(a, int) and not isinstance(a, bool) and a in (0, 1) for a in axes)):
+                or not all(is_integer(a) and a in (0, 1) for a in axes)):
             shown = list(axis) if isinstance(axis, tuple) else axis
             raise ConfigError(f"kernel_constraint: 'axis' = {shown!r} is not allowed; allowed: 0 (each unit's "
                               "incoming weights, Keras' default), 1 (each input's outgoing weights) or [0, 1]")

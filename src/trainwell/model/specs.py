@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Mapping, Union
 
 from torch import nn
 
-from trainwell.checks import is_number
+from trainwell.checks import is_integer, is_number
 from trainwell.errors import ConfigError
 from trainwell.model.activations import get_activation
 from trainwell.model.init import get_initializer
@@ -101,7 +101,7 @@ class Dense(LayerSpec):
     type: ClassVar[str] = "dense"
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.units, int) and not isinstance(self.units, bool) and self.units > 0,
+        _check(is_integer(self.units) and self.units > 0,
                "dense", f"'units' must be a positive integer, got {self.units!r}")
         _check(isinstance(self.use_bias, bool), "dense", f"'use_bias' must be true or false, got {self.use_bias!r}")
         # Look the names up now so a typo fails when the spec is written, not mid-build.
