@@ -172,6 +172,16 @@ def test_bad_constraints_name_the_key(spec, message):
         get_constraint(spec)
 
 
+def test_nan_is_neither_a_penalty_factor_nor_a_max_norm():
+    """nan fails every comparison, so a check written ``value < 0`` let it through (and the loss became nan)."""
+    nan = float("nan")
+    for make in (lambda: l2(nan), lambda: l1_l2(l1=nan), lambda: Regularizer(l2=nan)):
+        with pytest.raises(ConfigError, match="must be a number >= 0, got nan"):
+            make()
+    with pytest.raises(ConfigError, match="'max_value' must be a number > 0, got nan"):
+        max_norm(nan)
+
+
 # ------------------------------------------------- factories, presets, saving
 
 def test_partial_layer_factory_and_saving_round_trip(tmp_path):

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence, Union
 import torch
 from torch import nn
 
-from trainwell.checks import is_integer, is_number
+from trainwell.checks import check_number, is_integer
 from trainwell.errors import ConfigError
 
 # ------------------------------------------------------------------ penalties
@@ -48,8 +48,7 @@ class Regularizer:
     def __post_init__(self) -> None:
         for key in ("l1", "l2"):
             value = getattr(self, key)
-            if not is_number(value) or value < 0:
-                raise ConfigError(f"kernel_regularizer: '{key}' must be a number >= 0, got {value!r}")
+            check_number(value, f"kernel_regularizer: '{key}' must be a number >= 0", minimum=0)
 
     def __call__(self, weight: torch.Tensor) -> torch.Tensor:
         penalty = weight.new_zeros(())
@@ -88,8 +87,7 @@ RegularizerSpec = Union[str, Mapping[str, Any], Regularizer]
 
 
 def _factor(value: Any, key: str) -> float:
-    if not is_number(value) or value < 0:
-        raise ConfigError(f"kernel_regularizer: '{key}' must be a number >= 0, got {value!r}")
+    check_number(value, f"kernel_regularizer: '{key}' must be a number >= 0", minimum=0)
     return float(value)
 
 
@@ -135,8 +133,7 @@ class MaxNorm:
     axis: Union[int, tuple[int, ...]] = 0
 
     def __post_init__(self) -> None:
-        if not is_number(self.max_value) or self.max_value <= 0:
-            raise ConfigError(f"kernel_constraint: 'max_value' must be a number > 0, got {self.max_value!r}")
+        check_number(self.max_value, "kernel_constraint: 'max_value' must be a number > 0", above=0)
         axis = self.axis
         axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
         if (not axes or len(set(axes)) != len(axes)

@@ -20,7 +20,7 @@ from typing import Iterable, Sequence, Union
 import torch
 from torch import nn
 
-from trainwell.checks import is_integer, is_number
+from trainwell.checks import check_number, is_integer
 from trainwell.errors import ConfigError
 from trainwell.model.layers import LayerSpec, Model, ModelSpec, build_model, layer_from_dict
 
@@ -121,8 +121,8 @@ def unfreeze(model: nn.Module, layers: Selector | Iterable[Selector], *,
     group whose learning rate is ``lr_scale`` times the first group's, the usual
     gentler start for layers that were frozen (their optimizer state moves with them).
     """
-    if lr_scale is not None and (not is_number(lr_scale) or lr_scale <= 0):
-        raise ConfigError(f"lr_scale: must be a positive number, got {lr_scale!r}")
+    if lr_scale is not None:
+        check_number(lr_scale, "lr_scale: must be a positive number", above=0)
     names, parameters = [], []
     for name, module in select_layers(model, layers):
         for parameter in module.parameters():
