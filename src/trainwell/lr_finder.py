@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from trainwell.callbacks import Callback
+from trainwell.checks import check_integer, check_number
 from trainwell.errors import ConfigError
 from trainwell.model.losses import Loss
 from trainwell.optim import OptimizerFactory
@@ -89,12 +90,10 @@ def suggest_lr(lrs: list[float], smoothed: list[float]) -> tuple[float, float]:
 
 def _check_sweep(*, min_lr: Any, max_lr: Any, steps: Any) -> None:
     for key, value in (("min_lr", min_lr), ("max_lr", max_lr)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-            raise ConfigError(f"{key}: must be a positive number, got {value!r}")
+        check_number(value, f"{key}: must be a positive number", above=0, below=math.inf)
     if max_lr <= min_lr:
         raise ConfigError(f"max_lr: must be above min_lr ({min_lr!r}), got {max_lr!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ConfigError(f"steps: must be an integer of at least 2, got {steps!r}")
+    check_integer(steps, "steps: must be an integer of at least 2", minimum=2)
 
 
 class _Recorder(Callback):
@@ -141,15 +140,12 @@ def find_lr(model: nn.Module, x: Any, y: Any, *, loss: str | Loss = "sparse_cate
 
     ``optimizer`` is anything the Trainer takes; its own learning rate is overridden by the sweep.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size: must be a positive integer, got {batch_size!r}")
+    check_integer(batch_size, "batch_size: must be a positive integer", minimum=1)
     steps_per_epoch = -(-len(x) // batch_size)
     steps = max(steps_per_epoch, MIN_DEFAULT_STEPS) if steps is None else steps
     _check_sweep(min_lr=min_lr, max_lr=max_lr, steps=steps)
-    if isinstance(stop_factor, bool) or not isinstance(stop_factor, (int, float)) or not stop_factor > 1:
-        raise ConfigError(f"stop_factor: must be a number above 1, got {stop_factor!r}")
-    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing < 1:
-        raise ConfigError(f"smoothing: must be a number in [0, 1), got {smoothing!r}")
+    check_number(stop_factor, "stop_factor: must be a number above 1", above=1)
+    check_number(smoothing, "smoothing: must be a number in [0, 1)", minimum=0, below=1)
 
     from trainwell.train.trainer import Trainer
 

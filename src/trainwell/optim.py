@@ -24,6 +24,10 @@ default is the book's, tf.keras 2, except for Adam, which stays PyTorch's):
 >>> make = optimizer("sgd", lr=0.1, momentum=0.9, nesterov=True)
 >>> make([torch.nn.Parameter(torch.zeros(1))]).defaults["nesterov"]
 True
+
+This is one module: the optimizer table (names, defaults, variants), the checks of options
+against it and the builders that read it belong together; gradient clipping and the momentum
+setter are the two small things the Trainer asks of an optimizer besides.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
+from trainwell.checks import check_bool, check_number
 from trainwell.errors import ConfigError
 
 
@@ -227,10 +232,9 @@ def resolve_optimizer_options(name: str, options: Mapping[str, Any]) -> dict[str
             raise ConfigError(f"optimizer.{key}: not an option of {name}; allowed: {allowed}")
         default = info.defaults[key]
         if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise ConfigError(f"optimizer.{key}: must be true or false, got {value!r}")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ConfigError(f"optimizer.{key}: must be a finite non-negative number, got {value!r}")
+            check_bool(value, f"optimizer.{key}: must be true or false")
+        else:
+            check_number(value, f"optimizer.{key}: must be a finite non-negative number", finite=True, minimum=0)
         merged[key] = value
     if merged["lr"] <= 0:
         raise ConfigError(f"optimizer.lr: the learning rate must be positive, got {merged['lr']!r}")

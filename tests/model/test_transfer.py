@@ -85,6 +85,8 @@ def test_unfreeze_with_a_lower_learning_rate_moves_parameters_to_a_new_group():
     assert all(p.requires_grad for p in model.parameters())
     with pytest.raises(ConfigError, match="lr_scale"):
         unfreeze(model, 1, optimizer=optimizer, lr_scale=0)
+    with pytest.raises(ConfigError, match="lr_scale: must be a positive number, got nan"):
+        unfreeze(model, 1, optimizer=optimizer, lr_scale=float("nan"))
 
 
 def test_reusing_too_many_layers_is_an_error():

@@ -194,13 +194,13 @@ def _judged_range(outcome: Outcome) -> str:
 
 # ----------------------------------------------------------------- figures
 def _png(figure) -> str:
-    from trainwell.plots import png_bytes
+    from trainwell.figures import png_bytes
 
     return base64.b64encode(png_bytes(figure, dpi=90)).decode("ascii")
 
 
 def _axes(ncols: int = 1, width: float = 8.0, height: float = 3.2):
-    from trainwell.plots import new_figure
+    from trainwell.figures import new_figure
 
     figure, axes = new_figure(1, ncols, width=width, height=height)
     return figure, axes[0]
@@ -217,7 +217,7 @@ def _curve(phases: dict[str, list[dict[str, Any]]], key: str) -> tuple[list[floa
 
 def learning_curves_figure(store: RunStore, report: EntryReport, others: dict[str, EntryReport]):
     """Validation (solid) and training (dashed) accuracy per epoch; thin lines per seed, thick the mean."""
-    from trainwell.plots import legend, whole_number_ticks
+    from trainwell.figures import legend, whole_number_ticks
 
     series: list[tuple[str, list[dict[str, list[dict[str, Any]]]]]] = [
         (report.entry.id, [store.epochs(run["id"]) for run in report.runs])]
@@ -270,7 +270,7 @@ def _setting(params: dict[str, Any]) -> str:
 
 def chapter_figures(store: RunStore, report: EntryReport, others: dict[str, EntryReport]) -> list[tuple[str, Any]]:
     """(caption, Figure) of the chapter's own figures for this entry."""
-    from trainwell.plots import legend, whole_number_ticks
+    from trainwell.figures import legend, whole_number_ticks
 
     figures = []
     entry_id = report.entry.id
@@ -368,7 +368,7 @@ def chapter_figures(store: RunStore, report: EntryReport, others: dict[str, Entr
 def spread_figures(report: EntryReport) -> list[tuple[str, Any]]:
     """For a figure judged by its spread: one dot per seed (last epoch; best epoch below), the
     seeds' range shaded and the book's value as a line, so the verdict can be seen."""
-    from trainwell.plots import legend
+    from trainwell.figures import legend
 
     judged = [o for o in report.outcomes if o.by_spread and o.values]
     best = {o.target.metric.split(",")[0]: o for o in report.outcomes if o.status == "shown"}

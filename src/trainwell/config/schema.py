@@ -155,7 +155,7 @@ class RunConfig(ConfigSection):
     """A whole training run, as read from a config file."""
 
     name: Optional[str] = None
-    seed: int = Field(42, ge=0, le=2**63 - 1)  # as trainwell.train.trainer.check_seed
+    seed: int = Field(42, ge=0, le=2**63 - 1)  # as trainwell.checks.check_seed
     output_dir: Optional[str] = None
     data: DataConfig = DataConfig()
     model: ModelConfig

@@ -8,6 +8,9 @@ The modules, one concept each:
 * :mod:`~trainwell.data.idx` -- the IDX file format of MNIST and Fashion-MNIST;
 * :mod:`~trainwell.data.datasets` -- :func:`load` and :func:`verify`, tying the above together;
 * :mod:`~trainwell.data.splits` -- validation split, standardization, class filters.
+* :mod:`~trainwell.data.pairs` -- pairs of images, same class or not (for a siamese network);
+* :mod:`~trainwell.data.preprocessing` -- the data preparation a model file stores (unit scaling, standardization);
+* :mod:`~trainwell.data.arrays` -- the arrays a fit, a prediction or a sweep is given, checked and made tensors.
 
 Typical use::
 
@@ -18,6 +21,9 @@ Typical use::
     x_train, x_valid, x_test = standardize(x_train, x_valid, data.x_test)
 
 Every problem a user can fix raises :class:`trainwell.errors.DataError`.
+
+The data package may use only the foundation (``trainwell.errors``, ``trainwell.checks``,
+``trainwell.fileio``): it knows nothing of models or training.
 """
 
 from trainwell.data.datasets import Dataset, FileCheck, load, verify

@@ -13,6 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
+from trainwell.checks import check_integer
 from trainwell.errors import DataError
 
 
@@ -38,8 +39,7 @@ def make_pairs(x: np.ndarray, y: np.ndarray, n_pairs: int, *, seed: int) -> tupl
     x, y = np.asarray(x), np.asarray(y)
     if len(x) != len(y):
         raise DataError(f"make_pairs: {len(x)} images but {len(y)} labels")
-    if isinstance(n_pairs, bool) or not isinstance(n_pairs, (int, np.integer)) or n_pairs < 2:
-        raise DataError(f"make_pairs: n_pairs must be an integer >= 2, got {n_pairs!r}")
+    check_integer(n_pairs, "make_pairs: n_pairs must be an integer >= 2", minimum=2, numpy=True, error=DataError)
     classes, members = _class_index(y)
     rng = np.random.default_rng(seed)
     n_same = n_pairs // 2

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from trainwell.checks import check_number
 from trainwell.data.splits import Standardizer, scale_unit
 from trainwell.errors import ModelFileError
 
@@ -62,9 +63,8 @@ class Preprocessing:
         if not isinstance(scaling, str) or scaling not in SCALINGS:
             raise ModelFileError(f"{where}: unknown preprocessing {scaling!r} in the model file; "
                                  f"allowed: {', '.join(SCALINGS)}")
-        if isinstance(pixel_max, bool) or not isinstance(pixel_max, (int, float)) or not 0 < pixel_max < math.inf:
-            raise ModelFileError(f"{where}: the model file's pixel_max must be a positive finite number, "
-                                 f"got {pixel_max!r}")
+        check_number(pixel_max, f"{where}: the model file's pixel_max must be a positive finite number", above=0,
+                     below=math.inf, error=ModelFileError)
         if scaling != "standardize":
             return cls(scaling, float(pixel_max))
         stats = {}

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from trainwell.checks import check_integer, check_number
 from trainwell.errors import DataError
 
 __all__ = [
@@ -59,11 +60,8 @@ def validation_split(x: np.ndarray, y: np.ndarray, size: int = 5000) -> Split:
     (array([0, 1, 2]), array([3, 4, 5, 6, 7, 8, 9]))
     """
     x, y = _check_pair(x, y)
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 0 <= size < len(x):
-        raise DataError(
-            f"validation size must be an integer from 0 to {len(x) - 1} (fewer than the "
-            f"{len(x)} examples), got {size!r}."
-        )
+    check_integer(size, f"validation size must be an integer from 0 to {len(x) - 1} (fewer than the {len(x)} examples)",
+                  minimum=0, maximum=len(x) - 1, numpy=True, error=DataError, end=".")
     return Split(x[size:], y[size:], x[:size], y[:size])
 
 
@@ -133,8 +131,8 @@ def scale_unit(x: np.ndarray, pixel_max: float) -> np.ndarray:
     >>> scale_unit(np.array([0, 51, 255], dtype=np.uint8), 255)
     array([0. , 0.2, 1. ], dtype=float32)
     """
-    if isinstance(pixel_max, bool) or not isinstance(pixel_max, (int, float, np.number)) or not pixel_max > 0:
-        raise DataError(f"pixel_max must be a positive number (255 for MNIST, 16 for digits), got {pixel_max!r}.")
+    check_number(pixel_max, "pixel_max must be a positive number (255 for MNIST, 16 for digits)", above=0, numpy=True,
+                 error=DataError, end=".")
     return np.asarray(x, dtype=np.float32) / np.float32(pixel_max)
 
 
@@ -185,8 +183,7 @@ def take_per_class(x: np.ndarray, y: np.ndarray, k: int, *, seed: int) -> tuple[
     class). Useful for "train with only 100 images per class" experiments.
     """
     x, y = _check_pair(x, y)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise DataError(f"k (examples per class) must be a positive integer, got {k!r}.")
+    check_integer(k, "k (examples per class) must be a positive integer", minimum=1, numpy=True, error=DataError, end=".")
     rng = np.random.default_rng(seed)
     chosen = []
     for label in np.unique(y):
@@ -201,6 +198,6 @@ def take_per_class(x: np.ndarray, y: np.ndarray, k: int, *, seed: int) -> tuple[
 def take_first(x: np.ndarray, y: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` examples (views, not copies); for quick runs on a slice of the data."""
     x, y = _check_pair(x, y)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= len(x):
-        raise DataError(f"n must be an integer from 0 to {len(x)} (the number of examples), got {n!r}.")
+    check_integer(n, f"n must be an integer from 0 to {len(x)} (the number of examples)", minimum=0, maximum=len(x),
+                  numpy=True, error=DataError, end=".")
     return x[:n], y[:n]

@@ -4,7 +4,7 @@
 each layer's outputs from the bottom layer to the top, at the first and last recorded
 steps), with the gradients and the dead/saturated fractions below it; ``time.png``
 follows a few layers over the recorded steps. Drawn on an Agg canvas (no pyplot), with
-:mod:`trainwell.plots`' helpers.
+:mod:`trainwell.figures`' helpers.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from trainwell.doctor.record import Recording
-from trainwell.plots import legend, new_figure, save_figure, whole_number_ticks
+from trainwell.figures import legend, new_figure, save_figure, whole_number_ticks
 
 __all__ = ["depth_figure", "time_figure", "plot_depth", "plot_time", "plot_recording"]
 

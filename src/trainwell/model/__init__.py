@@ -1,1 +1,18 @@
-"""model"""
+"""Models: what a network is made of, how it is built from specs, and how it is saved.
+
+The modules, one concept each:
+
+* :mod:`~trainwell.model.init` -- weight initializers by Keras name;
+* :mod:`~trainwell.model.activations` -- activations by name, as functions and modules, and recognised again;
+* :mod:`~trainwell.model.modules` -- the few nn.Modules trainwell adds (Dense with its activation, BN on the last axis);
+* :mod:`~trainwell.model.regularization` -- l1/l2 penalties and the max-norm constraint;
+* :mod:`~trainwell.model.specs` -- layer specs (Dense, BatchNormalization, Dropout, ...) from Python or a config table;
+* :mod:`~trainwell.model.layers` -- the builder: specs (presets and repeats expanded) -> a plain nn.Sequential;
+* :mod:`~trainwell.model.losses` -- losses on logits; the logits view of a softmax or sigmoid model;
+* :mod:`~trainwell.model.summary` -- per-layer output shapes and parameter counts;
+* :mod:`~trainwell.model.saving` -- safetensors model files, checked when read;
+* :mod:`~trainwell.model.transfer` -- freezing, unfreezing and reusing the layers of a trained model.
+
+The model package may use the data package (the arrays a model is given) and the foundation
+(``trainwell.errors``, ``trainwell.checks``, ``trainwell.fileio``); it never imports training.
+"""

@@ -1,9 +1,10 @@
-"""Layer specs and the builder that turns a list of them into a plain ``nn.Sequential``.
+"""The builder that turns a list of layer specs into a plain ``nn.Sequential``, and the config form
+of such a list: presets (named defaults for a layer type) and repeats, checked against a size limit.
 
-A spec is a small frozen dataclass that says *what* a layer is (``Dense(300,
-activation="relu")``) without knowing its input size; :func:`build_model` infers
-the shapes from the input shape. The same specs come from Python and from config
-files (``{"type": "dense", "units": 300}``), so both describe models identically.
+The specs themselves (Dense, BatchNormalization, Dropout, ...) live in
+:mod:`trainwell.model.specs` and are importable from here too; :func:`build_model` infers
+their shapes from the input shape. The same specs come from Python and from config files
+(``{"type": "dense", "units": 300}``), so both describe models identically.
 
 >>> model = build_model([Flatten(), Dense(300, activation="relu"), Dense(10, activation="softmax")], input_shape=(28, 28))
 >>> [name for name, _ in model.named_children()]
@@ -15,265 +16,21 @@ torch.Size([2, 10])
 from __future__ import annotations
 
 import dataclasses
-from abc import ABC, abstractmethod
-import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence, Union
+from typing import Any, Mapping, Sequence
 
 import torch  # noqa: F401  (the module docstring's example uses it)
 from torch import nn
 
-from trainwell.model.activations import get_activation
+from trainwell.checks import check_integer, is_integer
 from trainwell.errors import ConfigError
-from trainwell.model.init import get_initializer
-from trainwell.model.modules import ActivatedLinear, BatchNorm
-from trainwell.model.regularization import ConstraintSpec, RegularizerSpec, get_constraint, get_regularizer
+from trainwell.model.specs import (LAYER_TYPES, Activation, AlphaDropout, BatchNormalization, Dense, Dropout, Flatten,
+                                   LayerSpec, Shape, layer_from_dict)
 
-Shape = tuple[int, ...]
-ActivationSpec = Union[str, Mapping[str, Any], None]
-InitSpec = Union[str, Mapping[str, Any]]
-
-
-class LayerSpec(ABC):
-    """Base of all layer specs: a ``type`` key for config files and a ``build`` step."""
-
-    type: ClassVar[str]
-
-    @abstractmethod
-    def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
-        """Return the module for this layer and its output shape (without the batch axis)."""
-
-    def plan(self, input_shape: Shape) -> tuple[int, Shape]:
-        """The parameters this layer would have and its output shape, without building it
-        (the layers that neither have weights nor change the shape keep this default)."""
-        return 0, input_shape
-
-    def to_dict(self) -> dict[str, Any]:
-        """The config-file form of this spec; ``layer_from_dict`` reads it back."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        kept = {k: _plain(v) for k, v in values.items() if k not in defaults or v != defaults[k]}
-        return {"type": self.type, **kept}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _check(condition: bool, layer: str, message: str) -> None:
-    if not condition:
-        raise ConfigError(f"{layer}: {message}")
-
-
-def _needs_features(layer: str, input_shape: Shape) -> int:
-    _check(len(input_shape) >= 1, layer, f"needs an input with a feature axis, got shape {input_shape}")
-    return input_shape[-1]
-
-
-@dataclass(frozen=True)
-class Dense(LayerSpec):
-    """A fully connected layer with an optional activation (Keras' ``Dense``).
-
-    ``init`` defaults to ``glorot_uniform`` and biases to zeros, as in Keras
-    (PyTorch's ``nn.Linear`` uses a scaled uniform instead). ``kernel_regularizer``
-    (``l2(0.01)``, ``{"name": "l2", "factor": 0.01}``) adds a penalty on the weights to
-    the loss; ``kernel_constraint`` (``max_norm(1.0)``) bounds them after every step.
-    Both are kept in their config form, so a saved model keeps them.
-
-    A layer factory is ``functools.partial`` over the spec, as the chapter writes it:
-
-    >>> from functools import partial
-    >>> from trainwell.model.regularization import l2
-    >>> RegularizedDense = partial(Dense, activation="elu", init="he_normal", kernel_regularizer=l2(0.01))
-    >>> RegularizedDense(300).kernel_regularizer
-    {'name': 'l2', 'factor': 0.01}
-    """
-
-    units: int
-    activation: ActivationSpec = None
-    init: InitSpec = "glorot_uniform"
-    bias_init: InitSpec = "zeros"
-    use_bias: bool = True
-    name: str | None = None
-    kernel_regularizer: RegularizerSpec | None = None
-    kernel_constraint: ConstraintSpec | None = None
-    type: ClassVar[str] = "dense"
-
-    def __post_init__(self) -> None:
-        _check(isinstance(self.units, int) and not isinstance(self.units, bool) and self.units > 0,
-               "dense", f"'units' must be a positive integer, got {self.units!r}")
-        _check(isinstance(self.use_bias, bool), "dense", f"'use_bias' must be true or false, got {self.use_bias!r}")
-        # Look the names up now so a typo fails when the spec is written, not mid-build.
-        get_initializer(self.init)
-        get_initializer(self.bias_init)
-        _activation_module(self.activation, self.units)
-        # Kept in the config form (a plain table), so specs compare, print and save alike.
-        if self.kernel_regularizer is not None:
-            object.__setattr__(self, "kernel_regularizer", get_regularizer(self.kernel_regularizer).to_dict())
-        if self.kernel_constraint is not None:
-            object.__setattr__(self, "kernel_constraint", get_constraint(self.kernel_constraint).to_dict())
-
-    def plan(self, input_shape: Shape) -> tuple[int, Shape]:
-        features = _needs_features("dense", input_shape)
-        return (features * self.units + self.units * self.use_bias + _activation_parameters(self.activation, self.units),
-                (*input_shape[:-1], self.units))
-
-    def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
-        features = _needs_features("dense", input_shape)
-        module = ActivatedLinear(
-            features, self.units, bias=self.use_bias, activation=_activation_module(self.activation, self.units),
-            kernel_regularizer=None if self.kernel_regularizer is None else get_regularizer(self.kernel_regularizer),
-            kernel_constraint=None if self.kernel_constraint is None else get_constraint(self.kernel_constraint))
-        get_initializer(self.init)(module.weight)
-        if module.bias is not None:
-            get_initializer(self.bias_init)(module.bias)
-        return module, (*input_shape[:-1], self.units)
-
-
-def _activation_parameters(spec: ActivationSpec, units: int) -> int:
-    """The parameters of a layer's activation for ``units`` units (PReLU: one slope per unit, or one shared),
-    counted from builds with 1 and 2 units, so a huge layer's count costs nothing."""
-    one, two = (sum(p.numel() for p in _activation_module(spec, n).parameters()) for n in (1, 2))
-    return one + (two - one) * (units - 1)
-
-
-def _activation_module(spec: ActivationSpec, units: int) -> nn.Module:
-    # ``units`` lets PReLU learn one slope per unit, as Keras' PReLU does; other activations ignore it.
-    return get_activation(spec, units=units)
-
-
-@dataclass(frozen=True)
-class BatchNormalization(LayerSpec):
-    """Batch normalization over the last axis, with Keras' defaults.
-
-    Keras' ``momentum`` is the weight of the *old* moving average (0.99); PyTorch's
-    is the weight of the *new* batch statistic, so the module gets ``1 - momentum``.
-    ``epsilon`` defaults to Keras' 1e-3 (PyTorch: 1e-5).
-    """
-
-    momentum: float = 0.99
-    epsilon: float = 1e-3
-    center: bool = True
-    scale: bool = True
-    name: str | None = None
-    type: ClassVar[str] = "batch_normalization"
-
-    def __post_init__(self) -> None:
-        _check(_is_number(self.momentum) and 0.0 <= self.momentum < 1.0, "batch_normalization",
-               f"'momentum' must be in [0, 1), got {self.momentum!r}")
-        _check(_is_number(self.epsilon) and self.epsilon > 0, "batch_normalization",
-               f"'epsilon' must be a positive number, got {self.epsilon!r}")
-        _check(self.center == self.scale, "batch_normalization",
-               "'center' and 'scale' must be both true or both false (PyTorch's affine switch)")
-
-    def plan(self, input_shape: Shape) -> tuple[int, Shape]:
-        return 4 * _needs_features("batch_normalization", input_shape), input_shape  # with the moving statistics
-
-    def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
-        features = _needs_features("batch_normalization", input_shape)
-        module = BatchNorm(features, eps=self.epsilon, momentum=round(1.0 - self.momentum, 12), affine=self.scale)
-        return module, input_shape
-
-
-@dataclass(frozen=True)
-class Dropout(LayerSpec):
-    """Standard dropout: zero each input with probability ``rate`` while training."""
-
-    rate: float
-    name: str | None = None
-    type: ClassVar[str] = "dropout"
-
-    def __post_init__(self) -> None:
-        _check(_is_number(self.rate) and 0.0 <= self.rate < 1.0, self.type, f"'rate' must be in [0, 1), got {self.rate!r}")
-
-    def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
-        return nn.Dropout(self.rate), input_shape
-
-
-@dataclass(frozen=True)
-class AlphaDropout(Dropout):
-    """Dropout that keeps SELU's mean and variance (for self-normalizing networks)."""
-
-    type: ClassVar[str] = "alpha_dropout"
-
-    def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
-        return nn.AlphaDropout(self.rate), input_shape
-
-
-@dataclass(frozen=True)
-class Flatten(LayerSpec):
-    """Flatten everything but the batch axis (28x28 images -> 784 features)."""
-
-    name: str | None = None
-    type: ClassVar[str] = "flatten"
-
-    def plan(self, input_shape: Shape) -> tuple[int, Shape]:
-        return 0, (math.prod(input_shape),)
-
-    def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
-        return nn.Flatten(), (math.prod(input_shape),)
-
-
-@dataclass(frozen=True)
-class Activation(LayerSpec):
-    """An activation on its own, e.g. after a BatchNormalization placed before it."""
-
-    activation: ActivationSpec
-    name: str | None = None
-    type: ClassVar[str] = "activation"
-
-    def __post_init__(self) -> None:
-        _activation_module(self.activation, 1)
-
-    def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
-        return _activation_module(self.activation, input_shape[-1] if input_shape else 1), input_shape
-
-    def plan(self, input_shape: Shape) -> tuple[int, Shape]:
-        return (input_shape[-1] if input_shape else 1), input_shape  # at most one weight per unit (PReLU)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-LAYER_TYPES: dict[str, type[LayerSpec]] = {
-    cls.type: cls for cls in (Dense, BatchNormalization, Dropout, AlphaDropout, Flatten, Activation)
-}
-
-
-def layer_from_dict(data: Mapping[str, Any], *, where: str = "layer") -> LayerSpec:
-    """Read one layer spec from its config form, with errors that name the key.
-
-    >>> layer_from_dict({"type": "dense", "units": 100, "activation": "elu"})
-    Dense(units=100, activation='elu', init='glorot_uniform', bias_init='zeros', use_bias=True, name=None, kernel_regularizer=None, kernel_constraint=None)
-    """
-    if isinstance(data, LayerSpec):
-        return data
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a table with a 'type' key, got {data!r}")
-    kind = data.get("type")
-    if not isinstance(kind, str) or kind not in LAYER_TYPES:
-        raise ConfigError(f"{where}.type: unknown layer type {kind!r}; allowed: {', '.join(LAYER_TYPES)}")
-    cls = LAYER_TYPES[kind]
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    options = {k: v for k, v in data.items() if k != "type"}
-    for key in options:
-        if key not in allowed:
-            raise ConfigError(f"{where}: unknown key {key!r} for a {kind} layer; allowed: {', '.join(allowed)}")
-    required = [f.name for f in dataclasses.fields(cls)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    for key in required:
-        if key not in options:
-            raise ConfigError(f"{where}: a {kind} layer needs {key!r}")
-    try:
-        return cls(**options)
-    except ConfigError as error:
-        raise ConfigError(f"{where}: {error}") from None
+__all__ = ["LayerSpec", "Dense", "BatchNormalization", "Dropout", "AlphaDropout", "Flatten", "Activation",
+           "LAYER_TYPES", "layer_from_dict", "check_presets", "expand_presets", "expand_repeats", "MAX_LAYERS",
+           "MAX_PARAMETERS", "check_model_size", "ModelSpec", "Model", "build_model", "Shape"]
 
 
 def check_presets(presets: Mapping[str, Any], *, where: str = "model.presets") -> None:
@@ -331,8 +88,7 @@ def expand_repeats(layers: Sequence[Any], *, where: str = "model.layers") -> lis
             total += 1
             continue
         count = layer["repeat"]
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ConfigError(f"{where}[{index}].repeat: must be an integer >= 1 (how many copies), got {count!r}")
+        check_integer(count, f"{where}[{index}].repeat: must be an integer >= 1 (how many copies)", minimum=1)
         total += count
         if total + len(layers) - index - 1 > MAX_LAYERS:
             raise ConfigError(f"{where}[{index}].repeat = {count}: a model has at most {MAX_LAYERS:,} layers "
@@ -382,7 +138,7 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         shape = tuple(self.input_shape) if isinstance(self.input_shape, (list, tuple)) else ()
-        if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        if not shape or not all(is_integer(d) and d > 0 for d in shape):
             raise ConfigError(f"model.input_shape: must be a list of positive integers, got {self.input_shape!r}")
         object.__setattr__(self, "input_shape", shape)
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -430,8 +186,7 @@ def build_model(layers: Sequence[LayerSpec | Mapping[str, Any]] | ModelSpec,
     True
     """
     if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ConfigError(f"build_model: seed must be an integer, got {seed!r}")
+        check_integer(seed, "build_model: seed must be an integer")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return build_model(layers, input_shape)

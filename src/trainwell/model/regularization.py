@@ -1,4 +1,4 @@
-"""Regularization: l1/l2 weight penalties, the max-norm constraint, and Monte-Carlo dropout.
+"""Regularization: l1/l2 weight penalties and the max-norm constraint (MC dropout: trainwell.uncertainty).
 
 The chapter's vocabulary, as Keras defines it:
 
@@ -7,9 +7,7 @@ The chapter's vocabulary, as Keras defines it:
   ``l1_l2`` adds both. The loss the optimizer sees is the batch's mean data loss plus
   every penalty;
 * a *constraint* rescales a kernel in place after every optimizer step; ``max_norm(c)``
-  keeps each unit's incoming weight vector at norm <= c;
-* *MC dropout* keeps dropout active at prediction time and averages many stochastic
-  passes (Gal & Ghahramani, 2016), which gives better probabilities and an uncertainty.
+  keeps each unit's incoming weight vector at norm <= c.
 
 Regularizers and constraints are small frozen dataclasses: callable on a tensor, and
 written to config files as ``{name = "l2", factor = 0.01}`` or
@@ -24,16 +22,14 @@ them; any other module with a ``weight`` can carry them the same way.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, NamedTuple, Sequence, Union
+from typing import Any, Mapping, Sequence, Union
 
 import torch
 from torch import nn
 
-from trainwell.data.arrays import model_dtype, model_inputs, output_shape
+from trainwell.checks import check_number, is_integer
 from trainwell.errors import ConfigError
-from trainwell.model.losses import final_activation
 
 # ------------------------------------------------------------------ penalties
 
@@ -52,8 +48,7 @@ class Regularizer:
     def __post_init__(self) -> None:
         for key in ("l1", "l2"):
             value = getattr(self, key)
-            if not _is_number(value) or value < 0:
-                raise ConfigError(f"kernel_regularizer: '{key}' must be a number >= 0, got {value!r}")
+            check_number(value, f"kernel_regularizer: '{key}' must be a number >= 0", minimum=0)
 
     def __call__(self, weight: torch.Tensor) -> torch.Tensor:
         penalty = weight.new_zeros(())
@@ -92,8 +87,7 @@ RegularizerSpec = Union[str, Mapping[str, Any], Regularizer]
 
 
 def _factor(value: Any, key: str) -> float:
-    if not _is_number(value) or value < 0:
-        raise ConfigError(f"kernel_regularizer: '{key}' must be a number >= 0, got {value!r}")
+    check_number(value, f"kernel_regularizer: '{key}' must be a number >= 0", minimum=0)
     return float(value)
 
 
@@ -139,12 +133,11 @@ class MaxNorm:
     axis: Union[int, tuple[int, ...]] = 0
 
     def __post_init__(self) -> None:
-        if not _is_number(self.max_value) or self.max_value <= 0:
-            raise ConfigError(f"kernel_constraint: 'max_value' must be a number > 0, got {self.max_value!r}")
+        check_number(self.max_value, "kernel_constraint: 'max_value' must be a number > 0", above=0)
         axis = self.axis
         axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
         if (not axes or len(set(axes)) != len(axes)
-                or not all(isinstance(a, int) and not isinstance(a, bool) and a in (0, 1) for a in axes)):
+                or not all(is_integer(a) and a in (0, 1) for a in axes)):
             shown = list(axis) if isinstance(axis, tuple) else axis
             raise ConfigError(f"kernel_constraint: 'axis' = {shown!r} is not allowed; allowed: 0 (each unit's "
                               "incoming weights, Keras' default), 1 (each input's outgoing weights) or [0, 1]")
@@ -207,10 +200,6 @@ def _name_and_options(spec: Any, key: str, known: Mapping[str, Any]) -> tuple[st
     return name, options
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 # ------------------------------------------------- what the trainer applies
 
 def kernel_penalties(model: nn.Module) -> list[tuple[torch.Tensor, Regularizer]]:
@@ -234,119 +223,3 @@ def apply_constraints(constraints: Sequence[tuple[torch.Tensor, MaxNorm]]) -> No
     """Apply every constraint in place (the trainer calls this after each optimizer step)."""
     for weight, constraint in constraints:
         constraint(weight)
-
-
-# ------------------------------------------------------------ MC dropout
-
-DROPOUT_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
-
-
-class MCPrediction(NamedTuple):
-    """What :func:`mc_predict` returns, per instance (all on the CPU)."""
-
-    mean: torch.Tensor     # (n, classes): the mean of the sampled probabilities
-    std: torch.Tensor      # (n, classes): their standard deviation over the samples
-    entropy: torch.Tensor  # (n,): the predictive entropy of the mean, in nats
-
-
-@contextlib.contextmanager
-def mc_dropout_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Evaluation mode everywhere except dropout layers, which sample; restored on exit.
-
-    BatchNormalization stays in evaluation mode, so it uses (and never updates) its
-    moving statistics.
-    """
-    modes = {module: module.training for module in model.modules()}
-    try:
-        model.eval()
-        for module in model.modules():
-            if isinstance(module, DROPOUT_TYPES):
-                module.train()
-        yield model
-    finally:
-        for module, training in modes.items():
-            module.training = training
-
-
-# MC dropout's samples per instance: each pass holds samples x (a chunk of) the inputs, and the
-# estimate's error shrinks as 1/sqrt(samples): the chapter's 100 are plenty, 10,000 a generous cap.
-MAX_MC_SAMPLES = 10_000
-
-
-def mc_predict(model: nn.Module, x: Any, *, samples: int = 100, batch_size: int = 32768,
-               seed: int | None = None) -> MCPrediction:
-    """Monte-Carlo dropout: ``samples`` stochastic passes with only dropout active.
-
-    Instances are repeated ``samples`` times inside one forward pass of about
-    ``batch_size`` rows, so 100 samples cost a few large passes rather than 100 Python
-    loops over the data. A model ending in softmax gives probabilities as they are;
-    a sigmoid with one unit gives two columns (``1 - p``, ``p``); any other output is
-    taken as logits and goes through a softmax. ``seed`` makes the masks repeatable
-    without touching the global random state.
-
-    >>> from trainwell.model.layers import build_model, Dense, Dropout
-    >>> model = build_model([Dropout(0.5), Dense(3, activation="softmax")], input_shape=(4,))
-    >>> result = mc_predict(model, torch.randn(5, 4), samples=10, seed=0)
-    >>> result.mean.shape, result.std.shape, result.entropy.shape
-    (torch.Size([5, 3]), torch.Size([5, 3]), torch.Size([5]))
-    """
-    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_MC_SAMPLES:
-        shown = samples if not isinstance(samples, int) or abs(samples) < 10**30 else "a huge integer"
-        raise ConfigError(f"samples: must be an integer from 1 to {MAX_MC_SAMPLES:,}, got {shown!r}")
-    if seed is not None:
-        from trainwell.train.trainer import check_seed
-
-        check_seed(seed)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size: must be a positive integer, got {batch_size!r}")
-    parameter = next(iter(model.parameters()), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    inputs = model_inputs(x, dtype=model_dtype(model), what="x")
-    output_shape(model, inputs, "x", forward=lambda two: _eval_forward(model, two.to(device)))
-    chunk = max(1, batch_size // samples)
-    to_probabilities = _output_to_probabilities(model)
-    means, stds = [], []
-    rng_devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=rng_devices, enabled=seed is not None), torch.no_grad(), \
-            mc_dropout_mode(model):
-        if seed is not None:
-            torch.manual_seed(seed)
-        for start in range(0, len(inputs), chunk):
-            xb = inputs[start:start + chunk].to(device)
-            repeated = xb.unsqueeze(0).expand(samples, *xb.shape).reshape(samples * len(xb), *xb.shape[1:])
-            probabilities = to_probabilities(model(repeated)).reshape(samples, len(xb), -1).double()
-            means.append(probabilities.mean(dim=0).float().cpu())
-            stds.append(probabilities.std(dim=0, correction=0).float().cpu())
-    mean = torch.cat(means) if means else torch.empty(0)
-    return MCPrediction(mean=mean, std=torch.cat(stds) if stds else torch.empty(0), entropy=entropy(mean))
-
-
-def _eval_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The model's outputs in evaluation mode, without gradients (its mode restored after)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return model(x)
-    finally:
-        model.train(was_training)
-
-
-def entropy(probabilities: torch.Tensor) -> torch.Tensor:
-    """Entropy ``-sum p log p`` of each row, in nats (``0 log 0 = 0``).
-
-    >>> entropy(torch.tensor([[0.5, 0.5], [1.0, 0.0]]))
-    tensor([0.6931, 0.0000])
-    """
-    # clamp + 0.0: never a rounding-negative value, nor -0.0, for a one-hot row
-    return (-torch.special.xlogy(probabilities, probabilities).sum(dim=-1)).clamp(min=0.0) + 0.0
-
-
-def _output_to_probabilities(model: nn.Module):
-    ending = final_activation(model)
-    if ending == "sigmoid":
-        return lambda out: torch.cat([1 - out, out], dim=-1) if out.shape[-1] == 1 else out
-    if ending == "softmax":
-        return lambda out: out
-    return lambda out: torch.softmax(out, dim=-1)

@@ -20,6 +20,7 @@ from typing import Iterable, Sequence, Union
 import torch
 from torch import nn
 
+from trainwell.checks import check_number, is_integer
 from trainwell.errors import ConfigError
 from trainwell.model.layers import LayerSpec, Model, ModelSpec, build_model, layer_from_dict
 
@@ -120,8 +121,8 @@ def unfreeze(model: nn.Module, layers: Selector | Iterable[Selector], *,
     group whose learning rate is ``lr_scale`` times the first group's, the usual
     gentler start for layers that were frozen (their optimizer state moves with them).
     """
-    if lr_scale is not None and (isinstance(lr_scale, bool) or not isinstance(lr_scale, (int, float)) or lr_scale <= 0):
-        raise ConfigError(f"lr_scale: must be a positive number, got {lr_scale!r}")
+    if lr_scale is not None:
+        check_number(lr_scale, "lr_scale: must be a positive number", above=0)
     names, parameters = [], []
     for name, module in select_layers(model, layers):
         for parameter in module.parameters():
@@ -185,7 +186,7 @@ def reuse_layers(source: Model | str | os.PathLike, n_layers: int, *,
     spec = getattr(source, "spec", None)
     if not isinstance(spec, ModelSpec):
         raise ConfigError("reuse_layers needs a model built by trainwell (it reads the model's layer specs)")
-    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or not 1 <= n_layers <= len(spec.layers):
+    if not is_integer(n_layers) or not 1 <= n_layers <= len(spec.layers):
         raise ConfigError(f"reuse: cannot reuse {n_layers!r} layers; the model has {len(spec.layers)} "
                           f"({', '.join(name for name, _ in source.named_children())})")
     head_specs = [layer_from_dict(layer, where=f"head[{i}]") for i, layer in enumerate(head)]

@@ -21,10 +21,11 @@ from trainwell.fileio import atomic_write_text, finish_pending_sets
 from trainwell.model.layers import Model
 from trainwell.model.losses import LOSSES
 from trainwell.data.preprocessing import Preprocessing
-from trainwell.model.regularization import DROPOUT_TYPES, MAX_MC_SAMPLES, MCPrediction, entropy, mc_predict
+from trainwell.uncertainty import DROPOUT_TYPES, MAX_MC_SAMPLES, MCPrediction, entropy, mc_predict
 from trainwell.model.saving import ModelFile, load_model_file
-from trainwell.train.trainer import Trainer, check_seed
-from trainwell.plots import check_figure_path
+from trainwell.checks import check_seed
+from trainwell.train.trainer import Trainer
+from trainwell.figures import check_figure_path
 from trainwell.uncertainty import calibration_report, reliability_diagram
 
 SPLITS = ("test", "validation", "train")

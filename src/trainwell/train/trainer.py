@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from trainwell.callbacks import Callback, ReduceLROnPlateau
+from trainwell.checks import check_seed
 from trainwell.errors import ConfigError
 from trainwell.model.losses import Loss, get_loss, logits_model
 from trainwell.model.transfer import apply_frozen_modes
@@ -43,17 +44,6 @@ from trainwell.train.setup import Fit, check_settings, prepare_fit
 from trainwell.train.threads import auto_threads, using_threads
 
 ArrayLike = Any  # numpy array or torch tensor
-
-SEED_MAX = 2**63 - 1  # seeds are stored as 64-bit integers (the run store, the saved configs)
-
-
-def check_seed(seed: object, *, what: str = "seed") -> int:
-    """A seed is an integer from 0 to 2**63 - 1: PyTorch refuses seeds beyond 64 bits, and
-    Python's random module folds a negative seed onto its absolute value (-3 seeds as 3)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-        shown = seed if not isinstance(seed, int) or abs(seed) < 10**30 else f"a {len(str(abs(seed)))}-digit integer"
-        raise ConfigError(f"{what}: must be an integer from 0 to 2**63 - 1, got {shown!r}")
-    return seed
 
 
 def seed_everything(seed: int) -> None:

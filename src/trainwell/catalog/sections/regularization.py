@@ -72,7 +72,7 @@ def mc_dropout(context: Context) -> None:
 
     from trainwell.config import validate_config
     from trainwell.recipes.train import prepare_data
-    from trainwell.model.regularization import mc_predict
+    from trainwell.uncertainty import mc_predict
     from trainwell.model.saving import load_model
 
     model = load_model(context.state_of("alpha_dropout") / "model.safetensors")

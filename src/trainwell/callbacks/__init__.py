@@ -1,0 +1,26 @@
+"""Callbacks: code that runs at clear points of training, with the trainer's state at hand.
+
+What lives here, one module per callback:
+
+* ``base``: the :class:`Callback` hooks, the :class:`Monitor` of a logged figure, the loop's helpers;
+* ``progress``: :class:`ProgressDisplay`, one line per epoch and a live bar;
+* ``loggers``: :class:`HistoryLogger`, the History written to a file after every epoch;
+* ``plateau``: :class:`ReduceLROnPlateau`, a lower learning rate once the figure stops improving;
+* ``early_stopping``: :class:`EarlyStopping`, stop once it has not improved for a while;
+* ``checkpoint``: :class:`Checkpoint`, model files written while the fit runs;
+* ``terminate_on_nan``: :class:`TerminateOnNaN`, stop at the first loss that is not finite.
+
+Callbacks may use the foundation (``trainwell.errors``, ``trainwell.checks``) and ``trainwell.model``
+(a checkpoint is a model file); they receive the Trainer but never import it (only to name its type).
+"""
+
+from trainwell.callbacks.base import Callback, Monitor, format_logs, overrides
+from trainwell.callbacks.checkpoint import Checkpoint, checkpoint_name
+from trainwell.callbacks.early_stopping import EarlyStopping
+from trainwell.callbacks.loggers import HistoryLogger
+from trainwell.callbacks.plateau import ReduceLROnPlateau
+from trainwell.callbacks.progress import ProgressDisplay
+from trainwell.callbacks.terminate_on_nan import TerminateOnNaN
+
+__all__ = ["Callback", "Monitor", "overrides", "format_logs", "ProgressDisplay", "HistoryLogger", "ReduceLROnPlateau",
+           "EarlyStopping", "Checkpoint", "checkpoint_name", "TerminateOnNaN"]
