@@ -103,14 +103,13 @@ KNOWN_WRONG_IMPORTS = {
     "trainwell.lr_finder -> trainwell.recipes.train",
     "trainwell.model.regularization -> trainwell.train.trainer",
     "trainwell.recipes.train -> trainwell",
-    "trainwell.recipes.tune -> trainwell.catalog.store",
     "trainwell.schedules -> trainwell.callbacks",
     "trainwell.uncertainty -> trainwell.plots",
     *(f"trainwell.catalog.registry -> trainwell.catalog.sections.{name}" for name in (
         "activations", "batchnorm", "exercise8", "exercise9", "exercise10", "regularization", "schedules", "transfer")),
 }
 KNOWN_LONG_MODULES = {
-    "trainwell.callbacks", "trainwell.catalog.report", "trainwell.catalog.runner", "trainwell.catalog.store",
+    "trainwell.callbacks", "trainwell.catalog.report", "trainwell.catalog.runner",
     "trainwell.cli", "trainwell.config", "trainwell.doctor.findings", "trainwell.fileio", "trainwell.model.activations",
     "trainwell.model.init", "trainwell.model.layers", "trainwell.model.regularization", "trainwell.optim",
     "trainwell.recipes.train", "trainwell.recipes.tune", "trainwell.schedules", "trainwell.train.fused",

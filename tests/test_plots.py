@@ -14,7 +14,7 @@ import pytest
 
 from trainwell.doctor.record import LayerInfo, Recording, Sample
 from trainwell.lr_finder import LRFinderResult
-from trainwell.catalog.store import RunStore, store_path
+from trainwell.store import RunStore, store_path
 
 INTEGER_AXES = ("epoch", "step", "layer")
 MIN_LEGEND_POINTS = 8

@@ -12,7 +12,7 @@ from trainwell.cli import main
 from trainwell.config import load_config, validate_config
 from trainwell.catalog.runner import state_dir
 from trainwell.catalog.report import write_report
-from trainwell.catalog.store import RunStore, store_path
+from trainwell.store import RunStore, store_path
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

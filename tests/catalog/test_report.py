@@ -9,7 +9,7 @@ import pytest
 
 from trainwell.catalog import BUDGETS, Target, entries, judge
 from trainwell.catalog.report import write_report
-from trainwell.catalog.store import RunStore, store_path
+from trainwell.store import RunStore, store_path
 
 
 @pytest.mark.parametrize("epochs, value, status", [

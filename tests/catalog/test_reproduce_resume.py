@@ -8,7 +8,7 @@ import os
 import pytest
 
 from trainwell import catalog as experiments
-from trainwell.catalog.store import RunStore, store_path
+from trainwell.store import RunStore, store_path
 
 needs_data = pytest.mark.skipif(not os.environ.get("TRAINWELL_DATA"), reason="TRAINWELL_DATA is not set")
 

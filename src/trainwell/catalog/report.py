@@ -23,7 +23,7 @@ from typing import Any
 
 from trainwell.catalog.registry import CLAIMS, Budget, Entry, Outcome, Target, entries, get_budget, judge
 from trainwell.fileio import atomic_write_text, json_text
-from trainwell.catalog.store import RunStore, store_path
+from trainwell.store import RunStore, store_path
 
 STATUS_MARK = {"pass": "pass", "fail": "FAIL", "not comparable": "n/c", "missing": "not run", "shown": "shown"}
 

@@ -29,7 +29,7 @@ import numpy as np
 from trainwell.callbacks import Callback
 from trainwell.catalog.registry import Budget, Entry, get, get_budget, with_dependencies
 from trainwell.errors import ConfigError, StoreError
-from trainwell.catalog.store import RunStore, store_path
+from trainwell.store import RunStore, store_path
 
 BOOK_SEED = 42
 
