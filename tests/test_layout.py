@@ -105,19 +105,16 @@ KNOWN_WRONG_IMPORTS = {
     "trainwell.recipes.train -> trainwell",
     "trainwell.schedules -> trainwell.callbacks",
     "trainwell.uncertainty -> trainwell.plots",
-    *(f"trainwell.catalog.registry -> trainwell.catalog.sections.{name}" for name in (
-        "activations", "batchnorm", "exercise8", "exercise9", "exercise10", "regularization", "schedules", "transfer")),
 }
 KNOWN_LONG_MODULES = {
-    "trainwell.callbacks", "trainwell.catalog.report", "trainwell.catalog.runner",
+    "trainwell.callbacks",
     "trainwell.cli", "trainwell.config", "trainwell.doctor.findings", "trainwell.fileio", "trainwell.model.activations",
     "trainwell.model.init", "trainwell.model.layers", "trainwell.model.regularization", "trainwell.optim",
     "trainwell.recipes.train", "trainwell.recipes.tune", "trainwell.schedules", "trainwell.train.fused",
     "trainwell.train.trainer",
 }
-KNOWN_LONG_FUNCTIONS = {"train/trainer.py: __init__", "train/trainer.py: _run_epoch", "catalog/runner.py: _reproduce",
-                        "catalog/report.py: chapter_figures", "catalog/report.py: html_page"}
-KNOWN_UNDOCUMENTED = {"trainwell.catalog", "trainwell.catalog.sections", "trainwell.data", "trainwell.doctor",
+KNOWN_LONG_FUNCTIONS = {"train/trainer.py: __init__", "train/trainer.py: _run_epoch"}
+KNOWN_UNDOCUMENTED = {"trainwell.data", "trainwell.doctor",
                       "trainwell.model", "trainwell.recipes", "trainwell.train"}
 
 

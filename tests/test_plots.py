@@ -164,7 +164,8 @@ def report_store(tmp_path_factory):
 
 def _report_figures(out):
     from trainwell.catalog import get_budget
-    from trainwell.catalog.report import collect, figures
+    from trainwell.catalog.chapter_figures import figures
+    from trainwell.catalog.results import collect
 
     with RunStore(store_path(out)) as store:
         reports = collect(store, get_budget("quick"))

@@ -10,7 +10,7 @@ import pytest
 from trainwell import catalog as experiments
 from trainwell.cli import main
 from trainwell.config import load_config, validate_config
-from trainwell.catalog.runner import state_dir
+from trainwell.catalog.context import state_dir
 from trainwell.catalog.report import write_report
 from trainwell.store import RunStore, store_path
 
@@ -73,7 +73,7 @@ def test_every_entry_runs_in_the_smoke_budget(smoke_run):
             results = store.results(row["id"])
             for target in entry.targets:
                 assert target.metric in results, (entry.id, target.metric)
-            if entry.epochs and entry.run is experiments.runner.run_config:
+            if entry.epochs and entry.run is experiments.context.run_config:
                 assert store.epochs(row["id"]), entry.id
     assert any("start selu_100 seed 42" in line for line in lines)
     summary_md = (out / "report.md").read_text()
@@ -142,8 +142,8 @@ def test_a_procedures_fit_resumes_where_a_killed_run_stopped(tmp_path):
     import torch
 
     import trainwell as tw
-    from trainwell.catalog.registry import get, get_budget
-    from trainwell.catalog.runner import Context
+    from trainwell.catalog import get, get_budget
+    from trainwell.catalog.context import Context
 
     class Killed(Exception):
         pass
@@ -197,7 +197,7 @@ def test_workers_exit_when_reproduce_is_killed(tmp_path):
     pid_file = tmp_path / "worker.pid"
     parent = subprocess.Popen([sys.executable, "-c", f"""
 import os, time
-from trainwell.catalog.runner import exit_with_parent
+from trainwell.catalog.workers import exit_with_parent
 child = os.fork()
 if child == 0:
     exit_with_parent(poll_s=0.1)
@@ -236,7 +236,7 @@ def no_datasets(tmp_path, monkeypatch):
 
 
 def test_entries_say_which_datasets_they_need():
-    from trainwell.catalog.runner import datasets_needed
+    from trainwell.catalog.plan import datasets_needed
 
     assert datasets_needed(experiments.get("leaky_relu")) == {"fashion_mnist"}
     assert datasets_needed(experiments.get("transfer_b_on_a")) == {"fashion_mnist"}  # through its needs

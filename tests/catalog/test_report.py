@@ -179,7 +179,7 @@ def test_a_chaotic_figure_is_judged_by_the_spread_of_its_seeds():
 
 def test_relu_100_is_judged_by_spread_and_runs_ten_seeds_in_the_full_budget():
     from trainwell.catalog import get
-    from trainwell.catalog.runner import plan
+    from trainwell.catalog.plan import plan
 
     relu = get("relu_100")
     (target,) = relu.targets

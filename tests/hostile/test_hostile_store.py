@@ -61,7 +61,7 @@ def test_another_programs_database_is_not_touched(tmp_path):
 def test_a_second_reproduce_in_a_held_folder_names_the_holder_and_a_dead_holders_lock_is_taken(tmp_path):
     import os
 
-    from trainwell.catalog.runner import LOCK_NAME, folder_lock
+    from trainwell.catalog.folder_lock import LOCK_NAME, folder_lock
 
     out = tmp_path / "out"
     out.mkdir()

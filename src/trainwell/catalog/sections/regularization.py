@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from trainwell.catalog.sections.activations import RANDOM_STREAM
 from trainwell.catalog.sections.common import FLATTEN, config, dense, fashion, softmax
-from trainwell.catalog.registry import Entry, Target, register
-from trainwell.catalog.runner import Context, budget_config, run_config
+from trainwell.catalog.vocabulary import Claim, Entry, Target
+from trainwell.catalog.context import Context, budget_config, run_config
+
+ENTRIES: list[Entry] = []
+CLAIMS: list[Claim] = []
 
 L2 = {"name": "l2", "factor": 0.01}
 NADAM = {"name": "nadam"}
@@ -43,7 +46,7 @@ for _id, _config, _book, _shows in (
                                            "regularizer is written once."),
         ("dropout", DROPOUT, 0.8728, "Dropout(0.2) before each dense layer, active only while training."),
         ("max_norm", MAX_NORM, 0.8726, "Max-norm(1.0) rescales each unit's incoming weights after every step.")):
-    register(Entry(_id, "Regularization", "book", _shows, run_config, epochs=2, quick_epochs=2, config=_config,
+    ENTRIES.append(Entry(_id, "Regularization", "book", _shows, run_config, epochs=2, quick_epochs=2, config=_config,
                    targets=(Target("val_accuracy", _book),), book=f"val {_book}", cost=6, notes=(RANDOM_STREAM, SHORT)))
 
 
@@ -58,7 +61,7 @@ def alpha_dropout(context: Context) -> None:
     context.result(train_accuracy=Trainer(run.model).evaluate(data.x_train, data.y_train)["accuracy"])
 
 
-register(Entry(
+ENTRIES.append(Entry(
     "alpha_dropout", "Regularization", "book", "AlphaDropout keeps a SELU network self-normalizing while it "
     "regularizes; evaluated without dropout, training accuracy is close to validation accuracy.", alpha_dropout,
     epochs=20, quick_epochs=2, config=ALPHA_DROPOUT,
@@ -98,7 +101,7 @@ def mc_dropout(context: Context) -> None:
                    picked_plain_confidence=float(plain[pick].max()), images=n)
 
 
-register(Entry(
+ENTRIES.append(Entry(
     "mc_dropout", "Regularization", "book", "MC dropout averages 100 stochastic passes: a slightly better accuracy, "
     "and a spread that shows which images the model is unsure of.", mc_dropout, epochs=20, quick_epochs=2,
     needs=("alpha_dropout",),

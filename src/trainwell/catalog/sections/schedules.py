@@ -6,8 +6,11 @@ import math
 
 from trainwell.catalog.sections.activations import RANDOM_STREAM
 from trainwell.catalog.sections.common import config, fashion, selu_300_100
-from trainwell.catalog.registry import Entry, Target, register
-from trainwell.catalog.runner import Context, budget_config, run_config
+from trainwell.catalog.vocabulary import Claim, Entry, Target
+from trainwell.catalog.context import Context, budget_config, run_config
+
+ENTRIES: list[Entry] = []
+CLAIMS: list[Claim] = []
 
 SECTION = "Learning rate scheduling"
 STEPS_20_EPOCHS = 20 * 55_000 // 32  # the book's s = 34,375 steps
@@ -53,7 +56,7 @@ UNSTABLE = {"piecewise": "Nadam holds 0.01 for the first five epochs here, the e
                          "the book while the other seeds match it; the per-seed figures and learning curves show it."}
 
 for _id, (_config, _book, _shows) in CONFIGS.items():
-    register(Entry(_id, "1cycle scheduling" if _id == "one_cycle" else SECTION, "book", _shows, run_config,
+    ENTRIES.append(Entry(_id, "1cycle scheduling" if _id == "one_cycle" else SECTION, "book", _shows, run_config,
                    epochs=25, quick_epochs=3, config=_config, targets=(Target("val_accuracy", _book),),
                    book=f"val {_book}", cost=4 if _id == "one_cycle" else 8,
                    notes=(RANDOM_STREAM, *([UNSTABLE[_id]] if _id in UNSTABLE else []), QUICK)))
@@ -92,7 +95,7 @@ def lr_finder(context: Context) -> None:
                    weights_restored=float(restored), suggestion=result.suggestion, min_loss_lr=result.min_loss_lr)
 
 
-register(Entry(
+ENTRIES.append(Entry(
     "lr_finder", "1cycle scheduling", "book", "Growing the rate exponentially over one epoch, the loss first falls, "
     "then shoots up; a good rate is about 10 times below the turning point.", lr_finder, epochs=1,
     config=LR_FINDER, book="loss falls, then diverges at high rates; plot loss vs rate (log x)",

@@ -6,8 +6,11 @@ import copy
 
 from trainwell.catalog.sections.activations import RANDOM_STREAM
 from trainwell.catalog.sections.common import FLATTEN, config, dense, softmax
-from trainwell.catalog.registry import Claim, Entry, Target, claim, register
-from trainwell.catalog.runner import Context, run_config
+from trainwell.catalog.vocabulary import Claim, Entry, Target
+from trainwell.catalog.context import Context, run_config
+
+ENTRIES: list[Entry] = []
+CLAIMS: list[Claim] = []
 
 SECTION = "Reusing pretrained layers"
 HIDDEN = [dense(300, "selu"), dense(100, "selu"), dense(50, "selu"), dense(50, "selu"), dense(50, "selu")]
@@ -21,11 +24,11 @@ MODEL_B = config("transfer_model_b", [FLATTEN, *HIDDEN, dense(1, "sigmoid")],
                  optimizer={"name": "sgd", "lr": 1e-3}, epochs=20, train={"loss": "binary_crossentropy"})
 del MODEL_A["train"]["batch_size"], MODEL_B["train"]["batch_size"]  # the default, 32, as the example files
 
-register(Entry(
+ENTRIES.append(Entry(
     "transfer_model_a", SECTION, "book", "Model A learns the eight classes of task A; its hidden layers are what "
     "task B will reuse.", run_config, epochs=20, quick_epochs=10, config=MODEL_A,
     targets=(Target("val_accuracy", 0.9158),), book="val 0.9158", cost=12, notes=(RANDOM_STREAM,)))
-register(Entry(
+ENTRIES.append(Entry(
     "transfer_model_b", SECTION, "book", "Model B learns task B (sandal or shirt) from scratch, from only 200 "
     "images.", run_config, epochs=20, quick_epochs=20, config=MODEL_B,
     targets=(Target("val_accuracy", 0.9716), Target("test_accuracy", 0.9705)), book="val 0.9716; test 0.9705",
@@ -51,7 +54,7 @@ def transfer_b_on_a(context: Context) -> None:
     run_config(context, config)
 
 
-register(Entry(
+ENTRIES.append(Entry(
     "transfer_b_on_a", SECTION, "book", "Reusing model A's hidden layers (frozen first, then fine-tuned) beats "
     "model B trained from scratch on the same 200 images.", transfer_b_on_a, epochs=20, quick_epochs=20,
     needs=("transfer_model_a", "transfer_model_b"), compare_curves=("transfer_model_b",),
@@ -59,5 +62,5 @@ register(Entry(
     book="val 0.9899; test 0.9925 (error rate about 4x lower than model B)", cost=3,
     notes=(BOOK_CHEAT, "The book's table says SGD 1e-3; its code trains the frozen phase with Keras' 'sgd' "
            "(lr 0.01) and the unfrozen one at 1e-4, which is what trainwell does.")))
-claim(Claim("transfer_b_on_a reaches a higher test accuracy than transfer_model_b (book: 0.9925 vs 0.9705)",
+CLAIMS.append(Claim("transfer_b_on_a reaches a higher test accuracy than transfer_model_b (book: 0.9925 vs 0.9705)",
             ("transfer_b_on_a", "test_accuracy"), ("transfer_model_b", "test_accuracy")))
