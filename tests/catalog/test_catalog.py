@@ -296,8 +296,8 @@ def test_the_readmes_reproduce_block_runs_as_a_script(tmp_path):
 
     block = readme_reproduce_block()
     # the same calls, made cheap: two entries that need no dataset, the smoke budget, two processes
-    script = re.sub(r'experiments\.reproduce\(\[[^\]]*\], budget="full", seeds=3',
-                    'experiments.reproduce(["selu_constants", "activation_curves"], budget="smoke", jobs=2', block)
+    script = re.sub(r'catalog\.reproduce\(\[[^\]]*\], budget="full", seeds=3',
+                    'catalog.reproduce(["selu_constants", "activation_curves"], budget="smoke", jobs=2', block)
     script = script.replace('budget="quick"', 'budget="smoke"')
     assert script.count('budget="smoke"') == 2, script
     (tmp_path / "readme_block.py").write_text(script)
