@@ -137,92 +137,6 @@ def test_report_needs_a_store(tmp_path):
         write_report(tmp_path)
 
 
-def test_a_procedures_fit_resumes_where_a_killed_run_stopped(tmp_path):
-    """Context.fit saves the state at each epoch end; the next attempt continues from it."""
-    import torch
-
-    import trainwell as tw
-    from trainwell.catalog import get, get_budget
-    from trainwell.catalog.context import Context
-
-    class Killed(Exception):
-        pass
-
-    class KillAtEpoch(tw.Callback):
-        def __init__(self, armed):
-            self.armed, self.epochs = armed, []
-
-        def on_epoch_begin(self, trainer, epoch):
-            self.epochs.append(epoch)
-            if self.armed and epoch == 3:
-                raise Killed
-
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(256, 6, generator=g), torch.randint(0, 3, (256,), generator=g)
-
-    def attempt(kill=False):
-        tw.seed_everything(7)
-        model = tw.build_model([tw.Dense(16, activation="relu"), tw.Dense(3, activation="softmax")], input_shape=(6,))
-        trainer = tw.Trainer(model, optimizer={"name": "adam"}, seed=7, callbacks=[KillAtEpoch(kill)])
-        return trainer, model
-
-    with RunStore(store_path(tmp_path)) as store:
-        context = Context(entry=get("ex10_3"), seed=42, budget=get_budget("smoke"), store=store,
-                          run_id=store.start_run("ex10_3", 42, "smoke", config={}, versions={}, device="cpu"),
-                          out=tmp_path)
-        trainer, _ = attempt(kill=True)
-        with pytest.raises(Killed):
-            context.fit(trainer, x, y, phase="pairs", epochs=5, batch_size=32, verbose=False)
-        assert (context.state_dir / "resume" / "pairs").is_dir()
-        trainer, resumed = attempt()
-        history = context.fit(trainer, x, y, phase="pairs", epochs=5, batch_size=32, verbose=False)
-        assert trainer.callbacks[0].epochs == [3, 4, 5]  # epochs 1 and 2 came from the saved state
-        assert not (context.state_dir / "resume" / "pairs").exists()
-    trainer, uninterrupted = attempt()
-    reference = trainer.fit(x, y, epochs=5, batch_size=32, verbose=False)
-    assert history["loss"] == reference["loss"] and len(history) == 5
-    for a, b in zip(resumed.state_dict().values(), uninterrupted.state_dict().values()):
-        assert torch.equal(a, b)
-
-
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
-def test_workers_exit_when_reproduce_is_killed(tmp_path):
-    """A worker of a killed reproduce process does not live on as an orphan."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    pid_file = tmp_path / "worker.pid"
-    parent = subprocess.Popen([sys.executable, "-c", f"""
-import os, time
-from trainwell.catalog.workers import exit_with_parent
-child = os.fork()
-if child == 0:
-    exit_with_parent(poll_s=0.1)
-    open({str(pid_file)!r}, "w").write(str(os.getpid()))
-    time.sleep(60)
-    os._exit(0)
-time.sleep(60)
-"""])
-    deadline = time.monotonic() + 30
-    while not pid_file.exists() or not pid_file.read_text():
-        assert time.monotonic() < deadline, "the worker never started"
-        time.sleep(0.05)
-    worker = int(pid_file.read_text())
-    parent.send_signal(signal.SIGKILL)
-    parent.wait()
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            os.kill(worker, 0)
-        except ProcessLookupError:
-            break
-        assert time.monotonic() < deadline, "the worker outlived its parent"
-        time.sleep(0.1)
-
-
 # ----------------------------------------------------------------- failing loudly
 @pytest.fixture
 def no_datasets(tmp_path, monkeypatch):
@@ -233,16 +147,6 @@ def no_datasets(tmp_path, monkeypatch):
     monkeypatch.setenv("TRAINWELL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TRAINWELL_OFFLINE", "1")
     monkeypatch.setattr(locations, "SYSTEM_DIRS", ())
-
-
-def test_entries_say_which_datasets_they_need():
-    from trainwell.catalog.plan import datasets_needed
-
-    assert datasets_needed(experiments.get("leaky_relu")) == {"fashion_mnist"}
-    assert datasets_needed(experiments.get("transfer_b_on_a")) == {"fashion_mnist"}  # through its needs
-    assert datasets_needed(experiments.get("ex10_1")) == {"mnist"}
-    assert datasets_needed(experiments.get("ex8_3")) == {"mnist"}
-    assert datasets_needed(experiments.get("selu_constants")) == set()
 
 
 def test_reproduce_without_the_data_fails_loudly_and_tries_the_dataset_once(no_datasets, tmp_path, monkeypatch):
@@ -307,40 +211,6 @@ def test_the_readmes_reproduce_block_runs_as_a_script(tmp_path):
     assert "Traceback" not in result.stderr and "Error" not in result.stderr, result.stderr
     with RunStore(store_path(tmp_path / "runs" / "bn")) as store:
         assert {run["experiment"] for run in store.runs(status="finished")} == {"selu_constants", "activation_curves"}
-
-
-def test_a_worker_that_dies_before_its_run_starts_is_recorded_with_its_reason(tmp_path, monkeypatch):
-    """No IndexError and no empty message when a worker process dies before it could start the run."""
-    from concurrent.futures.process import BrokenProcessPool
-
-    from trainwell.catalog import runner
-
-    def broken(*args, **kwargs):
-        raise BrokenProcessPool("A child process terminated abruptly")
-
-    class DeadPool:
-        def __init__(self, *args, **kwargs):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        submit = staticmethod(broken)
-
-        def shutdown(self, **kwargs):
-            pass
-
-    monkeypatch.setattr("concurrent.futures.ProcessPoolExecutor", DeadPool)
-    lines: list[str] = []
-    summary = runner.reproduce(["selu_constants", "activation_curves"], budget="smoke", out=tmp_path, jobs=2,
-                               echo=lines.append, report=False)
-    assert summary["failed"] == 2
-    assert "worker process" in summary["first_error"] and "__main__" in summary["first_error"]
-    with RunStore(store_path(tmp_path)) as store:
-        assert all("terminated abruptly" in run["error"] for run in store.runs(status="failed"))
 
 
 def test_reproduce_into_a_file_is_refused_naming_it(tmp_path):

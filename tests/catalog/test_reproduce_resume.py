@@ -72,18 +72,3 @@ def test_a_run_gives_the_same_figures_alone_in_reproduces_process_as_in_a_worker
         torch.set_num_threads(threads)
     alone, worker = _results(tmp_path / "alone", entry_id), _results(tmp_path / "worker", entry_id)
     assert alone == worker and "val_loss" in alone
-
-
-def test_workers_start_with_the_threads_every_run_gets(monkeypatch):
-    import torch
-
-    from trainwell.catalog import workers
-
-    monkeypatch.setattr(workers, "exit_with_parent", lambda: None)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(3)
-        workers.worker_init()
-        assert torch.get_num_threads() == workers.RUN_THREADS == 1
-    finally:
-        torch.set_num_threads(threads)
