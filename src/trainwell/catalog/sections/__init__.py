@@ -1,6 +1,6 @@
 """The catalog's entries, one module per section of the chapter and per exercise.
 
-- ``common``: builders of the configs' tables (dense, softmax, fashion, config) and shared notes
+- ``common``: an example file's config (``example``), builders for the configs no file holds
 - ``activations``: nonsaturating activations, SELU's self-normalization and constants
 - ``batchnorm``: batch normalization after and before the activation, its parameter counts
 - ``transfer``: reusing pretrained layers (model A, model B, B on A)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from trainwell.catalog.sections.common import FLATTEN, config, dense, fashion, softmax
+from trainwell.catalog.sections.common import example
 from trainwell.catalog.vocabulary import Claim, Entry, Target
 from trainwell.catalog.context import Context, run_config
 
@@ -16,35 +16,23 @@ RANDOM_STREAM = ("PyTorch's random stream differs from TensorFlow's, so the init
                  "differ from the book's; the spread over seeds shows how much that alone moves the figure.")
 
 
-def _small(activation: str) -> dict:
-    return config(activation, [FLATTEN, dense(300, activation, "he_normal"), dense(100, activation, "he_normal"),
-                               softmax()],
-                  data=fashion(), optimizer={"name": "sgd", "lr": 1e-3}, epochs=10)
-
-
-def _deep(name: str, activation: str, init: str) -> dict:
-    deep = config(name, [FLATTEN, dense(300, activation, init), dense(100, activation, init, repeat=99), softmax()],
-                  data=fashion("standardize"), optimizer={"name": "sgd", "lr": 1e-3}, epochs=5)
-    deep["diagnostics"] = {"every": 100}  # the doctor's findings go into the report
-    return deep
-
 
 ENTRIES.append(Entry(
     "leaky_relu", SECTION, "book", "Leaky ReLU (slope 0.3) with He initialization trains a 300-100 network with "
-    "plain SGD without dying units.", run_config, epochs=10, quick_epochs=3, config=_small("leaky_relu"),
+    "plain SGD without dying units.", run_config, epochs=10, quick_epochs=3, config=example("leaky_relu"),
     targets=(Target("val_accuracy", 0.8430),), book="val 0.8430", cost=8, notes=(RANDOM_STREAM,)))
 ENTRIES.append(Entry(
     "prelu", SECTION, "book", "PReLU learns the leak's slope (one per unit) and trains about as well as leaky ReLU.",
-    run_config, epochs=10, quick_epochs=3, config=_small("prelu"), targets=(Target("val_accuracy", 0.8372),),
+    run_config, epochs=10, quick_epochs=3, config=example("prelu"), targets=(Target("val_accuracy", 0.8372),),
     book="val 0.8372", cost=9, notes=(RANDOM_STREAM,)))
 ENTRIES.append(Entry(
     "selu_100", "SELU", "book", "A 100-layer SELU network with LeCun initialization on standardized inputs "
     "self-normalizes and trains with plain SGD.", run_config, epochs=5, quick_epochs=2,
-    config=_deep("selu_100", "selu", "lecun_normal"), targets=(Target("val_accuracy", 0.8358),), book="val 0.8358",
+    config=example("selu_100"), targets=(Target("val_accuracy", 0.8358),), book="val 0.8358",
     cost=30, notes=(RANDOM_STREAM,)))
 ENTRIES.append(Entry(
     "relu_100", "SELU", "book", "The same 100 layers with ReLU and He initialization train far worse: the signal "
-    "fades with depth.", run_config, epochs=5, quick_epochs=2, config=_deep("relu_100", "relu", "he_normal"),
+    "fades with depth.", run_config, epochs=5, quick_epochs=2, config=example("relu_100"),
     targets=(Target("val_accuracy", 0.7032, spread_seeds=10),), book="val 0.7032", cost=25,
     notes=(RANDOM_STREAM + " A 100-layer ReLU net after 5 epochs of SGD is chaotic: a 1e-6 change of the "
            "learning rate moves its final accuracy by 0.09 on average, more than a change of seed, and even for "

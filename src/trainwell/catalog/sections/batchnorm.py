@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from trainwell.catalog.sections.activations import RANDOM_STREAM
-from trainwell.catalog.sections.common import FLATTEN, config, dense, fashion, softmax
+from trainwell.catalog.sections.common import example
 from trainwell.catalog.vocabulary import Claim, Entry, Target
 from trainwell.catalog.context import Context, run_config
 
@@ -11,15 +11,8 @@ ENTRIES: list[Entry] = []
 CLAIMS: list[Claim] = []
 
 SECTION = "Batch normalization"
-BN = {"type": "batch_normalization"}
-
-BN_AFTER = config("bn_after", [FLATTEN, BN, dense(300, "relu", "he_normal"), BN, dense(100, "relu", "he_normal"), BN,
-                               softmax()],
-                  data={"name": "fashion_mnist", "scaling": "unit"}, optimizer={"name": "sgd", "lr": 1e-3}, epochs=10)
-BN_BEFORE = config("bn_before", [
-    FLATTEN, BN, dense(300, use_bias=False), BN, {"type": "activation", "activation": "relu"},
-    dense(100, use_bias=False), {"type": "activation", "activation": "relu"}, BN, softmax()],
-    data=fashion(), optimizer={"name": "sgd", "lr": 1e-3}, epochs=10)
+BN_AFTER = example("bn_after")
+BN_BEFORE = example("bn_before")
 
 ENTRIES.append(Entry(
     "bn_after", SECTION, "book", "Batch normalization after each hidden layer lets plain SGD at 1e-3 train much "

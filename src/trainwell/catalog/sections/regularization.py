@@ -3,42 +3,21 @@
 from __future__ import annotations
 
 from trainwell.catalog.sections.activations import RANDOM_STREAM
-from trainwell.catalog.sections.common import FLATTEN, config, dense, fashion, softmax
+from trainwell.catalog.sections.common import example
 from trainwell.catalog.vocabulary import Claim, Entry, Target
 from trainwell.catalog.context import Context, budget_config, run_config
 
 ENTRIES: list[Entry] = []
 CLAIMS: list[Claim] = []
 
-L2 = {"name": "l2", "factor": 0.01}
-NADAM = {"name": "nadam"}
-DROP = {"type": "dropout", "rate": 0.2}
-ALPHA_DROP = {"type": "alpha_dropout", "rate": 0.2}
 SHORT = ("A 2-epoch run: the tolerance is 0.025, and the quick budget runs the book's 2 epochs on 10,000 of the "
          "55,000 training images.")
 
-L2_CONFIG = config("l2", [FLATTEN, dense(300, "elu", "he_normal", kernel_regularizer=L2),
-                          dense(100, "elu", "he_normal", kernel_regularizer=L2), softmax(kernel_regularizer=L2)],
-                   data=fashion("standardize"), optimizer=NADAM, epochs=2)
-L2_PARTIAL = config("l2_partial", [FLATTEN, {"type": "regularized_dense", "units": 300},
-                                   {"type": "regularized_dense", "units": 100},
-                                   {"type": "regularized_dense", "units": 10, "activation": "softmax"}],
-                    data=fashion("standardize"), optimizer=NADAM, epochs=2,
-                    model={"presets": {"regularized_dense": {"type": "dense", "activation": "elu", "init": "he_normal",
-                                                             "kernel_regularizer": L2}}})
-DROPOUT = config("dropout", [FLATTEN, DROP, dense(300, "elu", "he_normal"), DROP, dense(100, "elu", "he_normal"), DROP,
-                             softmax()], data=fashion("standardize"), optimizer=NADAM, epochs=2)
-ALPHA_DROPOUT = config("alpha_dropout", [FLATTEN, ALPHA_DROP, dense(300, "selu", "lecun_normal"), ALPHA_DROP,
-                                         dense(100, "selu", "lecun_normal"), ALPHA_DROP, softmax()],
-                       data=fashion("standardize"), optimizer={"name": "sgd", "lr": 0.01, "momentum": 0.9,
-                                                               "nesterov": True}, epochs=20,
-                       callbacks={"terminate_on_nan": True, "checkpoint": {"every": 1, "keep": 3, "save_best": True,
-                                                                            "monitor": "val_accuracy", "mode": "max"}})
-MAX_NORM = config("max_norm", [FLATTEN, {"type": "max_norm_dense", "units": 300},
-                               {"type": "max_norm_dense", "units": 100}, softmax()],
-                  data=fashion("standardize"), optimizer=NADAM, epochs=2,
-                  model={"presets": {"max_norm_dense": {"type": "dense", "activation": "selu", "init": "lecun_normal",
-                                                        "kernel_constraint": {"name": "max_norm", "max_value": 1.0}}}})
+L2_CONFIG = example("l2")
+L2_PARTIAL = example("l2_partial")
+DROPOUT = example("dropout")
+ALPHA_DROPOUT = example("alpha_dropout")
+MAX_NORM = example("max_norm")
 
 for _id, _config, _book, _shows in (
         ("l2", L2_CONFIG, 0.8304, "An l2(0.01) penalty on every kernel regularizes an ELU 300-100 network."),

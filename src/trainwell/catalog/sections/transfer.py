@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from trainwell.catalog.sections.activations import RANDOM_STREAM
-from trainwell.catalog.sections.common import FLATTEN, config, dense, softmax
+from trainwell.catalog.sections.common import example
 from trainwell.catalog.vocabulary import Claim, Entry, Target
 from trainwell.catalog.context import Context, run_config
 
@@ -13,16 +13,8 @@ ENTRIES: list[Entry] = []
 CLAIMS: list[Claim] = []
 
 SECTION = "Reusing pretrained layers"
-HIDDEN = [dense(300, "selu"), dense(100, "selu"), dense(50, "selu"), dense(50, "selu"), dense(50, "selu")]
-TASK_A = [0, 1, 2, 3, 4, 7, 8, 9]   # everything but sandal (5) and shirt (6)
-TASK_B = [5, 6]                     # sandal -> 0, shirt -> 1
-
-MODEL_A = config("transfer_model_a", [FLATTEN, *HIDDEN, softmax(8)],
-                 data={"name": "fashion_mnist", "classes": TASK_A}, optimizer={"name": "sgd", "lr": 1e-3}, epochs=20)
-MODEL_B = config("transfer_model_b", [FLATTEN, *HIDDEN, dense(1, "sigmoid")],
-                 data={"name": "fashion_mnist", "classes": TASK_B, "train_size": 200},
-                 optimizer={"name": "sgd", "lr": 1e-3}, epochs=20, train={"loss": "binary_crossentropy"})
-del MODEL_A["train"]["batch_size"], MODEL_B["train"]["batch_size"]  # the default, 32, as the example files
+MODEL_A = example("transfer_model_a")
+MODEL_B = example("transfer_model_b")
 
 ENTRIES.append(Entry(
     "transfer_model_a", SECTION, "book", "Model A learns the eight classes of task A; its hidden layers are what "
@@ -39,16 +31,12 @@ BOOK_CHEAT = ("The book itself says this gain was cherry-picked (\"I cheated\": 
               "until one showed a strong improvement; other seeds or classes give much less), so trainwell "
               "reproduces the direction (B on A beats B), not the 4x.")
 
-
-B_ON_A = {**MODEL_B, "name": "transfer_b_on_a", "optimizer": {"name": "sgd", "lr": 0.01},
-          "model": {"reuse": {"model": "<transfer_model_a>", "layers": -1}, "layers": [dense(1, "sigmoid")]},
-          "phases": [{"epochs": 4, "freeze": ["0:-1"]},
-                     {"epochs": 16, "unfreeze": ["0:-1"], "optimizer": {"lr": 1e-4}}]}
+B_ON_A = example("transfer_b_on_a")  # its reuse.model: the run's own model A (see below)
 
 
 def transfer_b_on_a(context: Context) -> None:
     """Model A's layers but the last, copied, + Dense(1, sigmoid); frozen 4 epochs at Keras' SGD default lr
-    0.01, then everything trained 16 epochs at 1e-4 (the chapter's code), as examples/transfer_b_on_a.toml."""
+    0.01, then everything trained 16 epochs at 1e-4 (the chapter's code): the config of examples/transfer_b_on_a.toml."""
     config = copy.deepcopy(B_ON_A)
     config["model"]["reuse"]["model"] = str(context.state_of("transfer_model_a") / "model.safetensors")
     run_config(context, config)
