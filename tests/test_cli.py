@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import tiny_digits
 
 from trainwell.cli import main
 from trainwell.train.history import History
@@ -11,21 +12,7 @@ from trainwell.model.saving import load_model, load_model_file
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
-DIGITS = """
-name = "tiny"
-seed = 3
-[data]
-name = "digits"
-validation_size = 200
-[model]
-layers = [{type = "flatten"}, {type = "dense", units = 32, activation = "relu", init = "he_normal"},
-          {type = "dense", units = 10, activation = "softmax"}]
-[optimizer]
-name = "adam"
-lr = 0.01
-[train]
-epochs = 3
-"""
+DIGITS = tiny_digits()
 
 
 @pytest.fixture

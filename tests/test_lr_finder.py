@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import helpers
 import torch
 from torch import nn
 
 from trainwell.cli import main
 from trainwell.config import load_config
 from trainwell.errors import ConfigError
-from trainwell.model.layers import Dense, build_model
+from trainwell.model.layers import Dense
 from trainwell.lr_finder import find_lr, find_lr_for_config, suggest_lr, sweep
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
@@ -20,9 +21,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def small_model():
-    torch.manual_seed(0)
-    return build_model([Dense(32, activation="relu", init="he_normal"), Dense(3, activation="softmax")],
-                       input_shape=(4,))
+    return helpers.small_model(Dense(32, activation="relu", init="he_normal"))
 
 
 def test_sweep_is_exponential_from_min_to_max():
@@ -108,6 +107,7 @@ def test_plot_is_written(blobs, tmp_path):
     assert path.read_bytes()[:8] == PNG and not list(tmp_path.glob("sub/.*tmp"))
 
 
+# not helpers.tiny_digits: an SGD whose learning rate the [lr_find] section sweeps, and no [train]
 DIGITS = """
 name = "finder"
 seed = 1

@@ -10,6 +10,7 @@ from trainwell.config import load_config
 from trainwell.data import load, scale_unit, validation_split
 from trainwell.recipes.train import train_config
 
+# not helpers.tiny_digits: the README's Python recipe (nadam, elu, unit scaling) written as a config
 DIGITS = """
 name = "digits_same"
 seed = 7

@@ -11,7 +11,7 @@ from torch import nn
 from trainwell import schedules as sch
 from trainwell.callbacks import Callback, Monitor, ReduceLROnPlateau
 from trainwell.cli import main
-from trainwell.config import load_config, validate_config
+from trainwell.config import load_config
 from trainwell.errors import ConfigError
 from trainwell.train.history import History
 from trainwell.train.trainer import Trainer
@@ -159,34 +159,6 @@ def test_join_and_values():
 def test_bad_arguments_name_the_argument(build, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         build()
-
-
-MODEL = {"layers": [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]}
-
-
-@pytest.mark.parametrize("schedule, message", [
-    ({"name": "exponentail", "s": 2}, "schedule.name: unknown schedule 'exponentail'; allowed: constant, power"),
-    ({"name": "exponential"}, "schedule.s: missing"),
-    ({"name": "exponential", "s": -20}, "schedule.s: must be positive, got -20"),
-    ({"name": "exponential", "s": 20, "decay": 0.1}, "schedule.decay: not an option of the exponential schedule; "
-                                                     "allowed: name, per, s, rate"),
-    ({"name": "exponential", "s": 20, "per": "batch"}, "schedule.per: must be 'step' or 'epoch', got 'batch'"),
-    ({"name": "piecewise_constant", "boundaries": [15, 5], "values": [0.1, 0.01, 0.001]},
-     "schedule.boundaries: must be strictly increasing, got [15, 5]"),
-    ({"name": "one_cycle", "max_lr": -0.05}, "schedule.max_lr: must be positive, got -0.05"),
-    ({"name": "one_cycle", "max_lr": 0.05, "start_lr": 0.1}, "schedule.max_lr: must be above start_lr"),
-    ({"name": "one_cycle", "min_momentum": 0.8}, "schedule.min_momentum: only used with cycle_momentum = true"),
-    ({"name": "one_cycle", "cycle_momentum": True, "min_momentum": 0.97}, "schedule.min_momentum: must not exceed"),
-    ({"name": "plateau", "factor": 2}, "schedule.factor: must be a number in (0, 1), got 2"),
-    ({"name": "plateau", "mode": "auto"}, "schedule.mode: must be 'min' or 'max', got 'auto'"),
-    ({"name": "plateau", "patience": -1}, "schedule.patience: must be a non-negative integer"),
-    ("exponential", "'schedule' = 'exponential': must be a valid dictionary"),
-])
-def test_bad_schedule_tables_name_the_key(schedule, message):
-    with pytest.raises(ConfigError) as error:
-        validate_config({"model": MODEL, "schedule": schedule}, source="run.toml")
-    assert str(error.value).startswith("run.toml: ")
-    assert message in str(error.value)
 
 
 def test_run_length_checks_happen_at_fit_time(blobs):

@@ -32,6 +32,7 @@ TIMING = ("time", "duration", "started", "finished", "elapsed", "seconds", "_s",
 SMOKE = ["--set", "data.train_size=256", "--set", "data.validation_size=256", "--set", "train.batch_size=32",
          "--set", "train.threads=1"]
 FIRST = ("transfer_model_a",)  # examples whose outputs later examples read
+FIRST_FILES = ("transfer_model_a.toml",)
 
 
 def _untimed(value: Any) -> Any:
@@ -82,10 +83,10 @@ def _trainwell(*args: str, cwd: Path) -> None:
         raise SystemExit(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
 
 
-def example_digests(work: Path) -> dict[str, dict[str, str]]:
+def example_digests(work: Path, pattern: str = "*.*ml") -> dict[str, dict[str, str]]:
     """Each example trained as the CLI trains it, shortened: 256 images, one epoch (per phase)."""
     (work / "examples").mkdir()
-    paths = sorted(EXAMPLES.glob("*.*ml"), key=lambda p: (p.stem not in FIRST, p.name))
+    paths = sorted({*EXAMPLES.glob(pattern), *(EXAMPLES / n for n in FIRST_FILES if pattern != "*.*ml")}, key=lambda p: (p.stem not in FIRST, p.name))
     found: dict[str, dict[str, str]] = {}
     for path in paths:
         config = _raw_config(path)
@@ -94,7 +95,7 @@ def example_digests(work: Path) -> dict[str, dict[str, str]]:
         out = work / "runs" / path.stem
         started = time.perf_counter()
         if "search" in config:
-            _trainwell("tune", str(local), "--trials", "3", "--set", "train.epochs=2", "--set", "train.threads=1", "-o", str(out), "-q", cwd=work)
+            _trainwell("tune", str(local), "--trials", "3", "--set", "train.epochs=2", "--set", "search.sampler_seed=0", "--set", "train.threads=1", "-o", str(out), "-q", cwd=work)
             record = {"best_trial": _digest(json.loads((out / "best_trial.json").read_text())),
                       "best_config": _digest(json.loads((out / "best_config.json").read_text()))}
         elif "lr_find" in config:
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", type=Path, help="an earlier digests file: list what moved, exit 1 if any")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", choices=("examples", "catalog"))
+    parser.add_argument("--examples", default="*.*ml", help="which example files (a glob; default all)")
     args = parser.parse_args(argv)
     digests: dict[str, Any] = {"examples": {}, "catalog": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         WORK = str(work)
         if args.only != "catalog":
             print("examples:", flush=True)
-            digests["examples"] = example_digests(work)
+            digests["examples"] = example_digests(work, args.examples)
         if args.only != "examples":
             print("catalog:", flush=True)
             digests["catalog"] = catalog_digests(work, args.jobs)

@@ -219,7 +219,8 @@ def plot_schedule(config: Path, set_: tuple[str, ...], epochs: int | None, steps
     from trainwell.recipes.train import output_dir_for
     from trainwell.optim import resolve_optimizer_options
     from trainwell.plots import check_figure_path, plot_schedule as draw
-    from trainwell.schedules import build_schedule, values
+    from trainwell.config import schedule_from_table
+    from trainwell.schedules import values
 
     run_config = load_config(config, [*set_, *([f"train.epochs={epochs}"] if epochs else [])])
     target = check_figure_path(output or output_dir_for(run_config) / "schedule.png", what="--output")
@@ -231,7 +232,7 @@ def plot_schedule(config: Path, set_: tuple[str, ...], epochs: int | None, steps
     options = dict(run_config.optimizer)
     lr0 = resolve_optimizer_options(options.pop("name"), options)["lr"]
     spec = run_config.schedule or {"name": "constant"}
-    setup = build_schedule(spec, lr0=lr0, steps_per_epoch=steps_per_epoch, total_steps=total)
+    setup = schedule_from_table(spec, lr0=lr0, steps_per_epoch=steps_per_epoch, total_steps=total)
     lrs = values(setup.lr, total)
     title = f"{run_config.name}: {spec['name']} schedule, {run_config.train.epochs} epochs x {steps_per_epoch} steps"
     if setup.plateau is not None:

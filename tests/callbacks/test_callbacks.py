@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import helpers
 import torch
 
 from trainwell.callbacks import Callback, Checkpoint, EarlyStopping, Monitor, TerminateOnNaN, checkpoint_name
@@ -10,15 +11,13 @@ from trainwell.cli import main
 from trainwell.config import validate_config
 from trainwell.errors import ConfigError, TrainingDiverged
 from trainwell.train.history import History
-from trainwell.model.layers import BatchNormalization, Dense, Dropout, build_model
+from trainwell.model.layers import BatchNormalization, Dropout
 from trainwell.model.saving import load_model, load_model_file
 from trainwell.train.trainer import Trainer
 
 
-def small_model():
-    torch.manual_seed(0)
-    return build_model([Dense(16, activation="relu"), BatchNormalization(), Dropout(0.1),
-                        Dense(3, activation="softmax")], input_shape=(4,))
+def small_model():  # with a BatchNormalization: Checkpoint must save and restore its statistics too
+    return helpers.small_model(16, BatchNormalization(), Dropout(0.1))
 
 
 class Script(Callback):

@@ -26,6 +26,7 @@ def smoke_run(tmp_path_factory):
     return out, summary, lines
 
 
+@pytest.mark.slow  # the smoke_run fixture reproduces the whole catalog
 def test_every_entry_runs_in_the_smoke_budget(smoke_run):
     out, summary, lines = smoke_run
     assert summary["failed"] == 0, "\n".join(line for line in lines if "FAILED" in line)
@@ -45,6 +46,7 @@ def test_every_entry_runs_in_the_smoke_budget(smoke_run):
     assert (state_dir(out, "ex8_2", 42, "smoke") / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_budget_free_figures_pass_even_in_the_smoke_budget(smoke_run):
     out, _, _ = smoke_run
     markdown = (out / "report.md").read_text()
@@ -61,6 +63,7 @@ def test_budget_free_figures_pass_even_in_the_smoke_budget(smoke_run):
         assert f"id='{entry_id}'" in page
 
 
+@pytest.mark.slow
 def test_reproduce_skips_finished_runs_and_redoes_an_unfinished_one(smoke_run):
     out, _, _ = smoke_run
     with RunStore(store_path(out)) as store:

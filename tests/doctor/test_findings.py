@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from helpers import tiny_digits
 
 import trainwell as tw
 from trainwell.cli import main
@@ -178,28 +179,9 @@ def test_diagnosis_serializes():
 
 # ---------------------------------------------------------------------- config, examples, CLI
 
-DIGITS = """
-name = "tiny"
-seed = 3
-[data]
-name = "digits"
-validation_size = 200
-{scaling}
-[model]
-layers = [{{type = "flatten"}}, {{type = "dense", units = 32, activation = "{activation}", init = "{init}"}},
-          {{type = "dense", units = 10, activation = "softmax"}}]
-[optimizer]
-name = "adam"
-lr = 0.01
-[train]
-epochs = 2
-{extra}
-"""
-
-
 def write(tmp_path, activation="relu", init="he_normal", scaling="", extra=""):
     path = tmp_path / "tiny.toml"
-    path.write_text(DIGITS.format(activation=activation, init=init, scaling=scaling, extra=extra))
+    path.write_text(tiny_digits(epochs=2, activation=activation, init=init, data=scaling, extra=extra))
     return path
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_digits
 
 from trainwell.config import load_config, validate_config
 from trainwell.errors import ConfigError
@@ -49,6 +50,7 @@ def test_train_config_without_saving():
     assert result.metrics["val_accuracy"] > 0.8 and "test_accuracy" in result.metrics
 
 
+@pytest.mark.slow
 def test_leaky_relu_matches_the_book(needs_real_data, tmp_path):
     """The chapter's leaky_relu run: 10 epochs of SGD 1e-3; the book reaches 0.8430."""
     config = load_config(EXAMPLES / "leaky_relu.toml", [f"output_dir={tmp_path}"])
@@ -185,23 +187,9 @@ def test_the_fingerprint_holds_what_changes_the_result_and_not_how_it_is_shown(t
     assert len(fingerprint["data"]["sha256"]) == 64
 
 
-DIGITS_TINY = """
-name = "tiny"
-seed = 3
-[data]
-name = "digits"
-validation_size = 100
-train_size = 300
-[model]
-layers = [{type = "flatten"}, {type = "dense", units = 16, activation = "relu"},
-          {type = "dense", units = 10, activation = "softmax"}]
-[optimizer]
-name = "adam"
-lr = 0.01
-[train]
-epochs = 1
-batch_size = 64
-"""
+# smaller than the command line tests' config: 300 training images, 16 units, 1 epoch
+DIGITS_TINY = tiny_digits(units=16, init=None, validation_size=100, data="train_size = 300", epochs=1,
+                          train="batch_size = 64")
 
 
 def _tiny(tmp_path, **train):

@@ -68,6 +68,7 @@ def test_single_process_is_untouched(monkeypatch):
         distributed.from_env()
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process(tmp_path: Path):
     if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
         pytest.skip("this PyTorch build has no torch.distributed with gloo; the 2-process test cannot run")

@@ -151,6 +151,7 @@ def _wait_for_new_state(out, process, timeout=120.0):
     return False
 
 
+@pytest.mark.slow
 def test_sigkill_and_rerun_the_same_command_until_done(tmp_path):
     config = tmp_path / "killed.toml"
     config.write_text(CONFIG)

@@ -1,18 +1,14 @@
 import numpy as np
 import pytest
 import torch
+from helpers import small_model
 from torch import nn
 
 from trainwell.callbacks import Callback, HistoryLogger, ProgressDisplay
 from trainwell.errors import ArrayError, ConfigError
 from trainwell.train.history import History
-from trainwell.model.layers import Dense, Dropout, build_model
+from trainwell.model.layers import Dense, build_model
 from trainwell.train.trainer import Trainer, resolve_device
-
-
-def small_model(seed=0):
-    torch.manual_seed(seed)
-    return build_model([Dense(16, activation="relu"), Dropout(0.1), Dense(3, activation="softmax")], input_shape=(4,))
 
 
 def test_fit_learns_and_records_history(blobs):

@@ -16,173 +16,17 @@ asking for trials until the study has that many, so two workers never run more.
 
 from __future__ import annotations
 
-import copy
-import json
-import math
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Optional, Union
-
-from pydantic import Field, ValidationError
+from typing import Any, Callable
 
 from trainwell.callbacks import Callback
-from trainwell.config import _format_error, _Section, apply_overrides, parse_key, read_config_file, validate_config
-from trainwell.config import set_key as config_set_key
+from trainwell.config import (Param, SearchConfig, apply_overrides, parse_search, read_config_file, validate_config,
+                              with_params)
 from trainwell.errors import ConfigError, StoreError, TrainingDiverged
 from trainwell.fileio import atomic_write_text, json_text
-
-Number = Union[int, float]
-
-
-class ParamSpec(_Section):
-    """One key of ``[search.space]``: ``{low, high, log, step}`` or ``{choices}``."""
-
-    low: Optional[Number] = None
-    high: Optional[Number] = None
-    log: bool = False
-    step: Optional[Number] = None
-    choices: Optional[list[Any]] = None
-
-
-class SearchConfig(_Section):
-    """The ``[search]`` section (besides ``space``, every key has a default)."""
-
-    space: dict[str, ParamSpec]
-    metric: str = "val_accuracy"
-    direction: Optional[Literal["maximize", "minimize"]] = None  # required unless metric is the default
-    trials: int = Field(20, gt=0)  # the study's total, over every worker
-    sampler: Literal["tpe", "random"] = "tpe"
-    sampler_seed: Optional[int] = None
-    pruner: Literal["median", "none"] = "median"
-    startup_trials: int = Field(5, ge=0)  # MedianPruner: trials that finish before any is pruned
-    warmup_epochs: int = Field(1, ge=0)  # MedianPruner: epochs a trial runs before it can be pruned
-    study: Optional[str] = None  # default: the config's name
-    storage: Optional[str] = None  # default: sqlite:///<output folder>/study.db
-
-    @property
-    def goal(self) -> str:
-        return self.direction or "maximize"
-
-
-class _SearchSection(_Section):  # so that errors name the whole key: search.space...
-    search: SearchConfig
-
-
-@dataclass(frozen=True)
-class Param:
-    """A checked search dimension: ``kind`` is "int", "float" or "categorical"."""
-
-    key: str
-    kind: str
-    low: Number | None = None
-    high: Number | None = None
-    log: bool = False
-    step: Number | None = None
-    choices: tuple[Any, ...] = ()
-
-    def extremes(self) -> list[Any]:
-        """The values that bound this dimension (checked against the config before any trial runs)."""
-        return list(self.choices) if self.kind == "categorical" else [self.low, self.high]
-
-    def suggest(self, trial: Any) -> Any:
-        if self.kind == "categorical":
-            return trial.suggest_categorical(self.key, list(self.choices))
-        if self.kind == "int":
-            return trial.suggest_int(self.key, self.low, self.high, step=self.step or 1, log=self.log)
-        return trial.suggest_float(self.key, self.low, self.high, step=self.step, log=self.log)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def make_param(key: str, spec: ParamSpec) -> Param:
-    """Check one ``[search.space]`` entry and say what kind of dimension it is.
-
-    >>> make_param("optimizer.lr", ParamSpec(low=1e-4, high=1e-1, log=True)).kind
-    'float'
-    >>> make_param("model.layers[1].repeat", ParamSpec(low=1, high=3)).kind
-    'int'
-    """
-    where = f"search.space.{json.dumps(key)}"
-    try:
-        parse_key(key)
-    except ConfigError as error:
-        raise ConfigError(f"search.space: {error}") from None
-    if spec.choices is not None:
-        if spec.low is not None or spec.high is not None or spec.step is not None or spec.log:
-            raise ConfigError(f"{where}: give either choices or a range (low, high, log, step), not both")
-        if not spec.choices:
-            raise ConfigError(f"{where}: choices is empty; list at least one value")
-        bad = [c for c in spec.choices if c is not None and not isinstance(c, (str, int, float, bool))]
-        if bad:
-            raise ConfigError(f"{where}: choices must be numbers, strings, booleans or null, got {bad[0]!r}")
-        return Param(key, "categorical", choices=tuple(spec.choices))
-    if spec.low is None or spec.high is None:
-        raise ConfigError(f"{where}: give low and high (a range) or choices (a list)")
-    for name, value in (("low", spec.low), ("high", spec.high)):
-        if not math.isfinite(value):
-            raise ConfigError(f"{where}: {name} must be a finite number, got {value!r}")
-    if spec.low >= spec.high:
-        raise ConfigError(f"{where}: low ({spec.low!r}) must be below high ({spec.high!r})")
-    if spec.log and spec.low <= 0:
-        raise ConfigError(f"{where}: a log range needs low > 0, got {spec.low!r}")
-    if spec.step is not None:
-        if spec.log:
-            raise ConfigError(f"{where}: step and log cannot be combined (Optuna samples either on a grid or "
-                              "on a log scale)")
-        if spec.step <= 0:
-            raise ConfigError(f"{where}: step must be positive, got {spec.step!r}")
-    integral = _is_int(spec.low) and _is_int(spec.high) and (spec.step is None or _is_int(spec.step))
-    return Param(key, "int" if integral else "float", low=spec.low, high=spec.high, log=spec.log, step=spec.step)
-
-
-def parse_search(raw: Mapping[str, Any]) -> tuple[SearchConfig, list[Param]]:
-    """The ``[search]`` section, checked: its settings and the space's dimensions."""
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"search: must be a table ([search] with [search.space]), got {raw!r}")
-    try:
-        search = _SearchSection.model_validate({"search": dict(raw)}).search
-    except ValidationError as error:
-        raise ConfigError("; ".join(_format_error(e, _SearchSection) for e in error.errors())) from None
-    if not search.space:
-        raise ConfigError('search.space: empty; add the keys to search, e.g. "optimizer.lr" = '
-                          "{ low = 1e-4, high = 1e-1, log = true }")
-    if search.direction is None and search.metric != "val_accuracy":
-        raise ConfigError(f"search.direction: missing; say whether {search.metric!r} should be "
-                          "'maximize'd or 'minimize'd")
-    return search, [make_param(key, spec) for key, spec in search.space.items()]
-
-
-def set_key(data: dict[str, Any], key: str, value: Any) -> None:
-    """Set a ``[search.space]`` key in a config mapping (the syntax of ``--set``); errors name the entry."""
-    try:
-        config_set_key(data, key, value)
-    except ConfigError as error:
-        raise ConfigError(f"search.space.{json.dumps(key)}: {error}") from None
-
-
-def with_params(data: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of the config mapping (without ``[search]``) with the sampled values set."""
-    result = copy.deepcopy({k: v for k, v in data.items() if k != "search"})
-    for key, value in values.items():
-        set_key(result, key, value)
-    return result
-
-
-def check_search(data: Mapping[str, Any]) -> None:
-    """Check a config's ``[search]`` section: its settings, and that every bound of every
-    dimension gives a valid config (so a typo in a key fails now, not at trial 7)."""
-    _, params = parse_search(data["search"])
-    for param in params:
-        for value in param.extremes():
-            try:
-                validate_config(with_params(data, {param.key: value}), source="")
-            except ConfigError as error:
-                raise ConfigError(f"search.space.{json.dumps(param.key)} = {value!r} gives a bad config: "
-                                  f"{str(error).removeprefix(': ')}") from None
 
 
 # ---------------------------------------------------------------------------- Optuna

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from trainwell.train import distributed
-from trainwell.callbacks import Callback, ProgressDisplay, overrides
+from trainwell.callbacks import Callback, ProgressDisplay, ReduceLROnPlateau, overrides
 from trainwell.data.arrays import model_dtype, model_inputs, output_shape
 from trainwell.errors import ArrayError, ConfigError
 from trainwell.train.history import History
@@ -201,7 +201,7 @@ class Trainer:
         self.fused = bool(fused)
         self.set_optimizer(optimizer)
         if isinstance(schedule, (Mapping, str)):  # a table: checked now, built at fit time for the run's length
-            check_schedule(schedule, lr0=self.optimizer.param_groups[0]["base_lr"])
+            check_schedule(schedule, lr0=self.optimizer.param_groups[0]["base_lr"], make_plateau=ReduceLROnPlateau)
         elif schedule is not None and not callable(schedule):
             raise ConfigError(f"schedule: expected a function of the step or a {{'name': ...}} table, got {schedule!r}")
         if momentum_schedule is not None:
@@ -597,7 +597,7 @@ class Trainer:
         if not isinstance(self.schedule, (Mapping, str)):
             return self.schedule, self.momentum_schedule, None
         setup = build_schedule(self.schedule, lr0=self.optimizer.param_groups[0]["base_lr"], steps_per_epoch=steps_per_epoch,
-                               total_steps=total_steps)
+                               total_steps=total_steps, make_plateau=ReduceLROnPlateau)
         return setup.lr, setup.momentum or self.momentum_schedule, setup.plateau
 
     def running_loss(self) -> float:

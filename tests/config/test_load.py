@@ -1,45 +1,10 @@
+"""Config files and --set overrides (trainwell.config.load, yaml_loader, plain, keys)."""
+
 import pytest
 
+from helpers import MINIMAL, PHASED
 from trainwell.config import apply_overrides, load_config, validate_config
 from trainwell.errors import ConfigError
-
-MINIMAL = {"model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]}}
-
-
-def with_(**sections):
-    data = {"model": MINIMAL["model"]}
-    for key, value in sections.items():
-        data[key] = value
-    return data
-
-
-def test_defaults_are_the_books():
-    config = validate_config(MINIMAL)
-    assert config.seed == 42 and config.data.name == "fashion_mnist" and config.data.validation_size == 5000
-    assert config.train.epochs == 10 and config.train.batch_size == 32
-    assert config.optimizer == {"name": "sgd"}
-
-
-@pytest.mark.parametrize("data, message", [
-    (with_(train={"epochs": -3}), "'train.epochs' = -3: must be greater than 0"),
-    (with_(train={"epochs": "ten"}), "'train.epochs' = 'ten'"),
-    (with_(train={"epoch": 3}), "unknown key 'train.epoch'; allowed keys here: epochs, batch_size"),
-    (with_(trian={}), "unknown key 'trian'"),
-    (with_(data={"scaling": "minmax"}), "'data.scaling' = 'minmax': must be 'unit', 'standardize' or 'none'"),
-    (with_(train={"loss": "mse"}), "'train.loss' = 'mse'"),
-    (with_(optimizer={"name": "sgd", "lr": -0.1}), "optimizer.lr"),
-    (with_(optimizer={"name": "sgdd"}), "unknown optimizer 'sgdd'"),
-    (with_(optimizer={"lr": 0.1}), "optimizer.name: missing"),
-    ({"model": {"layers": []}}, "'model.layers'"),
-    ({}, "'model' is missing"),
-    ({"model": {"layers": [{"type": "dense", "units": -1}]}}, "model.layers[0]: dense: 'units' must be a positive integer"),
-    ([1, 2], "top level must be a table"),
-])
-def test_bad_values_name_the_key(data, message):
-    with pytest.raises(ConfigError) as error:
-        validate_config(data, source="cfg.toml")
-    assert message in str(error.value)
-    assert str(error.value).startswith("cfg.toml")
 
 
 def test_files_toml_yaml_and_parse_errors(tmp_path):
@@ -82,10 +47,6 @@ def test_every_example_config_validates():
         load_config(path)
 
 
-PHASED = {"model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 30}, {"type": "dense", "units": 10}]},
-          "phases": [{"epochs": 2, "freeze": [0]}, {"epochs": 3}]}
-
-
 def test_overrides_address_list_items():
     data = apply_overrides(PHASED, ["model.layers[1].units=50", "phases[1].epochs=4", "phases[0].freeze[0]=1"])
     assert data["model"]["layers"][1]["units"] == 50 and data["model"]["layers"][0] == {"type": "flatten"}
@@ -115,33 +76,6 @@ def test_an_override_of_a_missing_list_says_so():
     with pytest.raises(ConfigError, match=r"--set 'phases\[0\].epochs=2': the config has no phases\[0\]: "
                                           r"phases is not in the config"):
         apply_overrides(MINIMAL, ["phases[0].epochs=2"])
-
-
-def test_validation_size_defaults_to_the_datasets_own():
-    assert validate_config(with_(data={"name": "digits"})).data.validation_size == 300
-    assert validate_config(with_(data={"name": "mnist"})).data.validation_size == 5000
-    assert validate_config(with_(data={"name": "digits", "validation_size": 0})).data.validation_size == 0
-    assert validate_config(with_(data={"name": "digits"})).to_dict()["data"]["validation_size"] == 300
-
-
-@pytest.mark.parametrize("data, message", [
-    ({"name": "digits", "validation_size": 1500},
-     "data.validation_size: 1500 leaves no training images (digits has 1500; its default is 300)"),
-    ({"name": "imagenet"}, "data.name: Unknown dataset 'imagenet'; allowed: digits, fashion_mnist, mnist"),
-])
-def test_data_section_is_checked_against_the_registry(data, message):
-    with pytest.raises(ConfigError) as error:
-        validate_config(with_(data=data), source="cfg.toml")
-    assert str(error.value) == f"cfg.toml: {message}"
-
-
-def test_epochs_on_a_phased_config_says_to_set_the_phases():
-    with pytest.raises(ConfigError) as error:
-        validate_config(apply_overrides(PHASED, ["train.epochs=2"]), source="cfg.toml")
-    assert str(error.value) == (
-        "cfg.toml: train.epochs = 2: this config trains in [[phases]], each with its own epochs "
-        "(phases[0].epochs = 2, phases[1].epochs = 3); set those instead, e.g. --set phases[1].epochs=2 "
-        "(and leave out --epochs and train.epochs)")
 
 
 @pytest.mark.parametrize("text,kind", [("[1, 2]\n", "a list"), ("just words\n", "a single str"), ("3\n", "a single int")])
@@ -177,13 +111,6 @@ def test_a_toml_file_with_a_byte_order_mark_is_read(tmp_path):
     path = tmp_path / "bom.toml"
     path.write_bytes(b"\xef\xbb\xbfseed = 5\n[model]\nlayers = [{type = \"dense\", units = 2}]\n")
     assert load_config(path).seed == 5
-
-
-def test_an_empty_input_shape_is_refused_rather_than_read_as_the_default(tmp_path):
-    path = tmp_path / "run.toml"
-    path.write_text("[model]\ninput_shape = []\nlayers = [{type = \"dense\", units = 2}]\n")
-    with pytest.raises(ConfigError, match="'model.input_shape' = \\[\\]: .*at least 1 item"):
-        load_config(path)
 
 
 def test_yaml_reads_an_exponent_without_a_dot_as_a_number(tmp_path):

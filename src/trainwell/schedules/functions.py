@@ -1,4 +1,4 @@
-"""Learning-rate schedules: plain functions of the optimizer step.
+"""Schedules as plain functions of the optimizer step: the factories, and composing and listing them.
 
 A :data:`Schedule` is any callable ``t -> value`` where ``t`` is the number of
 optimizer steps already taken (0 for the first step, counting on across epochs).
@@ -18,23 +18,15 @@ per epoch, so the rate changes only at epoch boundaries, as the chapter's
 >>> by_epoch = per_epoch(schedule, steps_per_epoch=100)
 >>> by_epoch(1999) == schedule(19), by_epoch(2000) == schedule(20)
 (True, True)
-
-Performance scheduling (reduce on plateau) has state, so it is a callback,
-:class:`~trainwell.callbacks.ReduceLROnPlateau`, which lowers a scale the Trainer
-multiplies the schedule's value by. In config files all of these are one
-``[schedule]`` table, read by :func:`build_schedule`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 from trainwell.errors import ConfigError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from trainwell.callbacks import ReduceLROnPlateau
 
 Schedule = Callable[[int], float]
 
@@ -48,7 +40,7 @@ def _number(key: str, value: Any, *, positive: bool = True) -> float:
     return float(value)
 
 
-def _count(key: str, value: Any, *, positive: bool = True) -> int:
+def check_count(key: str, value: Any, *, positive: bool = True) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < (1 if positive else 0):
         raise ConfigError(f"{key}: must be a {'positive' if positive else 'non-negative'} integer, got {value!r}")
     return value
@@ -144,8 +136,8 @@ class _Cycle:
 
     @classmethod
     def make(cls, total_steps: Any, last_steps: Any) -> "_Cycle":
-        total = _count("total_steps", total_steps)
-        last = total // 10 + 1 if last_steps is None else _count("last_steps", last_steps)
+        total = check_count("total_steps", total_steps)
+        last = total // 10 + 1 if last_steps is None else check_count("last_steps", last_steps)
         half = (total - last) // 2
         if half < 1:
             raise ConfigError(f"last_steps: {last} leaves no room for the cycle in {total} total steps; "
@@ -212,8 +204,8 @@ def cosine(*, lr0: float, total_steps: int, warmup_steps: int = 0, warmup_start:
     (0.0, 0.05, 0.1, 0.05, 0.0)
     """
     lr0 = _number("lr0", lr0)
-    total = _count("total_steps", total_steps)
-    warmup = _count("warmup_steps", warmup_steps, positive=False)
+    total = check_count("total_steps", total_steps)
+    warmup = check_count("warmup_steps", warmup_steps, positive=False)
     start = _number("warmup_start", warmup_start, positive=False)
     floor = _number("min_lr", min_lr, positive=False)
     if warmup >= total:
@@ -238,7 +230,7 @@ def per_epoch(schedule: Schedule, *, steps_per_epoch: int) -> Schedule:
     >>> halving(9), halving(10)
     (1.0, 0.5)
     """
-    steps = _count("steps_per_epoch", steps_per_epoch)
+    steps = check_count("steps_per_epoch", steps_per_epoch)
     return lambda t: schedule(t // steps)
 
 
@@ -251,7 +243,7 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     """
     if len(schedules) != len(boundaries) + 1:
         raise ConfigError(f"join: needs one more schedule than boundaries, got {len(schedules)} and {len(boundaries)}")
-    bounds = [_count("boundaries", b) for b in boundaries]
+    bounds = [check_count("boundaries", b) for b in boundaries]
     if any(b <= a for a, b in zip(bounds, bounds[1:])):
         raise ConfigError(f"boundaries: must be strictly increasing, got {list(boundaries)!r}")
     starts = [0, *bounds]
@@ -270,117 +262,3 @@ def values(schedule: Schedule, steps: int) -> list[float]:
     [1.0, 1.0, 0.5, 0.5]
     """
     return [float(schedule(t)) for t in range(steps)]
-
-
-# ------------------------------------------------------------ from configs
-#: Each schedule name, the keys its ``[schedule]`` table may hold (besides ``name`` and ``per``).
-SCHEDULES: dict[str, tuple[str, ...]] = {
-    "constant": (),
-    "power": ("s", "c"),
-    "exponential": ("s", "rate"),
-    "piecewise_constant": ("boundaries", "values", "inclusive"),
-    "one_cycle": ("max_lr", "start_lr", "last_lr", "last_steps", "total_steps", "cycle_momentum",
-                  "max_momentum", "min_momentum"),
-    "cosine": ("total_steps", "warmup_steps", "warmup_start", "min_lr"),
-    "plateau": ("monitor", "mode", "factor", "patience", "min_delta", "cooldown", "min_lr"),
-}
-
-_REQUIRED = {"power": ("s",), "exponential": ("s",), "piecewise_constant": ("boundaries", "values")}
-_PER = ("step", "epoch")
-
-
-@dataclass(frozen=True)
-class ScheduleSetup:
-    """What a ``[schedule]`` table amounts to: the rate per step, the momentum per step (1cycle),
-    and the plateau callback (``plateau``), each None when not asked for."""
-
-    lr: Schedule
-    momentum: Schedule | None = None
-    plateau: "ReduceLROnPlateau | None" = None
-
-
-def build_schedule(spec: Mapping[str, Any] | str, *, lr0: float, steps_per_epoch: int,
-                   total_steps: int) -> ScheduleSetup:
-    """Build a ``{"name": ..., **options}`` table (a config's ``[schedule]``) for one run.
-
-    ``lr0`` is the optimizer's learning rate (the schedule's start, and 1cycle's default
-    ``max_lr``); ``per = "epoch"`` counts ``t`` (and every step count in the table) in
-    epochs instead of steps. Errors name the key as ``schedule.<key>``.
-
-    >>> setup = build_schedule({"name": "exponential", "s": 20, "per": "epoch"}, lr0=0.01,
-    ...                        steps_per_epoch=100, total_steps=2500)
-    >>> round(setup.lr(2000), 6), setup.momentum, setup.plateau
-    (0.001, None, None)
-    """
-    options = {"name": spec} if isinstance(spec, str) else dict(spec)
-    name = options.pop("name", None)
-    if not isinstance(name, str) or name not in SCHEDULES:
-        raise ConfigError(f"schedule.name: unknown schedule {name!r}; allowed: {', '.join(SCHEDULES)}")
-    per = options.pop("per", "step")
-    if not isinstance(per, str) or per not in _PER:
-        raise ConfigError(f"schedule.per: must be 'step' or 'epoch', got {per!r}")
-    for key in options:
-        if key not in SCHEDULES[name]:
-            allowed = ", ".join(("name", "per", *SCHEDULES[name]))
-            raise ConfigError(f"schedule.{key}: not an option of the {name} schedule; allowed: {allowed}")
-    for key in _REQUIRED.get(name, ()):
-        if key not in options:
-            raise ConfigError(f"schedule.{key}: missing; the {name} schedule needs {', '.join(_REQUIRED[name])}")
-    spe = _count("steps_per_epoch", steps_per_epoch)
-    total = _count("total_steps", total_steps)
-    if per == "epoch":
-        total = max(1, -(-total // spe))  # the schedule counts epochs
-    try:
-        lr, momentum, plateau = _build(name, options, lr0=lr0, total=total)
-    except ConfigError as error:
-        raise ConfigError(f"schedule.{error}") from None
-    if per == "epoch":
-        lr = per_epoch(lr, steps_per_epoch=spe)
-        momentum = None if momentum is None else per_epoch(momentum, steps_per_epoch=spe)
-    return ScheduleSetup(lr=lr, momentum=momentum, plateau=plateau)
-
-
-def _build(name: str, options: dict[str, Any], *, lr0: float, total: int):
-    if name == "constant":
-        return constant(lr=lr0), None, None
-    if name == "power":
-        return power(lr0=lr0, **options), None, None
-    if name == "exponential":
-        return exponential(lr0=lr0, **options), None, None
-    if name == "piecewise_constant":
-        return piecewise_constant(**options), None, None
-    if name == "cosine":
-        return cosine(lr0=lr0, **{"total_steps": total, **options}), None, None
-    if name == "plateau":
-        from trainwell.callbacks import ReduceLROnPlateau
-
-        return constant(lr=lr0), None, ReduceLROnPlateau(**options)
-    # one_cycle
-    cycle = {"total_steps": total, **options}
-    momentum_keys = ("cycle_momentum", "max_momentum", "min_momentum")
-    cycling = cycle.pop("cycle_momentum", False)
-    if not isinstance(cycling, bool):
-        raise ConfigError(f"cycle_momentum: must be true or false, got {cycling!r}")
-    momentum_options = {k: cycle.pop(k) for k in momentum_keys[1:] if k in cycle}
-    if momentum_options and not cycling:
-        raise ConfigError(f"{next(iter(momentum_options))}: only used with cycle_momentum = true")
-    cycle.setdefault("max_lr", lr0)
-    lr = one_cycle(**cycle)
-    momentum = None
-    if cycling:
-        momentum = one_cycle_momentum(total_steps=cycle["total_steps"], last_steps=cycle.get("last_steps"),
-                                      **momentum_options)
-    return lr, momentum, None
-
-
-def check_schedule(spec: Any, *, lr0: float) -> None:
-    """Validate a ``[schedule]`` table before any data is loaded.
-
-    Checks names, keys and values as :func:`build_schedule` will; the only checks left
-    for the run itself are the ones that need its length (e.g. 1cycle's ``last_steps``
-    against the run's steps), done when it starts.
-    """
-    if not isinstance(spec, (Mapping, str)):
-        raise ConfigError(f"schedule: must be a table with a name, e.g. name = \"exponential\", got {spec!r}")
-    # A stand-in run long enough for any explicit step count, so only the table is judged.
-    build_schedule(spec, lr0=lr0, steps_per_epoch=1, total_steps=10**12)

@@ -1,0 +1,142 @@
+"""A config mapping -> a :class:`RunConfig`, checked across sections before any data is loaded.
+
+Beyond the schema's keys and types: the dataset's sizes, the layers' shapes, the device, the
+optimizer's options, the schedule table, the LR sweep, the phases and ``[search]``'s bounds,
+each error naming its key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Mapping
+
+from pydantic import ValidationError
+
+from trainwell.config.plain import check_plain_data
+from trainwell.config.schema import DataConfig, LRFindConfig, RunConfig, validation_error_text
+from trainwell.config.search import parse_search, with_params
+from trainwell.config.tables import check_schedule_table, layer_specs
+from trainwell.data.registry import get_spec
+from trainwell.errors import ConfigError, DataError
+from trainwell.model.layers import ModelSpec
+from trainwell.optim import resolve_optimizer_options
+from trainwell.train.threads import check_threads
+
+
+def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunConfig:
+    """Check a config mapping and return the :class:`RunConfig`; raise ConfigError naming the key."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the top level must be a table of keys, got {type(data).__name__}")
+    try:
+        check_plain_data(data)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    try:
+        config = RunConfig.model_validate(dict(data))
+    except ValidationError as error:
+        lines = [validation_error_text(e, RunConfig) for e in error.errors()]
+        raise ConfigError(f"{source}: " + "; ".join(lines)) from None
+    from trainwell.train.trainer import check_device_name
+
+    try:
+        check_run_name(config.name)
+        if config.output_dir is not None and not config.output_dir.strip():
+            raise ConfigError("output_dir: is empty; name the folder the run's files go to (e.g. -o runs/first), "
+                              "or leave it out for runs/<name>")
+        config.data = _with_dataset_defaults(config.data)
+        layers = layer_specs(config.model)
+        if config.model.reuse is None:  # sizes before anything is built (a reused model's come from its file)
+            shape = tuple(config.model.input_shape or get_spec(config.data.name).image_shape)
+            ModelSpec(input_shape=shape, layers=tuple(layers))
+        check_device_name(config.train.device)
+        check_threads(config.train.threads, what="train.threads")
+    except ConfigError as error:
+        message = str(error)
+        raise ConfigError(f"{source}: {'train.' if message.startswith('device:') else ''}{message}") from None
+    try:
+        options = dict(config.optimizer)
+        name = options.pop("name", None)
+        if not isinstance(name, str):
+            raise ConfigError("optimizer.name: missing; say which optimizer, e.g. name = \"sgd\"")
+        lr0 = resolve_optimizer_options(name, options)["lr"]
+        if config.schedule is not None:
+            check_schedule_table(config.schedule, lr0=lr0)
+        sweep = config.lr_find or LRFindConfig()
+        if sweep.max_lr <= sweep.min_lr:
+            raise ConfigError(f"lr_find.max_lr: must be above lr_find.min_lr ({sweep.min_lr!r}), got {sweep.max_lr!r}")
+        _check_phases(config, name, options)
+        if config.search is not None:
+            check_search(data)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    return config
+
+
+_NOT_IN_A_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def check_run_name(name: str | None) -> None:
+    """ConfigError unless ``name`` is one folder name: the run's files go to ``runs/<name>``, so a
+    separator, ``..`` or an absolute path would put them elsewhere, and a leading dot would hide them."""
+    if name is None:
+        return
+    if not name or name.startswith(".") or _NOT_IN_A_NAME.search(name) or len(name.encode("utf-8", "replace")) > 200:
+        raise ConfigError(f"name: {name!r} is not a run name: it names the folder runs/<name>, so it must be one "
+                          "folder name: no / or \\ or control characters, not starting with a dot, at most 200 bytes "
+                          "(e.g. name = \"leaky_relu\"); to write somewhere else, set output_dir (or -o)")
+
+
+def _with_dataset_defaults(section: DataConfig) -> DataConfig:
+    """The data section with the dataset's default validation size filled in, checked against the
+    dataset's size: the registry knows both without the files, so a bad value fails before any work."""
+    try:
+        spec = get_spec(section.name)
+    except DataError as error:
+        raise ConfigError(f"data.name: {error}".rstrip(".")) from None
+    size = spec.default_validation_size if section.validation_size is None else section.validation_size
+    if size >= spec.train_size:
+        raise ConfigError(f"data.validation_size: {size} leaves no training images ({spec.name} has "
+                          f"{spec.train_size}; its default is {spec.default_validation_size})")
+    return section.model_copy(update={"validation_size": size})
+
+
+def _check_phases(config: RunConfig, optimizer_name: str, optimizer_options: Mapping[str, Any]) -> None:
+    """Phases replace train.epochs; their selectors and optimizer overrides are checked now."""
+    if not config.phases:
+        return
+    if "epochs" in config.train.model_fields_set:  # from the file, or from --epochs / --set train.epochs
+        epochs = ", ".join(f"phases[{i}].epochs = {phase.epochs}" for i, phase in enumerate(config.phases))
+        raise ConfigError(f"train.epochs = {config.train.epochs}: this config trains in [[phases]], each with its "
+                          f"own epochs ({epochs}); set those instead, e.g. --set phases[{len(config.phases) - 1}]"
+                          f".epochs={config.train.epochs} (and leave out --epochs and train.epochs)")
+    from trainwell.model.transfer import parse_selector
+
+    for index, phase in enumerate(config.phases):
+        for key in ("freeze", "unfreeze"):
+            for selector in getattr(phase, key):
+                try:
+                    parse_selector(selector)
+                except ConfigError as error:
+                    raise ConfigError(f"phases[{index}].{key}: {error}") from None
+        if phase.optimizer:
+            overrides = dict(phase.optimizer)
+            name = overrides.pop("name", optimizer_name)
+            merged = {**optimizer_options, **overrides} if name == optimizer_name else overrides
+            try:
+                resolve_optimizer_options(name, merged)
+            except ConfigError as error:
+                raise ConfigError(f"phases[{index}].{error}") from None
+
+
+def check_search(data: Mapping[str, Any]) -> None:
+    """Check a config's ``[search]`` section: its settings, and that every bound of every
+    dimension gives a valid config (so a typo in a key fails now, not at trial 7)."""
+    _, params = parse_search(data["search"])
+    for param in params:
+        for value in param.extremes():
+            try:
+                validate_config(with_params(data, {param.key: value}), source="")
+            except ConfigError as error:
+                raise ConfigError(f"search.space.{json.dumps(param.key)} = {value!r} gives a bad config: "
+                                  f"{str(error).removeprefix(': ')}") from None
