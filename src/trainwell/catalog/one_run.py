@@ -1,4 +1,4 @@
-"""One catalog run: an (entry, seed, budget) run and recorded in the store, with one torch thread."""
+"""One catalog run: an (entry, seed, budget) run, recorded in the run store, with one torch thread."""
 
 from __future__ import annotations
 
