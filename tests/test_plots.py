@@ -13,7 +13,7 @@ import pytest
 
 from trainwell.doctor.record import LayerInfo, Recording, Sample
 from trainwell.lr_finder import LRFinderResult
-from trainwell.catalog.store import RunStore, store_path
+from trainwell.store import RunStore, store_path
 
 INTEGER_AXES = ("epoch", "step", "layer")
 MIN_LEGEND_POINTS = 8
@@ -163,7 +163,8 @@ def report_store(tmp_path_factory):
 
 def _report_figures(out):
     from trainwell.catalog import get_budget
-    from trainwell.catalog.report import collect, figures
+    from trainwell.catalog.chapter_figures import figures
+    from trainwell.catalog.results import collect
 
     with RunStore(store_path(out)) as store:
         reports = collect(store, get_budget("quick"))

@@ -1,5 +1,5 @@
-"""Every catalog entry runs (smoke budget: one epoch on a few hundred images), reproduce resumes, and the
-catalog's configs stay the same as the example files they mirror."""
+"""Every catalog entry runs (smoke budget: one epoch on a few hundred images), reproduce resumes, fails
+loudly without its data, and runs the README's block as a script."""
 
 from __future__ import annotations
 
@@ -9,12 +9,9 @@ import pytest
 
 from trainwell import catalog as experiments
 from trainwell.cli import main
-from trainwell.config import load_config, validate_config
-from trainwell.catalog.runner import state_dir
+from trainwell.catalog.context import state_dir
 from trainwell.catalog.report import write_report
-from trainwell.catalog.store import RunStore, store_path
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from trainwell.store import RunStore, store_path
 
 
 @pytest.fixture(scope="module")
@@ -29,39 +26,6 @@ def smoke_run(tmp_path_factory):
     return out, summary, lines
 
 
-def test_the_catalog_covers_the_book_the_demonstrations_and_the_exercises():
-    ids = experiments.ids()
-    book = ["leaky_relu", "prelu", "selu_100", "relu_100", "bn_after", "bn_before", "transfer_model_a",
-            "transfer_model_b", "transfer_b_on_a", "power_schedule", "exponential_epoch", "exponential_step",
-            "piecewise", "plateau", "exponential_decay", "lr_finder", "one_cycle", "l2", "l2_partial", "dropout",
-            "alpha_dropout", "mc_dropout", "max_norm"]
-    demos = ["activation_curves", "selu_self_normalization", "selu_constants", "bn_after_params"]
-    exercises = [f"ex8_{i}" for i in range(1, 6)] + [f"ex9_{i}" for i in range(1, 6)] + [f"ex10_{i}" for i in range(1, 5)]
-    assert sorted(ids) == sorted(book + demos + exercises)
-    for entry in experiments.entries():
-        assert entry.shows.endswith(".") and entry.book, entry.id
-        assert all(need in ids for need in entry.needs)
-        if entry.kind == "book":
-            assert entry.targets, entry.id
-        if entry.config is not None:
-            validate_config(entry.config, source=entry.id)
-
-
-@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")) + sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
-def test_catalog_configs_match_the_example_files(path):
-    if path.stem not in experiments.ids() or experiments.get(path.stem).config is None:
-        pytest.skip("not a catalog config")
-    ours = validate_config(experiments.get(path.stem).config).to_dict()
-    theirs = load_config(path).to_dict()
-    assert ours == theirs
-
-
-def test_every_book_experiment_that_is_a_config_is_an_example_file():
-    files = {path.stem for path in EXAMPLES.iterdir() if path.suffix in (".toml", ".yaml")}
-    configs = [entry.id for entry in experiments.entries() if entry.kind == "book" and entry.config is not None]
-    assert configs and not [name for name in configs if name not in files]
-
-
 @pytest.mark.slow  # the smoke_run fixture reproduces the whole catalog
 def test_every_entry_runs_in_the_smoke_budget(smoke_run):
     out, summary, lines = smoke_run
@@ -74,7 +38,7 @@ def test_every_entry_runs_in_the_smoke_budget(smoke_run):
             results = store.results(row["id"])
             for target in entry.targets:
                 assert target.metric in results, (entry.id, target.metric)
-            if entry.epochs and entry.run is experiments.runner.run_config:
+            if entry.epochs and entry.run is experiments.context.run_config:
                 assert store.epochs(row["id"]), entry.id
     assert any("start selu_100 seed 42" in line for line in lines)
     summary_md = (out / "report.md").read_text()
@@ -140,92 +104,6 @@ def test_report_needs_a_store(tmp_path):
         write_report(tmp_path)
 
 
-def test_a_procedures_fit_resumes_where_a_killed_run_stopped(tmp_path):
-    """Context.fit saves the state at each epoch end; the next attempt continues from it."""
-    import torch
-
-    import trainwell as tw
-    from trainwell.catalog.registry import get, get_budget
-    from trainwell.catalog.runner import Context
-
-    class Killed(Exception):
-        pass
-
-    class KillAtEpoch(tw.Callback):
-        def __init__(self, armed):
-            self.armed, self.epochs = armed, []
-
-        def on_epoch_begin(self, trainer, epoch):
-            self.epochs.append(epoch)
-            if self.armed and epoch == 3:
-                raise Killed
-
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(256, 6, generator=g), torch.randint(0, 3, (256,), generator=g)
-
-    def attempt(kill=False):
-        tw.seed_everything(7)
-        model = tw.build_model([tw.Dense(16, activation="relu"), tw.Dense(3, activation="softmax")], input_shape=(6,))
-        trainer = tw.Trainer(model, optimizer={"name": "adam"}, seed=7, callbacks=[KillAtEpoch(kill)])
-        return trainer, model
-
-    with RunStore(store_path(tmp_path)) as store:
-        context = Context(entry=get("ex10_3"), seed=42, budget=get_budget("smoke"), store=store,
-                          run_id=store.start_run("ex10_3", 42, "smoke", config={}, versions={}, device="cpu"),
-                          out=tmp_path)
-        trainer, _ = attempt(kill=True)
-        with pytest.raises(Killed):
-            context.fit(trainer, x, y, phase="pairs", epochs=5, batch_size=32, verbose=False)
-        assert (context.state_dir / "resume" / "pairs").is_dir()
-        trainer, resumed = attempt()
-        history = context.fit(trainer, x, y, phase="pairs", epochs=5, batch_size=32, verbose=False)
-        assert trainer.callbacks[0].epochs == [3, 4, 5]  # epochs 1 and 2 came from the saved state
-        assert not (context.state_dir / "resume" / "pairs").exists()
-    trainer, uninterrupted = attempt()
-    reference = trainer.fit(x, y, epochs=5, batch_size=32, verbose=False)
-    assert history["loss"] == reference["loss"] and len(history) == 5
-    for a, b in zip(resumed.state_dict().values(), uninterrupted.state_dict().values()):
-        assert torch.equal(a, b)
-
-
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
-def test_workers_exit_when_reproduce_is_killed(tmp_path):
-    """A worker of a killed reproduce process does not live on as an orphan."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    pid_file = tmp_path / "worker.pid"
-    parent = subprocess.Popen([sys.executable, "-c", f"""
-import os, time
-from trainwell.catalog.runner import exit_with_parent
-child = os.fork()
-if child == 0:
-    exit_with_parent(poll_s=0.1)
-    open({str(pid_file)!r}, "w").write(str(os.getpid()))
-    time.sleep(60)
-    os._exit(0)
-time.sleep(60)
-"""])
-    deadline = time.monotonic() + 30
-    while not pid_file.exists() or not pid_file.read_text():
-        assert time.monotonic() < deadline, "the worker never started"
-        time.sleep(0.05)
-    worker = int(pid_file.read_text())
-    parent.send_signal(signal.SIGKILL)
-    parent.wait()
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            os.kill(worker, 0)
-        except ProcessLookupError:
-            break
-        assert time.monotonic() < deadline, "the worker outlived its parent"
-        time.sleep(0.1)
-
-
 # ----------------------------------------------------------------- failing loudly
 @pytest.fixture
 def no_datasets(tmp_path, monkeypatch):
@@ -236,16 +114,6 @@ def no_datasets(tmp_path, monkeypatch):
     monkeypatch.setenv("TRAINWELL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TRAINWELL_OFFLINE", "1")
     monkeypatch.setattr(locations, "SYSTEM_DIRS", ())
-
-
-def test_entries_say_which_datasets_they_need():
-    from trainwell.catalog.runner import datasets_needed
-
-    assert datasets_needed(experiments.get("leaky_relu")) == {"fashion_mnist"}
-    assert datasets_needed(experiments.get("transfer_b_on_a")) == {"fashion_mnist"}  # through its needs
-    assert datasets_needed(experiments.get("ex10_1")) == {"mnist"}
-    assert datasets_needed(experiments.get("ex8_3")) == {"mnist"}
-    assert datasets_needed(experiments.get("selu_constants")) == set()
 
 
 def test_reproduce_without_the_data_fails_loudly_and_tries_the_dataset_once(no_datasets, tmp_path, monkeypatch):
@@ -299,8 +167,8 @@ def test_the_readmes_reproduce_block_runs_as_a_script(tmp_path):
 
     block = readme_reproduce_block()
     # the same calls, made cheap: two entries that need no dataset, the smoke budget, two processes
-    script = re.sub(r'experiments\.reproduce\(\[[^\]]*\], budget="full", seeds=3',
-                    'experiments.reproduce(["selu_constants", "activation_curves"], budget="smoke", jobs=2', block)
+    script = re.sub(r'catalog\.reproduce\(\[[^\]]*\], budget="full", seeds=3',
+                    'catalog.reproduce(["selu_constants", "activation_curves"], budget="smoke", jobs=2', block)
     script = script.replace('budget="quick"', 'budget="smoke"')
     assert script.count('budget="smoke"') == 2, script
     (tmp_path / "readme_block.py").write_text(script)
@@ -310,40 +178,6 @@ def test_the_readmes_reproduce_block_runs_as_a_script(tmp_path):
     assert "Traceback" not in result.stderr and "Error" not in result.stderr, result.stderr
     with RunStore(store_path(tmp_path / "runs" / "bn")) as store:
         assert {run["experiment"] for run in store.runs(status="finished")} == {"selu_constants", "activation_curves"}
-
-
-def test_a_worker_that_dies_before_its_run_starts_is_recorded_with_its_reason(tmp_path, monkeypatch):
-    """No IndexError and no empty message when a worker process dies before it could start the run."""
-    from concurrent.futures.process import BrokenProcessPool
-
-    from trainwell.catalog import runner
-
-    def broken(*args, **kwargs):
-        raise BrokenProcessPool("A child process terminated abruptly")
-
-    class DeadPool:
-        def __init__(self, *args, **kwargs):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        submit = staticmethod(broken)
-
-        def shutdown(self, **kwargs):
-            pass
-
-    monkeypatch.setattr("concurrent.futures.ProcessPoolExecutor", DeadPool)
-    lines: list[str] = []
-    summary = runner.reproduce(["selu_constants", "activation_curves"], budget="smoke", out=tmp_path, jobs=2,
-                               echo=lines.append, report=False)
-    assert summary["failed"] == 2
-    assert "worker process" in summary["first_error"] and "__main__" in summary["first_error"]
-    with RunStore(store_path(tmp_path)) as store:
-        assert all("terminated abruptly" in run["error"] for run in store.runs(status="failed"))
 
 
 def test_reproduce_into_a_file_is_refused_naming_it(tmp_path):

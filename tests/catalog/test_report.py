@@ -1,39 +1,13 @@
-"""The report: verdicts against tolerances, a self-contained HTML page, a Markdown summary with every entry."""
+"""The report: a self-contained HTML page and a Markdown summary, the range each verdict applied, the seeds' spread."""
 
 from __future__ import annotations
 
 import html
 import re
 
-import pytest
-
-from trainwell.catalog import BUDGETS, Target, entries, judge
+from trainwell.catalog import entries
 from trainwell.catalog.report import write_report
-from trainwell.catalog.store import RunStore, store_path
-
-
-@pytest.mark.parametrize("epochs, value, status", [
-    (10, 0.8430 + 0.0149, "pass"), (10, 0.8430 - 0.016, "fail"),   # 10+ epochs: within 0.015
-    (5, 0.8430 - 0.024, "pass"), (5, 0.8430 + 0.026, "fail"),      # shorter: within 0.025
-])
-def test_default_tolerances(epochs, value, status):
-    assert judge(Target("val_accuracy", 0.8430), [value], epochs=epochs, budget=BUDGETS["full"]).status == status
-
-
-def test_tolerances_are_configurable_and_the_mean_over_seeds_is_judged():
-    outcome = judge(Target("val_accuracy", 0.80), [0.77, 0.79], epochs=10, budget=BUDGETS["full"],
-                    tolerance_long=0.03)
-    assert outcome.status == "pass" and outcome.tolerance == 0.03
-    assert abs(outcome.mean - 0.78) < 1e-12 and outcome.std > 0 and abs(outcome.difference + 0.02) < 1e-12
-
-
-def test_quick_budget_is_not_comparable_except_for_budget_free_figures():
-    assert judge(Target("val_accuracy", 0.84), [0.5], epochs=10, budget=BUDGETS["quick"]).status == "not comparable"
-    constant = Target("alpha", 1.6733, tolerance=5e-5, budget_free=True)
-    assert judge(constant, [1.67326], epochs=0, budget=BUDGETS["quick"]).status == "pass"
-    assert judge(Target("x", low=1, budget_free=True), [0.0], epochs=0, budget=BUDGETS["smoke"]).status == "fail"
-    assert judge(Target("x", 0.5), [], epochs=10, budget=BUDGETS["full"]).status == "missing"
-    assert judge(Target("x", 0.5), [float("nan")], epochs=10, budget=BUDGETS["full"]).status == "fail"
+from trainwell.store import RunStore, store_path
 
 
 def _fake_full_store(out):
@@ -126,14 +100,6 @@ def test_each_row_shows_the_range_it_was_judged_against(tmp_path):
     assert "<th>judged range</th>" in page and "<td>≤ 0.1</td>" in page and "<td>exactly 271346</td>" in page
 
 
-def test_the_judged_band_is_what_judge_applies():
-    target = Target("x", 0.5, low=0.49)
-    outcome = judge(target, [0.495], epochs=10, budget=BUDGETS["full"])
-    assert outcome.band == (0.49, 0.515) and outcome.status == "pass"
-    assert judge(target, [0.485], epochs=10, budget=BUDGETS["full"]).status == "fail"  # within ±0.015, below low
-    assert judge(Target("x", high=1.1), [1.0263], epochs=0, budget=BUDGETS["full"]).band == (None, 1.1)
-
-
 def _not_run_ids(markdown: str) -> list[str]:
     section = markdown[markdown.index("## Not run"):].splitlines()
     return [name.strip("` ") for name in section[2].split(":", 1)[1].rstrip(".").split(",")]
@@ -165,29 +131,6 @@ def test_a_report_of_a_few_entries_names_the_others_in_one_short_section(tmp_pat
 
 # ----------------------------------------------------------------- figures judged by their spread over seeds
 RELU_100_SEEDS = [0.61, 0.66, 0.72, 0.58, 0.69, 0.74, 0.63, 0.65, 0.70, 0.60]
-
-
-def test_a_chaotic_figure_is_judged_by_the_spread_of_its_seeds():
-    target = Target("val_accuracy", 0.7032, spread_seeds=10)
-    outcome = judge(target, RELU_100_SEEDS, epochs=5, budget=BUDGETS["full"])
-    assert outcome.status == "pass" and outcome.band == (0.58, 0.74)  # the mean 0.658 is 0.045 below the book
-    assert judge(target, [v - 0.05 for v in RELU_100_SEEDS], epochs=5, budget=BUDGETS["full"]).status == "fail"
-    few = judge(target, RELU_100_SEEDS[:3], epochs=5, budget=BUDGETS["full"])
-    assert few.status == "not comparable" and few.reason == "3 of 10 seeds"
-    assert judge(target, RELU_100_SEEDS, epochs=5, budget=BUDGETS["quick"]).status == "not comparable"
-
-
-def test_relu_100_is_judged_by_spread_and_runs_ten_seeds_in_the_full_budget():
-    from trainwell.catalog import get
-    from trainwell.catalog.runner import plan
-
-    relu = get("relu_100")
-    (target,) = relu.targets
-    assert target.spread_seeds >= 10 and relu.full_seeds == target.spread_seeds
-    tasks = plan(["relu_100", "selu_100"], seeds=3, budget=BUDGETS["full"])
-    assert sorted(t.seed for t in tasks if t.entry.id == "relu_100") == list(range(42, 42 + relu.full_seeds))
-    assert sorted(t.seed for t in tasks if t.entry.id == "selu_100") == [42, 43, 44]
-    assert {t.seed for t in plan(["relu_100"], seeds=2, budget=BUDGETS["quick"])} == {42, 43}  # CI stays cheap
 
 
 def _relu_100_store(out, values):

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from trainwell import catalog as experiments
-from trainwell.catalog.store import RunStore, store_path
+from trainwell.store import RunStore, store_path
 
 needs_data = pytest.mark.skipif(not os.environ.get("TRAINWELL_DATA"), reason="TRAINWELL_DATA is not set")
 
@@ -58,7 +58,7 @@ def test_a_run_gives_the_same_figures_alone_in_reproduces_process_as_in_a_worker
     machine gives it; a worker has the workers' setting. The run's figures must not tell them apart."""
     import torch
 
-    from trainwell.catalog.runner import run_one
+    from trainwell.catalog.one_run import run_one
 
     entry_id = "l2"  # a config entry whose float sums do change with the thread count
     threads = torch.get_num_threads()
@@ -66,24 +66,9 @@ def test_a_run_gives_the_same_figures_alone_in_reproduces_process_as_in_a_worker
         torch.set_num_threads(4)  # reproduce's own process on a machine with 4 cores
         assert run_one(tmp_path / "alone", entry_id, 42, "smoke") == "finished"
         assert torch.get_num_threads() == 4  # the process's own setting is left as it was
-        torch.set_num_threads(1)  # a worker's (see _worker_init)
+        torch.set_num_threads(1)  # a worker's (see worker_init)
         assert run_one(tmp_path / "worker", entry_id, 42, "smoke") == "finished"
     finally:
         torch.set_num_threads(threads)
     alone, worker = _results(tmp_path / "alone", entry_id), _results(tmp_path / "worker", entry_id)
     assert alone == worker and "val_loss" in alone
-
-
-def test_workers_start_with_the_threads_every_run_gets(monkeypatch):
-    import torch
-
-    from trainwell.catalog import runner
-
-    monkeypatch.setattr(runner, "exit_with_parent", lambda: None)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(3)
-        runner._worker_init()
-        assert torch.get_num_threads() == runner.RUN_THREADS == 1
-    finally:
-        torch.set_num_threads(threads)

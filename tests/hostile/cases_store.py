@@ -51,7 +51,7 @@ sampler_seed = 0
 def build_store(path: Path) -> None:
     """A store as reproduce leaves it: leaky_relu finished (40 epochs, results, a long series),
     selu_constants unfinished (as if killed), the budget in the meta table."""
-    from trainwell.catalog.store import RunStore
+    from trainwell.store import RunStore
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with RunStore(path) as store:

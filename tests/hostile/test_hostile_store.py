@@ -34,7 +34,7 @@ def test_the_message_says_what_is_wrong_and_what_to_do_and_the_store_is_kept(com
 
 def test_a_json_column_that_does_not_decode_is_named(tmp_path):
     from trainwell.errors import StoreError
-    from trainwell.catalog.store import RunStore
+    from trainwell.store import RunStore
 
     path = tmp_path / "runs.sqlite"
     cases_store.build_store(path)
@@ -47,7 +47,7 @@ def test_a_json_column_that_does_not_decode_is_named(tmp_path):
 
 def test_another_programs_database_is_not_touched(tmp_path):
     from trainwell.errors import StoreError
-    from trainwell.catalog.store import RunStore
+    from trainwell.store import RunStore
 
     path = tmp_path / "runs.sqlite"
     path.touch()
@@ -61,7 +61,7 @@ def test_another_programs_database_is_not_touched(tmp_path):
 def test_a_second_reproduce_in_a_held_folder_names_the_holder_and_a_dead_holders_lock_is_taken(tmp_path):
     import os
 
-    from trainwell.catalog.runner import LOCK_NAME, folder_lock
+    from trainwell.catalog.folder_lock import LOCK_NAME, folder_lock
 
     out = tmp_path / "out"
     out.mkdir()

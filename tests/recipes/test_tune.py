@@ -99,7 +99,7 @@ def test_tune_runs_the_trials_and_writes_the_best_config(config_file, tmp_path, 
     best = json.loads((out / "best_trial.json").read_text())
     assert best["trials"] == {"complete": 3} and set(best["params"]) == {
         "model.layers[1].repeat", "model.layers[1].units", "optimizer.lr"}
-    from trainwell.catalog.store import RunStore
+    from trainwell.store import RunStore
 
     with RunStore(out / "runs.sqlite") as store:  # every trial is a run in the run store
         runs = store.runs(budget="tune")

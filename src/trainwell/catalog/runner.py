@@ -1,328 +1,29 @@
-"""Running catalog entries: one run per (entry, seed), recorded in the run store.
+"""Running catalog entries: ``reproduce`` (what ``trainwell reproduce`` does) and ``run_in_process``.
 
-``reproduce(ids, budget=..., seeds=..., out=...)`` is what ``trainwell reproduce`` does:
-it skips every run the store has finished, redoes any unfinished one, runs independent
-entries in parallel processes, prints progress, and writes the report. Every run has one
-torch thread (``RUN_THREADS``), in a worker or in reproduce's own process alike. Each run gets a state folder ``OUT/runs/<id>/seed<k>/`` for the models it saves
-(which entries that reuse them read) and for the training state a killed config entry
-and the fit a procedure entry was in (``Context.fit``) resume from (``<state folder>/resume``,
-see :mod:`trainwell.train.resume`).
+``reproduce(ids, budget=..., seeds=..., out=...)`` skips every run the store has finished, redoes
+any unfinished one, runs independent entries in parallel processes (:mod:`~trainwell.catalog.workers`),
+prints progress (:class:`Progress`), and writes the report. What it runs is the plan
+(:mod:`~trainwell.catalog.plan`); each run is :func:`~trainwell.catalog.one_run.run_one`, with one
+torch thread in a worker or in reproduce's own process alike; one reproduce at a time holds a folder
+(:mod:`~trainwell.catalog.folder_lock`).
 """
 
 from __future__ import annotations
 
-import ast
-import contextlib
-import copy
 import os
-import shutil
-import sys
 import textwrap
 import time
-import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
-
-import numpy as np
-
-from trainwell.callbacks import Callback
-from trainwell.catalog.registry import Budget, Entry, get, get_budget, with_dependencies
-from trainwell.errors import ConfigError, StoreError
-from trainwell.catalog.store import RunStore, store_path
-
-BOOK_SEED = 42
-
-
-def seeds_for(n: int) -> list[int]:
-    """The book's seed 42, then 43, 44, ..."""
-    return [BOOK_SEED + k for k in range(n)]
-
-
-def state_dir(out: str | os.PathLike, entry_id: str, seed: int, budget: str) -> Path:
-    suffix = "" if budget == "full" else f"-{budget}"
-    return Path(out) / "runs" / entry_id / f"seed{seed}{suffix}"
-
-
-class StoreRecorder(Callback):
-    """Logs every epoch into the store, and the run's progress about once a second."""
-
-    def __init__(self, context: "Context", phase: str):
-        self.context, self.phase = context, phase
-        self._next = 0.0
-
-    def _progress(self, trainer, step_in_epoch: int) -> None:
-        self.context.store.set_progress(self.context.run_id, {
-            "phase": self.phase, "epoch": trainer.epoch, "epochs": trainer.epochs,
-            "step": step_in_epoch, "steps": trainer.steps_per_epoch})
-
-    def on_batch_end(self, trainer, step: int) -> None:
-        now = time.monotonic()
-        if now >= self._next:
-            self._next = now + 1.0
-            self._progress(trainer, trainer.step_in_epoch)
-
-    def _log_history(self, trainer) -> None:
-        # Every epoch of the History, not just this one: a fit resumed from a saved state
-        # (after the process was killed) brings back epochs this attempt never logged.
-        for record in trainer.history.records:
-            self.context.store.log_epoch(self.context.run_id, self.phase, record["epoch"], dict(record))
-
-    def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
-        self._log_history(trainer)
-        self._progress(trainer, trainer.steps_per_epoch)
-
-    def on_fit_end(self, trainer) -> None:
-        # A fit killed after its final state was saved resumes with every epoch done: no epoch
-        # ends in this attempt, and its epochs are logged here (the new run record has none).
-        self._log_history(trainer)
-
-
-@dataclass
-class Context:
-    """What a catalog procedure gets: its entry, seed, budget, store and state folder."""
-
-    entry: Entry
-    seed: int
-    budget: Budget
-    store: RunStore
-    run_id: int
-    out: Path
-    results: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def state_dir(self) -> Path:
-        path = state_dir(self.out, self.entry.id, self.seed, self.budget.name)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def state_of(self, entry_id: str) -> Path:
-        """The state folder of an entry this one needs (same seed, same budget)."""
-        return state_dir(self.out, entry_id, self.seed, self.budget.name)
-
-    @property
-    def epochs(self) -> int:
-        return self.budget.epochs(self.entry)
-
-    def recorder(self, phase: str = "train") -> StoreRecorder:
-        return StoreRecorder(self, phase)
-
-    def fit(self, trainer: Any, x: Any, y: Any, *, phase: str = "train", **options: Any):
-        """``trainer.fit`` with its state saved in the run's folder at every epoch end.
-
-        A run killed during this fit continues it from the last saved state when reproduce
-        runs again; a finished fit's state is removed (redoing it gives the same weights).
-        """
-        resume = self.state_dir / "resume" / phase.replace(" ", "-")
-        history = trainer.fit(x, y, resume_dir=resume, **options)
-        shutil.rmtree(resume, ignore_errors=True)
-        return history
-
-    def result(self, **values: float) -> None:
-        values = {k: float(v) for k, v in values.items()}
-        self.results.update(values)
-        self.store.log_results(self.run_id, values)
-
-    def series(self, name: str, data: Any) -> None:
-        self.store.log_series(self.run_id, name, data)
-
-    def note_config(self, config: Any) -> None:
-        self.store.set_config(self.run_id, config)
-
-    def train_size(self, full: int | None = None) -> int | None:
-        """The budget's cap on training images (``full``: the entry's own size in the full budget)."""
-        if self.budget.train_size is None:
-            return full
-        return self.budget.train_size if full is None else min(full, self.budget.train_size)
-
-
-# ----------------------------------------------------------------- config entries
-def budget_config(config: dict[str, Any], context: Context, *, epochs: int | None = None) -> dict[str, Any]:
-    """The entry's config for this seed and budget: the budget's epochs and training-set size."""
-    config = copy.deepcopy(config)
-    config["seed"] = context.seed
-    config["output_dir"] = str(context.state_dir)
-    train = config.setdefault("train", {})
-    if config.get("phases"):  # each phase has its epochs (the smoke budget: one each)
-        train.pop("epochs", None)
-        if context.budget.name == "smoke":
-            config["phases"] = [{**phase, "epochs": 1} for phase in config["phases"]]
-    else:
-        train["epochs"] = epochs if epochs is not None else max(1, context.epochs)
-    if context.budget.name == "smoke":  # a few steps per epoch even at batch 128 (1cycle needs some room)
-        train["batch_size"] = min(train.get("batch_size", 32), 32)
-    data = config.setdefault("data", {})
-    size = context.train_size(data.get("train_size"))
-    if size is not None:
-        data["train_size"] = size
-    if context.budget.validation_size is not None:
-        data["validation_size"] = min(data.get("validation_size", 5000), context.budget.validation_size)
-    return config
-
-
-def run_config(context: Context, config: dict[str, Any] | None = None, *, phase: str = "train",
-               epochs: int | None = None, callbacks: list[Callback] | None = None):
-    """Train a config under the budget; record epochs, final metrics and (with a schedule) the rate per step."""
-    from trainwell.config import validate_config
-    from trainwell.recipes.train import train_config
-
-    config = budget_config(config if config is not None else context.entry.config, context, epochs=epochs)
-    context.note_config(config)
-    run = train_config(validate_config(config, source=context.entry.id), verbose=False, overwrite=True,
-                       callbacks=[context.recorder(phase), *(callbacks or [])])
-    context.result(**{k: v for k, v in run.metrics.items() if isinstance(v, (int, float))})
-    if "schedule" in config:
-        context.series("lr", thin(run.history.steps.get("lr", [])))
-    if run.diagnosis is not None:
-        context.series("diagnosis", run.diagnosis.to_markdown())
-    return run
-
-
-def thin(values: list[float], points: int = 1500) -> dict[str, list[float]]:
-    """At most ``points`` (step, value) pairs of a long per-step series, for plotting."""
-    stride = max(1, len(values) // points)
-    steps = list(range(0, len(values), stride))
-    return {"step": steps, "value": [float(values[i]) for i in steps]}
-
-
-# ----------------------------------------------------------------- one run
-def versions() -> dict[str, str]:
-    from trainwell.recipes.train import versions as library_versions
-
-    return library_versions()
-
-
-def device_name() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return f"cuda: {torch.cuda.get_device_name(0)}"
-    return f"cpu ({torch.get_num_threads()} torch threads)"
-
-
-RUN_THREADS = 1  # torch intra-op threads of every catalog run, wherever it runs
-
-
-def run_one(out: str | os.PathLike, entry_id: str, seed: int, budget: str) -> str:
-    """Run one (entry, seed) and record it; returns "finished" or "failed" (the error goes to the store).
-
-    The run has :data:`RUN_THREADS` torch threads whether it runs in a worker or in reproduce's own
-    process (as the last pending run does, or any with ``jobs=1``): a float sum split over more
-    threads rounds differently, and a run's figures must not depend on how it was scheduled.
-    """
-    from trainwell.train.threads import using_threads
-
-    with using_threads(RUN_THREADS):
-        return _run_one(out, entry_id, seed, budget)
-
-
-def _run_one(out: str | os.PathLike, entry_id: str, seed: int, budget: str) -> str:
-    from trainwell.train.trainer import seed_everything
-
-    entry = get(entry_id)
-    store = RunStore(store_path(out))
-    try:
-        run_id = store.start_run(entry_id, seed, budget, config=entry.config, versions=versions(),
-                                 device=device_name())
-        context = Context(entry=entry, seed=seed, budget=get_budget(budget), store=store, run_id=run_id,
-                          out=Path(out))
-        try:
-            seed_everything(seed)
-            entry.run(context)
-        except Exception as error:  # recorded, shown in the report, and redone next time
-            store.fail(run_id, f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=6)}")
-            return "failed"
-        store.finish(run_id)
-        return "finished"
-    finally:
-        store.close()
-
-
-def _worker_init() -> None:
-    import torch
-
-    torch.set_num_threads(RUN_THREADS)
-    os.environ.setdefault("OMP_NUM_THREADS", str(RUN_THREADS))
-    exit_with_parent()
-
-
-def exit_with_parent(poll_s: float = 1.0) -> None:
-    """End this worker process when the process that started it is gone.
-
-    ``kill`` on reproduce's main process (rather than Ctrl-C, which reaches the whole
-    process group) would otherwise leave its workers training on, or waiting forever,
-    as orphans. The run a worker was in stays unfinished in the store and is redone.
-    """
-    import threading
-
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll_s)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-# ----------------------------------------------------------------- reproduce
-@dataclass
-class Task:
-    entry: Entry
-    seed: int
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return self.entry.id, self.seed
-
-    @property
-    def name(self) -> str:
-        return f"{self.entry.id} seed {self.seed}"
-
-
-def datasets_needed(entry: Entry) -> set[str]:
-    """The datasets a run of ``entry`` loads: its config's, those its procedure declares, and its needs'."""
-    from trainwell.data import get_spec
-
-    names = set(entry.datasets)
-    if entry.config is not None and (entry.config.get("data") or {}).get("name"):
-        names.add(entry.config["data"]["name"])
-    for need in entry.needs:
-        names |= datasets_needed(get(need))
-    return {get_spec(name).name for name in names}
-
-
-class DatasetCheck:
-    """Each dataset the runs need, loaded once here (in reproduce's own process) before any run needing it starts.
-
-    Found, it is read and checked against its checksums; missing, it is downloaded into the
-    cache, where the runs (and the worker processes) then find it. A dataset that cannot be
-    had is remembered for the rest of the invocation: the first run needing it fails with the
-    whole message (where trainwell looked, how to get it), every later one at once with a
-    short reference to that run, so one invocation never tries a download twice.
-    """
-
-    def __init__(self) -> None:
-        self.available: set[str] = set()
-        self.missing: dict[str, str] = {}  # dataset -> the run that failed with its message
-
-    def problem(self, task: Task) -> str | None:
-        """Why ``task`` cannot run for want of a dataset, or None when every dataset it needs is here."""
-        from trainwell.data import datasets as loading
-        from trainwell.errors import DataError
-
-        for name in sorted(datasets_needed(task.entry)):
-            if name in self.missing:
-                return f"not run: dataset {name!r} is not available (the failure of {self.missing[name]} says why)"
-            if name in self.available:
-                continue
-            try:
-                loading.load(name)
-            except DataError as error:
-                self.missing[name] = task.name
-                return f"DataError: {error}"
-            self.available.add(name)
-        return None
+from typing import Any, Callable
+
+from trainwell.catalog.folder_lock import folder_lock
+from trainwell.catalog.one_run import run_one
+from trainwell.catalog.plan import BOOK_SEED, DatasetCheck, Task, plan, seeds_for
+from trainwell.catalog.registry import with_dependencies
+from trainwell.catalog.vocabulary import Budget, get_budget
+from trainwell.catalog.workers import run_parallel, unguarded_main_call
+from trainwell.errors import ConfigError
+from trainwell.store import RunStore, store_path
 
 
 def first_line(text: str | None) -> str:
@@ -333,94 +34,6 @@ def first_line(text: str | None) -> str:
 def error_message(text: str) -> str:
     """A recorded error without its traceback: what the user reads to fix it."""
     return text.split("\nTraceback (most recent call last):", 1)[0].strip()
-
-
-def unguarded_main_call() -> str | None:
-    """``"<script>, line <n>"`` when this call comes from the top level of the main script outside an
-    ``if __name__ == "__main__":`` block, else None.
-
-    Worker processes (multiprocessing's spawn) import the main script again before they start;
-    from such a call they would run the script's calls again and die, so reproduce runs in-process.
-    """
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if path is None or getattr(getattr(main, "__spec__", None), "name", "").endswith("__main__"):
-        return None  # python -c, the REPL, a notebook, python -m package: the script is not imported again
-    frame = sys._getframe(1)
-    while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals is vars(main)):
-        frame = frame.f_back
-    if frame is None:
-        return None
-    try:
-        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, ValueError):
-        return None
-    line = frame.f_lineno
-    if any(isinstance(node, ast.If) and _is_main_guard(node.test) and node.lineno <= line <= node.end_lineno
-           for node in tree.body):
-        return None
-    return f"{path}, line {line}"
-
-
-def _is_main_guard(test: ast.expr) -> bool:
-    """Whether ``test`` is ``__name__ == "__main__"`` (either way round)."""
-    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
-        return False
-    sides = [test.left, test.comparators[0]]
-    return (any(isinstance(side, ast.Name) and side.id == "__name__" for side in sides)
-            and any(isinstance(side, ast.Constant) and side.value == "__main__" for side in sides))
-
-
-def plan(selected: list[str], *, seeds: int, budget: Budget) -> list[Task]:
-    """The (entry, seed) runs of a reproduce, seed by seed: ``seeds`` each, and in the full
-    budget at least ``Entry.full_seeds`` for an entry judged by its spread (and for what it needs)."""
-    counts = {entry_id: max(seeds, get(entry_id).full_seeds if budget.comparable else 0) for entry_id in selected}
-    for entry_id in reversed(selected):  # an entry's needs run at least its seeds
-        for need in get(entry_id).needs:
-            counts[need] = max(counts.get(need, seeds), counts[entry_id])
-    return [Task(get(entry_id), seed) for seed in seeds_for(max(counts.values(), default=seeds))
-            for entry_id in selected if seed < BOOK_SEED + counts[entry_id]]
-
-
-LOCK_NAME = "reproduce.lock"
-
-
-@contextlib.contextmanager
-def folder_lock(out: Path) -> Iterator[None]:
-    """Hold ``OUT/reproduce.lock`` while reproduce works in ``out``; a StoreError names the process that holds it.
-
-    Two reproduce in one folder would redo each other's runs (starting a run drops the record
-    the other is writing) and fail them. The lock is an OS lock on the file (flock), so it goes
-    with its process however that ends: a lock file left by a killed reproduce is simply taken.
-    The file holds the holder's process id, for the message.
-    """
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): no lock
-        yield
-        return
-    path = out / LOCK_NAME
-    handle = open(path, "a+", encoding="utf-8")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip()
-            raise StoreError(f"{out} is in use by another trainwell reproduce (process {holder or 'unknown'}, which "
-                             f"holds {path}); wait for it to end, or use another --out") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        try:
-            yield
-        finally:
-            handle.truncate(0)
-            handle.flush()
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    finally:
-        handle.close()
 
 
 def _fmt(seconds: float) -> str:
@@ -451,6 +64,106 @@ def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int
         return _reproduce(selected, budget_, seeds, out, jobs, report, echo, status_every)
 
 
+class Progress:
+    """One reproduce's runs as they go: done, failed and pending, the runs that cannot start, and the
+    lines it prints (a line per finished run with the time left, the runs in progress)."""
+
+    def __init__(self, store: RunStore, budget: Budget, tasks: list[Task], done: set[tuple[str, int]],
+                 jobs: int, echo: Callable[[str], None]):
+        self.store, self.budget, self.tasks, self.done, self.jobs, self.echo = store, budget, tasks, done, jobs, echo
+        self.pending = [t for t in tasks if t.key not in done]
+        self.failed: set[tuple[str, int]] = set()
+        self.failures: list[tuple[Task, str]] = []  # in the order they happened
+        self.datasets = DatasetCheck()
+        self.started = time.monotonic()
+        self.total_cost = sum(t.entry.cost for t in self.pending) or 1.0
+        self.spent = 0.0
+
+    def eta(self) -> str:
+        elapsed = time.monotonic() - self.started
+        if self.spent <= 0:
+            return f"~{_fmt(self.total_cost / self.jobs)} left (estimate)"
+        rate = elapsed / self.spent
+        return f"~{_fmt((self.total_cost - self.spent) * rate)} left"
+
+    def ready(self, task: Task) -> bool:
+        return all((need, task.seed) in self.done for need in task.entry.needs)
+
+    def unrunnable(self, task: Task) -> str | None:
+        for need in task.entry.needs:
+            if (need, task.seed) in self.failed:
+                return f"not run: it needs {need}, which failed"
+        return self.datasets.problem(task)
+
+    def finished_line(self, task: Task, status: str, took: float, error: str | None = None) -> None:
+        self.spent += task.entry.cost
+        note = ""
+        if status == "finished":
+            self.done.add(task.key)
+        else:
+            self.failed.add(task.key)
+            if error is None:
+                error = (self.store.run(task.entry.id, task.seed, self.budget.name) or {}).get("error")
+            error = error or "failed without an error message"
+            self.failures.append((task, error))
+            note = " FAILED: " + first_line(error)[:200]
+        self.echo(f"[{len(self.done) + len(self.failed)}/{len(self.tasks)}] {task.name}: {status} in "
+                  f"{_fmt(took)}{note} | {_fmt(time.monotonic() - self.started)} elapsed, {self.eta()}")
+
+    def skip_blocked(self) -> None:
+        for task in list(self.pending):
+            reason = self.unrunnable(task)
+            if reason is not None:
+                self.pending.remove(task)
+                run_id = self.store.start_run(task.entry.id, task.seed, self.budget.name, config=task.entry.config)
+                self.store.fail(run_id, reason)
+                self.finished_line(task, "failed", 0.0, reason)
+
+    def show_active(self, active: dict[tuple[str, int], float]) -> None:
+        for (entry_id, seed), since in active.items():
+            row = self.store.run(entry_id, seed, self.budget.name) or {}
+            progress = row.get("progress") or {}
+            where = ""
+            if progress:
+                where = (f" {progress.get('phase')}: epoch {progress.get('epoch')}/{progress.get('epochs')}, "
+                         f"step {progress.get('step')}/{progress.get('steps')};")
+            self.echo(f"    running {entry_id} seed {seed}:{where} {_fmt(time.monotonic() - since)} elapsed")
+
+    def run_here(self, out: Path) -> None:
+        """The pending runs one at a time in this process, each as soon as what it needs is done."""
+        while self.pending:
+            self.skip_blocked()
+            task = next((t for t in self.pending if self.ready(t)), None)
+            if task is None:
+                break
+            self.pending.remove(task)
+            self.echo(f"  start {task.name}")
+            began = time.monotonic()
+            status = run_one(out, task.entry.id, task.seed, self.budget.name)
+            self.finished_line(task, status, time.monotonic() - began)
+
+
+def _jobs(jobs: int | None, pending: int, echo: Callable[[str], None]) -> int:
+    """The worker processes to use: ``jobs`` (default: a core each), no more than the runs, and one
+    (this process) where worker processes cannot start."""
+    jobs = max(1, min(jobs or (os.cpu_count() or 1), pending or 1))
+    unguarded = unguarded_main_call() if jobs > 1 else None
+    if unguarded is not None:
+        echo(f"note: {unguarded} calls reproduce outside `if __name__ == \"__main__\":`, where worker processes "
+             "cannot start (each imports the script again), so the runs go one at a time in this process; "
+             "put the call under that guard to run them in parallel")
+        jobs = 1
+    return jobs
+
+
+def _start_line(selected: list[str], seeds: int, budget: Budget, tasks: list[Task], done: int, pending: int,
+                out: Path, jobs: int) -> str:
+    more = sorted({(t.entry.id, sum(u.entry.id == t.entry.id for u in tasks)) for t in tasks if t.seed >= BOOK_SEED + seeds})
+    more_text = f" ({', '.join(f'{entry_id}: {n} seeds' for entry_id, n in more)})" if more else ""
+    return (f"trainwell reproduce: {len(selected)} entries x {seeds} seed(s){more_text}, budget {budget.name}, "
+            f"{done} run(s) already finished in {out}, {pending} to run, {jobs} job(s)")
+
+
 def _reproduce(selected: list[str], budget_: Budget, seeds: int, out: Path, jobs: int | None, report: bool,
                echo: Callable[[str], None], status_every: float) -> dict[str, Any]:
     """reproduce's work, in a folder it holds the lock of."""
@@ -460,175 +173,49 @@ def _reproduce(selected: list[str], budget_: Budget, seeds: int, out: Path, jobs
     store.set_meta("selected", selected)
     tasks = plan(selected, seeds=seeds, budget=budget_)
     done = {t.key for t in tasks if store.is_finished(t.entry.id, t.seed, budget_.name)}
-    pending = [t for t in tasks if t.key not in done]
-    failed: set[tuple[str, int]] = set()
-    failures: list[tuple[Task, str]] = []  # in the order they happened
-    datasets = DatasetCheck()
-    jobs = max(1, min(jobs or (os.cpu_count() or 1), len(pending) or 1))
-    unguarded = unguarded_main_call() if jobs > 1 else None
-    if unguarded is not None:
-        echo(f"note: {unguarded} calls reproduce outside `if __name__ == \"__main__\":`, where worker processes "
-             "cannot start (each imports the script again), so the runs go one at a time in this process; "
-             "put the call under that guard to run them in parallel")
-        jobs = 1
-    more = sorted({(t.entry.id, sum(u.entry.id == t.entry.id for u in tasks)) for t in tasks if t.seed >= BOOK_SEED + seeds})
-    more_text = f" ({', '.join(f'{entry_id}: {n} seeds' for entry_id, n in more)})" if more else ""
-    echo(f"trainwell reproduce: {len(selected)} entries x {seeds} seed(s){more_text}, budget {budget_.name}, "
-         f"{len(done)} run(s) already finished in {out}, {len(pending)} to run, {jobs} job(s)")
-    started = time.monotonic()
-    total_cost = sum(t.entry.cost for t in pending) or 1.0
-    spent = {"cost": 0.0}
-
-    def eta() -> str:
-        elapsed = time.monotonic() - started
-        if spent["cost"] <= 0:
-            return f"~{_fmt(total_cost / jobs)} left (estimate)"
-        rate = elapsed / spent["cost"]
-        return f"~{_fmt((total_cost - spent['cost']) * rate)} left"
-
-    def ready(task: Task) -> bool:
-        return all((need, task.seed) in done for need in task.entry.needs)
-
-    def unrunnable(task: Task) -> str | None:
-        for need in task.entry.needs:
-            if (need, task.seed) in failed:
-                return f"not run: it needs {need}, which failed"
-        return datasets.problem(task)
-
-    def finished_line(task: Task, status: str, took: float, error: str | None = None) -> None:
-        spent["cost"] += task.entry.cost
-        note = ""
-        if status == "finished":
-            done.add(task.key)
-        else:
-            failed.add(task.key)
-            if error is None:
-                error = (store.run(task.entry.id, task.seed, budget_.name) or {}).get("error")
-            error = error or "failed without an error message"
-            failures.append((task, error))
-            note = " FAILED: " + first_line(error)[:200]
-        echo(f"[{len(done) + len(failed)}/{len(tasks)}] {task.name}: {status} in "
-             f"{_fmt(took)}{note} | {_fmt(time.monotonic() - started)} elapsed, {eta()}")
-
-    def skip_blocked() -> None:
-        for task in list(pending):
-            reason = unrunnable(task)
-            if reason is not None:
-                pending.remove(task)
-                run_id = store.start_run(task.entry.id, task.seed, budget_.name, config=task.entry.config)
-                store.fail(run_id, reason)
-                finished_line(task, "failed", 0.0, reason)
-
-    def show_active(active: dict[tuple[str, int], float]) -> None:
-        for (entry_id, seed), since in active.items():
-            row = store.run(entry_id, seed, budget_.name) or {}
-            progress = row.get("progress") or {}
-            where = ""
-            if progress:
-                where = (f" {progress.get('phase')}: epoch {progress.get('epoch')}/{progress.get('epochs')}, "
-                         f"step {progress.get('step')}/{progress.get('steps')};")
-            echo(f"    running {entry_id} seed {seed}:{where} {_fmt(time.monotonic() - since)} elapsed")
-
+    pending = len(tasks) - len(done)
+    jobs = _jobs(jobs, pending, echo)
+    echo(_start_line(selected, seeds, budget_, tasks, len(done), pending, out, jobs))
+    progress = Progress(store, budget_, tasks, done, jobs, echo)
     interrupted = False
     try:
         if jobs == 1:
-            while pending:
-                skip_blocked()
-                task = next((t for t in pending if ready(t)), None)
-                if task is None:
-                    break
-                pending.remove(task)
-                echo(f"  start {task.name}")
-                began = time.monotonic()
-                status = run_one(out, task.entry.id, task.seed, budget_.name)
-                finished_line(task, status, time.monotonic() - began)
+            progress.run_here(out)
         else:
-            _run_parallel(out, budget_.name, pending, jobs, ready, skip_blocked, finished_line, show_active,
-                          echo, status_every)
+            run_parallel(out, progress, jobs, status_every)
     except KeyboardInterrupt:
         interrupted = True
         echo("interrupted: finished runs are kept in the store; run the same command again to resume")
     finally:
         store.close()
-    elapsed = time.monotonic() - started
-    summary = {"runs": len(tasks), "finished": len(done), "failed": len(failed), "skipped": len(pending),
-               "elapsed_s": elapsed, "report": None, "interrupted": interrupted,
-               "first_error": error_message(failures[0][1]) if failures else None}
+    summary = _summary(progress, interrupted)
     if interrupted:
         raise KeyboardInterrupt
+    return _finish(out, progress, summary, report)
+
+
+def _summary(progress: Progress, interrupted: bool) -> dict[str, Any]:
+    failures = progress.failures
+    return {"runs": len(progress.tasks), "finished": len(progress.done), "failed": len(progress.failed),
+            "skipped": len(progress.pending), "elapsed_s": time.monotonic() - progress.started, "report": None,
+            "interrupted": interrupted, "first_error": error_message(failures[0][1]) if failures else None}
+
+
+def _finish(out: Path, progress: Progress, summary: dict[str, Any], report: bool) -> dict[str, Any]:
+    """Write the report and say how it went: the counts, the first failure, where the report is."""
+    echo = progress.echo
     if report:
         from trainwell.catalog.report import write_report
 
         summary["report"], markdown = write_report(out)
-    echo(f"done in {_fmt(elapsed)}: {len(done)} finished, {len(failed)} failed")
-    if failures:
-        echo(f"the first failure, {failures[0][0].name}:")
+    echo(f"done in {_fmt(summary['elapsed_s'])}: {len(progress.done)} finished, {len(progress.failed)} failed")
+    if progress.failures:
+        echo(f"the first failure, {progress.failures[0][0].name}:")
         echo(textwrap.indent(summary["first_error"], "  "))
     if report:
         echo(f"report: {summary['report']}")
         echo(f"summary: {markdown}")
     return summary
-
-
-def _run_parallel(out: Path, budget: str, pending: list[Task], jobs: int, ready, skip_blocked, finished_line,
-                  show_active, echo, status_every: float) -> None:
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    context = multiprocessing.get_context("spawn")  # torch and fork do not mix
-    active: dict[Any, tuple[Task, float]] = {}
-    last_status = time.monotonic()
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init) as pool:
-        try:
-            while pending or active:
-                skip_blocked()
-                # the costliest ready runs first, so the long ones do not end up alone at the end
-                for task in sorted((t for t in pending if ready(t)), key=lambda t: -t.entry.cost):
-                    if len(active) >= jobs:
-                        break
-                    pending.remove(task)
-                    echo(f"  start {task.name}")
-                    try:
-                        active[pool.submit(run_one, str(out), task.entry.id, task.seed, budget)] = (task, time.monotonic())
-                    except BrokenProcessPool as error:  # an earlier worker died: no new one starts
-                        finished_line(task, "failed", 0.0, _record_worker_death(out, task, budget, error))
-                if not active:
-                    break
-                finished, _ = wait(list(active), timeout=2.0, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    task, began = active.pop(future)
-                    try:
-                        status, error = future.result(), None
-                    except StoreError:  # the store is damaged, full or read-only: no other run can record either
-                        raise
-                    except Exception as died:  # the worker process died
-                        status, error = "failed", _record_worker_death(out, task, budget, died)
-                    finished_line(task, status, time.monotonic() - began, error)
-                if time.monotonic() - last_status >= status_every and active:
-                    last_status = time.monotonic()
-                    show_active({t.key: began for t, began in active.values()})
-        except (KeyboardInterrupt, StoreError):
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-
-
-def _record_worker_death(out: Path, task: Task, budget: str, error: BaseException) -> str:
-    """Record in the store that ``task``'s worker process died (also when it died before it could start the run).
-
-    Returns the message: the error, and the usual cause of workers that die at once.
-    """
-    message = (f"the worker process died: {type(error).__name__}: {error or 'no message'}\n"
-               "Worker processes import the main script again when they start: a script that calls "
-               "trainwell.catalog.reproduce outside `if __name__ == \"__main__\":` (or one that ends its "
-               "process on import) stops them; the process's own error, above, says more.")
-    with RunStore(store_path(out)) as store:
-        row = store.run(task.entry.id, task.seed, budget)
-        if row is None or row["status"] != "finished":
-            run_id = row["id"] if row is not None else store.start_run(task.entry.id, task.seed, budget,
-                                                                       config=task.entry.config)
-            store.fail(run_id, message)
-    return message
 
 
 def run_in_process(entry_id: str, *, budget: str = "smoke", seed: int = BOOK_SEED,
@@ -649,7 +236,3 @@ def run_in_process(entry_id: str, *, budget: str = "smoke", seed: int = BOOK_SEE
                 "series": store.series(row["id"]), "epochs": store.epochs(row["id"])}
     finally:
         store.close()
-
-
-def as_list(values: Any) -> list[float]:
-    return np.asarray(values, dtype=np.float64).ravel().tolist()

@@ -203,7 +203,7 @@ def _run_study(optuna, data, run_config, search: SearchConfig, params: list[Para
     """tune's trials on the study ``name`` in ``url``, each recorded in ``out/runs.sqlite``; then the best trial's
     files (a storage failure is turned into a StoreError by ``tune``)."""
     from trainwell.recipes.train import train_config, versions
-    from trainwell.catalog.store import RunStore
+    from trainwell.store import RunStore
 
     sampler = (optuna.samplers.RandomSampler(seed=search.sampler_seed) if search.sampler == "random"
                else optuna.samplers.TPESampler(seed=search.sampler_seed))

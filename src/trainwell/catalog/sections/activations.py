@@ -4,44 +4,35 @@ from __future__ import annotations
 
 import math
 
-from trainwell.catalog.sections.common import FLATTEN, config, dense, fashion, softmax
-from trainwell.catalog.registry import Claim, Entry, Target, claim, register
-from trainwell.catalog.runner import Context, run_config
+from trainwell.catalog.sections.common import example
+from trainwell.catalog.vocabulary import Claim, Entry, Target
+from trainwell.catalog.context import Context, run_config
+
+ENTRIES: list[Entry] = []
+CLAIMS: list[Claim] = []
 
 SECTION = "Nonsaturating activation functions"
 RANDOM_STREAM = ("PyTorch's random stream differs from TensorFlow's, so the initial weights and the batch order "
                  "differ from the book's; the spread over seeds shows how much that alone moves the figure.")
 
 
-def _small(activation: str) -> dict:
-    return config(activation, [FLATTEN, dense(300, activation, "he_normal"), dense(100, activation, "he_normal"),
-                               softmax()],
-                  data=fashion(), optimizer={"name": "sgd", "lr": 1e-3}, epochs=10)
 
-
-def _deep(name: str, activation: str, init: str) -> dict:
-    deep = config(name, [FLATTEN, dense(300, activation, init), dense(100, activation, init, repeat=99), softmax()],
-                  data=fashion("standardize"), optimizer={"name": "sgd", "lr": 1e-3}, epochs=5)
-    deep["diagnostics"] = {"every": 100}  # the doctor's findings go into the report
-    return deep
-
-
-register(Entry(
+ENTRIES.append(Entry(
     "leaky_relu", SECTION, "book", "Leaky ReLU (slope 0.3) with He initialization trains a 300-100 network with "
-    "plain SGD without dying units.", run_config, epochs=10, quick_epochs=3, config=_small("leaky_relu"),
+    "plain SGD without dying units.", run_config, epochs=10, quick_epochs=3, config=example("leaky_relu"),
     targets=(Target("val_accuracy", 0.8430),), book="val 0.8430", cost=8, notes=(RANDOM_STREAM,)))
-register(Entry(
+ENTRIES.append(Entry(
     "prelu", SECTION, "book", "PReLU learns the leak's slope (one per unit) and trains about as well as leaky ReLU.",
-    run_config, epochs=10, quick_epochs=3, config=_small("prelu"), targets=(Target("val_accuracy", 0.8372),),
+    run_config, epochs=10, quick_epochs=3, config=example("prelu"), targets=(Target("val_accuracy", 0.8372),),
     book="val 0.8372", cost=9, notes=(RANDOM_STREAM,)))
-register(Entry(
+ENTRIES.append(Entry(
     "selu_100", "SELU", "book", "A 100-layer SELU network with LeCun initialization on standardized inputs "
     "self-normalizes and trains with plain SGD.", run_config, epochs=5, quick_epochs=2,
-    config=_deep("selu_100", "selu", "lecun_normal"), targets=(Target("val_accuracy", 0.8358),), book="val 0.8358",
+    config=example("selu_100"), targets=(Target("val_accuracy", 0.8358),), book="val 0.8358",
     cost=30, notes=(RANDOM_STREAM,)))
-register(Entry(
+ENTRIES.append(Entry(
     "relu_100", "SELU", "book", "The same 100 layers with ReLU and He initialization train far worse: the signal "
-    "fades with depth.", run_config, epochs=5, quick_epochs=2, config=_deep("relu_100", "relu", "he_normal"),
+    "fades with depth.", run_config, epochs=5, quick_epochs=2, config=example("relu_100"),
     targets=(Target("val_accuracy", 0.7032, spread_seeds=10),), book="val 0.7032", cost=25,
     notes=(RANDOM_STREAM + " A 100-layer ReLU net after 5 epochs of SGD is chaotic: a 1e-6 change of the "
            "learning rate moves its final accuracy by 0.09 on average, more than a change of seed, and even for "
@@ -51,7 +42,7 @@ register(Entry(
            "book's 0.7032 lies at about the 68th percentile of those 73 runs. So the book's figure is judged "
            "against the spread of trainwell's seeds (the full budget runs 10), not against a mean; the best "
            "epoch's accuracy is shown beside the last one's, which a loss spike near the end can pull down.",)))
-claim(Claim("selu_100 reaches a far higher validation accuracy than relu_100 (book: 0.8358 vs 0.7032)",
+CLAIMS.append(Claim("selu_100 reaches a far higher validation accuracy than relu_100 (book: 0.8358 vs 0.7032)",
             ("selu_100", "val_accuracy"), ("relu_100", "val_accuracy"), threshold=0.05))
 
 
@@ -75,7 +66,7 @@ def activation_curves(context: Context) -> None:
                    leaky_relu_slope=float(get_activation({"name": "leaky_relu", "alpha": 0.2})(torch.tensor(-1.0)) / -1))
 
 
-register(Entry(
+ENTRIES.append(Entry(
     "activation_curves", "Nonsaturating activation functions", "demo",
     "Sigmoid saturates at both ends; leaky ReLU keeps a small slope for z < 0; ELU tends to -1 and SELU to "
     "about -1.758 for very negative z.", activation_curves,
@@ -104,7 +95,7 @@ def selu_self_normalization(context: Context) -> None:
                    max_std=max(stds[i] for i in picked))
 
 
-register(Entry(
+ENTRIES.append(Entry(
     "selu_self_normalization", "SELU", "demo",
     "Through 1,000 SELU layers with LeCun normal weights, each layer's outputs keep mean near 0 and std near 1.",
     selu_self_normalization,
@@ -124,7 +115,7 @@ def selu_constants(context: Context) -> None:
     context.result(alpha=alpha, scale=scale)
 
 
-register(Entry(
+ENTRIES.append(Entry(
     "selu_constants", "SELU", "demo",
     "SELU's alpha and scale follow from the paper's equation 14 (the fixed point mean 0, variance 1).",
     selu_constants,

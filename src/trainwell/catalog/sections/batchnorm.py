@@ -3,32 +3,28 @@
 from __future__ import annotations
 
 from trainwell.catalog.sections.activations import RANDOM_STREAM
-from trainwell.catalog.sections.common import FLATTEN, config, dense, fashion, softmax
-from trainwell.catalog.registry import Claim, Entry, Target, claim, register
-from trainwell.catalog.runner import Context, run_config
+from trainwell.catalog.sections.common import example
+from trainwell.catalog.vocabulary import Claim, Entry, Target
+from trainwell.catalog.context import Context, run_config
+
+ENTRIES: list[Entry] = []
+CLAIMS: list[Claim] = []
 
 SECTION = "Batch normalization"
-BN = {"type": "batch_normalization"}
+BN_AFTER = example("bn_after")
+BN_BEFORE = example("bn_before")
 
-BN_AFTER = config("bn_after", [FLATTEN, BN, dense(300, "relu", "he_normal"), BN, dense(100, "relu", "he_normal"), BN,
-                               softmax()],
-                  data={"name": "fashion_mnist", "scaling": "unit"}, optimizer={"name": "sgd", "lr": 1e-3}, epochs=10)
-BN_BEFORE = config("bn_before", [
-    FLATTEN, BN, dense(300, use_bias=False), BN, {"type": "activation", "activation": "relu"},
-    dense(100, use_bias=False), {"type": "activation", "activation": "relu"}, BN, softmax()],
-    data=fashion(), optimizer={"name": "sgd", "lr": 1e-3}, epochs=10)
-
-register(Entry(
+ENTRIES.append(Entry(
     "bn_after", SECTION, "book", "Batch normalization after each hidden layer lets plain SGD at 1e-3 train much "
     "faster than without it.", run_config, epochs=10, quick_epochs=3, config=BN_AFTER,
     targets=(Target("val_accuracy", 0.8766),), book="val 0.8766", cost=12, notes=(RANDOM_STREAM,)))
-register(Entry(
+ENTRIES.append(Entry(
     "bn_before", SECTION, "book", "Batch normalization before the activation (dense layers without bias) "
     "trains about as well as after it.", run_config, epochs=10, quick_epochs=3, config=BN_BEFORE,
     targets=(Target("val_accuracy", 0.8734),), book="val 0.8734", cost=12,
     notes=(RANDOM_STREAM + " As in the chapter's code, the second BN comes after its activation and these "
            "dense layers keep Keras' default glorot_uniform init.",)))
-claim(Claim("bn_after reaches a higher validation accuracy than leaky_relu (book: 0.8766 vs 0.8430)",
+CLAIMS.append(Claim("bn_after reaches a higher validation accuracy than leaky_relu (book: 0.8766 vs 0.8430)",
             ("bn_after", "val_accuracy"), ("leaky_relu", "val_accuracy")))
 
 
@@ -43,7 +39,7 @@ def bn_after_params(context: Context) -> None:
     context.result(total=counts.total, trainable=counts.trainable, non_trainable=counts.non_trainable)
 
 
-register(Entry(
+ENTRIES.append(Entry(
     "bn_after_params", SECTION, "demo", "Each BN layer has 4 parameters per input: gamma and beta are trained, the "
     "moving mean and variance are not.", bn_after_params, config=BN_AFTER,
     targets=(Target("total", 271346, tolerance=0, budget_free=True),

@@ -1,8 +1,36 @@
-"""Small builders for the catalog's configs (plain dicts, the same tables a config file holds)."""
+"""The catalog's configs: an example file read as a plain dict (:func:`example`), and small builders
+for those no file holds (plain dicts, the same tables a config file holds)."""
 
 from __future__ import annotations
 
+from importlib.resources import as_file, files
 from typing import Any
+
+EXAMPLE_SUFFIXES = (".toml", ".yaml")
+
+
+def example(name: str) -> dict[str, Any]:
+    """The config of the example file ``<name>.toml`` (or ``.yaml``) as the file holds it (not yet validated),
+    named after the file as ``trainwell train`` names it.
+
+    The files are package data (``trainwell/examples/``; ``examples/`` in a clone), so a catalog
+    entry and ``trainwell train examples/<name>.toml`` run one config, kept in one place.
+
+    >>> example("bn_after")["optimizer"]
+    {'name': 'sgd', 'lr': 0.001}
+    """
+    from trainwell.config import read_config_file
+
+    folder = files("trainwell").joinpath("examples")
+    for suffix in EXAMPLE_SUFFIXES:
+        resource = folder.joinpath(name + suffix)
+        if resource.is_file():
+            with as_file(resource) as path:
+                data = read_config_file(path)
+            data.setdefault("name", name)
+            return data
+    raise FileNotFoundError(f"no example config {name}{' or '.join(EXAMPLE_SUFFIXES)} in trainwell/examples/")
+
 
 FLATTEN = {"type": "flatten"}
 
@@ -21,22 +49,12 @@ def softmax(units: int = 10, **keys: Any) -> dict[str, Any]:
     return dense(units, "softmax", **keys)
 
 
-def fashion(scaling: str = "unit", **keys: Any) -> dict[str, Any]:
-    """Fashion-MNIST with the book's validation set (the first 5,000 training images)."""
-    return {"name": "fashion_mnist", "validation_size": 5000, "scaling": scaling, **keys}
-
-
 def config(name: str, layers: list[dict[str, Any]], *, data: dict[str, Any], optimizer: dict[str, Any],
            epochs: int, batch_size: int = 32, **sections: Any) -> dict[str, Any]:
     """A run config as a dict: ``validate_config`` reads it like a config file."""
     return {"name": name, "seed": 42, "data": data, "model": {"layers": layers, **sections.pop("model", {})},
             "optimizer": optimizer, **sections, "train": {"epochs": epochs, "batch_size": batch_size,
                                                           **sections.pop("train", {})}}
-
-
-def selu_300_100() -> list[dict[str, Any]]:
-    """The scheduling and regularization sections' network: SELU 300-100, LeCun normal."""
-    return [FLATTEN, dense(300, "selu", "lecun_normal"), dense(100, "selu", "lecun_normal"), softmax()]
 
 
 STANDARDIZED_NOTE = ("trainwell standardizes with the mean and std of the training images actually used "

@@ -3,8 +3,11 @@ tower reused (frozen) for a 10-way classifier trained on 500 images per digit.""
 
 from __future__ import annotations
 
-from trainwell.catalog.registry import Entry, Target, register
-from trainwell.catalog.runner import Context
+from trainwell.catalog.vocabulary import Claim, Entry, Target
+from trainwell.catalog.context import Context
+
+ENTRIES: list[Entry] = []
+CLAIMS: list[Claim] = []
 
 SECTION = "Exercise 10"
 SPLIT_1 = 55_000  # the first 55,000 MNIST training images; split 2 is the last 5,000
@@ -106,18 +109,18 @@ def ex10_4(context: Context) -> None:
 
 
 RESULT = "(exercise, no number)"
-register(Entry("ex10_1", SECTION, "exercise", "MNIST's training set split into 55,000 and 5,000 images; two towers "
+ENTRIES.append(Entry("ex10_1", SECTION, "exercise", "MNIST's training set split into 55,000 and 5,000 images; two towers "
                "of 5 x 100 ELU units, concatenated, a 10-unit layer and one logistic output.", ex10_1, book=RESULT,
                datasets=("mnist",),
                targets=(Target("split_1", 55_000, tolerance=0, budget_free=True),
                         Target("split_2", 5_000, tolerance=0, budget_free=True)), cost=1))
-register(Entry("ex10_2", SECTION, "exercise", "Pairs drawn from split 1: half show the same digit, half different "
+ENTRIES.append(Entry("ex10_2", SECTION, "exercise", "Pairs drawn from split 1: half show the same digit, half different "
                "ones.", ex10_2, book=RESULT, datasets=("mnist",),
                targets=(Target("same_fraction", 0.5, tolerance=0.01, budget_free=True),), cost=1))
-register(Entry("ex10_3", SECTION, "exercise", "The two-tower network learns whether two images show the same "
+ENTRIES.append(Entry("ex10_3", SECTION, "exercise", "The two-tower network learns whether two images show the same "
                "digit.", ex10_3, epochs=10, quick_epochs=2, book=RESULT, datasets=("mnist",),
                targets=(Target("val_accuracy", low=0.9, text="(exercise) well above chance (0.5)"),), cost=12))
-register(Entry("ex10_4", SECTION, "exercise", "Tower A, frozen, under a 10-way softmax trained on split 2 "
+ENTRIES.append(Entry("ex10_4", SECTION, "exercise", "Tower A, frozen, under a 10-way softmax trained on split 2 "
                "(about 500 images per digit), beside the same network trained from scratch.", ex10_4, epochs=20,
                datasets=("mnist",),
                quick_epochs=5, needs=("ex10_3",), book=RESULT,

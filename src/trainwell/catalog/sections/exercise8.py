@@ -4,8 +4,11 @@ cross-validation; then batch normalization and dropout compared by their learnin
 from __future__ import annotations
 
 from trainwell.catalog.sections.common import FLATTEN, config, dense, softmax
-from trainwell.catalog.registry import Entry, Target, register
-from trainwell.catalog.runner import Context, budget_config, run_config
+from trainwell.catalog.vocabulary import Claim, Entry, Target
+from trainwell.catalog.context import Context, budget_config, run_config
+
+ENTRIES: list[Entry] = []
+CLAIMS: list[Claim] = []
 
 SECTION = "Exercise 8"
 DIGITS_0_4 = {"name": "mnist", "validation_size": 5000, "scaling": "unit", "classes": [0, 1, 2, 3, 4]}
@@ -48,14 +51,14 @@ def ex8_1(context: Context) -> None:
     context.result(total=counts.total, hidden_layers=sum(1 for n, _ in model.named_children() if n.startswith("dense")) - 1)
 
 
-register(Entry("ex8_1", SECTION, "exercise", "Five hidden layers of 100 ELU units with He initialization and a "
+ENTRIES.append(Entry("ex8_1", SECTION, "exercise", "Five hidden layers of 100 ELU units with He initialization and a "
                "5-way softmax: 119,405 parameters.", ex8_1, config=EX8_2,
                targets=(Target("hidden_layers", 5, tolerance=0, budget_free=True),
                         Target("total", 119_405, tolerance=0, budget_free=True, text="784x100 + 4x(100x100) + 100x5 "
                                "weights and their biases = 119,405")),
                book="(exercise) 5 x 100, He, ELU", cost=0.3))
 
-register(Entry("ex8_2", SECTION, "exercise", "Adam with early stopping (patience 10, best weights restored) learns "
+ENTRIES.append(Entry("ex8_2", SECTION, "exercise", "Adam with early stopping (patience 10, best weights restored) learns "
                "digits 0-4; checkpoints are kept while it trains and the final model is saved.", run_config,
                epochs=100, quick_epochs=3, config=EX8_2, targets=(Target("val_accuracy", low=0.97, text=NO_BOOK),),
                book="(exercise, no number)", cost=10,
@@ -97,7 +100,7 @@ def ex8_3(context: Context) -> None:
                    val_accuracy=search.score(data.x_val, data.y_val), candidates=len(candidates))
 
 
-register(Entry("ex8_3", SECTION, "exercise", "A randomized search with cross-validation over the number of "
+ENTRIES.append(Entry("ex8_3", SECTION, "exercise", "A randomized search with cross-validation over the number of "
                "layers, the learning rate, the width and the batch size, refitted on the best setting.", ex8_3, epochs=5, quick_epochs=1,
                datasets=("mnist",),
                targets=(Target("best_cv_accuracy", low=0.9, text="(exercise) a good setting scores above 0.9"),),
@@ -105,11 +108,11 @@ register(Entry("ex8_3", SECTION, "exercise", "A randomized search with cross-val
                notes=("A modest budget: 10 candidates x 3 folds x 5 epochs on 10,000 images (full), "
                       "4 x 2 x 1 epoch on 3,000 (quick).",)))
 
-register(Entry("ex8_4", SECTION, "exercise", "The same network with batch normalization after each hidden layer: "
+ENTRIES.append(Entry("ex8_4", SECTION, "exercise", "The same network with batch normalization after each hidden layer: "
                "its learning curves beside ex8_2's.", run_config, epochs=100, quick_epochs=3, config=EX8_4,
                compare_curves=("ex8_2",), targets=(Target("val_accuracy", low=0.97, text=NO_BOOK),),
                book="(exercise, no number)", cost=14))
-register(Entry("ex8_5", SECTION, "exercise", "The same network with dropout 0.2 before each dense layer: its "
+ENTRIES.append(Entry("ex8_5", SECTION, "exercise", "The same network with dropout 0.2 before each dense layer: its "
                "learning curves beside ex8_2's.", run_config, epochs=100, quick_epochs=3, config=EX8_5,
                compare_curves=("ex8_2",), targets=(Target("val_accuracy", low=0.97, text=NO_BOOK),),
                book="(exercise, no number)", cost=11))

@@ -6,8 +6,11 @@ import time
 
 from trainwell.catalog.sections.common import softmax
 from trainwell.catalog.sections.exercise8 import DIGITS_0_4
-from trainwell.catalog.registry import Entry, Target, register
-from trainwell.catalog.runner import Context, budget_config
+from trainwell.catalog.vocabulary import Claim, Entry, Target
+from trainwell.catalog.context import Context, budget_config
+
+ENTRIES: list[Entry] = []
+CLAIMS: list[Claim] = []
 
 SECTION = "Exercise 9"
 DIGITS_5_9 = {**DIGITS_0_4, "classes": [5, 6, 7, 8, 9], "per_class": 100}
@@ -115,21 +118,21 @@ def ex9_5(context: Context) -> None:
 
 
 RESULT = "(exercise, no number)"
-register(Entry("ex9_1", SECTION, "exercise", "All five pretrained hidden layers reused and frozen under a new 5-way "
+ENTRIES.append(Entry("ex9_1", SECTION, "exercise", "All five pretrained hidden layers reused and frozen under a new 5-way "
                "softmax: only the new layer's 505 parameters train.", ex9_1, needs=("ex8_2",),
                targets=(Target("trainable", 505, tolerance=0, budget_free=True),), book=RESULT, cost=0.5))
-register(Entry("ex9_2", SECTION, "exercise", "Trained on digits 5-9 with only 100 images per digit (Adam, early "
+ENTRIES.append(Entry("ex9_2", SECTION, "exercise", "Trained on digits 5-9 with only 100 images per digit (Adam, early "
                "stopping), timed.", ex9_2, epochs=100, quick_epochs=20, needs=("ex8_2",), book=RESULT, cost=4,
                targets=(Target("test_accuracy", low=0.7, text="(exercise) well above chance (0.2)"),), notes=(NOTE,)))
-register(Entry("ex9_3", SECTION, "exercise", "Caching the frozen layers' outputs gives the same training, faster.",
+ENTRIES.append(Entry("ex9_3", SECTION, "exercise", "Caching the frozen layers' outputs gives the same training, faster.",
                ex9_3, epochs=50, quick_epochs=20, needs=("ex8_2",), book=RESULT, cost=4,
                targets=(Target("speedup", low=1.0, budget_free=True, text="(exercise) faster with the cache"),),
                notes=(NOTE, "The speed-up is measured in one process, uncached then cached, on the same 500 images."))
                )
-register(Entry("ex9_4", SECTION, "exercise", "Reusing four hidden layers instead of five (the fifth replaced by "
+ENTRIES.append(Entry("ex9_4", SECTION, "exercise", "Reusing four hidden layers instead of five (the fifth replaced by "
                "the new output layer).", ex9_4, epochs=100, quick_epochs=20, needs=("ex8_2",), book=RESULT, cost=4,
                compare_curves=("ex9_2",), targets=(Target("test_accuracy", low=0.7, text="(exercise) well above chance"),),
                notes=(NOTE,)))
-register(Entry("ex9_5", SECTION, "exercise", "Unfreezing the top two hidden layers and training on at 1e-4 fine-tunes "
+ENTRIES.append(Entry("ex9_5", SECTION, "exercise", "Unfreezing the top two hidden layers and training on at 1e-4 fine-tunes "
                "the reused features.", ex9_5, epochs=200, quick_epochs=40, needs=("ex8_2",), book=RESULT, cost=6,
                targets=(Target("test_accuracy", low=0.7, text="(exercise) well above chance"),), notes=(NOTE,)))

@@ -3,39 +3,21 @@
 from __future__ import annotations
 
 from trainwell.catalog.sections.activations import RANDOM_STREAM
-from trainwell.catalog.sections.common import FLATTEN, config, dense, fashion, softmax
-from trainwell.catalog.registry import Entry, Target, register
-from trainwell.catalog.runner import Context, budget_config, run_config
+from trainwell.catalog.sections.common import example
+from trainwell.catalog.vocabulary import Claim, Entry, Target
+from trainwell.catalog.context import Context, budget_config, run_config
 
-L2 = {"name": "l2", "factor": 0.01}
-NADAM = {"name": "nadam"}
-DROP = {"type": "dropout", "rate": 0.2}
-ALPHA_DROP = {"type": "alpha_dropout", "rate": 0.2}
+ENTRIES: list[Entry] = []
+CLAIMS: list[Claim] = []
+
 SHORT = ("A 2-epoch run: the tolerance is 0.025, and the quick budget runs the book's 2 epochs on 10,000 of the "
          "55,000 training images.")
 
-L2_CONFIG = config("l2", [FLATTEN, dense(300, "elu", "he_normal", kernel_regularizer=L2),
-                          dense(100, "elu", "he_normal", kernel_regularizer=L2), softmax(kernel_regularizer=L2)],
-                   data=fashion("standardize"), optimizer=NADAM, epochs=2)
-L2_PARTIAL = config("l2_partial", [FLATTEN, {"type": "regularized_dense", "units": 300},
-                                   {"type": "regularized_dense", "units": 100},
-                                   {"type": "regularized_dense", "units": 10, "activation": "softmax"}],
-                    data=fashion("standardize"), optimizer=NADAM, epochs=2,
-                    model={"presets": {"regularized_dense": {"type": "dense", "activation": "elu", "init": "he_normal",
-                                                             "kernel_regularizer": L2}}})
-DROPOUT = config("dropout", [FLATTEN, DROP, dense(300, "elu", "he_normal"), DROP, dense(100, "elu", "he_normal"), DROP,
-                             softmax()], data=fashion("standardize"), optimizer=NADAM, epochs=2)
-ALPHA_DROPOUT = config("alpha_dropout", [FLATTEN, ALPHA_DROP, dense(300, "selu", "lecun_normal"), ALPHA_DROP,
-                                         dense(100, "selu", "lecun_normal"), ALPHA_DROP, softmax()],
-                       data=fashion("standardize"), optimizer={"name": "sgd", "lr": 0.01, "momentum": 0.9,
-                                                               "nesterov": True}, epochs=20,
-                       callbacks={"terminate_on_nan": True, "checkpoint": {"every": 1, "keep": 3, "save_best": True,
-                                                                            "monitor": "val_accuracy", "mode": "max"}})
-MAX_NORM = config("max_norm", [FLATTEN, {"type": "max_norm_dense", "units": 300},
-                               {"type": "max_norm_dense", "units": 100}, softmax()],
-                  data=fashion("standardize"), optimizer=NADAM, epochs=2,
-                  model={"presets": {"max_norm_dense": {"type": "dense", "activation": "selu", "init": "lecun_normal",
-                                                        "kernel_constraint": {"name": "max_norm", "max_value": 1.0}}}})
+L2_CONFIG = example("l2")
+L2_PARTIAL = example("l2_partial")
+DROPOUT = example("dropout")
+ALPHA_DROPOUT = example("alpha_dropout")
+MAX_NORM = example("max_norm")
 
 for _id, _config, _book, _shows in (
         ("l2", L2_CONFIG, 0.8304, "An l2(0.01) penalty on every kernel regularizes an ELU 300-100 network."),
@@ -43,7 +25,7 @@ for _id, _config, _book, _shows in (
                                            "regularizer is written once."),
         ("dropout", DROPOUT, 0.8728, "Dropout(0.2) before each dense layer, active only while training."),
         ("max_norm", MAX_NORM, 0.8726, "Max-norm(1.0) rescales each unit's incoming weights after every step.")):
-    register(Entry(_id, "Regularization", "book", _shows, run_config, epochs=2, quick_epochs=2, config=_config,
+    ENTRIES.append(Entry(_id, "Regularization", "book", _shows, run_config, epochs=2, quick_epochs=2, config=_config,
                    targets=(Target("val_accuracy", _book),), book=f"val {_book}", cost=6, notes=(RANDOM_STREAM, SHORT)))
 
 
@@ -58,7 +40,7 @@ def alpha_dropout(context: Context) -> None:
     context.result(train_accuracy=Trainer(run.model).evaluate(data.x_train, data.y_train)["accuracy"])
 
 
-register(Entry(
+ENTRIES.append(Entry(
     "alpha_dropout", "Regularization", "book", "AlphaDropout keeps a SELU network self-normalizing while it "
     "regularizes; evaluated without dropout, training accuracy is close to validation accuracy.", alpha_dropout,
     epochs=20, quick_epochs=2, config=ALPHA_DROPOUT,
@@ -98,7 +80,7 @@ def mc_dropout(context: Context) -> None:
                    picked_plain_confidence=float(plain[pick].max()), images=n)
 
 
-register(Entry(
+ENTRIES.append(Entry(
     "mc_dropout", "Regularization", "book", "MC dropout averages 100 stochastic passes: a slightly better accuracy, "
     "and a spread that shows which images the model is unsure of.", mc_dropout, epochs=20, quick_epochs=2,
     needs=("alpha_dropout",),

@@ -5,27 +5,22 @@ from __future__ import annotations
 import copy
 
 from trainwell.catalog.sections.activations import RANDOM_STREAM
-from trainwell.catalog.sections.common import FLATTEN, config, dense, softmax
-from trainwell.catalog.registry import Claim, Entry, Target, claim, register
-from trainwell.catalog.runner import Context, run_config
+from trainwell.catalog.sections.common import example
+from trainwell.catalog.vocabulary import Claim, Entry, Target
+from trainwell.catalog.context import Context, run_config
+
+ENTRIES: list[Entry] = []
+CLAIMS: list[Claim] = []
 
 SECTION = "Reusing pretrained layers"
-HIDDEN = [dense(300, "selu"), dense(100, "selu"), dense(50, "selu"), dense(50, "selu"), dense(50, "selu")]
-TASK_A = [0, 1, 2, 3, 4, 7, 8, 9]   # everything but sandal (5) and shirt (6)
-TASK_B = [5, 6]                     # sandal -> 0, shirt -> 1
+MODEL_A = example("transfer_model_a")
+MODEL_B = example("transfer_model_b")
 
-MODEL_A = config("transfer_model_a", [FLATTEN, *HIDDEN, softmax(8)],
-                 data={"name": "fashion_mnist", "classes": TASK_A}, optimizer={"name": "sgd", "lr": 1e-3}, epochs=20)
-MODEL_B = config("transfer_model_b", [FLATTEN, *HIDDEN, dense(1, "sigmoid")],
-                 data={"name": "fashion_mnist", "classes": TASK_B, "train_size": 200},
-                 optimizer={"name": "sgd", "lr": 1e-3}, epochs=20, train={"loss": "binary_crossentropy"})
-del MODEL_A["train"]["batch_size"], MODEL_B["train"]["batch_size"]  # the default, 32, as the example files
-
-register(Entry(
+ENTRIES.append(Entry(
     "transfer_model_a", SECTION, "book", "Model A learns the eight classes of task A; its hidden layers are what "
     "task B will reuse.", run_config, epochs=20, quick_epochs=10, config=MODEL_A,
     targets=(Target("val_accuracy", 0.9158),), book="val 0.9158", cost=12, notes=(RANDOM_STREAM,)))
-register(Entry(
+ENTRIES.append(Entry(
     "transfer_model_b", SECTION, "book", "Model B learns task B (sandal or shirt) from scratch, from only 200 "
     "images.", run_config, epochs=20, quick_epochs=20, config=MODEL_B,
     targets=(Target("val_accuracy", 0.9716), Target("test_accuracy", 0.9705)), book="val 0.9716; test 0.9705",
@@ -36,22 +31,18 @@ BOOK_CHEAT = ("The book itself says this gain was cherry-picked (\"I cheated\": 
               "until one showed a strong improvement; other seeds or classes give much less), so trainwell "
               "reproduces the direction (B on A beats B), not the 4x.")
 
-
-B_ON_A = {**MODEL_B, "name": "transfer_b_on_a", "optimizer": {"name": "sgd", "lr": 0.01},
-          "model": {"reuse": {"model": "<transfer_model_a>", "layers": -1}, "layers": [dense(1, "sigmoid")]},
-          "phases": [{"epochs": 4, "freeze": ["0:-1"]},
-                     {"epochs": 16, "unfreeze": ["0:-1"], "optimizer": {"lr": 1e-4}}]}
+B_ON_A = example("transfer_b_on_a")  # its reuse.model: the run's own model A (see below)
 
 
 def transfer_b_on_a(context: Context) -> None:
     """Model A's layers but the last, copied, + Dense(1, sigmoid); frozen 4 epochs at Keras' SGD default lr
-    0.01, then everything trained 16 epochs at 1e-4 (the chapter's code), as examples/transfer_b_on_a.toml."""
+    0.01, then everything trained 16 epochs at 1e-4 (the chapter's code): the config of examples/transfer_b_on_a.toml."""
     config = copy.deepcopy(B_ON_A)
     config["model"]["reuse"]["model"] = str(context.state_of("transfer_model_a") / "model.safetensors")
     run_config(context, config)
 
 
-register(Entry(
+ENTRIES.append(Entry(
     "transfer_b_on_a", SECTION, "book", "Reusing model A's hidden layers (frozen first, then fine-tuned) beats "
     "model B trained from scratch on the same 200 images.", transfer_b_on_a, epochs=20, quick_epochs=20,
     needs=("transfer_model_a", "transfer_model_b"), compare_curves=("transfer_model_b",),
@@ -59,5 +50,5 @@ register(Entry(
     book="val 0.9899; test 0.9925 (error rate about 4x lower than model B)", cost=3,
     notes=(BOOK_CHEAT, "The book's table says SGD 1e-3; its code trains the frozen phase with Keras' 'sgd' "
            "(lr 0.01) and the unfrozen one at 1e-4, which is what trainwell does.")))
-claim(Claim("transfer_b_on_a reaches a higher test accuracy than transfer_model_b (book: 0.9925 vs 0.9705)",
+CLAIMS.append(Claim("transfer_b_on_a reaches a higher test accuracy than transfer_model_b (book: 0.9925 vs 0.9705)",
             ("transfer_b_on_a", "test_accuracy"), ("transfer_model_b", "test_accuracy")))

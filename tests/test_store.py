@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from trainwell.catalog.store import RunStore
+from trainwell.store import RunStore
 
 
 def test_a_run_records_config_epochs_results_series_and_timings(tmp_path):

@@ -1,4 +1,5 @@
-"""The run store: one SQLite file that records every catalog run.
+"""The run store: one SQLite file that records runs: every catalog run (``trainwell reproduce``)
+and every trial of ``trainwell tune``.
 
 A run is one (experiment, seed, budget). The store keeps its config, library
 versions, device, per-epoch metrics (by phase: a two-phase fine-tuning has two),
@@ -17,6 +18,9 @@ naming the file, what is wrong and what to do: every method goes through one tra
 The store cannot be rebuilt from the runs' folders: they keep the saved models (and a
 config run's history and metrics), but the results of the procedures, the per-epoch rows
 of their fits and the figures' series live only here.
+
+It is one module: the schema, the translation of SQLite's errors and the one class that
+uses both change together (a new column is a schema line, a method and its translation).
 """
 
 from __future__ import annotations
