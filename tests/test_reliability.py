@@ -13,7 +13,7 @@ import trainwell as tw
 from trainwell.callbacks import TerminateOnNaN
 from trainwell.config import read_config_file, validate_config
 from trainwell.errors import TrainingDiverged, TrainwellError
-from trainwell.recipes.train import build_from_config
+from trainwell.recipes.build import build_from_config
 
 EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.toml"))
 

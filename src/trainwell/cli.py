@@ -91,7 +91,7 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
 
 def _say_how_to_resume(run_config) -> None:
     """After Ctrl-C: where the training state is, when there is one to resume from."""
-    from trainwell.recipes.train import output_dir_for
+    from trainwell.recipes.run_folder import output_dir_for
 
     folder = output_dir_for(run_config) / "resume"
     if any(folder.glob("phase-*")):
@@ -216,7 +216,7 @@ def plot_schedule(config: Path, set_: tuple[str, ...], epochs: int | None, steps
                   log_scale: bool, output: Path | None) -> None:
     """Write a PNG of the learning rate (and momentum) at every step of the run a CONFIG describes."""
     from trainwell.config import load_config
-    from trainwell.recipes.train import output_dir_for
+    from trainwell.recipes.run_folder import output_dir_for
     from trainwell.optim import resolve_optimizer_options
     from trainwell.plots import check_figure_path, plot_schedule as draw
     from trainwell.schedules import build_schedule, values
@@ -257,7 +257,7 @@ def _training_images(run_config) -> int:
     if section.classes is None and section.per_class is None:
         available = data_module.get_spec(section.name).train_size - section.validation_size
         return min(available, section.train_size or available)
-    from trainwell.recipes.train import prepare_data
+    from trainwell.recipes.build import prepare_data
 
     return len(prepare_data(run_config).x_train)
 
@@ -278,16 +278,16 @@ def lr_find(config: Path, set_: tuple[str, ...], min_lr: float | None, max_lr: f
     The model's weights and the optimizer's state are restored after the sweep.
     """
     from trainwell.config import load_config
-    from trainwell.recipes.train import output_dir_for
     from trainwell.fileio import write_json
-    from trainwell.lr_finder import find_lr_for_config
     from trainwell.plots import check_figure_path
+    from trainwell.recipes import lr_find as recipe
+    from trainwell.recipes.run_folder import output_dir_for
 
     options = {"min_lr": min_lr, "max_lr": max_lr, "steps": steps, "batch_size": batch_size}
     overrides = [*set_, *(f"lr_find.{key}={value!r}" for key, value in options.items() if value is not None)]
     run_config = load_config(config, overrides)
     target = check_figure_path(output or output_dir_for(run_config) / "lr_find.png", what="--output")
-    result = find_lr_for_config(run_config)
+    result = recipe.find_lr_for_config(run_config)
     path = result.plot(target)
     write_json(path.with_suffix(".json"), result.to_dict())
     out.print(f"swept {len(result.lrs)} steps, lr {result.lrs[0]:.3g} to {result.lrs[-1]:.3g}"
@@ -312,7 +312,7 @@ def doctor(config: Path, set_: tuple[str, ...], steps: int | None, every: int | 
     """Train the model a CONFIG describes briefly and report vanishing/exploding gradients, dead or
     saturated units and broken SELU self-normalization, with the layers, the numbers and what to try."""
     from trainwell.config import load_config
-    from trainwell.doctor.findings import run_doctor
+    from trainwell.recipes.doctor import run_doctor
     from trainwell.fileio import write_json
 
     run_config = load_config(config, list(set_))

@@ -187,7 +187,7 @@ def thin(values: list[float], points: int = 1500) -> dict[str, list[float]]:
 
 # ----------------------------------------------------------------- one run
 def versions() -> dict[str, str]:
-    from trainwell.recipes.train import versions as library_versions
+    from trainwell.versions import versions as library_versions
 
     return library_versions()
 

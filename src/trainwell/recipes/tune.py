@@ -32,6 +32,9 @@ from trainwell.config import _format_error, _Section, apply_overrides, parse_key
 from trainwell.config import set_key as config_set_key
 from trainwell.errors import ConfigError, StoreError, TrainingDiverged
 from trainwell.fileio import atomic_write_text, json_text
+from trainwell.recipes.run_folder import output_dir_for
+from trainwell.recipes.train import train_config
+from trainwell.versions import versions
 
 Number = Union[int, float]
 
@@ -314,8 +317,6 @@ def tune(config: str | Path, *, trials: int | None = None, storage: str | None =
     (``runs/<name>/tune`` unless given). Several processes may call this on one
     study (the same ``storage`` and ``study``) at once.
     """
-    from trainwell.recipes.train import output_dir_for
-
     data = apply_overrides(read_config_file(config), list(overrides))
     data.setdefault("name", Path(config).stem)
     run_config = validate_config(data, source=str(config))
@@ -358,7 +359,6 @@ def _run_study(optuna, data, run_config, search: SearchConfig, params: list[Para
                name: str, on_trial) -> TuneResult:
     """tune's trials on the study ``name`` in ``url``, each recorded in ``out/runs.sqlite``; then the best trial's
     files (a storage failure is turned into a StoreError by ``tune``)."""
-    from trainwell.recipes.train import train_config, versions
     from trainwell.catalog.store import RunStore
 
     sampler = (optuna.samplers.RandomSampler(seed=search.sampler_seed) if search.sampler == "random"
