@@ -105,7 +105,7 @@ KNOWN_WRONG_IMPORTS = {
 }
 KNOWN_LONG_MODULES = {
     "trainwell.callbacks", "trainwell.catalog.report", "trainwell.catalog.runner", "trainwell.catalog.store",
-    "trainwell.cli", "trainwell.config", "trainwell.fileio", "trainwell.model.activations",
+    "trainwell.config", "trainwell.fileio", "trainwell.model.activations",
     "trainwell.model.init", "trainwell.model.layers", "trainwell.model.regularization", "trainwell.optim",
     "trainwell.recipes.tune", "trainwell.schedules", "trainwell.train.fused",
     "trainwell.train.trainer",
