@@ -112,8 +112,8 @@ KNOWN_LONG_MODULES = {
 }
 KNOWN_LONG_FUNCTIONS = {"train/trainer.py: __init__", "train/trainer.py: _run_epoch", "catalog/runner.py: _reproduce",
                         "catalog/report.py: chapter_figures", "catalog/report.py: html_page"}
-KNOWN_UNDOCUMENTED = {"trainwell.catalog", "trainwell.catalog.sections", "trainwell.data", "trainwell.doctor",
-                      "trainwell.model", "trainwell.recipes", "trainwell.train"}
+KNOWN_UNDOCUMENTED = {"trainwell.catalog", "trainwell.catalog.sections", "trainwell.data",
+                      "trainwell.model", "trainwell.train"}
 
 
 def _check_known(found: set[str], known: set[str], what: str) -> None:
