@@ -4,7 +4,7 @@ The techniques of the chapter "Training Deep Neural Networks" as one line of Pyt
 or one key of a config file, on PyTorch; models stay plain ``torch.nn.Module``s.
 """
 
-__version__ = "0.1.0"
+from trainwell.versions import __version__
 
 from trainwell.model.activations import get_activation
 from trainwell import schedules
@@ -32,7 +32,9 @@ from trainwell.uncertainty import mc_predict
 from trainwell import uncertainty
 # training diagnostics: the doctor
 from trainwell.doctor.record import Diagnostics
-from trainwell.doctor.findings import Diagnosis, Finding, diagnose, run_doctor
+from trainwell.doctor.findings import Diagnosis, Finding
+from trainwell.doctor.rules import diagnose
+from trainwell.recipes.doctor import run_doctor
 
 __all__ = [
     "Activation", "AlphaDropout", "BatchNormalization", "Callback", "ConfigError", "DataError", "Dense", "Dropout",

@@ -1,4 +1,10 @@
-"""The ``trainwell`` command line: train, evaluate, predict, summary, datasets, plot-schedule, lr-find, doctor.
+"""The ``trainwell`` command line: train, evaluate, predict, summary, datasets, plot-schedule, lr-find, doctor,
+reproduce, report, tune.
+
+Each command reads its options, calls what it runs (a recipe of :mod:`trainwell.recipes`, or
+the catalog) and prints the outcome. It is one module: one function per command, whose
+click decorators (the options and their help) are most of its lines, and which share the
+two consoles and :func:`main`, the one place that turns errors into exit statuses.
 
 Every user mistake (a bad config, a missing file, a corrupted model) ends in one
 line on stderr and exit status 2; ``main(argv)`` returns the status so tests can call
@@ -19,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from trainwell.errors import TrainwellError
+from trainwell.recipes.plot_schedule import MAX_PLOT_STEPS  # plot-schedule's options are bounded by it
 
 # soft_wrap: a line is never broken by rich, whatever the width; when the output is not a
 # terminal (a pipe, a file) rich would otherwise wrap every line at 80 columns.
@@ -27,7 +34,6 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 INT64_MAX = 2**63 - 1  # numeric options end up in torch and in JSON/SQLite as 64-bit integers
 MAX_SEEDS = 1_000  # reproduce --seeds: each seed is a whole run of every entry (the book uses 1, the report 3)
-MAX_PLOT_STEPS = 1_000_000  # plot-schedule computes the schedule at every step; the chapter's longest run has ~200,000
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -91,7 +97,7 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
 
 def _say_how_to_resume(run_config) -> None:
     """After Ctrl-C: where the training state is, when there is one to resume from."""
-    from trainwell.recipes.train import output_dir_for
+    from trainwell.recipes.run_folder import output_dir_for
 
     folder = output_dir_for(run_config) / "resume"
     if any(folder.glob("phase-*")):
@@ -216,52 +222,17 @@ def plot_schedule(config: Path, set_: tuple[str, ...], epochs: int | None, steps
                   log_scale: bool, output: Path | None) -> None:
     """Write a PNG of the learning rate (and momentum) at every step of the run a CONFIG describes."""
     from trainwell.config import load_config
-    from trainwell.recipes.train import output_dir_for
-    from trainwell.optim import resolve_optimizer_options
     from trainwell.figures import check_figure_path
-    from trainwell.plots import plot_schedule as draw
-    from trainwell.config import schedule_from_table
-    from trainwell.schedules import values
+    from trainwell.recipes.plot_schedule import plot_schedule_for_config
+    from trainwell.recipes.run_folder import output_dir_for
 
     run_config = load_config(config, [*set_, *([f"train.epochs={epochs}"] if epochs else [])])
     target = check_figure_path(output or output_dir_for(run_config) / "schedule.png", what="--output")
-    steps_per_epoch = steps_per_epoch or _steps_per_epoch(run_config)
-    total = steps_per_epoch * run_config.train.epochs
-    if total > MAX_PLOT_STEPS:
-        raise TrainwellError(f"plot-schedule: {run_config.train.epochs:,} epochs x {steps_per_epoch:,} steps is "
-                             f"{total:,} steps; at most {MAX_PLOT_STEPS:,} can be plotted (each is computed in turn)")
-    options = dict(run_config.optimizer)
-    lr0 = resolve_optimizer_options(options.pop("name"), options)["lr"]
-    spec = run_config.schedule or {"name": "constant"}
-    setup = schedule_from_table(spec, lr0=lr0, steps_per_epoch=steps_per_epoch, total_steps=total)
-    lrs = values(setup.lr, total)
-    title = f"{run_config.name}: {spec['name']} schedule, {run_config.train.epochs} epochs x {steps_per_epoch} steps"
-    if setup.plateau is not None:
-        title += "\n(before the plateau reductions, which depend on the run)"
-    path = draw(lrs, target, steps_per_epoch=steps_per_epoch,
-                momentum=values(setup.momentum, total) if setup.momentum else None, title=title, log=log_scale)
+    plot = plot_schedule_for_config(run_config, target, steps_per_epoch=steps_per_epoch, log=log_scale)
+    lrs = plot.lrs
     out.print(f"lr: {lrs[0]:.4g} at the first step, {max(lrs):.4g} at most, {lrs[-1]:.4g} at the last "
-              f"({total} steps)")
-    out.print(f"saved: {path}")
-
-
-def _steps_per_epoch(run_config) -> int:
-    """Optimizer steps per epoch of a configured run: its training images over the batch size."""
-    return -(-_training_images(run_config) // run_config.train.batch_size)
-
-
-def _training_images(run_config) -> int:
-    """How many images a configured run trains on. Without a class filter, the registry's count
-    less the validation images (no files needed); with one, counted from the data."""
-    from trainwell import data as data_module
-
-    section = run_config.data
-    if section.classes is None and section.per_class is None:
-        available = data_module.get_spec(section.name).train_size - section.validation_size
-        return min(available, section.train_size or available)
-    from trainwell.recipes.train import prepare_data
-
-    return len(prepare_data(run_config).x_train)
+              f"({plot.total} steps)")
+    out.print(f"saved: {plot.path}")
 
 
 @app.command("lr-find")
@@ -280,16 +251,16 @@ def lr_find(config: Path, set_: tuple[str, ...], min_lr: float | None, max_lr: f
     The model's weights and the optimizer's state are restored after the sweep.
     """
     from trainwell.config import load_config
-    from trainwell.recipes.train import output_dir_for
     from trainwell.fileio import write_json
-    from trainwell.lr_finder import find_lr_for_config
     from trainwell.figures import check_figure_path
+    from trainwell.recipes import lr_find as recipe
+    from trainwell.recipes.run_folder import output_dir_for
 
     options = {"min_lr": min_lr, "max_lr": max_lr, "steps": steps, "batch_size": batch_size}
     overrides = [*set_, *(f"lr_find.{key}={value!r}" for key, value in options.items() if value is not None)]
     run_config = load_config(config, overrides)
     target = check_figure_path(output or output_dir_for(run_config) / "lr_find.png", what="--output")
-    result = find_lr_for_config(run_config)
+    result = recipe.find_lr_for_config(run_config)
     path = result.plot(target)
     write_json(path.with_suffix(".json"), result.to_dict())
     out.print(f"swept {len(result.lrs)} steps, lr {result.lrs[0]:.3g} to {result.lrs[-1]:.3g}"
@@ -314,7 +285,7 @@ def doctor(config: Path, set_: tuple[str, ...], steps: int | None, every: int | 
     """Train the model a CONFIG describes briefly and report vanishing/exploding gradients, dead or
     saturated units and broken SELU self-normalization, with the layers, the numbers and what to try."""
     from trainwell.config import load_config
-    from trainwell.doctor.findings import run_doctor
+    from trainwell.recipes.doctor import run_doctor
     from trainwell.fileio import write_json
 
     run_config = load_config(config, list(set_))

@@ -39,7 +39,6 @@ from trainwell.optim import OptimizerFactory
 from trainwell.schedules import Schedule, exponential
 
 if TYPE_CHECKING:  # pragma: no cover
-    from trainwell.config import RunConfig
     from trainwell.train.trainer import Trainer
 
 
@@ -185,21 +184,3 @@ class _Snapshot:
             torch.cuda.set_rng_state_all(self.cuda_rng)
         self.model.train(self.training)
 
-
-def find_lr_for_config(config: "RunConfig") -> LRFinderResult:
-    """``trainwell lr-find``: the config's data, model (its seeded initial weights), loss, optimizer
-    and clipping, swept as its ``[lr_find]`` table says."""
-    from trainwell.config import LRFindConfig
-    from trainwell.recipes.train import build_from_config, prepare_data
-    from trainwell.train.trainer import seed_everything
-
-    seed_everything(config.seed)
-    prepared = prepare_data(config)
-    seed_everything(config.seed)
-    model = build_from_config(config, prepared.input_shape)
-    train, sweep_config = config.train, config.lr_find or LRFindConfig()
-    clipping = {"clipvalue": train.clipvalue, "clipnorm": train.clipnorm, "global_clipnorm": train.global_clipnorm}
-    return find_lr(model, prepared.x_train, prepared.y_train, loss=train.loss, optimizer=dict(config.optimizer),
-                   min_lr=sweep_config.min_lr, max_lr=sweep_config.max_lr, steps=sweep_config.steps,
-                   batch_size=sweep_config.batch_size, stop_factor=sweep_config.stop_factor,
-                   smoothing=sweep_config.smoothing, clipping=clipping, device=train.device, seed=config.seed)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from trainwell.config import read_config_file, validate_config
 from trainwell.errors import TrainwellError
-from trainwell.recipes.train import build_from_config
+from trainwell.recipes.build import build_from_config
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
 

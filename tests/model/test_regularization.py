@@ -13,7 +13,7 @@ from trainwell.model.activations import get_activation
 from trainwell.callbacks import Callback
 from trainwell.config import load_config, validate_config
 from trainwell.errors import ConfigError
-from trainwell.recipes.train import build_from_config
+from trainwell.recipes.build import build_from_config
 from trainwell.model.layers import (AlphaDropout, Dense, Flatten, ModelSpec, build_model,
                               expand_presets, layer_from_dict)
 from trainwell.model.losses import get_loss, logits_model

@@ -4,44 +4,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from helpers import tiny_digits
 
+from helpers import tiny_digits, digits_config
 from trainwell.config import load_config, validate_config
 from trainwell.errors import ConfigError
-from trainwell.recipes.train import prepare_data, train_config
+from trainwell.recipes.train import train_config
+
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
-
-
-def digits_config(**data):
-    return validate_config({
-        "name": "digits", "seed": 0,
-        "data": {"name": "digits", "validation_size": 300, **data},
-        "model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]},
-        "optimizer": {"name": "adam", "lr": 0.01},
-        "train": {"epochs": 2},
-    })
-
-
-def test_standardization_is_fitted_on_the_training_part_only():
-    prepared = prepare_data(digits_config(scaling="standardize"))
-    flat = prepared.x_train.reshape(len(prepared.x_train), -1)
-    varying = flat.std(axis=0) > 0
-    assert np.allclose(flat.mean(axis=0), 0, atol=1e-5)
-    assert np.allclose(flat.std(axis=0)[varying], 1, atol=1e-4)
-    assert abs(prepared.x_val.mean()) > 1e-4  # the validation part was not used to fit
-    assert prepared.x_val.shape[0] == 300 and prepared.x_train.shape[0] == 1200
-
-
-def test_class_filtering_relabels():
-    prepared = prepare_data(digits_config(classes=[5, 6, 7]))
-    assert set(np.unique(prepared.y_train)) == {0, 1, 2} and prepared.num_classes == 3
-
-
-def test_unknown_class_is_a_config_error():
-    with pytest.raises(ConfigError, match="data.classes"):
-        prepare_data(digits_config(classes=[3, 11]))
 
 
 def test_train_config_without_saving():
@@ -50,25 +20,12 @@ def test_train_config_without_saving():
     assert result.metrics["val_accuracy"] > 0.8 and "test_accuracy" in result.metrics
 
 
-@pytest.mark.slow
 def test_leaky_relu_matches_the_book(needs_real_data, tmp_path):
     """The chapter's leaky_relu run: 10 epochs of SGD 1e-3; the book reaches 0.8430."""
     config = load_config(EXAMPLES / "leaky_relu.toml", [f"output_dir={tmp_path}"])
     result = train_config(config, verbose=False)
     assert result.metrics["val_accuracy"] >= 0.83
     assert (tmp_path / "model.safetensors").exists()
-
-
-def test_small_training_sets_per_class_and_first_n():
-    prepared = prepare_data(digits_config(per_class=20))
-    assert np.bincount(prepared.y_train).tolist() == [20] * 10
-    again = prepare_data(digits_config(per_class=20))
-    assert np.array_equal(prepared.x_train, again.x_train)
-    assert len(prepare_data(digits_config(train_size=50)).x_train) == 50
-    with pytest.raises(ConfigError, match="data.per_class"):
-        prepare_data(digits_config(per_class=1000))
-    with pytest.raises(ConfigError, match="data.train_size"):
-        prepare_data(digits_config(train_size=100000))
 
 
 def diverging_config(out, **train):
@@ -141,50 +98,6 @@ def test_a_resumed_run_says_where_it_resumes(tmp_path, capsys):
     assert f"resuming at epoch 2, step {steps:,} from {out / 'resume'}" in capsys.readouterr().err
     train_config(config.model_copy(update={"output_dir": str(tmp_path / "fresh")}), verbose=False)
     assert "resuming" not in capsys.readouterr().err
-
-
-def _fingerprint_of(config):
-    from trainwell.recipes.train import build_from_config, fit_fingerprint, prepare_data
-
-    prepared = prepare_data(config)
-    return fit_fingerprint(config, prepared, build_from_config(config, prepared.input_shape))
-
-
-def test_a_killed_run_resumes_with_overwrite_set(tmp_path):
-    """train.overwrite and train.allow_nonfinite_loss decide what happens after training: not part of the fit."""
-    out = tmp_path / "run"
-    config = digits_config().model_copy(update={"output_dir": str(out)})
-    (out / "resume").mkdir(parents=True)
-    from trainwell.recipes.train import _resume_dir
-
-    _resume_dir(config, out, _fingerprint_of(config))
-    again = validate_config({**config.to_dict(), "train": {**config.to_dict()["train"], "overwrite": True,
-                                                           "allow_nonfinite_loss": True}})
-    assert _resume_dir(again, out, _fingerprint_of(again)) == out / "resume"
-
-
-def test_the_fingerprint_holds_what_changes_the_result_and_not_how_it_is_shown(tmp_path):
-    """Where the files go, the name, how often the state is saved, and the data's path are not the fit; the
-    settings, the data's contents, the device and thread count in use and the code's version are."""
-    import json
-
-    import trainwell
-
-    config = digits_config().to_dict()
-    base = _fingerprint_of(validate_config(config))
-    same = [{"output_dir": str(tmp_path / "a")}, {"output_dir": "a"}, {"name": "other"},
-            {"train": {**config["train"], "save_every_steps": 7, "overwrite": True, "restart": True}},
-            {"train": {**config["train"], "threads": torch.get_num_threads()}}]
-    for change in same:
-        assert _fingerprint_of(validate_config({**config, **change})) == base, change
-    other = [{"seed": 4}, {"optimizer": {"name": "adam", "lr": 0.002}},
-             {"data": {**config["data"], "validation_size": 100}},
-             {"train": {**config["train"], "threads": torch.get_num_threads() + 1}}]
-    for change in other:
-        assert _fingerprint_of(validate_config({**config, **change})) != base, change
-    fingerprint = json.loads(base)
-    assert fingerprint["code"] == {"trainwell": trainwell.__version__, "torch": torch.__version__}
-    assert len(fingerprint["data"]["sha256"]) == 64
 
 
 # smaller than the command line tests' config: 300 training images, 16 units, 1 epoch

@@ -10,12 +10,8 @@ from trainwell.catalog.context import Context
 from trainwell.catalog.registry import get
 from trainwell.catalog.vocabulary import get_budget
 from trainwell.store import RunStore, store_path
+from trainwell.versions import versions
 
-
-def versions() -> dict[str, str]:
-    from trainwell.recipes.train import versions as library_versions
-
-    return library_versions()
 
 
 def device_name() -> str:

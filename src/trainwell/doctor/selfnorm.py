@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from trainwell.doctor.findings import Finding
 from trainwell.doctor.record import Recording
-from trainwell.doctor.findings import THRESHOLDS, Finding
+from trainwell.doctor.thresholds import THRESHOLDS
 from trainwell.model.layers import Activation, BatchNormalization, Dense, Dropout, Flatten, ModelSpec, _layer_names
 
 __all__ = ["check_self_normalization", "uses_selu"]

@@ -16,7 +16,7 @@ import torch
 from trainwell import data as datasets
 from trainwell.config import CONFIG_SUFFIXES, load_config
 from trainwell.errors import ConfigError, DataError, ModelFileError, shown
-from trainwell.recipes.train import build_from_config, select_split
+from trainwell.recipes.build import build_from_config, select_split
 from trainwell.fileio import atomic_write_text, finish_pending_sets
 from trainwell.model.layers import Model
 from trainwell.model.losses import LOSSES

@@ -11,13 +11,12 @@ can stop hopeless trials early.
 Optuna's storage is the study: the default is a SQLite file beside the results, and
 any database URL Optuna accepts (``postgresql://user:pw@host/db``) lets workers on
 several machines share one study. ``trials`` is the study's total: each worker keeps
-asking for trials until the study has that many, so two workers never run more.
+asking for trials until the study has that many, so two workers never run more. Opening the
+storage, with one clear error for each way it fails, is :mod:`trainwell.recipes.study_storage`'s.
 """
 
 from __future__ import annotations
 
-import random
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -27,79 +26,10 @@ from trainwell.config import (Param, SearchConfig, apply_overrides, parse_search
                               with_params)
 from trainwell.errors import ConfigError, StoreError, TrainingDiverged
 from trainwell.fileio import atomic_write_text, json_text
-
-
-# ---------------------------------------------------------------------------- Optuna
-def _optuna():
-    try:
-        import optuna
-    except ModuleNotFoundError:
-        raise ConfigError("trainwell tune needs Optuna: pip install 'trainwell[tune]'") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna
-
-
-def _shown(url: str) -> str:
-    """The URL with its password hidden, for messages and files."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL at all: the error says so
-        return url
-
-
-def open_storage(url: str):
-    """Optuna's RDB storage at ``url``, connected now, so a wrong URL is one clear error."""
-    optuna = _optuna()
-    from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
-
-    engine = None
-    if url.startswith("postgresql"):
-        url = _postgresql_driver(url)
-        engine = {"connect_args": {"connect_timeout": 10}}
-    try:
-        for attempt in range(5):
-            try:
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine)
-            except (IntegrityError, ProgrammingError):
-                # Workers starting together on a fresh database race to create Optuna's tables
-                # (PostgreSQL: duplicate key in pg_type); the loser finds them made on a retry.
-                if attempt == 4:
-                    raise
-                time.sleep(0.2 + random.random())
-    except (ArgumentError, ValueError) as error:
-        if "Could not parse" in str(error) or isinstance(error, ArgumentError):
-            raise ConfigError(f"search.storage: {url!r} is not a database URL; e.g. sqlite:///study.db or "
-                              "postgresql://user:password@host:5432/database") from None
-        raise ConfigError(f"search.storage: cannot open {_shown(url)} ({_first_line(error)})") from None
-    except ImportError:
-        raise ConfigError(f"search.storage: {_shown(url)} needs a database driver that is not installed; for "
-                          "PostgreSQL: pip install 'trainwell[tune]' (psycopg2-binary)") from None
-    except OperationalError as error:  # nothing answers there, or it refuses us
-        raise ConfigError(f"search.storage: cannot reach {_shown(url)} ({_first_line(error)})") from None
-    except Exception as error:  # a file that is not a study database, a damaged one
-        advice = (f"; if it is a damaged or foreign file, move it aside (the study's trials in it are lost) or pass "
-                  "another --storage" if url.startswith("sqlite:") else "")
-        raise ConfigError(f"search.storage: cannot open {_shown(url)} ({_first_line(error)}){advice}") from None
-
-
-def _postgresql_driver(url: str) -> str:
-    """``postgresql://`` with whichever driver is installed (SQLAlchemy's default changed from
-    psycopg2 to psycopg 3 in 2.1); a URL that names its driver is left alone."""
-    if not url.startswith("postgresql://"):
-        return url
-    import importlib.util
-
-    for module, dialect in (("psycopg2", "postgresql+psycopg2"), ("psycopg", "postgresql+psycopg")):
-        if importlib.util.find_spec(module) is not None:
-            return dialect + url[len("postgresql"):]
-    return url
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(getattr(error, "orig", None) or error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+from trainwell.recipes.run_folder import output_dir_for
+from trainwell.recipes.study_storage import first_line, load_optuna, open_storage, shown_url
+from trainwell.recipes.train import train_config
+from trainwell.versions import versions
 
 
 class PruningCallback(Callback):
@@ -158,8 +88,6 @@ def tune(config: str | Path, *, trials: int | None = None, storage: str | None =
     (``runs/<name>/tune`` unless given). Several processes may call this on one
     study (the same ``storage`` and ``study``) at once.
     """
-    from trainwell.recipes.train import output_dir_for
-
     data = apply_overrides(read_config_file(config), list(overrides))
     data.setdefault("name", Path(config).stem)
     run_config = validate_config(data, source=str(config))
@@ -175,13 +103,13 @@ def tune(config: str | Path, *, trials: int | None = None, storage: str | None =
     url = storage or search.storage or f"sqlite:///{(out / 'study.db').resolve()}"
     name = study or search.study or run_config.name or "study"
 
-    optuna = _optuna()
+    optuna = load_optuna()
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
         return _run_study(optuna, data, run_config, search, params, total, out, url, name, on_trial)
     except (optuna.exceptions.StorageInternalError, SQLAlchemyError) as error:
-        raise StoreError(f"search.storage: the study in {_shown(url)} failed to read or write "
+        raise StoreError(f"search.storage: the study in {shown_url(url)} failed to read or write "
                          f"({_root_cause(error)}); for a SQLite file, check that it and its folder are writable and "
                          "the disk has space; a damaged one cannot be repaired: move it aside and run tune again "
                          f"(its trials are lost; {out / 'best_trial.json'} keeps the best one so far)") from None
@@ -191,7 +119,7 @@ def _root_cause(error: BaseException) -> str:
     """The first line of the innermost error under ``error`` (the database's own words)."""
     while (error.__cause__ or error.__context__) is not None:
         error = error.__cause__ or error.__context__
-    return _first_line(error)
+    return first_line(error)
 
 
 TUNE_STORE_ADVICE = ("it only records the trials' runs (the study itself is in the storage): move it aside "
@@ -202,7 +130,6 @@ def _run_study(optuna, data, run_config, search: SearchConfig, params: list[Para
                name: str, on_trial) -> TuneResult:
     """tune's trials on the study ``name`` in ``url``, each recorded in ``out/runs.sqlite``; then the best trial's
     files (a storage failure is turned into a StoreError by ``tune``)."""
-    from trainwell.recipes.train import train_config, versions
     from trainwell.store import RunStore
 
     sampler = (optuna.samplers.RandomSampler(seed=search.sampler_seed) if search.sampler == "random"
@@ -211,7 +138,7 @@ def _run_study(optuna, data, run_config, search: SearchConfig, params: list[Para
               if search.pruner == "median" else optuna.pruners.NopPruner())
     the_study = optuna.create_study(study_name=name, storage=open_storage(url), direction=search.goal,
                                     sampler=sampler, pruner=pruner, load_if_exists=True)
-    result = TuneResult(study_name=name, storage=_shown(url), output_dir=out, metric=search.metric,
+    result = TuneResult(study_name=name, storage=shown_url(url), output_dir=out, metric=search.metric,
                         direction=search.goal)
     State = optuna.trial.TrialState
     store = RunStore(out / "runs.sqlite", advice=TUNE_STORE_ADVICE)  # every trial as a run: config, epochs, metrics

@@ -30,7 +30,7 @@ CLAIMS.append(Claim("bn_after reaches a higher validation accuracy than leaky_re
 
 def bn_after_params(context: Context) -> None:
     from trainwell.config import validate_config
-    from trainwell.recipes.train import build_from_config
+    from trainwell.recipes.build import build_from_config
     from trainwell.model.summary import summary
 
     model = build_from_config(validate_config(BN_AFTER), (28, 28))

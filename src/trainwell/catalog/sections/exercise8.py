@@ -42,7 +42,7 @@ EX8_5 = _config("ex8_5", dropout=0.2)
 
 def ex8_1(context: Context) -> None:
     from trainwell.config import validate_config
-    from trainwell.recipes.train import build_from_config
+    from trainwell.recipes.build import build_from_config
     from trainwell.model.summary import summary
 
     model = build_from_config(validate_config(EX8_2), (28, 28))
@@ -76,7 +76,7 @@ def ex8_3(context: Context) -> None:
 
     from trainwell.config import validate_config
     from trainwell.estimator import TrainwellClassifier
-    from trainwell.recipes.train import prepare_data
+    from trainwell.recipes.build import prepare_data
 
     budget = context.budget.name
     n_train = context.budget.size(10_000, 3_000, 300)

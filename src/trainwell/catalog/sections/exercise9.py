@@ -19,7 +19,7 @@ NOTE = "Reuses the ex8_2 model of the same seed and budget (in the quick budget,
 
 def _setup(context: Context):
     from trainwell.config import validate_config
-    from trainwell.recipes.train import prepare_data
+    from trainwell.recipes.build import prepare_data
     from trainwell.model.saving import load_model
 
     data_config = budget_config({"model": {"layers": [{"type": "flatten"}]}, "data": DIGITS_5_9}, context)

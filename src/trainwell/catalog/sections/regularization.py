@@ -32,7 +32,7 @@ for _id, _config, _book, _shows in (
 def alpha_dropout(context: Context) -> None:
     """The config run, plus the training set evaluated without dropout (the book's 0.8887)."""
     from trainwell.config import validate_config
-    from trainwell.recipes.train import prepare_data
+    from trainwell.recipes.build import prepare_data
     from trainwell.train.trainer import Trainer
 
     run = run_config(context)
@@ -53,7 +53,7 @@ def mc_dropout(context: Context) -> None:
     import torch
 
     from trainwell.config import validate_config
-    from trainwell.recipes.train import prepare_data
+    from trainwell.recipes.build import prepare_data
     from trainwell.uncertainty import mc_predict
     from trainwell.model.saving import load_model
 

@@ -54,7 +54,7 @@ def lr_finder(context: Context) -> None:
     import torch
 
     from trainwell.config import validate_config
-    from trainwell.recipes.train import build_from_config, prepare_data
+    from trainwell.recipes.build import build_from_config, prepare_data
     from trainwell.lr_finder import find_lr
     from trainwell.train.trainer import seed_everything
 
