@@ -44,7 +44,7 @@ device = "cpu"
 def test_shards_are_disjoint_and_cover_every_batch():
     for size in (64, 63, 7, 1):
         batch = torch.randperm(100)[:size]
-        parts = [distributed.Context(rank=r, world_size=4).shard(batch) for r in range(4)]
+        parts = [distributed.ProcessRank(rank=r, world_size=4).shard(batch) for r in range(4)]
         real = torch.cat([indices for indices, count, _ in parts if count])
         assert sorted(real.tolist()) == sorted(batch.tolist())
         # DDP averages the ranks' gradients: the weights make that the global batch's mean
@@ -53,7 +53,7 @@ def test_shards_are_disjoint_and_cover_every_batch():
 
 def test_world_size_must_divide_the_batch():
     with pytest.raises(ConfigError, match="train.batch_size 32 is not divisible by the world size 3"):
-        distributed.Context(rank=0, world_size=3).local_batch_size(32)
+        distributed.ProcessRank(rank=0, world_size=3).local_batch_size(32)
 
 
 def test_single_process_is_untouched(monkeypatch):

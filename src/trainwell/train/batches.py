@@ -3,7 +3,7 @@
 A fit draws each epoch's order from its own generator (seeded from the trainer's seed),
 so the order does not depend on what else draws random numbers. Under ``torchrun`` every
 rank draws the same order (rank 0's seed) and takes its own slice of each global batch
-(:meth:`trainwell.train.distributed.Context.shard`); in one process a batch is the whole
+(:meth:`trainwell.train.distributed.ProcessRank.shard`); in one process a batch is the whole
 global batch. The generator's state at an epoch's start is kept (:attr:`Batches.epoch_order`)
 so that a state saved mid-epoch can redraw the epoch's order.
 """
@@ -17,7 +17,7 @@ import torch
 from trainwell.train import distributed
 
 
-def order_generator(seed: int | None, sharding: distributed.Context | None, batch_size: int) -> torch.Generator:
+def order_generator(seed: int | None, sharding: distributed.ProcessRank | None, batch_size: int) -> torch.Generator:
     """The generator of a fit's epoch orders: seeded by ``seed`` (else a fresh seed), rank 0's for every rank
     (whose world size must divide the global ``batch_size``)."""
     order = torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
@@ -31,7 +31,7 @@ class Batches:
     """One fit's epochs of batches of ``(x, y)``, tensors on the device."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool, order: torch.Generator,
-                 device: torch.device, sharding: distributed.Context | None):
+                 device: torch.device, sharding: distributed.ProcessRank | None):
         self.x, self.y, self.n = x, y, len(x)
         self.batch_size, self.shuffle, self.order, self.device = batch_size, shuffle, order, device
         self.sharding = sharding
@@ -50,7 +50,7 @@ class Batches:
 
         ``start`` is the global batch's position in the epoch, ``count`` the rank's number of
         samples, ``weight`` what its mean loss is scaled by (1.0 in one process; see
-        :meth:`~trainwell.train.distributed.Context.shard`).
+        :meth:`~trainwell.train.distributed.ProcessRank.shard`).
         """
         for start in range(first, self.n, self.batch_size):
             batch = self.indices[start:start + self.batch_size]

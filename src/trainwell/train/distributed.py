@@ -29,7 +29,7 @@ from trainwell.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class Context:
+class ProcessRank:
     """This process's place in the group: ``rank`` of ``world_size``."""
 
     rank: int
@@ -42,7 +42,7 @@ class Context:
     def local_batch_size(self, batch_size: int) -> int:
         """The per-rank batch: the global batch over the world size, which must divide it.
 
-        >>> Context(rank=0, world_size=4).local_batch_size(32)
+        >>> ProcessRank(rank=0, world_size=4).local_batch_size(32)
         8
         """
         if batch_size % self.world_size:
@@ -59,9 +59,9 @@ class Context:
         still the gradient of the global batch's mean. A rank left without samples
         runs one sample with weight 0, so that every rank takes part in each step.
 
-        >>> Context(rank=1, world_size=2).shard(torch.arange(8))
+        >>> ProcessRank(rank=1, world_size=2).shard(torch.arange(8))
         (tensor([4, 5, 6, 7]), 4, 1.0)
-        >>> Context(rank=1, world_size=2).shard(torch.arange(3))
+        >>> ProcessRank(rank=1, world_size=2).shard(torch.arange(3))
         (tensor([2]), 1, 0.6666666666666666)
         """
         part = batch.tensor_split(self.world_size)[self.rank]
@@ -87,7 +87,7 @@ def backend() -> str:
     return "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
 
 
-def init_from_env() -> Context | None:
+def init_from_env() -> ProcessRank | None:
     """Join the process group torchrun describes (once); None when not under torchrun.
 
     On a GPU machine each process uses the GPU of its ``LOCAL_RANK``.
@@ -103,12 +103,12 @@ def init_from_env() -> Context | None:
     return current()
 
 
-def current() -> Context | None:
+def current() -> ProcessRank | None:
     """The group this process belongs to, when there is one with more than one process."""
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return None
     world_size = torch.distributed.get_world_size()
-    return Context(rank=torch.distributed.get_rank(), world_size=world_size) if world_size > 1 else None
+    return ProcessRank(rank=torch.distributed.get_rank(), world_size=world_size) if world_size > 1 else None
 
 
 def is_main_process() -> bool:
@@ -124,7 +124,7 @@ def shutdown() -> None:
 
 
 @contextmanager
-def process_group_from_env() -> Iterator[Context | None]:
+def process_group_from_env() -> Iterator[ProcessRank | None]:
     """``with process_group_from_env():`` around a run: joins torchrun's group and leaves it after."""
     joined = from_env() is not None and not (torch.distributed.is_available() and torch.distributed.is_initialized())
     try:
