@@ -2,6 +2,12 @@
 
 The techniques of the chapter "Training Deep Neural Networks" as one line of Python
 or one key of a config file, on PyTorch; models stay plain ``torch.nn.Module``s.
+
+This module exports what users reach for, and nothing internal; the packages below it
+(``trainwell.data``, ``trainwell.model``, ``trainwell.train``, ``trainwell.callbacks``,
+``trainwell.config``, ``trainwell.catalog``, ...) say in their docstrings what lives there.
+``TrainwellClassifier`` is imported when first asked for (it loads scikit-learn's estimator
+machinery, which a training script need not pay for).
 """
 
 from trainwell.versions import __version__
@@ -20,6 +26,7 @@ from trainwell.model.layers import (Activation, AlphaDropout, BatchNormalization
 from trainwell.model.losses import get_loss
 from trainwell.optim import clip_gradients, optimizer
 from trainwell.model.saving import load_model, load_weights, save_model, save_weights
+from trainwell.model.transfer import freeze, reuse_layers, select_layers, unfreeze
 from trainwell.model.summary import summary
 from trainwell.train.trainer import Trainer, seed_everything
 from trainwell.train.step import why_not_fused
@@ -51,4 +58,14 @@ __all__ = [
     "Diagnostics", "Diagnosis", "Finding", "diagnose", "run_doctor",
     # the arrays a fit, evaluate or predict is given
     "ArrayError",
+    # transfer learning; the scikit-learn classifier
+    "freeze", "unfreeze", "reuse_layers", "select_layers", "TrainwellClassifier",
 ]
+
+
+def __getattr__(name: str):
+    if name == "TrainwellClassifier":
+        from trainwell.estimator import TrainwellClassifier
+
+        return TrainwellClassifier
+    raise AttributeError(f"module 'trainwell' has no attribute {name!r}")
