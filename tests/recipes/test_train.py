@@ -154,3 +154,17 @@ def test_an_empty_output_dir_is_refused(tmp_path):
     data["output_dir"] = ""
     with pytest.raises(ConfigError, match="output_dir: is empty"):
         validate_config(data)
+
+
+def test_a_run_config_made_directly_trains_as_the_validated_one(tmp_path):
+    """The README's ``tw.train_config(tw.RunConfig(**config))``: a RunConfig made without validate_config
+    has no validation size yet; train_config fills in the dataset's default, as loading a file does."""
+    import trainwell as tw
+
+    data = {"name": "direct", "seed": 0, "output_dir": str(tmp_path / "run"),
+            "data": {"name": "digits", "train_size": 200},
+            "model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]},
+            "train": {"epochs": 1}}
+    direct = tw.train_config(tw.RunConfig(**data), verbose=False, save=False)
+    validated = tw.train_config(validate_config(data), verbose=False, save=False)
+    assert direct.history.records[-1]["val_accuracy"] == validated.history.records[-1]["val_accuracy"]

@@ -87,6 +87,12 @@ def check_run_name(name: str | None) -> None:
                           "(e.g. name = \"leaky_relu\"); to write somewhere else, set output_dir (or -o)")
 
 
+def with_dataset_defaults(config: RunConfig) -> RunConfig:
+    """``config`` with its dataset's defaults filled in, as :func:`validate_config` fills them: for a
+    RunConfig made directly (``RunConfig(**data)``), which skips that step. A validated config comes back equal."""
+    return config.model_copy(update={"data": _with_dataset_defaults(config.data)})
+
+
 def _with_dataset_defaults(section: DataConfig) -> DataConfig:
     """The data section with the dataset's default validation size filled in, checked against the
     dataset's size: the registry knows both without the files, so a bad value fails before any work."""

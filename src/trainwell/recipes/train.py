@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from trainwell.callbacks import Callback, Checkpoint, EarlyStopping, TerminateOnNaN
-from trainwell.config import PhaseConfig, RunConfig, load_config
+from trainwell.config import PhaseConfig, RunConfig, load_config, with_dataset_defaults
 from trainwell.doctor.record import Diagnostics
 from trainwell.doctor.rules import diagnose
 from trainwell.errors import ConfigError, TrainingDiverged
@@ -59,6 +59,8 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     """
     if not isinstance(config, RunConfig):
         config = load_config(config)
+    else:  # one made directly (RunConfig(**data)) has not had the dataset's defaults filled in
+        config = with_dataset_defaults(config)
     prepared, model = data_and_model(config)
     _check_model_fits_data(config, prepared, model)
     train = config.train
