@@ -69,3 +69,7 @@ def __getattr__(name: str):
 
         return TrainwellClassifier
     raise AttributeError(f"module 'trainwell' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "TrainwellClassifier"})

@@ -18,9 +18,10 @@ compare. What lives here:
   (the store's runs judged; how a figure is written; the figures; the HTML page; the Markdown summary;
   writing both)
 
-It may use the run store (``store``), the recipes (``recipes.train``: one run from a config),
-the config schema (``config``), the estimator, the LR finder, plots, the training loop
-(``train``), callbacks, the model, data, ``fileio`` and ``errors``.
+It may use the run store (``store``), the recipes (``recipes``: one run from a config),
+the config schema (``config``), the ``estimator``, the LR finder (``lr_finder``), the training loop
+(``train``), ``callbacks``, ``uncertainty``, the ``model``, ``data``, ``figures``, ``fileio``, ``versions``
+and ``errors``.
 
 >>> from trainwell import catalog as experiments
 >>> "selu_100" in experiments.ids() and experiments.get("selu_100").targets[0].book

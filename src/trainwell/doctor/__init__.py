@@ -8,6 +8,12 @@
 - plots: figures of the per-layer statistics against depth and time
 
 ``trainwell doctor`` (a brief fit of a config's model, then its diagnosis) is a recipe:
-:mod:`trainwell.recipes.doctor`. The doctor may use trainwell.callbacks, trainwell.plots,
-trainwell.model and trainwell.errors; it fits nothing itself.
+:mod:`trainwell.recipes.doctor`. The doctor may use trainwell.callbacks, trainwell.model,
+trainwell.figures, trainwell.fileio and trainwell.errors; it fits nothing itself.
 """
+
+from trainwell.doctor.findings import Diagnosis, Finding
+from trainwell.doctor.record import Diagnostics, Recording
+from trainwell.doctor.rules import diagnose
+
+__all__ = ["Diagnosis", "Diagnostics", "Finding", "Recording", "diagnose"]

@@ -16,3 +16,12 @@ The modules, one concept each:
 The model package may use the data package (the arrays a model is given) and the foundation
 (``trainwell.errors``, ``trainwell.checks``, ``trainwell.fileio``); it never imports training.
 """
+
+from trainwell.model.specs import Activation, AlphaDropout, BatchNormalization, Dense, Dropout, Flatten, LayerSpec
+from trainwell.model.layers import Model, ModelSpec, build_model
+from trainwell.model.saving import load_model, load_weights, save_model, save_weights
+from trainwell.model.transfer import freeze, reuse_layers, select_layers, unfreeze
+
+__all__ = ["Activation", "AlphaDropout", "BatchNormalization", "Dense", "Dropout", "Flatten", "LayerSpec", "Model",
+           "ModelSpec", "build_model", "freeze", "load_model", "load_weights", "reuse_layers", "save_model",
+           "save_weights", "select_layers", "unfreeze"]

@@ -17,5 +17,13 @@
 - threads: how many CPU threads a fit uses
 
 It may use trainwell.callbacks, trainwell.optim, trainwell.schedules, trainwell.model,
-trainwell.data, trainwell.fileio and trainwell.errors (the units below it).
+trainwell.data, trainwell.checks, trainwell.fileio and trainwell.errors (the units below it).
 """
+
+from trainwell.train.history import History
+from trainwell.train.meter import Meter
+from trainwell.train.step import AutogradStep, FusedStep, Step, make_step, why_not_fused
+from trainwell.train.trainer import Trainer, seed_everything
+
+__all__ = ["AutogradStep", "FusedStep", "History", "Meter", "Step", "Trainer", "make_step", "seed_everything",
+           "why_not_fused"]
