@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
+from trainwell.checks import is_number
 from trainwell.errors import StoreError
 from trainwell.fileio import json_text, null_to_nan
 
@@ -322,7 +323,7 @@ class RunStore:
         found = {}
         for row in self._db.execute("SELECT key, value FROM results WHERE run_id = ?", (run_id,)):
             value = row["value"]
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            if value is not None and (not is_number(value)):
                 raise self.damaged(f"the result {row['key']!r} of run {run_id} is not a number: {value!r}")
             found[row["key"]] = math.nan if value is None else value
         return found

@@ -20,7 +20,7 @@ compare. What lives here:
 
 It may use the run store (``store``), the recipes (``recipes``: one run from a config),
 the config schema (``config``), the ``estimator``, the LR finder (``lr_finder``), the training loop
-(``train``), ``callbacks``, ``uncertainty``, the ``model``, ``data``, ``figures``, ``fileio``, ``versions``
+(``train``), ``callbacks``, ``uncertainty``, the ``model``, ``data``, ``figures``, ``checks``, ``fileio``, ``versions``
 and ``errors``.
 
 >>> from trainwell import catalog as experiments

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from trainwell.checks import is_number
 from trainwell.catalog.html_page import html_page
 from trainwell.catalog.markdown import markdown
 from trainwell.catalog.results import collect
@@ -29,7 +30,7 @@ def write_report(out: str | os.PathLike, *, budget: str | None = None, tolerance
     from trainwell.errors import ConfigError
 
     for key, value in (("tolerance_long", tolerance_long), ("tolerance_short", tolerance_short)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:  # nan fails too
+        if not is_number(value) or not 0 <= value <= 1:  # nan fails too
             raise ConfigError(f"{key} (--{key.replace('tolerance', 'tol').replace('_', '-')}) = {value!r}: "
                               "a tolerance is an accuracy difference; allowed: 0 to 1, e.g. 0.015")
     out = Path(out)

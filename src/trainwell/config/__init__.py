@@ -36,7 +36,7 @@ Where it lives:
     plain        what a config can hold: plain data, bounded in size and depth
     keys         keys as messages write them (parse_key, key_text, set_key)
 
-This package may use trainwell.errors, trainwell.data (the registry's sizes), trainwell.model (layer
+This package may use trainwell.errors, trainwell.checks, trainwell.data (the registry's sizes), trainwell.model (layer
 specs, losses, selectors), trainwell.optim (optimizer options), trainwell.schedules (schedule tables),
 trainwell.callbacks (the plateau callback) and trainwell.train (device and thread checks).
 """

@@ -16,6 +16,7 @@ from typing import Any, Literal, Mapping, Optional, Union
 
 from pydantic import Field, ValidationError
 
+from trainwell.checks import is_integer
 from trainwell.config.keys import parse_key
 from trainwell.config.keys import set_key as config_set_key
 from trainwell.config.schema import ConfigSection, validation_error_text
@@ -82,10 +83,6 @@ class Param:
         return trial.suggest_float(self.key, self.low, self.high, step=self.step, log=self.log)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def make_param(key: str, spec: ParamSpec) -> Param:
     """Check one ``[search.space]`` entry and say what kind of dimension it is.
 
@@ -123,7 +120,7 @@ def make_param(key: str, spec: ParamSpec) -> Param:
                               "on a log scale)")
         if spec.step <= 0:
             raise ConfigError(f"{where}: step must be positive, got {spec.step!r}")
-    integral = _is_int(spec.low) and _is_int(spec.high) and (spec.step is None or _is_int(spec.step))
+    integral = is_integer(spec.low) and is_integer(spec.high) and (spec.step is None or is_integer(spec.step))
     return Param(key, "int" if integral else "float", low=spec.low, high=spec.high, log=spec.log, step=spec.step)
 
 

@@ -8,7 +8,7 @@
 - plots: figures of the per-layer statistics against depth and time
 
 ``trainwell doctor`` (a brief fit of a config's model, then its diagnosis) is a recipe:
-:mod:`trainwell.recipes.doctor`. The doctor may use trainwell.callbacks, trainwell.model,
+:mod:`trainwell.recipes.doctor`. The doctor may use trainwell.callbacks, trainwell.model, trainwell.checks,
 trainwell.figures, trainwell.fileio and trainwell.errors; it fits nothing itself.
 """
 

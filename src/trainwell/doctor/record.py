@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from trainwell.checks import is_integer
 from trainwell.model.activations import RELU_FAMILY, SATURATING, activation_name
 from trainwell.callbacks import Callback
 from trainwell.errors import ConfigError
@@ -145,7 +146,7 @@ class Diagnostics(Callback):
     """
 
     def __init__(self, every: int = 100, *, max_samples: int | None = None):
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        if not is_integer(every) or every < 1:
             raise ConfigError(f"diagnostics.every: must be an integer >= 1 (steps), got {every!r}")
         self.every = every
         self.max_samples = max_samples

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from trainwell.checks import is_integer
 from trainwell.callbacks import Callback
 from trainwell.config import DiagnosticsConfig, load_config
 from trainwell.doctor.findings import Diagnosis
@@ -42,7 +43,7 @@ def run_doctor(config: Any, *, steps: int | None = None, every: int | None = Non
         config = load_config(config)
     section = config.diagnostics or DiagnosticsConfig()
     steps = section.steps if steps is None else steps
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if not is_integer(steps) or steps < 1:
         raise ConfigError(f"diagnostics.steps: must be an integer >= 1, got {steps!r}")
     if every is None:
         every = max(1, steps // 20)

@@ -23,7 +23,7 @@ from trainwell.model.losses import LOSSES
 from trainwell.data.preprocessing import Preprocessing
 from trainwell.uncertainty import DROPOUT_TYPES, MAX_MC_SAMPLES, MCPrediction, entropy, mc_predict
 from trainwell.model.saving import ModelFile, load_model_file
-from trainwell.checks import check_seed
+from trainwell.checks import check_seed, is_integer
 from trainwell.train.trainer import Trainer
 from trainwell.figures import check_figure_path
 from trainwell.uncertainty import calibration_report, reliability_diagram
@@ -108,10 +108,10 @@ def recorded_data(path: str | os.PathLike, loaded: ModelFile) -> dict[str, Any]:
     dataset, size, classes = data.get("dataset"), data["validation_size"], data["classes"]
     if dataset is not None and not isinstance(dataset, str):
         raise ModelFileError(f"{path}: the model file's dataset must be a name, got {shown(dataset)}")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+    if not is_integer(size) or size < 0:
         raise ModelFileError(f"{path}: the model file's validation_size must be an integer >= 0, got {shown(size)}")
     if classes is not None and (not isinstance(classes, list) or not classes or any(
-            isinstance(c, bool) or not isinstance(c, int) for c in classes) or len(set(classes)) != len(classes)):
+            not is_integer(c) for c in classes) or len(set(classes)) != len(classes)):
         raise ModelFileError(f"{path}: the model file's classes must be null or a list of distinct class labels, "
                              f"got {shown(classes)}")
     return data
@@ -165,7 +165,7 @@ def predict_model_file(path: str | os.PathLike, *, data: str | None = None, spli
                        mc: int = 0, seed: int | None = 0, data_path: str | None = None,
                        device: str | None = None) -> Predictions:
     """A saved model's probabilities on a split; with ``mc=N``, also N MC dropout samples per instance."""
-    if isinstance(mc, bool) or not isinstance(mc, int) or not 0 <= mc <= MAX_MC_SAMPLES:
+    if not is_integer(mc) or not 0 <= mc <= MAX_MC_SAMPLES:
         shown = mc if not isinstance(mc, int) or abs(mc) < 10**30 else f"a {len(str(abs(mc)))}-digit integer"
         raise ConfigError(f"--mc: must be a number of samples from 0 to {MAX_MC_SAMPLES:,} (0: no MC dropout), "
                           f"got {shown!r}")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from trainwell.checks import is_integer
 from trainwell.callbacks import Callback
 from trainwell.config import (Param, SearchConfig, apply_overrides, parse_search, read_config_file, validate_config,
                               with_params)
@@ -96,7 +97,7 @@ def tune(config: str | Path, *, trials: int | None = None, storage: str | None =
                           '"optimizer.lr" = { low = 1e-4, high = 1e-1, log = true }')
     search, params = parse_search(run_config.search)
     total = trials if trials is not None else search.trials
-    if isinstance(total, bool) or not isinstance(total, int) or total < 1:
+    if not is_integer(total) or total < 1:
         raise ConfigError(f"--trials: must be a positive integer, got {total!r}")
     out = Path(output_dir) if output_dir is not None else output_dir_for(run_config) / "tune"
     out.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ multiplies the schedule's value by. In config files all of these are one
                one_cycle_momentum, cosine) and composing them (per_epoch, join, values)
     table      a ``[schedule]`` table -> the run's schedules (build_schedule, check_schedule)
 
-This package may use trainwell.errors only: a schedule is arithmetic on the step, so the
+This package may use trainwell.errors and trainwell.checks only: a schedule is arithmetic on the step, so the
 plateau callback is made by whoever reads the table (``make_plateau``), not here.
 """
 

@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from trainwell.checks import is_integer, is_number
 from trainwell.errors import ConfigError
 
 Schedule = Callable[[int], float]
@@ -33,7 +34,7 @@ Schedule = Callable[[int], float]
 
 # ------------------------------------------------------------------ checks
 def _number(key: str, value: Any, *, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or math.isinf(value):
+    if not is_number(value) or math.isnan(value) or math.isinf(value):
         raise ConfigError(f"{key}: must be a {'positive' if positive else 'non-negative'} number, got {value!r}")
     if value < 0 or (positive and value == 0):
         raise ConfigError(f"{key}: must be {'positive' if positive else 'non-negative (>= 0)'}, got {value!r}")
@@ -41,13 +42,13 @@ def _number(key: str, value: Any, *, positive: bool = True) -> float:
 
 
 def check_count(key: str, value: Any, *, positive: bool = True) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < (1 if positive else 0):
+    if not is_integer(value) or value < (1 if positive else 0):
         raise ConfigError(f"{key}: must be a {'positive' if positive else 'non-negative'} integer, got {value!r}")
     return value
 
 
 def _fraction(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+    if not is_number(value) or not 0 <= value < 1:
         raise ConfigError(f"{key}: must be a number in [0, 1), got {value!r}")
     return float(value)
 

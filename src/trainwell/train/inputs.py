@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from trainwell.checks import is_integer
 from trainwell.data.arrays import model_dtype, model_inputs, output_shape
 from trainwell.errors import ArrayError, ConfigError
 from trainwell.model.losses import Loss
@@ -45,7 +46,7 @@ def checked_data(model: nn.Module, forward: nn.Module, loss: Loss, device: torch
 @torch.no_grad()
 def logits_in_batches(model: nn.Module, forward: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     """``forward`` (the logits of ``model`` or of its layers above a cached prefix) of ``x``, in evaluation mode."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not is_integer(batch_size) or batch_size < 1:
         raise ConfigError(f"batch_size: must be a positive integer, got {batch_size!r}")
     was_training = model.training
     model.eval()

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from trainwell.checks import is_integer, is_number
 from trainwell.callbacks import Callback, ProgressDisplay, overrides
 from trainwell.errors import ConfigError
 from trainwell.model.losses import LOSSES
@@ -43,7 +44,7 @@ def check_settings(metrics: Sequence[str], clipping: Mapping[str, Any], threads:
         if metric not in METRICS:
             raise ConfigError(f"metrics: unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
     for key, value in clipping.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+        if value is not None and (not is_number(value) or value <= 0):
             raise ConfigError(f"{key}: must be a positive number, got {value!r}")
     check_threads(threads)
 
@@ -65,12 +66,12 @@ class Fit:
 
 
 def check_fit_arguments(epochs: Any, batch_size: Any, save_every_steps: Any, resume_dir: Any) -> None:
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+    if not is_integer(epochs) or epochs < 1:
         raise ConfigError(f"epochs: must be a positive integer, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not is_integer(batch_size) or batch_size < 1:
         raise ConfigError(f"batch_size: must be a positive integer, got {batch_size!r}")
-    if save_every_steps is not None and (isinstance(save_every_steps, bool) or not isinstance(save_every_steps, int)
-                                         or save_every_steps < 1 or resume_dir is None):
+    if save_every_steps is not None and (not is_integer(save_every_steps) or save_every_steps < 1
+                                         or resume_dir is None):
         raise ConfigError(f"save_every_steps: must be a positive integer, with resume_dir, got {save_every_steps!r}")
 
 

@@ -25,6 +25,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from trainwell.checks import is_integer
 from trainwell.errors import ConfigError
 
 DEEP = 10  # more weight layers than this ...
@@ -50,7 +51,7 @@ def check_threads(threads: object, *, what: str = "threads") -> None:
     """
     if threads is None:
         return
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+    if not is_integer(threads) or threads < 1:
         raise ConfigError(f"{what}: must be a positive integer, got {threads!r}")
     cpus = available_cpus()
     if threads > OVERSUBSCRIPTION * cpus:
