@@ -109,12 +109,15 @@ def _say_how_to_resume(run_config) -> None:
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--data", help="Dataset name (default: the one the model was trained on).")
 @click.option("--split", default="test", show_default=True, help="Which split: test, validation or train.")
-def evaluate(model: Path, data: str | None, split: str) -> None:
+@click.option("--input", "input_path", type=click.Path(path_type=Path),
+              help="Evaluate on these files instead (a CSV with the target column, an .npz with y, a folder of "
+                   "class folders), prepared as the model's training files were.")
+def evaluate(model: Path, data: str | None, split: str, input_path: Path | None) -> None:
     """Evaluate a saved MODEL file on a dataset split, preprocessed as at training time."""
     from trainwell.recipes.evaluate import evaluate_model_file
 
     with _warnings_as_lines():
-        results = evaluate_model_file(model, data=data, split=split)
+        results = evaluate_model_file(model, data=data, split=split, input=input_path)
     for key, value in results.items():
         out.print(f"{key}: {value:.4f}" if key != "samples" else f"{key}: {int(value)}")
 
@@ -131,14 +134,21 @@ def evaluate(model: Path, data: str | None, split: str) -> None:
               help="Write per-instance probabilities (MC: their mean and std) and entropy to this CSV.")
 @click.option("--reliability", type=click.Path(path_type=Path),
               help="Write a reliability diagram (deterministic and MC side by side): .png, .jpg, .pdf, .svg or .eps.")
+@click.option("--input", "input_path", type=click.Path(path_type=Path),
+              help="Predict for these files (a .csv, .parquet, .npz or .npy file, a folder of images), prepared as "
+                   "the model's training files were; --csv writes one row per example with the class names.")
 def predict(model: Path, data: str | None, split: str, mc: int, seed: int, csv_path: Path | None,
-            reliability: Path | None) -> None:
+            reliability: Path | None, input_path: Path | None) -> None:
     """Predict with a saved MODEL: accuracy, NLL, Brier score and ECE (15 bins), optionally with MC dropout."""
     from trainwell.recipes import evaluate as evaluation
 
     evaluation.check_prediction_outputs(csv_path=csv_path, reliability=reliability)
     with _warnings_as_lines():
-        predictions = evaluation.predict_model_file(model, data=data, split=split, mc=mc, seed=seed)
+        predictions = evaluation.predict_model_file(model, data=data, split=split, mc=mc, seed=seed,
+                                                    input=input_path)
+    if predictions.labels is None or predictions.regression:  # new files: what was predicted, not how well
+        _print_file_predictions(predictions, csv_path)
+        return
     reports = predictions.reports()
     out.print(f"samples: {len(predictions.labels)}")
     width = max(len(name) for name in reports)
@@ -149,6 +159,19 @@ def predict(model: Path, data: str | None, split: str, mc: int, seed: int, csv_p
         out.print(f"saved: {predictions.to_csv(csv_path)}")
     if reliability is not None:
         out.print(f"saved: {predictions.reliability_diagram(reliability)}")
+
+
+def _print_file_predictions(predictions, csv_path: Path | None) -> None:
+    """``predict --input`` on files without targets (or a regression): counts per class, and the CSV."""
+    out.print(f"samples: {len(predictions.probabilities)}")
+    if not predictions.regression:
+        names = predictions.predicted_names()
+        counts = ", ".join(f"{name} {names.count(name)}" for name in predictions.class_names if name in names)
+        out.print(f"predicted: {counts}", markup=False)
+    if csv_path is not None:
+        out.print(f"saved: {predictions.to_csv(csv_path)}")
+    else:
+        out.print("pass --csv PATH to write one row per example", markup=False)
 
 
 @app.command()

@@ -8,7 +8,7 @@ errors into messages that name the key; the checks that need more than one secti
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping, Optional, Sequence, Union, get_args
+from typing import Annotated, Any, Literal, Mapping, Optional, Sequence, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,16 +22,36 @@ class ConfigSection(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+DATA_FORMATS = ("csv", "parquet", "npz", "npy", "image_folder", "idx")  # as trainwell.data.files.FORMATS
+
+
 class DataConfig(ConfigSection):
-    name: str = "fashion_mnist"
+    """``[data]``: a registered dataset by ``name``, or the user's own files by ``format`` and ``path``.
+
+    For files (see trainwell.data.files): ``target``/``features`` name a table's columns,
+    ``target_path`` an .npy of targets, ``test_path`` (and ``test_target_path``) a held-out set
+    for the test metrics, ``image_size``/``color_mode`` what an image folder's images become.
+    """
+
+    name: Optional[str] = "fashion_mnist"  # None once a files config's defaults are filled in
+    format: Optional[Literal[DATA_FORMATS]] = None  # type: ignore[valid-type]
     path: Optional[str] = None
     # None: the dataset's own default (the registry's: 5000 for Fashion-MNIST and MNIST, as the book)
     validation_size: Optional[int] = Field(None, ge=0)
+    validation_split: Optional[float] = Field(None, gt=0, lt=1)  # a fraction of the training data, as Keras
+    # "unit" unless set for registered datasets and images; "standardize" for tables and arrays
     scaling: Literal["unit", "standardize", "none"] = "unit"
     classes: Optional[list[int]] = None
     per_class: Optional[int] = Field(None, gt=0)
     train_size: Optional[int] = Field(None, gt=0)
     offline: Optional[bool] = None
+    target: Optional[str] = None
+    features: Optional[list[str]] = Field(None, min_length=1)
+    target_path: Optional[str] = None
+    test_path: Optional[str] = None
+    test_target_path: Optional[str] = None
+    image_size: Optional[list[Annotated[int, Field(gt=0)]]] = Field(None, min_length=2, max_length=2)
+    color_mode: Optional[Literal["grayscale", "rgb"]] = None
 
 
 class ReuseConfig(ConfigSection):

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from pydantic import ValidationError
 
 from trainwell.config.plain import check_plain_data
-from trainwell.config.schema import DataConfig, LRFindConfig, RunConfig, validation_error_text
+from trainwell.config.schema import DATA_FORMATS, DataConfig, LRFindConfig, RunConfig, validation_error_text
 from trainwell.config.search import parse_search, with_params
 from trainwell.config.tables import check_schedule_table, layer_specs
 from trainwell.data.registry import get_spec
@@ -46,7 +46,8 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
                               "or leave it out for runs/<name>")
         config.data = _with_dataset_defaults(config.data)
         layers = layer_specs(config.model)
-        if config.model.reuse is None:  # sizes before anything is built (a reused model's come from its file)
+        # sizes before anything is built (a reused model's come from its file; files' shapes from the files)
+        if config.model.reuse is None and (config.data.format is None or config.model.input_shape):
             shape = tuple(config.model.input_shape or get_spec(config.data.name).image_shape)
             ModelSpec(input_shape=shape, layers=tuple(layers))
         check_device_name(config.train.device)
@@ -93,9 +94,58 @@ def with_dataset_defaults(config: RunConfig) -> RunConfig:
     return config.model_copy(update={"data": _with_dataset_defaults(config.data)})
 
 
+#: The keys of [data] that only files use, and the formats each applies to.
+FILE_KEYS = {"target": ("csv", "parquet"), "features": ("csv", "parquet"), "target_path": ("npy",),
+             "test_path": DATA_FORMATS, "test_target_path": ("npy",), "image_size": ("image_folder",),
+             "color_mode": ("image_folder",)}
+#: The default scaling of files: pixels into [0, 1] for images, standardized features for tables and arrays.
+FILE_SCALING = {"image_folder": "unit", "idx": "unit"}
+
+
+def _with_file_defaults(section: DataConfig) -> DataConfig:
+    """A files section (``format`` set) checked across its keys, with its format's default scaling."""
+    if section.name is not None and "name" in section.model_fields_set:
+        raise ConfigError(f"data.name = {section.name!r} and data.format = {section.format!r}: a run reads a "
+                          "registered dataset (name) or files (format and path), not both")
+    if section.path is None:
+        raise ConfigError(f"data.path: missing; data.format = {section.format!r} reads the file or folder it names")
+    for key, formats in FILE_KEYS.items():
+        if getattr(section, key) is not None and section.format not in formats:
+            raise ConfigError(f"data.{key}: is for data.format = {' or '.join(map(repr, formats))}, not "
+                              f"{section.format!r}")
+    if section.classes is not None:
+        raise ConfigError("data.classes: selects classes of a registered dataset by label; for files, keep only "
+                          "the rows or folders you want in the files")
+    if section.validation_size is not None and section.validation_split is not None:
+        raise ConfigError(f"data.validation_size = {section.validation_size} and data.validation_split = "
+                          f"{section.validation_split}: give one (a count, or a fraction of the training data)")
+    update: dict = {"name": None}
+    if "scaling" not in section.model_fields_set:
+        update["scaling"] = FILE_SCALING.get(section.format, "standardize")
+    return section.model_copy(update=update)
+
+
 def _with_dataset_defaults(section: DataConfig) -> DataConfig:
     """The data section with the dataset's default validation size filled in, checked against the
     dataset's size: the registry knows both without the files, so a bad value fails before any work."""
+    if section.format is not None:
+        return _with_file_defaults(section)
+    for key in FILE_KEYS:
+        if getattr(section, key) is not None:
+            raise ConfigError(f"data.{key}: is a key for files (with data.format); {section.name!r} is a "
+                              "registered dataset")
+    if section.name is None:
+        raise ConfigError("data.name: null; name a registered dataset, or read files with data.format and data.path")
+    if section.validation_split is not None:  # a fraction of the dataset's training images, the first ones
+        if section.validation_size is not None:
+            raise ConfigError(f"data.validation_size = {section.validation_size} and data.validation_split = "
+                              f"{section.validation_split}: give one (a count, or a fraction of the training data)")
+        try:
+            train_size = get_spec(section.name).train_size
+        except DataError as error:
+            raise ConfigError(f"data.name: {error}".rstrip(".")) from None
+        section = section.model_copy(update={"validation_size": round(section.validation_split * train_size),
+                                             "validation_split": None})
     try:
         spec = get_spec(section.name)
     except DataError as error:

@@ -11,6 +11,11 @@ The modules, one concept each:
 * :mod:`~trainwell.data.pairs` -- pairs of images, same class or not (for a siamese network);
 * :mod:`~trainwell.data.preprocessing` -- the data preparation a model file stores (unit scaling, standardization);
 * :mod:`~trainwell.data.arrays` -- the arrays a fit, a prediction or a sweep is given, checked and made tensors.
+* :mod:`~trainwell.data.files` -- the user's own files, by format (``[data] format``), read into raw arrays;
+* :mod:`~trainwell.data.tables` -- CSV and Parquet tables: feature columns and a target column;
+* :mod:`~trainwell.data.numpy_files` -- ``.npz`` archives and ``.npy`` files;
+* :mod:`~trainwell.data.images` -- folders of images, one subfolder per class, read with Pillow;
+* :mod:`~trainwell.data.labels` -- class labels as files hold them (names) and as a model takes them (indices).
 
 Typical use::
 
@@ -23,12 +28,16 @@ Typical use::
 Every problem a user can fix raises :class:`trainwell.errors.DataError`.
 
 The data package may use only the foundation (``trainwell.errors``, ``trainwell.checks``,
-``trainwell.fileio``): it knows nothing of models or training.
+``trainwell.fileio``): it knows nothing of models or training. Pillow (images) and pyarrow
+(Parquet, optional) are imported only when such files are read.
 """
 
 from trainwell.data.datasets import Dataset, FileCheck, load, verify
 from trainwell.data.download import download_file
+from trainwell.data.files import FORMATS, FileParts, Part, input_shape_of, read_inputs, read_parts
 from trainwell.data.idx import read_idx, write_idx
+from trainwell.data.images import read_image_folder
+from trainwell.data.labels import apply_labels, encode_labels
 from trainwell.data.locations import Location, cache_dir, locate
 from trainwell.data.registry import DatasetSpec, FileSpec, dataset_names, get_spec
 from trainwell.data.splits import (
@@ -43,6 +52,15 @@ from trainwell.data.splits import (
 )
 
 __all__ = [
+    "FORMATS",
+    "FileParts",
+    "Part",
+    "apply_labels",
+    "encode_labels",
+    "input_shape_of",
+    "read_image_folder",
+    "read_inputs",
+    "read_parts",
     "Dataset",
     "DatasetSpec",
     "FileCheck",

@@ -1,6 +1,7 @@
 """What each ``trainwell`` command runs, as Python functions, from a config or a saved model.
 
 - build: config -> data, model and Trainer (``data_and_model``, ``trainer_from_config``), for every recipe that trains
+- file_data: a run on the user's own files (``[data] format``): splits, labels, scaling; new files for ``predict --input``
 - train: ``train_config``, a configured run from start to finish (``trainwell train``; each ``tune`` trial)
 - run_folder: a run's output folder: leftovers, a finished run refused, the resume state, the files written
 - fingerprint: what identifies a fit, so that a killed run is resumed only by the same one

@@ -23,6 +23,7 @@ from trainwell.errors import ConfigError, TrainwellError
 from trainwell.model.layers import Model, ModelSpec, build_model, layer_from_dict
 from trainwell.model.saving import load_model
 from trainwell.model.transfer import reuse_layers
+from trainwell.recipes.file_data import prepare_files
 from trainwell.train.trainer import Trainer, seed_everything
 
 
@@ -34,9 +35,9 @@ class PreparedData:
     y_train: np.ndarray
     x_val: np.ndarray | None
     y_val: np.ndarray | None
-    x_test: np.ndarray
-    y_test: np.ndarray
-    num_classes: int
+    x_test: np.ndarray | None  # None: files without a test part (no test metrics)
+    y_test: np.ndarray | None
+    num_classes: int  # for a regression loss, the target's width
     input_shape: tuple[int, ...]
     preprocessing: Preprocessing
     info: dict[str, Any]
@@ -61,8 +62,14 @@ def select_split(dataset: Any, *, validation_size: int, classes: list[int] | Non
 
 
 def prepare_data(config: RunConfig) -> PreparedData:
-    """Load the dataset the config names and make its splits and preprocessing."""
+    """Load the dataset the config names (or read its files) and make its splits and preprocessing."""
     section = config.data
+    if section.format is not None:
+        files = prepare_files(config, lambda x, y: _subsample(x, y, section, seed=config.seed))
+        return PreparedData(x_train=files.x_train, y_train=files.y_train, x_val=files.x_val, y_val=files.y_val,
+                            x_test=files.x_test, y_test=files.y_test, num_classes=files.num_classes,
+                            input_shape=tuple(files.x_train.shape[1:]), preprocessing=files.preprocessing,
+                            info=files.info)
     dataset = datasets.load(section.name, path=section.path, offline=section.offline)
     if section.classes is not None:
         known = set(np.unique(dataset.y_train).tolist())

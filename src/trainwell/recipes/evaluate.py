@@ -16,7 +16,9 @@ import torch
 from trainwell import data as datasets
 from trainwell.config import CONFIG_SUFFIXES, load_config
 from trainwell.errors import ConfigError, DataError, ModelFileError, shown
+from trainwell.data.files import input_shape_of
 from trainwell.recipes.build import build_from_config, select_split
+from trainwell.recipes.file_data import FileInputs, inputs_from_files
 from trainwell.fileio import atomic_write_text, finish_pending_sets
 from trainwell.model.layers import Model
 from trainwell.model.losses import LOSSES
@@ -32,11 +34,40 @@ SPLITS = ("test", "validation", "train")
 
 
 def evaluate_model_file(path: str | os.PathLike, *, data: str | None = None, split: str = "test",
-                        data_path: str | None = None, device: str | None = None) -> dict[str, Any]:
-    """Loss and accuracy of a saved model on a split, prepared as at training time."""
+                        data_path: str | None = None, device: str | None = None,
+                        input: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Loss and accuracy of a saved model on a split, prepared as at training time; with ``input``, on those
+    files instead (a CSV with the target column, an .npz with ``y``, an image folder of class folders)."""
+    if input is not None:
+        loaded, inputs = _model_and_inputs(path, input, data=data, split=split)
+        if inputs.y is None:
+            raise DataError(f"{input}: holds no targets to evaluate against (a target column, y in an .npz, class "
+                            "folders); trainwell predict --input writes its predictions")
+        trainer = Trainer(loaded.model, loss=recorded_loss(path, loaded), optimizer="sgd", device=device)
+        return {"samples": float(len(inputs.y)), **trainer.evaluate(inputs.x, inputs.y)}
     loaded, x, y = _model_and_split(path, data=data, split=split, data_path=data_path)
     trainer = Trainer(loaded.model, loss=recorded_loss(path, loaded), optimizer="sgd", device=device)
     return {"samples": float(len(y)), **trainer.evaluate(x, y)}
+
+
+def _model_and_inputs(path: str | os.PathLike, input: str | os.PathLike, *, data: str | None,
+                      split: str) -> tuple[ModelFile, FileInputs]:
+    """A saved model and the files at ``input``, prepared as its training data were."""
+    if data is not None or split != "test":
+        raise ConfigError(f"--input: reads the files {str(input)!r}; leave out --data and --split, which choose a "
+                          "split of a registered dataset")
+    finish_pending_sets(Path(path).parent)
+    loaded = load_model_file(path)
+    data_info = recorded_data(path, loaded)
+    prep = Preprocessing.from_info(data_info, loaded.extra, where=str(path), input_shape=loaded.model.spec.input_shape)
+    registered = None
+    if data_info.get("format") is None:  # trained on a registered dataset: its images, by its class names
+        if data_info.get("dataset") is None:
+            raise ModelFileError(f"{path}: the model file records neither its dataset nor its files' format")
+        registered = datasets.get_spec(data_info["dataset"]).class_names
+    inputs = inputs_from_files(path, data_info, input, input_shape=loaded.model.spec.input_shape, prep=prep,
+                               registered_names=registered)
+    return loaded, inputs
 
 
 def _model_and_split(path: str | os.PathLike, *, data: str | None, split: str,
@@ -47,6 +78,9 @@ def _model_and_split(path: str | os.PathLike, *, data: str | None, split: str,
     finish_pending_sets(Path(path).parent)  # a run killed while moving its files in: read the complete new set
     loaded = load_model_file(path)
     data_info = recorded_data(path, loaded)
+    if data is None and data_info.get("format") is not None:
+        raise ConfigError(f"{path}: the model was trained on files ({data_info['format']}); pass --input FILE "
+                          "(or FOLDER) to evaluate or predict on files like them")
     name = data or data_info.get("dataset")
     if name is None:
         raise ConfigError(f"{path}: the model file does not say which dataset it was trained on; pass --data NAME")
@@ -121,10 +155,13 @@ def recorded_data(path: str | os.PathLike, loaded: ModelFile) -> dict[str, Any]:
 class Predictions:
     """Per-instance predictions of a saved model on a split: deterministic, and MC dropout if asked."""
 
-    labels: np.ndarray
+    labels: np.ndarray | None                        # None: new data without targets
     probabilities: torch.Tensor                      # deterministic (every layer in evaluation mode)
     mc: MCPrediction | None = None                   # mean, std and entropy over the MC samples
     samples: int = 0
+    class_names: tuple[str, ...] | None = None       # files (--input): the columns are named by class
+    ids: list[str] | None = None                     # files (--input): each example's file name (None: its index)
+    regression: bool = False                         # files (--input): values, not class probabilities
 
     def reports(self) -> dict[str, dict[str, float]]:
         """Accuracy, NLL, Brier score and ECE, deterministic and (if sampled) MC, side by side."""
@@ -135,6 +172,8 @@ class Predictions:
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """One row per instance: label, prediction, probabilities (and their MC std), entropy. Atomic."""
+        if self.class_names is not None or self.regression:
+            return self._files_csv(path)
         probabilities = self.mc.mean if self.mc is not None else self.probabilities
         classes = probabilities.shape[1]
         header = ["index", "label", "predicted", *(f"p{k}" for k in range(classes))]
@@ -153,6 +192,40 @@ class Predictions:
         atomic_write_text(path, buffer.getvalue())
         return Path(path)
 
+    def predicted_names(self) -> list[str]:
+        """Each instance's predicted class name (files with class names)."""
+        probabilities = self.mc.mean if self.mc is not None else self.probabilities
+        return [self.class_names[k] for k in probabilities.argmax(dim=1).tolist()]
+
+    def _files_csv(self, path: str | os.PathLike) -> Path:
+        """Predictions on files: ``file`` (or ``index``), ``label`` where known, then the predicted class name
+        and a ``p_<class>`` probability per class; for regression, the ``prediction`` (one column per output)."""
+        values = self.mc.mean if self.mc is not None else self.probabilities
+        ids = self.ids if self.ids is not None else [str(i) for i in range(len(values))]
+        header = ["file" if self.ids is not None else "index"]
+        columns: list[list[str]] = [list(ids)]
+        if self.regression:
+            width = values.shape[1]
+            if self.labels is not None:
+                header += ["target"] if width == 1 else [f"target_{k}" for k in range(width)]
+                columns += [[f"{float(v):.6g}" for v in self.labels[:, k]] for k in range(width)]
+            header += ["prediction"] if width == 1 else [f"prediction_{k}" for k in range(width)]
+            columns += [[f"{float(v):.6g}" for v in values[:, k].tolist()] for k in range(width)]
+        else:
+            if self.labels is not None:
+                header.append("label")
+                columns.append([self.class_names[k] for k in self.labels.tolist()])
+            header.append("predicted")
+            columns.append(self.predicted_names())
+            header += [f"p_{name}" for name in self.class_names]
+            columns += [[f"{float(v):.6g}" for v in values[:, k].tolist()] for k in range(len(self.class_names))]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(zip(*columns))
+        atomic_write_text(path, buffer.getvalue())
+        return Path(path)
+
     def reliability_diagram(self, path: str | os.PathLike) -> Path:
         """The deterministic and MC reliability diagrams side by side (PNG, JPEG, PDF, SVG or EPS, by suffix)."""
         panels = {"deterministic": self.probabilities}
@@ -163,24 +236,35 @@ class Predictions:
 
 def predict_model_file(path: str | os.PathLike, *, data: str | None = None, split: str = "test",
                        mc: int = 0, seed: int | None = 0, data_path: str | None = None,
-                       device: str | None = None) -> Predictions:
-    """A saved model's probabilities on a split; with ``mc=N``, also N MC dropout samples per instance."""
+                       device: str | None = None, input: str | os.PathLike | None = None) -> Predictions:
+    """A saved model's probabilities on a split; with ``mc=N``, also N MC dropout samples per instance.
+
+    With ``input`` (a file or folder like those the model was trained on: a CSV, an .npz, an image
+    folder...), its predictions for those files, prepared as at training time, named by class."""
     if not is_integer(mc) or not 0 <= mc <= MAX_MC_SAMPLES:
         shown = mc if not isinstance(mc, int) or abs(mc) < 10**30 else f"a {len(str(abs(mc)))}-digit integer"
         raise ConfigError(f"--mc: must be a number of samples from 0 to {MAX_MC_SAMPLES:,} (0: no MC dropout), "
                           f"got {shown!r}")
     if seed is not None:
         check_seed(seed, what="--seed")
-    loaded, x, y = _model_and_split(path, data=data, split=split, data_path=data_path)
+    names, ids, regression = None, None, False
+    if input is not None:
+        loaded, inputs = _model_and_inputs(path, input, data=data, split=split)
+        x, y, ids, names = inputs.x, inputs.y, inputs.ids, inputs.class_names
+        regression = names is None
+    else:
+        loaded, x, y = _model_and_split(path, data=data, split=split, data_path=data_path)
     trainer = Trainer(loaded.model, loss=recorded_loss(path, loaded), optimizer="sgd", device=device)
     probabilities = trainer.predict(x)
+    if regression:
+        return Predictions(labels=y, probabilities=probabilities, ids=ids, regression=True)
     if probabilities.shape[1] == 1:  # one sigmoid unit: the two classes' probabilities
         probabilities = torch.cat([1 - probabilities, probabilities], dim=1)
     if mc and not any(isinstance(module, DROPOUT_TYPES) for module in trainer.model.modules()):
         warnings.warn(f"MC dropout ({mc} samples) needs Dropout or AlphaDropout layers, and this model has none: "
                       "its MC predictions equal the deterministic ones", UserWarning, stacklevel=2)
     sampled = mc_predict(trainer.model, x, samples=mc, seed=seed) if mc else None
-    return Predictions(labels=y, probabilities=probabilities, mc=sampled, samples=mc)
+    return Predictions(labels=y, probabilities=probabilities, mc=sampled, samples=mc, class_names=names, ids=ids)
 
 
 def check_prediction_outputs(*, csv_path: str | os.PathLike | None = None,
@@ -212,10 +296,17 @@ def model_for_summary(source: str | os.PathLike) -> Model:
     """The model a config file describes, or the one a model file holds.
 
     A config's input shape, unless it gives one, is its dataset's, which the registry
-    knows without the files: a summary needs no data on the machine.
+    knows without the files: a summary needs no data on the machine. A config of files
+    reads the shape from them cheaply (a table's header, an array's header, the first image).
     """
     file = Path(source)
     if file.suffix.lower() in CONFIG_SUFFIXES:
         config = load_config(file)
+        section = config.data
+        if section.format is not None:
+            shape = tuple(config.model.input_shape or ()) or input_shape_of(
+                section.format, section.path, target=section.target, features=section.features,
+                image_size=section.image_size, color_mode=section.color_mode)
+            return build_from_config(config, shape)
         return build_from_config(config, datasets.get_spec(config.data.name).image_shape)
     return load_model_file(file).model

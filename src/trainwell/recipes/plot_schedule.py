@@ -59,9 +59,9 @@ def steps_per_epoch_of(run_config: RunConfig) -> int:
 
 def training_images(run_config: RunConfig) -> int:
     """How many images a configured run trains on. Without a class filter, the registry's count
-    less the validation images (no files needed); with one, counted from the data."""
+    less the validation images (no files needed); with one, or for files, counted from the data."""
     section = run_config.data
-    if section.classes is None and section.per_class is None:
+    if section.format is None and section.classes is None and section.per_class is None:
         available = datasets.get_spec(section.name).train_size - section.validation_size
         return min(available, section.train_size or available)
     return len(prepare_data(run_config).x_train)

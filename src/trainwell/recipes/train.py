@@ -99,7 +99,7 @@ def _check_model_fits_data(config: RunConfig, prepared: PreparedData, model: Mod
     """ConfigError when the model's input shape or output units do not fit the data and the loss."""
     if tuple(model.spec.input_shape) != tuple(prepared.input_shape):
         raise ConfigError(f"model: the model takes inputs of shape {tuple(model.spec.input_shape)} but "
-                          f"{config.data.name} has {tuple(prepared.input_shape)}")
+                          f"{config.data.name or config.data.path} has {tuple(prepared.input_shape)}")
     loss, num_classes = config.train.loss, prepared.num_classes
     units = model.output_shapes[list(model.output_shapes)[-1]][-1]
     expected = 1 if loss == "binary_crossentropy" else num_classes
@@ -195,8 +195,9 @@ def _final_metrics(trainer: Trainer, history: History, callbacks: list[Callback]
         metrics.update({"best_epoch": stopping.best_epoch, "stopped_epoch": stopping.stopped_epoch})
         if stopping.restored and validation is not None:  # the model is the best epoch's, not the last one's
             metrics.update({f"val_{k}": v for k, v in trainer.evaluate(*validation, batch_size=batch_size).items()})
-    metrics.update({f"test_{k}": v for k, v in trainer.evaluate(prepared.x_test, prepared.y_test,
-                                                                 batch_size=batch_size).items()})
+    if prepared.x_test is not None:  # files without a test part have no test metrics
+        metrics.update({f"test_{k}": v for k, v in trainer.evaluate(prepared.x_test, prepared.y_test,
+                                                                     batch_size=batch_size).items()})
     return metrics
 
 
