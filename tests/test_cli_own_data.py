@@ -220,3 +220,12 @@ def test_config_mistakes_about_files_are_one_line(tmp_path, capsys):
     assert "data.image_size: is for data.format = 'image_folder'" in bad(tmp_path, capsys, csv + "image_size = [8, 8]")
     assert "not both" in bad(tmp_path, capsys, csv + 'name = "mnist"')
     assert "data.target: is a key for files" in bad(tmp_path, capsys, 'name = "digits"\ntarget = "label"')
+
+
+def test_a_reliability_diagram_of_new_files_without_labels_is_refused(tmp_path, capsys):
+    files = table_files(tmp_path)
+    run = config(tmp_path, f'format = "csv"\npath = "{files["train"]}"\ntarget = "label"', epochs=1)
+    train(run, tmp_path / "out", capsys)
+    status = main(["predict", str(tmp_path / "out" / "model.safetensors"), "--input", str(files["new"]),
+                   "--reliability", str(tmp_path / "r.png")])
+    assert status == 2 and "--reliability: " in capsys.readouterr().err and not (tmp_path / "r.png").exists()

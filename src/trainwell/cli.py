@@ -147,6 +147,9 @@ def predict(model: Path, data: str | None, split: str, mc: int, seed: int, csv_p
         predictions = evaluation.predict_model_file(model, data=data, split=split, mc=mc, seed=seed,
                                                     input=input_path)
     if predictions.labels is None or predictions.regression:  # new files: what was predicted, not how well
+        if reliability is not None:
+            raise TrainwellError(f"--reliability: {input_path} holds no class labels to check the probabilities "
+                                 "against (a target column, y in an .npz, class folders)")
         _print_file_predictions(predictions, csv_path)
         return
     reports = predictions.reports()

@@ -40,7 +40,7 @@ def test_color_images_are_channels_first_and_image_size_and_color_mode_convert(t
 def test_a_model_s_shape_is_required_of_new_images(tmp_path):
     write_png(tmp_path / "1.png", np.zeros((5, 5)))
     assert read_unlabelled(tmp_path, shape=(5, 5)).x.shape == (1, 5, 5)
-    with pytest.raises(DataError, match="1.png: image of 5x5 pixels, mode 'L'; expected 4x4"):
+    with pytest.raises(DataError, match="1.png: image of 5x5 pixels, mode 'L'; the model takes 4x4, mode 'L'"):
         read_unlabelled(tmp_path, shape=(4, 4))
     assert read_unlabelled(tmp_path, shape=(4, 4), image_size=[4, 4]).x.shape == (1, 4, 4)
 

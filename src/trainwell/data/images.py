@@ -101,7 +101,12 @@ def _read_one(path: Path, *, size: tuple[int, int] | None, color_mode: str | Non
     return np.moveaxis(array, -1, 0) if array.ndim == 3 else array  # channels first, as PyTorch
 
 
-def _differs(path: Path, size: tuple[int, int], mode: str, expected_size: tuple[int, int], expected_mode: str) -> str:
+def _differs(path: Path, size: tuple[int, int], mode: str, expected_size: tuple[int, int], expected_mode: str,
+             model: bool = False) -> str:
+    if model:  # new images for a trained model: the model fixes the size and mode
+        return (f"{path}: image of {size[0]}x{size[1]} pixels, mode {mode!r}; the model takes {expected_size[0]}x"
+                f"{expected_size[1]}, mode {expected_mode!r}; resize or convert the images, or train the model "
+                "with data.image_size and data.color_mode, which it then applies to new images too")
     return (f"{path}: image of {size[0]}x{size[1]} pixels, mode {mode!r}; expected {expected_size[0]}x"
             f"{expected_size[1]}, mode {expected_mode!r} (as the first image); set data.image_size = "
             f"[{expected_size[0]}, {expected_size[1]}] to resize every image and data.color_mode = "
@@ -115,7 +120,7 @@ def read_images(paths: Sequence[Path], *, image_size: Sequence[int] | None = Non
     ``color_mode`` say, never to fit silently."""
     expected: list = []
     if shape is not None:  # a model's images: every file must give this shape
-        expected = [tuple(shape[-2:]), "RGB" if len(shape) == 3 else "L"]
+        expected = [tuple(shape[-2:]), "RGB" if len(shape) == 3 else "L", True]
     size = tuple(image_size) if image_size is not None else None
     arrays = [_read_one(path, size=size, color_mode=color_mode, expected=expected) for path in paths]
     return np.stack(arrays) if arrays else np.zeros((0, *(shape or ())), dtype=np.uint8)
