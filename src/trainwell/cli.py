@@ -139,7 +139,10 @@ def evaluate(model: Path, data: str | None, split: str, input_path: Path | None)
                    "the model's training files were; --csv writes one row per example with the class names.")
 def predict(model: Path, data: str | None, split: str, mc: int, seed: int, csv_path: Path | None,
             reliability: Path | None, input_path: Path | None) -> None:
-    """Predict with a saved MODEL: accuracy, NLL, Brier score and ECE (15 bins), optionally with MC dropout."""
+    """Predict with a saved MODEL: accuracy, NLL, Brier score and ECE (15 bins), optionally with MC dropout.
+
+    With --input, predict for new files (the class predicted for each row or image, by name).
+    """
     from trainwell.recipes import evaluate as evaluation
 
     evaluation.check_prediction_outputs(csv_path=csv_path, reliability=reliability)
