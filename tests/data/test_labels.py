@@ -24,3 +24,8 @@ def test_regression_targets_are_float32_columns_and_a_word_is_named():
     assert numeric_targets(np.ones((3, 2)), where="f").shape == (3, 2)
     with pytest.raises(DataError, match="f: target 'big' \\(row 2\\) is not a number"):
         numeric_targets(np.array(["1", "big"], dtype=object), where="f")
+
+
+def test_a_number_names_one_class_however_the_file_writes_it():
+    _, names = encode_labels(np.array(["1", "2"], dtype=object))
+    assert apply_labels(np.array([1.0, "2.0", 2], dtype=object), names, where="f").tolist() == [0, 1, 1]

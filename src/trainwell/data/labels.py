@@ -28,11 +28,21 @@ __all__ = ["encode_labels", "apply_labels", "label_name", "numeric_targets"]
 
 
 def label_name(value) -> str:
-    """How a label is written as a class name: ``3.0`` as ``"3"``, strings as they are."""
+    """How a label is written as a class name: ``3.0`` and ``"3.0"`` as ``"3"`` (so a CSV's, a Parquet file's and
+    an array's labels name the same classes), other strings as they are.
+
+    >>> label_name(3.0), label_name(" 3.0 "), label_name("cat"), label_name(0.5)
+    ('3', '3', 'cat', '0.5')
+    """
     if isinstance(value, (bytes, np.bytes_)):
         value = value.decode("utf-8", "replace")
     if isinstance(value, str):
-        return value.strip()
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        return text if not math.isfinite(number) else label_name(number)
     if isinstance(value, (bool, np.bool_)):
         return str(int(value))
     number = float(value)
