@@ -88,12 +88,24 @@ def test_a_regression_loss_has_no_default_metric_and_takes_huber_delta():
                                                                        "regression loss"),
     (with_(train={"loss": "mae"}), "model.layers: the last layer's activation is softmax, but train.loss = 'mae' "
                                    "is a regression loss"),
-    (with_(callbacks={"early_stopping": {"monitor": "val_auc"}}), "mode: 'val_auc' is better when higher, so mode "
-                                                                  "must be 'max'"),
+    (with_(callbacks={"early_stopping": {"monitor": "val_auc"}}), "callbacks.early_stopping.mode: 'val_auc' is "
+                                                                  "better when higher, so mode must be 'max', got 'min'"),
+    (with_(callbacks={"checkpoint": {"monitor": "val_rmse", "mode": "max"}}), "callbacks.checkpoint.mode: 'val_rmse'"),
 ])
 def test_bad_loss_and_metric_keys_name_the_key(data, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
-        config = validate_config(data)
-        from trainwell.recipes.train import configured_callbacks
+        validate_config(data)
 
-        configured_callbacks(config, None, None)
+
+def test_the_readmes_losses_and_metrics_config_is_a_valid_train_section(tmp_path):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Losses and metrics"):readme.index("### Where Keras and PyTorch differ")]
+    snippet = re.findall(r"```toml\n(.*?)```", section, flags=re.S)[0]
+    path = tmp_path / "run.toml"
+    path.write_text('[model]\nlayers = [{ type = "flatten" }, { type = "dense", units = 10, activation = "softmax" }]\n'
+                    + snippet)
+    config = load_config(path)
+    assert config.train.label_smoothing == 0.1 and config.callbacks.early_stopping.monitor == "val_auc"

@@ -20,7 +20,7 @@ from trainwell.config.search import parse_search, with_params
 from trainwell.config.tables import check_schedule_table, layer_specs
 from trainwell.data.registry import get_spec
 from trainwell.errors import ConfigError, DataError
-from trainwell.metrics import check_metrics
+from trainwell.metrics import check_metrics, direction
 from trainwell.model.layers import ModelSpec
 from trainwell.model.losses import Loss, get_loss
 from trainwell.optim import resolve_optimizer_options
@@ -56,6 +56,7 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
         check_device_name(config.train.device)
         check_threads(config.train.threads, what="train.threads")
         check_loss_and_metrics(config.train, config.model.layer_tables()[-1])
+        _check_monitors(config)
     except ConfigError as error:
         message = str(error)
         raise ConfigError(f"{source}: {'train.' if message.startswith('device:') else ''}{message}") from None
@@ -96,6 +97,17 @@ def check_loss_and_metrics(train: TrainConfig, last_layer: Mapping[str, Any] | N
             check()
         except ConfigError as error:
             raise ConfigError(f"train.{error}") from None
+
+
+def _check_monitors(config: RunConfig) -> None:
+    """A callback's mode against its monitored figure's known direction (as :class:`trainwell.callbacks.Monitor`)."""
+    for name in ("early_stopping", "checkpoint"):
+        section = getattr(config.callbacks, name, None) if config.callbacks is not None else None
+        known = None if section is None else direction(section.monitor)
+        if known is not None and section.mode != known:
+            raise ConfigError(f"callbacks.{name}.mode: {section.monitor!r} is better when "
+                              f"{'higher' if known == 'max' else 'lower'}, so mode must be {known!r}, "
+                              f"got {section.mode!r}")
 
 
 def loss_of(train: TrainConfig) -> Loss:
