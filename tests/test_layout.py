@@ -26,7 +26,7 @@ LEVELS: list[tuple[str, ...]] = [
     ("figures",),                                  # matplotlib figures, written atomically by fileio
     ("data",),                                     # datasets, splits, the arrays a fit is given
     ("model",),                                    # layers, init, activations, losses, saving, transfer
-    ("optim", "schedules", "uncertainty"),         # optimizers, schedules of the step, calibration
+    ("optim", "schedules", "uncertainty", "metrics"),  # optimizers, schedules of the step, calibration, metrics by name
     ("callbacks",),                                # hooks into a fit
     ("train",),                                    # the Trainer, its steps, History, resume, DDP
     ("plots",),                                    # figures of a fit: history, schedule, LR sweep

@@ -42,6 +42,8 @@ from trainwell.doctor.record import Diagnostics
 from trainwell.doctor.findings import Diagnosis, Finding
 from trainwell.doctor.rules import diagnose
 from trainwell.recipes.doctor import run_doctor
+# metrics by name on a whole epoch (scikit-learn computes them)
+from trainwell import metrics
 
 __all__ = [
     "Activation", "AlphaDropout", "BatchNormalization", "Callback", "ConfigError", "DataError", "Dense", "Dropout",
@@ -60,6 +62,8 @@ __all__ = [
     "ArrayError",
     # transfer learning; the scikit-learn classifier
     "freeze", "unfreeze", "reuse_layers", "select_layers", "TrainwellClassifier",
+    # metrics by name on a whole epoch
+    "metrics",
 ]
 
 

@@ -20,7 +20,7 @@ def test_defaults_are_the_books():
     (with_(train={"epoch": 3}), "unknown key 'train.epoch'; allowed keys here: epochs, batch_size"),
     (with_(trian={}), "unknown key 'trian'"),
     (with_(data={"scaling": "minmax"}), "'data.scaling' = 'minmax': must be 'unit', 'standardize' or 'none'"),
-    (with_(train={"loss": "mse"}), "'train.loss' = 'mse'"),
+    (with_(train={"loss": "mean_squared_error"}), "'train.loss' = 'mean_squared_error'"),
     (with_(optimizer={"name": "sgd", "lr": -0.1}), "optimizer.lr"),
     (with_(optimizer={"name": "sgdd"}), "unknown optimizer 'sgdd'"),
     (with_(optimizer={"lr": 0.1}), "optimizer.name: missing"),
@@ -41,3 +41,71 @@ def test_an_empty_input_shape_is_refused_rather_than_read_as_the_default(tmp_pat
     path.write_text("[model]\ninput_shape = []\nlayers = [{type = \"dense\", units = 2}]\n")
     with pytest.raises(ConfigError, match="'model.input_shape' = \\[\\]: .*at least 1 item"):
         load_config(path)
+
+
+LINEAR = {"model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 1}]}}
+
+
+def test_loss_options_metrics_and_class_weights_from_the_config(tmp_path):
+    from trainwell.config import loss_of
+    from trainwell.recipes.build import trainer_options
+
+    path = tmp_path / "run.toml"
+    path.write_text('[model]\nlayers = [{ type = "flatten" }, { type = "dense", units = 10, activation = "softmax" }]\n'
+                    '[train]\nloss = "categorical_crossentropy"\nlabel_smoothing = 0.1\n'
+                    'metrics = ["accuracy", "auc", "top_3_accuracy"]\nclass_weight = { "0" = 1.0, "3" = 5 }\n')
+    config = load_config(path)
+    assert config.train.metrics == ["accuracy", "auc", "top_3_accuracy"]
+    assert config.train.class_weight == {"0": 1.0, "3": 5.0}
+    loss = loss_of(config.train)
+    assert loss.name == "categorical_crossentropy" and loss.label_smoothing == 0.1
+    options = trainer_options(config)
+    assert options["loss"] == loss and options["class_weight"] == {"0": 1.0, "3": 5.0}
+    default = validate_config(MINIMAL)
+    assert loss_of(default.train) is loss_of(validate_config(with_(train={"label_smoothing": 0.0})).train)
+    assert "label_smoothing" not in default.to_dict()["train"]  # an unset option leaves the config as it was
+
+
+def test_a_regression_loss_has_no_default_metric_and_takes_huber_delta():
+    from trainwell.config import loss_of
+
+    config = validate_config({**LINEAR, "train": {"loss": "huber", "huber_delta": 2.0}})
+    assert config.train.metrics == [] and loss_of(config.train).delta == 2.0
+    assert validate_config({**LINEAR, "train": {"loss": "mse", "metrics": ["rmse", "r2"]}}).train.metrics == ["rmse", "r2"]
+
+
+@pytest.mark.parametrize("data, message", [
+    (with_(train={"metrics": ["roc"]}), "train.metrics: unknown metric 'roc'; allowed: accuracy, top_k_accuracy"),
+    (with_(train={"metrics": ["r2"]}), "train.metrics: 'r2' does not fit the loss sparse_categorical_crossentropy"),
+    ({**LINEAR, "train": {"loss": "mse", "metrics": ["auc"]}}, "train.metrics: 'auc' does not fit the loss mse"),
+    ({**LINEAR, "train": {"loss": "mse", "metrics": ["accuracy"]}}, "train.metrics: 'accuracy' does not fit"),
+    ({**LINEAR, "train": {"loss": "mse", "label_smoothing": 0.1}},
+     "train.label_smoothing: the loss mse has no such option"),
+    (with_(train={"huber_delta": 2.0}), "train.huber_delta: the loss sparse_categorical_crossentropy has no such"),
+    (with_(train={"label_smoothing": 1.5}), "'train.label_smoothing' = 1.5: must be less than 1"),
+    (with_(train={"class_weight": {"0": -1.0}}), "train.class_weight: the weight of class '0' must be a finite"),
+    ({**LINEAR, "train": {"loss": "mse", "class_weight": {"0": 1.0}}}, "train.class_weight: the loss mse is a "
+                                                                       "regression loss"),
+    (with_(train={"loss": "mae"}), "model.layers: the last layer's activation is softmax, but train.loss = 'mae' "
+                                   "is a regression loss"),
+    (with_(callbacks={"early_stopping": {"monitor": "val_auc"}}), "callbacks.early_stopping.mode: 'val_auc' is "
+                                                                  "better when higher, so mode must be 'max', got 'min'"),
+    (with_(callbacks={"checkpoint": {"monitor": "val_rmse", "mode": "max"}}), "callbacks.checkpoint.mode: 'val_rmse'"),
+])
+def test_bad_loss_and_metric_keys_name_the_key(data, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        validate_config(data)
+
+
+def test_the_readmes_losses_and_metrics_config_is_a_valid_train_section(tmp_path):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Losses and metrics"):readme.index("### Where Keras and PyTorch differ")]
+    snippet = re.findall(r"```toml\n(.*?)```", section, flags=re.S)[0]
+    path = tmp_path / "run.toml"
+    path.write_text('[model]\nlayers = [{ type = "flatten" }, { type = "dense", units = 10, activation = "softmax" }]\n'
+                    + snippet)
+    config = load_config(path)
+    assert config.train.label_smoothing == 0.1 and config.callbacks.early_stopping.monitor == "val_auc"

@@ -42,12 +42,18 @@ def test_bad_spaces_are_one_clear_error(space, message):
         validate_config(data)
 
 
-def test_a_metric_other_than_val_accuracy_needs_a_direction():
-    with pytest.raises(ConfigError, match="search.direction: missing.*'val_loss'"):
-        parse_search({"space": {"optimizer.lr": {"low": 0.1, "high": 1.0}}, "metric": "val_loss"})
-    search, _ = parse_search({"space": {"optimizer.lr": {"low": 0.1, "high": 1.0}}, "metric": "val_loss",
-                              "direction": "minimize"})
+def test_the_direction_is_inferred_from_a_known_metric_and_required_for_any_other():
+    space = {"optimizer.lr": {"low": 0.1, "high": 1.0}}
+    with pytest.raises(ConfigError, match="search.direction: missing.*'val_penalty'"):
+        parse_search({"space": space, "metric": "val_penalty"})
+    for metric, goal in [("val_loss", "minimize"), ("val_rmse", "minimize"), ("val_mae", "minimize"),
+                         ("val_accuracy", "maximize"), ("val_auc", "maximize"), ("val_f1", "maximize"),
+                         ("val_r2", "maximize"), ("val_top_3_accuracy", "maximize")]:
+        assert parse_search({"space": space, "metric": metric})[0].goal == goal, metric
+    search, _ = parse_search({"space": space, "metric": "val_penalty", "direction": "minimize"})
     assert search.goal == "minimize"
+    with pytest.raises(ConfigError, match="search.direction: 'val_auc' is better when higher"):
+        parse_search({"space": space, "metric": "val_auc", "direction": "minimize"})
 
 
 def test_values_are_set_at_their_keys_without_touching_the_original():

@@ -13,9 +13,9 @@ from trainwell.recipes.fingerprint import fit_fingerprint
 LAYERS = [{"type": "dense", "units": 3, "activation": "softmax"}]
 
 
-def files_config(**data):
+def files_config(train=None, layers=LAYERS, **data):
     return validate_config({"seed": 3, "data": {"format": "csv", "target": "label", **data},
-                            "model": {"layers": LAYERS}, "train": {"epochs": 1}})
+                            "model": {"layers": layers}, "train": {"epochs": 1, **(train or {})}})
 
 
 @pytest.fixture
@@ -44,16 +44,16 @@ def test_scaling_set_in_the_config_is_kept_and_a_registered_dataset_keeps_its_de
     assert split.data.validation_size == round(0.25 * 1500) and split.data.validation_split is None
 
 
-def test_a_regression_loss_keeps_the_target_as_float_values(wine, tmp_path, monkeypatch):
-    monkeypatch.setattr(file_data, "is_regression", lambda loss: True)
+def test_a_regression_loss_keeps_the_target_as_float_values(wine, tmp_path):
     (tmp_path / "r.csv").write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i * 0.5}\n" for i in range(20)))
-    prepared = prepare_data(files_config(path=str(tmp_path / "r.csv"), target="y"))
+    prepared = prepare_data(files_config(path=str(tmp_path / "r.csv"), target="y", train={"loss": "mse"},
+                                         layers=[{"type": "dense", "units": 1}]))
     assert prepared.y_train.dtype == np.float32 and prepared.y_train.shape[1] == 1 and prepared.num_classes == 1
     assert prepared.info["class_names"] is None and prepared.info["regression"] is True
     assert sorted(np.concatenate([prepared.y_train, prepared.y_val]).ravel().tolist()) == [i * 0.5 for i in range(20)]
 
 
-def test_the_regression_losses_are_named_in_one_function():
+def test_the_losses_say_which_are_regression_losses():
     assert [file_data.is_regression(name) for name in ("mse", "mae", "huber")] == [True] * 3
     assert not file_data.is_regression("sparse_categorical_crossentropy")
 

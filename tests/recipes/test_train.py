@@ -168,3 +168,17 @@ def test_a_run_config_made_directly_trains_as_the_validated_one(tmp_path):
     direct = tw.train_config(tw.RunConfig(**data), verbose=False, save=False)
     validated = tw.train_config(validate_config(data), verbose=False, save=False)
     assert direct.history.records[-1]["val_accuracy"] == validated.history.records[-1]["val_accuracy"]
+
+
+def test_metrics_json_holds_every_metric_of_validation_and_test(tmp_path):
+    import json
+
+    config = digits_config().model_copy(update={"output_dir": str(tmp_path / "run")})
+    config.train = config.train.model_copy(update={"metrics": ["accuracy", "auc", "f1", "top_3_accuracy"],
+                                                   "label_smoothing": 0.1, "class_weight": {"0": 2.0}})
+    result = train_config(config, verbose=False)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for metric in ("loss", "accuracy", "auc", "f1", "top_3_accuracy"):
+        assert saved[f"val_{metric}"] == pytest.approx(result.history.last[f"val_{metric}"]), metric
+        assert f"test_{metric}" in saved, metric
+    assert 0.5 < saved["test_auc"] <= 1 and saved["test_accuracy"] <= saved["test_top_3_accuracy"]

@@ -248,3 +248,16 @@ def test_tune_lines_stay_whole_when_piped(config_file, tmp_path, monkeypatch):
     lines = result.output.splitlines()
     assert f"study 'tiny_search' in sqlite:///{out / 'study.db'}: 1 complete" in lines
     assert f"saved: {out / 'best_config.json'}" in lines
+
+
+def test_tune_maximizes_val_auc_without_a_direction(tmp_path):
+    """A known metric's direction is inferred: the best trial is the one with the highest val_auc."""
+    config = tmp_path / "auc.toml"
+    config.write_text(CONFIG.replace("epochs = 2\n", 'epochs = 1\nmetrics = ["accuracy", "auc"]\n')
+                      .replace("trials = 3\n", 'trials = 2\nmetric = "val_auc"\n'))
+    out = tmp_path / "tune"
+    result = tune(config, output_dir=out)
+    best = json.loads((out / "best_trial.json").read_text())
+    assert best["metric"] == "val_auc" and best["direction"] == "maximize"
+    aucs = [run.value for run in result.ran]
+    assert best["value"] == pytest.approx(max(aucs)) and all(0.5 < auc <= 1 for auc in aucs)

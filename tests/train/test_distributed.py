@@ -93,3 +93,23 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path):
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), key
     assert not (tmp_path / "two" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_gather_the_epochs_outputs_for_its_metrics_and_weigh_as_one_process(tmp_path: Path):
+    """auc and f1 of a data-parallel epoch are computed on every rank's outputs; class weights weigh alike."""
+    if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
+        pytest.skip("this PyTorch build has no torch.distributed with gloo; the 2-process test cannot run")
+    config = tmp_path / "ddp.toml"
+    config.write_text(CONFIG.replace("epochs = 3\n", 'epochs = 1\nmetrics = ["accuracy", "auc", "f1"]\n'
+                                                     'class_weight = { "0" = 3.0, "7" = 0.5 }\n'))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "trainwell.cli", "train", str(config), "-q", "-o", str(tmp_path / "two")],
+        env=env, capture_output=True, text=True, timeout=180)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert main(["train", str(config), "-q", "-o", str(tmp_path / "one")]) == 0
+    one, two = (json.loads((tmp_path / run / "history.json").read_text())["epochs"][-1] for run in ("one", "two"))
+    for key in ("loss", "accuracy", "auc", "f1", "val_loss", "val_auc", "val_f1"):
+        assert two[key] == pytest.approx(one[key], rel=1e-4, abs=1e-5), key

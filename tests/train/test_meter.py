@@ -56,3 +56,47 @@ def test_all_reduce_in_one_process_keeps_the_sums():
     m.add(StepResult(torch.eye(3)[[0, 0]], torch.tensor(2.0), None), y, 0, 2)
     m.end_epoch()
     assert m.samples == 2 and m.results(accuracy=True) == {"loss": 2.0, "accuracy": 0.5}
+
+
+def auc_meter(y):
+    loss = get_loss("sparse_categorical_crossentropy")
+    return Meter(y, device=torch.device("cpu"), penalties=False, count_correct=True, correct=loss.correct,
+                 metrics=("accuracy", "auc", "f1"), loss=loss)
+
+
+def test_metrics_on_the_epochs_outputs_are_computed_once_at_its_end_and_survive_a_saved_state():
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (12,), generator=g)
+    logits = torch.randn(12, 3, generator=g)
+    whole = auc_meter(y)
+    whole.start(torch.arange(12))
+    for start in range(0, 12, 4):
+        whole.add(StepResult(logits[start:start + 4], torch.tensor(1.0), None), y[start:start + 4], start, 4)
+    assert whole.epoch_metrics == {}  # nothing computed per step
+    whole.end_epoch()
+    results = whole.results(accuracy=True)
+    probabilities = torch.softmax(logits.double(), dim=1).numpy()
+    assert results["auc"] == pytest.approx(roc_auc_score(y.numpy(), probabilities, multi_class="ovr"))
+    assert results["f1"] == pytest.approx(f1_score(y.numpy(), logits.argmax(1).numpy(), average="macro"))
+    assert list(results) == ["loss", "accuracy", "auc", "f1"]
+    # killed after the first batch, resumed from the saved state: the same epoch figures
+    first = auc_meter(y)
+    first.start(torch.arange(12))
+    first.add(StepResult(logits[:4], torch.tensor(1.0), None), y[:4], 0, 4)
+    state = first.state_dict()
+    resumed = auc_meter(y)
+    resumed.start(torch.arange(12), state, first=4)
+    for start in (4, 8):
+        resumed.add(StepResult(logits[start:start + 4], torch.tensor(1.0), None), y[start:start + 4], start, 4)
+    resumed.end_epoch()
+    assert resumed.results(accuracy=True) == pytest.approx(results)
+
+
+def test_a_meter_without_such_metrics_keeps_no_outputs():
+    y = torch.tensor([0, 1, 2, 1])
+    m = meter(y)
+    m.start(torch.arange(4))
+    m.add(StepResult(torch.eye(3)[[0, 1, 2, 0]], torch.tensor(0.5), None), y, 0, 4)
+    assert m.outputs == [] and "outputs" not in m.state_dict()

@@ -264,3 +264,23 @@ def test_when_no_state_is_usable_the_error_says_how_to_start_over(tmp_path):
         path.write_bytes(path.read_bytes()[:50])
     with pytest.raises(ResumeError, match="no usable training state: .*pass --restart"):
         run(make_trainer([KillAt(-1)]), tmp_path)
+
+
+def test_an_epochs_metrics_and_sample_weights_survive_a_mid_epoch_resume(tmp_path):
+    """The epoch's outputs so far are part of a mid-epoch state: a resumed epoch's auc is the whole epoch's."""
+    x, y = data()
+    weights = np.random.default_rng(2).uniform(0.2, 2.0, len(y))
+
+    def fit(callbacks=(), resume_dir=None):
+        torch.manual_seed(0)
+        model = tw.build_model([tw.Dense(8, activation="relu"), tw.Dense(3, activation="softmax")], input_shape=(3,))
+        trainer = tw.Trainer(model, optimizer={"name": "adam", "lr": 0.05}, metrics=["accuracy", "auc", "f1"],
+                             class_weight={0: 2.0}, callbacks=list(callbacks), seed=3)
+        return trainer.fit(x, y, epochs=2, batch_size=16, validation_data=(x[:60], y[:60]), verbose=False,
+                           sample_weight=weights, resume_dir=resume_dir, save_every_steps=None if resume_dir is None
+                           else 4)
+
+    expected = fit()
+    with pytest.raises(Interrupt):
+        fit([KillAt(21)], tmp_path)  # in the second epoch, after the state of step 20
+    assert without_time(fit([KillAt(-1)], tmp_path)) == without_time(expected)

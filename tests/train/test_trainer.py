@@ -153,8 +153,8 @@ def test_bad_fit_arguments(blobs, kwargs, message):
 
 def test_bad_trainer_arguments_and_data(blobs):
     x, y = blobs
-    with pytest.raises(ConfigError, match="metric"):
-        Trainer(small_model(), metrics=["auc"])
+    with pytest.raises(ConfigError, match="unknown metric 'roc'; allowed: accuracy, top_k_accuracy, precision"):
+        Trainer(small_model(), metrics=["roc"])
     with pytest.raises(ConfigError, match="clipnorm"):
         Trainer(small_model(), clipnorm=-1)
     with pytest.raises(ConfigError, match="600 inputs but 10 targets"):
@@ -350,3 +350,126 @@ def test_threads_seeds_and_devices_are_bounded(blobs):
             Trainer(small_model(), seed=seed)
     with pytest.raises(ConfigError, match="device: 'meta' is not a device trainwell trains on"):
         Trainer(small_model(), device="meta")
+
+
+# ------------------------------------------------------------------ losses, weights and metrics in a fit
+def diabetes():
+    from sklearn.datasets import load_diabetes
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = load_diabetes(return_X_y=True)
+    return StandardScaler().fit_transform(x).astype(np.float32), ((y - y.mean()) / y.std()).astype(np.float32)
+
+
+def test_a_regression_model_ends_in_a_linear_unit_and_predicts_values():
+    from trainwell.train.step import why_not_fused
+
+    x, y = diabetes()
+    torch.manual_seed(0)
+    trainer = Trainer(build_model([Dense(16, activation="relu"), Dense(1)], input_shape=(10,)), loss="mse",
+                      optimizer={"name": "adam", "lr": 0.01}, seed=0)
+    assert trainer.loss.regression and trainer.metrics == ()  # accuracy is not a regression metric
+    history = trainer.fit(x[:350], y[:350], epochs=5, validation_data=(x[350:], y[350:]), verbose=False)
+    assert set(history.last) == {"epoch", "loss", "val_loss", "lr", "time"}
+    assert history["loss"][-1] < history["loss"][0] and history.last["val_loss"] < 0.8
+    values = trainer.predict(x[350:])
+    assert values.shape == (len(x) - 350, 1)  # the values themselves, not a softmax of them
+    assert float(((values[:, 0].numpy() - y[350:]) ** 2).mean()) == pytest.approx(history.last["val_loss"], rel=1e-5)
+    assert why_not_fused(trainer) == "the loss is mse"
+    with pytest.raises(ConfigError, match="predict_classes: a regression loss's model predicts values"):
+        trainer.predict_classes(x[:3])
+    with pytest.raises(ConfigError, match="the model ends in softmax but mse is a regression loss"):
+        Trainer(small_model(), loss="mse")
+    with pytest.raises(ArrayError, match=r"training data y: targets of shape \(350, 1\), but the model gives outputs "
+                                         r"of shape \(n, 2\)"):
+        Trainer(build_model([Dense(2)], input_shape=(10,)), loss="mse").fit(x[:350], y[:350], verbose=False)
+
+
+def test_class_weight_is_the_equivalent_sample_weight(blobs):
+    x, y = blobs
+    table = {0: 1.0, "1": 5.0, 2: 0.5}  # TOML writes keys as strings
+
+    def run(**weights):
+        sample_weight = weights.pop("sample_weight", None)
+        trainer = Trainer(small_model(), optimizer={"name": "sgd", "lr": 0.1}, seed=0, **weights)
+        history = trainer.fit(x, y, epochs=2, batch_size=32, verbose=False, sample_weight=sample_weight)
+        return [{k: v for k, v in r.items() if k != "time"} for r in history], trainer.model.state_dict()
+
+    by_class, weights_a = run(class_weight=table)
+    by_sample, weights_b = run(sample_weight=np.array([1.0, 5.0, 0.5])[y])
+    unweighted, _ = run()
+    assert by_class == by_sample and all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+    assert by_class != unweighted
+    both, _ = run(class_weight={1: 5.0, 2: 0.5}, sample_weight=np.full(len(y), 2.0))  # class 0 unnamed: weight 1
+    doubled, _ = run(sample_weight=2 * np.array([1.0, 5.0, 0.5])[y])
+    assert both == doubled
+
+
+def test_a_weighted_epoch_loss_is_the_hand_computed_weighted_mean(blobs):
+    x, y = blobs
+    weights = np.random.default_rng(1).uniform(0, 3, len(y)).astype(np.float32)
+    trainer = Trainer(small_model(8), optimizer={"name": "sgd", "lr": 0.1}, seed=0)
+    with torch.no_grad():
+        logits = trainer.forward_logits(torch.as_tensor(x))
+    per_sample = torch.nn.functional.cross_entropy(logits, torch.as_tensor(y), reduction="none")
+    expected = float((torch.as_tensor(weights) * per_sample).mean())
+    history = trainer.fit(x, y, epochs=1, batch_size=len(y), verbose=False, sample_weight=weights)  # one step
+    assert history.last["loss"] == pytest.approx(expected, rel=1e-5)
+    assert history.last["loss"] != pytest.approx(float(per_sample.mean()), rel=1e-3)
+
+
+def test_weighted_and_smoothed_fits_leave_the_fused_step_saying_why(blobs):
+    from trainwell.train.step import why_not_fused
+
+    x, y = blobs
+    assert why_not_fused(Trainer(small_model(8))) is None
+    assert why_not_fused(Trainer(small_model(8), label_smoothing=0.1)) == \
+        "the loss is sparse_categorical_crossentropy (label_smoothing=0.1)"
+    assert why_not_fused(Trainer(small_model(8), class_weight={0: 2.0})).startswith("sample or class weights")
+    weights = np.random.default_rng(0).uniform(0.5, 2, len(y))
+
+    def run(fused):
+        trainer = Trainer(small_model(8), optimizer={"name": "sgd", "lr": 0.1}, seed=0, fused=fused)
+        history = trainer.fit(x, y, epochs=1, batch_size=50, verbose=False, sample_weight=weights)
+        return history.last["loss"], trainer.model.state_dict()
+
+    (fused_loss, fused_state), (plain_loss, plain_state) = run(True), run(False)
+    assert fused_loss == plain_loss and all(torch.equal(fused_state[k], plain_state[k]) for k in fused_state)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"sample_weight": np.ones(10)}, ArrayError, r"sample_weight: shape \(10,\), but there are 600 samples"),
+    ({"sample_weight": -np.ones(600)}, ArrayError, r"sample_weight: weights must be finite numbers >= 0; got -1 \(sample 0\)"),
+    ({"sample_weight": np.r_[np.ones(5), np.nan, np.ones(594)]}, ArrayError, r"got nan \(sample 5\)"),
+    ({"sample_weight": ["a"] * 600}, ArrayError, "sample_weight"),
+])
+def test_bad_sample_weights_get_one_clear_error(blobs, kwargs, error, message):
+    x, y = blobs
+    with pytest.raises(error, match=message):
+        Trainer(small_model()).fit(x, y, verbose=False, **kwargs)
+
+
+def test_bad_class_weights_get_one_clear_error(blobs):
+    x, y = blobs
+    with pytest.raises(ConfigError, match="class_weight: the weight of class 1 must be a finite number >= 0"):
+        Trainer(small_model(), class_weight={1: -2.0})
+    with pytest.raises(ConfigError, match="class_weight: the loss mse is a regression loss"):
+        Trainer(build_model([Dense(1)], input_shape=(4,)), loss="mse", class_weight={0: 1.0})
+    with pytest.raises(ConfigError, match=r"class_weight: class 3 is out of range: the model has 3 classes \(0..2\)"):
+        Trainer(small_model(), class_weight={3: 1.0}).fit(x, y, verbose=False)
+    with pytest.raises(ConfigError, match="class_weight: 'cat' is not a class; class names are known only when"):
+        Trainer(small_model(), class_weight={"cat": 2.0}).fit(x, y, verbose=False)
+    named = Trainer(small_model(), class_weight={"cat": 2.0}, seed=0)
+    named.class_names = ["dog", "cat", "bird"]  # as data that records its class names sets them
+    by_index = Trainer(small_model(), class_weight={1: 2.0}, seed=0)
+    assert named.fit(x, y, verbose=False).last["loss"] == by_index.fit(x, y, verbose=False).last["loss"]
+
+
+def test_metrics_of_the_epoch_and_of_validation_are_in_history_by_keras_names(blobs):
+    x, y = blobs
+    trainer = Trainer(small_model(), seed=0, metrics=["accuracy", "auc", "f1", "top_2_accuracy"])
+    history = trainer.fit(x[:500], y[:500], epochs=2, validation_data=(x[500:], y[500:]), verbose=False)
+    assert list(history.last) == ["epoch", "loss", "accuracy", "auc", "f1", "top_2_accuracy", "val_loss",
+                                  "val_accuracy", "val_auc", "val_f1", "val_top_2_accuracy", "lr", "time"]
+    assert trainer.evaluate(x[500:], y[500:]) == pytest.approx(
+        {k[4:]: v for k, v in history.last.items() if k.startswith("val_")})

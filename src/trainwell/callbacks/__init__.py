@@ -10,8 +10,8 @@ What lives here, one module per callback:
 * ``checkpoint``: :class:`Checkpoint`, model files written while the fit runs;
 * ``terminate_on_nan``: :class:`TerminateOnNaN`, stop at the first loss that is not finite.
 
-Callbacks may use the foundation (``trainwell.errors``, ``trainwell.checks``) and ``trainwell.model``
-(a checkpoint is a model file); they receive the Trainer but never import it (only to name its type).
+Callbacks may use the foundation (``trainwell.errors``, ``trainwell.checks``), ``trainwell.metrics``
+(which way a monitored figure is better) and ``trainwell.model`` (a checkpoint is a model file); they receive the Trainer but never import it (only to name its type).
 """
 
 from trainwell.callbacks.base import Callback, Monitor, format_logs, overrides

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainwell.checks import check_choice, check_number
 from trainwell.errors import ConfigError
+from trainwell.metrics import direction
 
 if TYPE_CHECKING:  # pragma: no cover
     from trainwell.train.trainer import Trainer
@@ -79,7 +80,10 @@ class Monitor:
     """One logged figure to watch and what counts as better: the piece ReduceLROnPlateau,
     EarlyStopping and Checkpoint share.
 
-    ``mode`` is said, never guessed: "min" for losses, "max" for accuracies. A value
+    ``mode`` is said, never guessed: "min" for losses, "max" for accuracies. A mode that
+    contradicts a figure whose direction is known (:func:`trainwell.metrics.direction`: max for
+    accuracy, top_k_accuracy, precision, recall, f1, auc, r2; min for loss, mae, rmse; their
+    ``val_`` figures alike) is refused: ``Monitor("val_auc")`` needs ``mode="max"``. A value
     improves on the best so far only by more than ``min_delta``; nan never improves.
 
     >>> watch = Monitor("val_loss", mode="min", min_delta=0.01)
@@ -92,6 +96,10 @@ class Monitor:
             raise ConfigError(f"monitor: must be the name of a logged figure such as 'val_loss', got {monitor!r}")
         check_choice(mode, ("min", "max"), "mode: must be 'min' or 'max'")
         check_number(min_delta, "min_delta: must be a non-negative number", minimum=0)
+        known = direction(monitor)
+        if known is not None and mode != known:
+            raise ConfigError(f"mode: {monitor!r} is better when {'higher' if known == 'max' else 'lower'}, "
+                              f"so mode must be {known!r}, got {mode!r}")
         self.monitor, self.mode, self.min_delta = monitor, mode, float(min_delta)
         self.reset()
 

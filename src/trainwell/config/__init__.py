@@ -37,8 +37,8 @@ Where it lives:
     keys         keys as messages write them (parse_key, key_text, set_key)
 
 This package may use trainwell.errors, trainwell.checks, trainwell.data (the registry's sizes), trainwell.model (layer
-specs, losses, selectors), trainwell.optim (optimizer options), trainwell.schedules (schedule tables),
-trainwell.callbacks (the plateau callback) and trainwell.train (device and thread checks).
+specs, losses, selectors), trainwell.metrics (metric names and directions), trainwell.optim (optimizer options), trainwell.schedules (schedule tables),
+trainwell.callbacks (the plateau callback) and trainwell.train (device, thread and class weight checks).
 """
 
 from trainwell.config.keys import KEY_SYNTAX, key_text, parse_key, set_key
@@ -49,7 +49,7 @@ from trainwell.config.schema import (CallbacksConfig, CheckpointConfig, ConfigSe
                                      RunConfig, TrainConfig, validation_error_text)
 from trainwell.config.search import Param, ParamSpec, SearchConfig, make_param, parse_search, set_space_key, with_params
 from trainwell.config.tables import check_schedule_table, layer_specs, schedule_from_table
-from trainwell.config.validate import check_run_name, check_search, validate_config, with_dataset_defaults
+from trainwell.config.validate import check_run_name, check_search, loss_of, validate_config, with_dataset_defaults
 from trainwell.config.yaml_loader import ConfigYamlLoader, load_yaml
 
 __all__ = [
@@ -58,7 +58,7 @@ __all__ = [
     "EarlyStoppingConfig", "LRFindConfig", "ModelConfig", "Param", "ParamSpec", "PhaseConfig", "ReuseConfig",
     "RunConfig", "SearchConfig", "TrainConfig",
     "apply_overrides", "check_plain_data", "check_run_name", "check_schedule_table", "check_search", "key_text",
-    "layer_specs", "load_config", "load_yaml", "make_param", "parse_config_text", "parse_key", "parse_search",
+    "layer_specs", "load_config", "loss_of", "load_yaml", "make_param", "parse_config_text", "parse_key", "parse_search",
     "read_config_file", "schedule_from_table", "set_key", "set_space_key", "validate_config", "with_dataset_defaults",
     "validation_error_text", "with_params",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Mapping, Optional, Sequence, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trainwell.config.keys import key_text
 from trainwell.model.layers import expand_presets, expand_repeats
@@ -84,7 +84,13 @@ class TrainConfig(ConfigSection):
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(32, gt=0)
     loss: Literal[tuple(LOSSES)] = "sparse_categorical_crossentropy"  # type: ignore[valid-type]
-    metrics: list[Literal["accuracy"]] = ["accuracy"]
+    # Names of trainwell.metrics (checked against the loss by trainwell.config.validate); a regression
+    # loss's default is none.
+    metrics: list[str] = ["accuracy"]
+    label_smoothing: Optional[float] = Field(None, ge=0, lt=1)  # the cross-entropies' (Keras' meaning)
+    huber_delta: Optional[float] = Field(None, gt=0)  # huber's delta (Keras' default 1.0)
+    # class -> weight: class indices as strings ("0" = 1.0, "1" = 5.0; TOML keys are strings) or class names
+    class_weight: Optional[dict[Union[str, int], float]] = None
     clipvalue: Optional[float] = Field(None, gt=0)
     clipnorm: Optional[float] = Field(None, gt=0)
     global_clipnorm: Optional[float] = Field(None, gt=0)
@@ -107,6 +113,15 @@ class TrainConfig(ConfigSection):
     # Drop an interrupted run's saved state in output_dir/resume and train from epoch 1
     # (by default the same fit resumes, and another fit's state is refused).
     restart: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _regression_metrics(cls, data: Any) -> Any:
+        """A regression loss with no ``metrics`` key has none (accuracy, the default, is a classification metric)."""
+        loss = data.get("loss") if isinstance(data, dict) else None
+        if isinstance(loss, str) and loss in LOSSES and LOSSES[loss].regression and "metrics" not in data:
+            return {**data, "metrics": []}
+        return data
 
 
 class PhaseConfig(ConfigSection):
@@ -140,7 +155,7 @@ class EarlyStoppingConfig(ConfigSection):
     """``[callbacks.early_stopping]``: trainwell.callbacks.EarlyStopping (Keras' defaults)."""
 
     monitor: str = "val_loss"
-    mode: Literal["min", "max"] = "min"
+    mode: Literal["min", "max"] = "min"  # "max" for accuracy, auc, f1... (trainwell.metrics.direction)
     patience: int = Field(0, ge=0)
     min_delta: float = Field(0.0, ge=0)
     restore_best_weights: bool = False
@@ -153,7 +168,7 @@ class CheckpointConfig(ConfigSection):
     keep: Optional[int] = Field(None, ge=1)
     save_best: bool = False
     monitor: str = "val_loss"
-    mode: Literal["min", "max"] = "min"
+    mode: Literal["min", "max"] = "min"  # "max" for accuracy, auc, f1... (trainwell.metrics.direction)
     min_delta: float = Field(0.0, ge=0)
 
 

@@ -21,6 +21,7 @@ from trainwell.config.keys import parse_key
 from trainwell.config.keys import set_key as config_set_key
 from trainwell.config.schema import ConfigSection, validation_error_text
 from trainwell.errors import ConfigError
+from trainwell.metrics import direction
 
 Number = Union[int, float]
 
@@ -40,7 +41,9 @@ class SearchConfig(ConfigSection):
 
     space: dict[str, ParamSpec]
     metric: str = "val_accuracy"
-    direction: Optional[Literal["maximize", "minimize"]] = None  # required unless metric is the default
+    # None: from the metric's name (maximize accuracy, auc, f1, r2...; minimize loss, mae, rmse:
+    # trainwell.metrics.direction); required for any other figure
+    direction: Optional[Literal["maximize", "minimize"]] = None
     trials: int = Field(20, gt=0)  # the study's total, over every worker
     sampler: Literal["tpe", "random"] = "tpe"
     sampler_seed: Optional[int] = None
@@ -52,7 +55,14 @@ class SearchConfig(ConfigSection):
 
     @property
     def goal(self) -> str:
-        return self.direction or "maximize"
+        """"maximize" or "minimize": the direction said, else the metric's own (see :func:`inferred_direction`)."""
+        return self.direction or inferred_direction(self.metric) or "maximize"
+
+
+def inferred_direction(metric: str) -> str | None:
+    """The direction of a logged figure by its name ("maximize" for val_auc, "minimize" for val_rmse), or None."""
+    known = direction(metric)
+    return None if known is None else {"max": "maximize", "min": "minimize"}[known]
 
 
 class _SearchSection(ConfigSection):  # so that errors name the whole key: search.space...
@@ -135,9 +145,13 @@ def parse_search(raw: Mapping[str, Any]) -> tuple[SearchConfig, list[Param]]:
     if not search.space:
         raise ConfigError('search.space: empty; add the keys to search, e.g. "optimizer.lr" = '
                           "{ low = 1e-4, high = 1e-1, log = true }")
-    if search.direction is None and search.metric != "val_accuracy":
+    if search.direction is None and inferred_direction(search.metric) is None:
         raise ConfigError(f"search.direction: missing; say whether {search.metric!r} should be "
                           "'maximize'd or 'minimize'd")
+    if search.direction is not None and inferred_direction(search.metric) not in (None, search.direction):
+        raise ConfigError(f"search.direction: {search.metric!r} is better when "
+                          f"{'higher' if inferred_direction(search.metric) == 'maximize' else 'lower'}; "
+                          f"direction = {search.direction!r} contradicts it (leave direction out to infer it)")
     return search, [make_param(key, spec) for key, spec in search.space.items()]
 
 

@@ -1,7 +1,8 @@
 """A config mapping -> a :class:`RunConfig`, checked across sections before any data is loaded.
 
 Beyond the schema's keys and types: the dataset's sizes, the layers' shapes, the device, the
-optimizer's options, the schedule table, the LR sweep, the phases and ``[search]``'s bounds,
+optimizer's options, the schedule table, the LR sweep, the phases and ``[search]``'s bounds, the
+loss's options, metrics and class weights against the loss,
 each error naming its key.
 """
 
@@ -14,14 +15,17 @@ from typing import Any, Mapping
 from pydantic import ValidationError
 
 from trainwell.config.plain import check_plain_data
-from trainwell.config.schema import DATA_FORMATS, DataConfig, LRFindConfig, RunConfig, validation_error_text
+from trainwell.config.schema import DATA_FORMATS, DataConfig, LRFindConfig, RunConfig, TrainConfig, validation_error_text
 from trainwell.config.search import parse_search, with_params
 from trainwell.config.tables import check_schedule_table, layer_specs
 from trainwell.data.registry import get_spec
 from trainwell.errors import ConfigError, DataError
+from trainwell.metrics import check_metrics, direction
 from trainwell.model.layers import ModelSpec
+from trainwell.model.losses import Loss, get_loss
 from trainwell.optim import resolve_optimizer_options
 from trainwell.train.threads import check_threads
+from trainwell.train.weights import check_class_weight
 
 
 def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunConfig:
@@ -52,6 +56,8 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
             ModelSpec(input_shape=shape, layers=tuple(layers))
         check_device_name(config.train.device)
         check_threads(config.train.threads, what="train.threads")
+        check_loss_and_metrics(config.train, config.model.layer_tables()[-1])
+        _check_monitors(config)
     except ConfigError as error:
         message = str(error)
         raise ConfigError(f"{source}: {'train.' if message.startswith('device:') else ''}{message}") from None
@@ -72,6 +78,43 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
     except ConfigError as error:
         raise ConfigError(f"{source}: {error}") from None
     return config
+
+
+def check_loss_and_metrics(train: TrainConfig, last_layer: Mapping[str, Any] | None = None) -> None:
+    """``[train]``'s loss options, metrics and class weights, checked against the loss (errors name the key),
+    and a regression loss against the ``last_layer``'s table (a linear unit, not a softmax or sigmoid)."""
+    try:
+        loss = loss_of(train)
+    except ConfigError as error:
+        message = str(error).replace("delta:", "huber_delta:").replace("no such option", "no such option "
+                                                                        "(huber_delta is huber's)")
+        raise ConfigError(f"train.{message}") from None
+    ending = (last_layer or {}).get("activation")
+    if loss.regression and ending in ("softmax", "sigmoid"):
+        raise ConfigError(f"model.layers: the last layer's activation is {ending}, but train.loss = {loss.name!r} "
+                          "is a regression loss, whose model ends in a linear unit: leave out its activation")
+    for check in (lambda: check_metrics(train.metrics, loss), lambda: check_class_weight(train.class_weight, loss)):
+        try:
+            check()
+        except ConfigError as error:
+            raise ConfigError(f"train.{error}") from None
+
+
+def _check_monitors(config: RunConfig) -> None:
+    """A callback's mode against its monitored figure's known direction (as :class:`trainwell.callbacks.Monitor`)."""
+    for name in ("early_stopping", "checkpoint"):
+        section = getattr(config.callbacks, name, None) if config.callbacks is not None else None
+        known = None if section is None else direction(section.monitor)
+        if known is not None and section.mode != known:
+            raise ConfigError(f"callbacks.{name}.mode: {section.monitor!r} is better when "
+                              f"{'higher' if known == 'max' else 'lower'}, so mode must be {known!r}, "
+                              f"got {section.mode!r}")
+
+
+def loss_of(train: TrainConfig) -> Loss:
+    """The :class:`~trainwell.model.losses.Loss` that ``[train]`` names, with its options (loss,
+    label_smoothing, huber_delta): the registry's own object when no option is set."""
+    return get_loss(train.loss, label_smoothing=train.label_smoothing, delta=train.huber_delta)
 
 
 _NOT_IN_A_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")

@@ -17,7 +17,7 @@ import numpy as np
 
 from trainwell import data as datasets
 from trainwell.callbacks import Callback
-from trainwell.config import RunConfig
+from trainwell.config import RunConfig, loss_of
 from trainwell.data.preprocessing import Preprocessing
 from trainwell.errors import ConfigError, TrainwellError
 from trainwell.model.layers import Model, ModelSpec, build_model, layer_from_dict
@@ -152,7 +152,8 @@ def data_and_model(config: RunConfig) -> tuple[PreparedData, Model]:
 def trainer_options(config: RunConfig) -> dict[str, Any]:
     """The Trainer's keyword arguments that a config sets (all but the callbacks)."""
     train = config.train
-    return {"loss": train.loss, "optimizer": dict(config.optimizer), "metrics": train.metrics,
+    return {"loss": loss_of(train), "optimizer": dict(config.optimizer), "metrics": train.metrics,
+            "class_weight": train.class_weight,
             "clipvalue": train.clipvalue, "clipnorm": train.clipnorm, "global_clipnorm": train.global_clipnorm,
             "schedule": config.schedule, "device": train.device, "seed": config.seed,
             "skip_nonfinite": train.skip_nonfinite_batches, "threads": train.threads, "fused": train.fused}

@@ -22,17 +22,14 @@ from trainwell.data.files import IMAGE_FORMATS, Part, read_inputs, read_parts
 from trainwell.data.labels import apply_labels, encode_labels, label_name, numeric_targets
 from trainwell.data.preprocessing import Preprocessing
 from trainwell.errors import ConfigError, DataError, ModelFileError, shown
+from trainwell.model.losses import get_loss
 
 DEFAULT_VALIDATION_SPLIT = 0.1  # of a file's training rows, when neither validation_size nor validation_split is set
 
 
 def is_regression(loss_name: str) -> bool:
-    """Whether ``loss_name`` fits real-valued targets (no class encoding; the target's width is the output width).
-
-    The regression losses are named here until the losses say it themselves (a ``regression``
-    property of each loss): mse, mae and huber.
-    """
-    return loss_name in ("mse", "mae", "huber")
+    """Whether ``loss_name`` fits real-valued targets (no class encoding; the target's width is the output width)."""
+    return get_loss(loss_name).regression
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from trainwell.callbacks import Callback, Checkpoint, EarlyStopping, TerminateOnNaN
-from trainwell.config import PhaseConfig, RunConfig, load_config, with_dataset_defaults
+from trainwell.config import PhaseConfig, RunConfig, load_config, loss_of, with_dataset_defaults
 from trainwell.doctor.record import Diagnostics
 from trainwell.doctor.rules import diagnose
 from trainwell.errors import ConfigError, TrainingDiverged
@@ -101,6 +101,8 @@ def _check_model_fits_data(config: RunConfig, prepared: PreparedData, model: Mod
         raise ConfigError(f"model: the model takes inputs of shape {tuple(model.spec.input_shape)} but "
                           f"{config.data.name or config.data.path} has {tuple(prepared.input_shape)}")
     loss, num_classes = config.train.loss, prepared.num_classes
+    if loss_of(config.train).regression:  # values, not classes: fit checks the outputs against the targets
+        return
     units = model.output_shapes[list(model.output_shapes)[-1]][-1]
     expected = 1 if loss == "binary_crossentropy" else num_classes
     if units != expected:
@@ -187,7 +189,7 @@ def _final_metrics(trainer: Trainer, history: History, callbacks: list[Callback]
     restored it), early stopping's epochs, and the test metrics."""
     batch_size = config.train.eval_batch_size
     metrics: dict[str, float] = {"train_time_s": train_time}
-    metrics.update({f"val_{k}": v for k, v in history.last.items() if k in ("loss", "accuracy")}
+    metrics.update({f"val_{k}": v for k, v in history.last.items() if k in ("loss", *trainer.metrics)}
                    if validation is None else
                    {k: v for k, v in history.last.items() if k.startswith("val_")})
     stopping = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)

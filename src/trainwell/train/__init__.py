@@ -6,9 +6,10 @@
 - fused: the fused pass (a hand-written forward and backward of a plain dense stack, no autograd) and the hooks it cannot honour
 - fused_stages: a model as the fused pass's stages (each layer's forward and the ``aten`` kernel of its backward)
 - fused_probe: the fused pass checked against autograd on a tiny copy, once per structure
-- meter: the epoch's sums (loss, penalty, correct, samples): add, state_dict, all_reduce
+- meter: the epoch's sums (loss, penalty, correct, samples) and the outputs its metrics need: add, state_dict, all_reduce
 - rates: each step's learning rate and momentum from the schedules
 - batches: the epoch's order and its batches, this rank's share under torchrun
+- weights: sample weights and class weights, one weight per training sample
 - frozen: the outputs of frozen lowest layers, computed once per fit
 - inputs: the arrays a Trainer is given, checked, and the model's logits of them in batches
 - history: ``History``, the per-epoch records and per-step values of a fit
@@ -16,7 +17,7 @@
 - distributed: data-parallel training under torchrun
 - threads: how many CPU threads a fit uses
 
-It may use trainwell.callbacks, trainwell.optim, trainwell.schedules, trainwell.model,
+It may use trainwell.callbacks, trainwell.optim, trainwell.schedules, trainwell.metrics, trainwell.model,
 trainwell.data, trainwell.checks, trainwell.fileio and trainwell.errors (the units below it).
 """
 

@@ -28,11 +28,12 @@ def order_generator(seed: int | None, sharding: distributed.ProcessRank | None, 
 
 
 class Batches:
-    """One fit's epochs of batches of ``(x, y)``, tensors on the device."""
+    """One fit's epochs of batches of ``(x, y)`` (and the samples' weights, when given), tensors on the device."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool, order: torch.Generator,
-                 device: torch.device, sharding: distributed.ProcessRank | None):
+                 device: torch.device, sharding: distributed.ProcessRank | None, weights: torch.Tensor | None = None):
         self.x, self.y, self.n = x, y, len(x)
+        self.weights = weights  # one per sample (sample_weight times class_weight), or None
         self.batch_size, self.shuffle, self.order, self.device = batch_size, shuffle, order, device
         self.sharding = sharding
         self.epoch_order: torch.Tensor | None = None
@@ -45,19 +46,22 @@ class Batches:
         self.indices = indices.to(self.device)
         return self.indices
 
-    def __call__(self, first: int = 0) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, int, float]]:
-        """The epoch's batches from sample ``first`` on: ``(start, xb, yb, count, weight)`` for this rank.
+    def __call__(self, first: int = 0) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, int, float,
+                                                         torch.Tensor | None]]:
+        """The epoch's batches from sample ``first`` on: ``(start, xb, yb, count, weight, wb)`` for this rank.
 
         ``start`` is the global batch's position in the epoch, ``count`` the rank's number of
         samples, ``weight`` what its mean loss is scaled by (1.0 in one process; see
-        :meth:`~trainwell.train.distributed.ProcessRank.shard`).
+        :meth:`~trainwell.train.distributed.ProcessRank.shard`), ``wb`` the batch's sample weights (None
+        without weights).
         """
         for start in range(first, self.n, self.batch_size):
             batch = self.indices[start:start + self.batch_size]
             count, weight = len(batch), 1.0
             if self.sharding is not None:  # this rank's slice of the global batch
                 batch, count, weight = self.sharding.shard(batch)
-            yield start, self.x.index_select(0, batch), self.y.index_select(0, batch), count, weight
+            wb = None if self.weights is None else self.weights.index_select(0, batch)
+            yield start, self.x.index_select(0, batch), self.y.index_select(0, batch), count, weight, wb
 
     def more_after(self, start: int) -> bool:
         """Whether the batch at ``start`` is not the epoch's last."""

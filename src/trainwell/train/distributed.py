@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -164,3 +164,16 @@ def sum_over_ranks(*values: torch.Tensor | float) -> list[float]:
         tensor = tensor.to(_collective_device())
         torch.distributed.all_reduce(tensor)
     return tensor.cpu().tolist()
+
+
+def gather_over_ranks(tensors: list[torch.Tensor] | None) -> list[torch.Tensor] | None:
+    """Every rank's ``tensors`` (an epoch's outputs and targets) joined along the first axis, on the CPU;
+    None when no rank had any. In one process, the tensors as they are."""
+    if current() is None:
+        return tensors
+    gathered: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(gathered, None if tensors is None else [t.cpu() for t in tensors])
+    parts = [part for part in gathered if part is not None]
+    if not parts:
+        return None
+    return [torch.cat([part[i] for part in parts]) for i in range(len(parts[0]))]

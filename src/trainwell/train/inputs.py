@@ -17,6 +17,7 @@ from torch import nn
 from trainwell.checks import is_integer
 from trainwell.data.arrays import model_dtype, model_inputs, output_shape
 from trainwell.errors import ArrayError, ConfigError
+from trainwell.metrics import compute
 from trainwell.model.losses import Loss
 
 
@@ -57,8 +58,10 @@ def logits_in_batches(model: nn.Module, forward: nn.Module, x: torch.Tensor, bat
 
 
 def loss_and_metrics(loss: Loss, metrics: Sequence[str], logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-    """The mean loss of ``logits`` against ``y``, and the accuracy when ``metrics`` asks for it."""
+    """The mean loss of ``logits`` against ``y``, and each of ``metrics`` on the whole set
+    (:mod:`trainwell.metrics`; accuracy counted on the device)."""
     results = {"loss": float(loss(logits, y))}
     if "accuracy" in metrics:
         results["accuracy"] = loss.correct(logits, y).item() / len(y)
+    results.update(compute(metrics, loss, logits, y))
     return results

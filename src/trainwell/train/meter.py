@@ -3,17 +3,22 @@
 Each step adds to them with one op apiece (no host sync); they are read once per epoch,
 or when a progress display asks for the running loss. For one process's categorical fit
 the predicted classes go into an epoch-long buffer (one ``argmax`` per step) and are
-compared with the targets only when the sums are read (:meth:`Meter.tally`). A saved
+compared with the targets only when the sums are read (:meth:`Meter.tally`). Metrics that
+need the whole epoch's outputs (auc, f1, rmse...: :mod:`trainwell.metrics`) are computed once
+at the epoch's end from the detached logits and targets the meter then keeps, step by step
+(only when such a metric is asked for: the outputs cost memory). A saved
 mid-epoch state holds the sums (:meth:`Meter.state_dict`), and a data-parallel fit adds
 them over the ranks at the epoch's end (:meth:`Meter.all_reduce`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
+from trainwell import metrics as named_metrics
+from trainwell.model.losses import Loss
 from trainwell.train import distributed
 
 
@@ -23,16 +28,22 @@ class Meter:
     ``correct`` counts the right predictions of a batch (the loss's own), used unless the
     fit has the ``predicted`` buffer; ``count_correct=False`` counts none (no accuracy metric).
     ``sharded``: a data-parallel fit, whose sums are added over the ranks at each epoch's end.
+    ``metrics``: the metrics computed on the epoch's outputs (all but accuracy) with ``loss``'s
+    meaning of them; empty: the meter keeps no outputs.
     """
 
     def __init__(self, y_train: torch.Tensor, *, device: torch.device, penalties: bool, count_correct: bool,
                  correct: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], predicted: torch.Tensor | None = None,
-                 sharded: bool = False):
+                 sharded: bool = False, metrics: Sequence[str] = (), loss: Loss | None = None):
         self.y_train, self.device, self.sharded = y_train, device, sharded
         self.penalties, self.count_correct, self.correct_of = penalties, count_correct, correct
         self.predicted = predicted  # the epoch's predicted classes, when accuracy is counted that way
         self.loss_sum: torch.Tensor | None = None
         self.samples = 0
+        self.metrics, self.loss = tuple(m for m in metrics if m != "accuracy"), loss
+        self.outputs: list[torch.Tensor] = []  # the epoch's detached logits and targets, when metrics need them
+        self.targets: list[torch.Tensor] = []
+        self.epoch_metrics: dict[str, float] = {}
 
     def start(self, indices: torch.Tensor, resumed: dict[str, Any] | None = None, first: int = 0) -> None:
         """Zero the sums for an epoch in the order ``indices``, or take a saved state's from sample ``first`` on."""
@@ -42,6 +53,7 @@ class Meter:
         self.correct = torch.zeros((), device=self.device, dtype=torch.long)
         self.samples = 0
         self.first = self.position = first
+        self.outputs, self.targets, self.epoch_metrics = [], [], {}
         if resumed is not None:
             self.load_state_dict(resumed)
 
@@ -56,6 +68,9 @@ class Meter:
                 torch.argmax(logits, dim=-1, out=self.predicted[start:start + count])
             elif count and self.count_correct:  # 0: a rank left out of a short last batch ran one sample with weight 0
                 self.correct += self.correct_of(logits, yb)
+            if self.metrics and count:
+                self.outputs.append(logits.detach())
+                self.targets.append(yb)
         self.position = start + count
         self.samples += count
 
@@ -70,11 +85,23 @@ class Meter:
     def state_dict(self) -> dict[str, Any]:
         """The sums so far (tallied), as a saved mid-epoch state holds them."""
         self.tally()
-        return {"samples": self.samples, "sums": [self.loss_sum, self.penalty_sum, self.correct]}
+        state = {"samples": self.samples, "sums": [self.loss_sum, self.penalty_sum, self.correct]}
+        if self.metrics:  # the outputs so far, so that a resumed epoch's metrics are the whole epoch's
+            state["outputs"] = self._collected()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.samples = state["samples"]
         self.loss_sum, self.penalty_sum, self.correct = (t.to(self.device) for t in state["sums"])
+        if self.metrics and state.get("outputs") is not None:
+            logits, targets = state["outputs"]
+            self.outputs, self.targets = [logits.to(self.device)], [targets.to(self.device)]
+
+    def _collected(self) -> list[torch.Tensor] | None:
+        """The epoch's outputs and targets so far, each one tensor (None before the first step)."""
+        if not self.outputs:
+            return None
+        return [torch.cat(self.outputs), torch.cat(self.targets)]
 
     def all_reduce(self) -> None:
         """The epoch's sums over every rank's shard (one collective)."""
@@ -85,10 +112,17 @@ class Meter:
         self.samples = int(totals[3])
 
     def end_epoch(self) -> None:
-        """Tally, and under torchrun (``sharded``) add the sums over the ranks."""
+        """Tally, and under torchrun (``sharded``) add the sums over the ranks; the epoch's metrics
+        on its outputs (every rank's, gathered under torchrun)."""
         self.tally()
         if self.sharded:
             self.all_reduce()
+        if self.metrics:
+            collected = self._collected()
+            if self.sharded:
+                collected = distributed.gather_over_ranks(collected)
+            self.epoch_metrics = ({} if collected is None else
+                                  named_metrics.compute(self.metrics, self.loss, *collected))
 
     def running_loss(self) -> float:
         """Mean training loss of the epoch so far (reads the device once)."""
@@ -97,11 +131,13 @@ class Meter:
         return self.loss_sum.item() / self.samples
 
     def results(self, *, accuracy: bool) -> dict[str, float]:
-        """The epoch's mean loss, and its penalty, data loss and accuracy where the fit has them."""
+        """The epoch's mean loss, and its penalty, data loss, accuracy and other metrics where the fit has them."""
         logs = {"loss": self.running_loss()}
         if self.penalties:  # "loss" is their sum, as Keras reports it; val_loss is the data loss alone
             logs["penalty"] = self.penalty_sum.item() / max(self.samples, 1)
             logs["data_loss"] = logs["loss"] - logs["penalty"]
         if accuracy:
             logs["accuracy"] = self.correct.item() / max(self.samples, 1)
+        for metric in self.metrics:  # computed at end_epoch; nan for an epoch with no step
+            logs[metric] = self.epoch_metrics.get(metric, float("nan"))
         return logs

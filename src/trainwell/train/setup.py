@@ -23,26 +23,25 @@ from torch import nn
 from trainwell.checks import is_integer, is_number
 from trainwell.callbacks import Callback, ProgressDisplay, overrides
 from trainwell.errors import ConfigError
-from trainwell.model.losses import LOSSES
+from trainwell.metrics import check_metrics, needs_outputs
 from trainwell.model.regularization import kernel_constraints, kernel_penalties
 from trainwell.train import distributed
 from trainwell.train.batches import Batches, order_generator
 from trainwell.train.frozen import cache_frozen_prefix
+from trainwell.train.inputs import logits_shape
 from trainwell.train.meter import Meter
 from trainwell.train.rates import StepRates, resolve_schedules
 from trainwell.train.resume import FitSaves
 from trainwell.train.step import Step, StepParts, make_step
 from trainwell.train.threads import check_threads
+from trainwell.train.weights import sample_weights
 
 
-METRICS = ("accuracy",)
-
-
-def check_settings(metrics: Sequence[str], clipping: Mapping[str, Any], threads: Any) -> None:
-    """Refuse a Trainer's unknown metric, non-positive clipping or bad thread count."""
-    for metric in metrics:
-        if metric not in METRICS:
-            raise ConfigError(f"metrics: unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
+def check_settings(metrics: Sequence[str] | None, clipping: Mapping[str, Any], threads: Any) -> None:
+    """Refuse a Trainer's unknown metric, non-positive clipping or bad thread count (whether the metrics
+    fit the loss is checked once the loss is known: :func:`trainwell.metrics.check_metrics`)."""
+    if metrics is not None:
+        check_metrics(metrics)
     for key, value in clipping.items():
         if value is not None and (not is_number(value) or value <= 0):
             raise ConfigError(f"{key}: must be a positive number, got {value!r}")
@@ -76,13 +75,18 @@ def check_fit_arguments(epochs: Any, batch_size: Any, save_every_steps: Any, res
 
 
 def prepare_fit(trainer: Any, x, y, *, epochs, batch_size, validation_data, shuffle, verbose, eval_batch_size,
-                cache_frozen, resume_dir, save_every_steps) -> Fit:
+                cache_frozen, resume_dir, save_every_steps, sample_weight=None) -> Fit:
     """Check fit's arguments and build, once, what every step reads: data, order, schedules, callbacks, step.
 
     Sets the trainer's ``epochs`` and ``steps_per_epoch`` (which callbacks read) and clears ``stop_training``.
     """
     check_fit_arguments(epochs, batch_size, save_every_steps, resume_dir)
     x_train, y_train = trainer._data(x, y, "training data", finite=not trainer.skip_nonfinite)
+    weights = None
+    if sample_weight is not None or trainer.class_weight is not None:
+        weights = sample_weights(sample_weight, trainer.class_weight, trainer.loss, y_train,
+                                 logits_shape(trainer.model, trainer.forward_logits, x_train, "training data x"),
+                                 names=trainer.class_names)
     validation = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -105,12 +109,13 @@ def prepare_fit(trainer: Any, x, y, *, epochs, batch_size, validation_data, shuf
     trainer.stop_training = False
     if not any(p.requires_grad for p in trainer.model.parameters()):
         raise ConfigError("nothing to train: every parameter of the model is frozen (unfreeze some layers)")
-    step = _step(trainer, train_forward, callbacks, cached=forward is not trainer.forward_logits)
+    step = _step(trainer, train_forward, callbacks, cached=forward is not trainer.forward_logits,
+                 weighted=weights is not None)
     validate = None if validation is None else functools.partial(
         trainer._evaluate_tensors, *validation, batch_size=eval_batch_size, forward=forward)
     return Fit(
         batches=Batches(x_train, y_train, batch_size, shuffle=shuffle, order=order, device=trainer.device,
-                        sharding=sharding),
+                        sharding=sharding, weights=weights),
         step=step, meter=_meter(trainer, y_train, sharded=sharding is not None), rates=rates,
         saves=FitSaves(resume_dir, every_steps=save_every_steps, callbacks=callbacks, order=order, target=target),
         validate=validate, callbacks=callbacks, batch_begin=[c for c in callbacks if overrides(c, "on_batch_begin")],
@@ -131,7 +136,7 @@ def _callbacks_and_rates(trainer: Any, epochs: int, steps_per_epoch: int, show_p
     return callbacks, rates
 
 
-def _step(trainer: Any, forward: nn.Module, callbacks: list[Callback], *, cached: bool) -> Step:
+def _step(trainer: Any, forward: nn.Module, callbacks: list[Callback], *, cached: bool, weighted: bool = False) -> Step:
     """The fit's step; every callback that overrides ``needs_autograd`` is asked on each step the fused step could take."""
     askers = [c for c in callbacks if overrides(c, "needs_autograd")]
     wants_autograd = (lambda: any([c.needs_autograd(trainer, trainer.step) for c in askers])) if askers else None
@@ -139,17 +144,18 @@ def _step(trainer: Any, forward: nn.Module, callbacks: list[Callback], *, cached
     parts = StepParts(model=trainer.model, forward=forward, loss=trainer.loss, optimizer=trainer.optimizer,
                       clipping=trainer.clipping, skip_nonfinite=trainer.skip_nonfinite,
                       penalties=kernel_penalties(trainer.model), constraints=kernel_constraints(trainer.model),
-                      device=trainer.device)
+                      device=trainer.device, weighted=weighted)
     step, _ = make_step(parts, fused=trainer.fused, cached=cached, wants_autograd=wants_autograd)
     return step
 
 
 def _meter(trainer: Any, y_train: torch.Tensor, *, sharded: bool) -> Meter:
     """The fit's meter. Accuracy of one process's categorical fit, cheaply: each step writes its predicted
-    classes into an epoch-long buffer (one op), compared with the targets once per epoch."""
+    classes into an epoch-long buffer (one op), compared with the targets once per epoch. The other metrics
+    (auc, f1, rmse...) need the epoch's outputs, which the meter then keeps."""
     count_correct = "accuracy" in trainer.metrics
-    buffered = (count_correct and not sharded and not trainer.skip_nonfinite
-                and trainer.loss.predicted_classes is LOSSES["sparse_categorical_crossentropy"].predicted_classes)
+    buffered = count_correct and not sharded and not trainer.skip_nonfinite and trainer.loss.kind == "classes"
     predicted = torch.empty(len(y_train), dtype=torch.long, device=trainer.device) if buffered else None
     return Meter(y_train, device=trainer.device, penalties=bool(kernel_penalties(trainer.model)),
-                 count_correct=count_correct, correct=trainer.loss.correct, predicted=predicted, sharded=sharded)
+                 count_correct=count_correct, correct=trainer.loss.correct, predicted=predicted, sharded=sharded,
+                 metrics=trainer.metrics if needs_outputs(trainer.metrics) else (), loss=trainer.loss)

@@ -1,4 +1,4 @@
-"""One training step as an object the loop calls: ``step(xb, yb, weight)``.
+"""One training step as an object the loop calls: ``step(xb, yb, weight, sample_weight)``.
 
 A fit chooses its step once, with :func:`make_step`: a :class:`FusedStep` (the hand-written
 pass of :mod:`trainwell.train.fused`) where the model, loss and settings allow it, else an
@@ -8,7 +8,8 @@ skipped. Neither reads the Trainer: what a step uses is handed to it in :class:`
 
 The autograd step: forward, loss plus the kernel penalties (l1/l2), backward (the loss
 times ``weight``, which a data-parallel rank's share of a short batch needs), clipping,
-the optimizer's step, the kernel constraints (max-norm). The fused step runs the same
+the optimizer's step, the kernel constraints (max-norm). With ``sample_weight`` (one weight per
+sample of the batch) the loss is the mean of weight times each sample's loss. The fused step runs the same
 update without autograd, and hands a batch to its autograd step on any step where a
 callback asks for autograd (``needs_autograd``) or a hook the pass cannot honour is attached.
 
@@ -45,7 +46,8 @@ class StepResult(NamedTuple):
 class Step(Protocol):
     """One optimizer step on a batch; None when the batch was skipped (a non-finite loss)."""
 
-    def __call__(self, xb: torch.Tensor, yb: torch.Tensor, weight: float = 1.0) -> StepResult | None: ...
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor, weight: float = 1.0,
+                 sample_weight: torch.Tensor | None = None) -> StepResult | None: ...
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class StepParts:
     penalties: Sequence[Any] = ()  # the model's kernel penalties (trainwell.model.regularization)
     constraints: Sequence[Any] = ()  # and its kernel constraints
     device: torch.device = torch.device("cpu")
+    weighted: bool = False  # the fit weighs its samples (sample_weight, class_weight)
 
     @property
     def clips(self) -> bool:
@@ -78,9 +81,10 @@ class AutogradStep:
         self.skip_nonfinite = parts.skip_nonfinite
         self.penalties, self.constraints = parts.penalties, parts.constraints
 
-    def __call__(self, xb: torch.Tensor, yb: torch.Tensor, weight: float = 1.0) -> StepResult | None:
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor, weight: float = 1.0,
+                 sample_weight: torch.Tensor | None = None) -> StepResult | None:
         logits = self.forward(xb)
-        loss = self.loss(logits, yb)
+        loss = self.loss(logits, yb) if sample_weight is None else self.loss(logits, yb, sample_weight)
         penalty = None
         if self.penalties:
             penalty = total_penalty(self.penalties)
@@ -118,9 +122,11 @@ class FusedStep:
         """Whether the pass applies the update itself (plain SGD, folded): no gradient is stored."""
         return self.fused.applies_update
 
-    def __call__(self, xb: torch.Tensor, yb: torch.Tensor, weight: float = 1.0) -> StepResult | None:
-        if (self.wants_autograd is not None and self.wants_autograd()) or self.fused.obstacle() is not None:
-            return self.autograd(xb, yb, weight)
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor, weight: float = 1.0,
+                 sample_weight: torch.Tensor | None = None) -> StepResult | None:
+        if ((self.wants_autograd is not None and self.wants_autograd()) or self.fused.obstacle() is not None
+                or sample_weight is not None):
+            return self.autograd(xb, yb, weight, sample_weight)
         logits, loss = self.fused(xb, yb)
         if not self.fused.applies_update:  # the gradients are in .grad
             self.autograd.update()
@@ -154,7 +160,9 @@ def _fused_pass(parts: StepParts, *, fused: bool, cached: bool) -> tuple[FusedPa
     if not fused:
         return None, "the trainer was made with fused=False"
     if parts.loss is not LOSSES["sparse_categorical_crossentropy"]:
-        return None, f"the loss is {parts.loss.name}"
+        return None, f"the loss is {parts.loss.title}"
+    if parts.weighted:
+        return None, "sample or class weights (the weighted loss's gradient comes from autograd)"
     if parts.skip_nonfinite:
         return None, "skipping non-finite batches"
     if cached:
@@ -171,7 +179,8 @@ def _parts_of(trainer: Any) -> StepParts:
     """The parts of a step for ``trainer``'s model and settings as they are now."""
     return StepParts(model=trainer.model, forward=trainer.forward_logits, loss=trainer.loss,
                      optimizer=trainer.optimizer, clipping=trainer.clipping, skip_nonfinite=trainer.skip_nonfinite,
-                     penalties=kernel_penalties(trainer.model), device=trainer.device)
+                     penalties=kernel_penalties(trainer.model), device=trainer.device,
+                     weighted=trainer.class_weight is not None)
 
 
 def why_not_fused(trainer: Any) -> str | None:

@@ -31,6 +31,7 @@ from torch import nn
 from trainwell.callbacks import Callback, ReduceLROnPlateau
 from trainwell.checks import check_seed
 from trainwell.errors import ConfigError
+from trainwell.metrics import check_metrics, default_metrics
 from trainwell.model.losses import Loss, get_loss, logits_model
 from trainwell.model.transfer import apply_frozen_modes
 from trainwell.optim import OptimizerFactory, make_optimizer, momentum_setter
@@ -42,6 +43,7 @@ from trainwell.train.inputs import checked_data, inputs_for, logits_in_batches, 
 from trainwell.train.resume import capture, save_state
 from trainwell.train.setup import Fit, check_settings, prepare_fit
 from trainwell.train.threads import auto_threads, using_threads
+from trainwell.train.weights import check_class_weight
 
 ArrayLike = Any  # numpy array or torch tensor
 
@@ -90,7 +92,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 class Trainer:
-    """Fits any ``nn.Module`` on in-memory arrays.
+    """Fits any ``nn.Module`` on in-memory arrays. ``loss``: a name or ``get_loss("huber", delta=2.0)``;
+    ``metrics``: :mod:`trainwell.metrics`' names (default: accuracy, none for regression); ``class_weight``.
 
     >>> from trainwell.model.layers import build_model, Dense
     >>> model = build_model([Dense(3, activation="softmax")], input_shape=(4,))
@@ -106,7 +109,7 @@ class Trainer:
         *,
         loss: str | Loss = "sparse_categorical_crossentropy",
         optimizer: str | Mapping[str, Any] | OptimizerFactory | torch.optim.Optimizer = "sgd",
-        metrics: Sequence[str] = ("accuracy",),
+        metrics: Sequence[str] | None = None,
         clipvalue: float | None = None,
         clipnorm: float | None = None,
         global_clipnorm: float | None = None,
@@ -118,6 +121,8 @@ class Trainer:
         skip_nonfinite: bool = False,
         threads: int | None = None,
         fused: bool = True,
+        label_smoothing: float | None = None,
+        class_weight: Mapping[Any, float] | None = None,
     ):
         clipping = {"clipvalue": clipvalue, "clipnorm": clipnorm, "global_clipnorm": global_clipnorm}
         check_settings(metrics, clipping, threads)
@@ -127,8 +132,10 @@ class Trainer:
         self.model = model.to(self.device)
         # CPU threads while fitting: None picks by the model's shape (see trainwell.train.threads).
         self.threads = threads
-        self.loss = get_loss(loss)
-        self.metrics = tuple(metrics)
+        self.loss = get_loss(loss, label_smoothing=label_smoothing)
+        self.metrics = check_metrics(default_metrics(self.loss) if metrics is None else metrics, self.loss)
+        self.class_weight = check_class_weight(class_weight, self.loss)
+        self.class_names: Sequence[str] | None = None  # the data's class names, when known: class_weight's keys
         self.clipping = clipping  # the gradient clipping settings: None each where not set
         self.callbacks = list(callbacks)
         self.seed = seed
@@ -177,6 +184,7 @@ class Trainer:
         cache_frozen: bool = True,
         resume_dir: str | os.PathLike | None = None,
         save_every_steps: int | None = None,
+        sample_weight: ArrayLike | None = None,
     ) -> History:
         """Train for ``epochs`` epochs and return the History (also ``self.history``).
 
@@ -191,13 +199,14 @@ class Trainer:
 
         On the CPU the fit runs on ``threads`` intra-op threads (the Trainer's setting;
         by default one for a deep narrow model, see :mod:`trainwell.train.threads`), and the
-        process's setting is restored afterwards.
+        process's setting is restored afterwards. ``sample_weight``: see :mod:`trainwell.train.weights`.
         """
         threads = self.threads if self.threads is not None else auto_threads(self.model, self.device)
         with using_threads(threads):
             return self._fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
                              shuffle=shuffle, verbose=verbose, eval_batch_size=eval_batch_size,
-                             cache_frozen=cache_frozen, resume_dir=resume_dir, save_every_steps=save_every_steps)
+                             cache_frozen=cache_frozen, resume_dir=resume_dir, save_every_steps=save_every_steps,
+                             sample_weight=sample_weight)
 
     def _fit(self, x, y, **options) -> History:
         """The loop itself: set up, then epochs (steps, logs, callbacks, saves) until the target or a stop."""
@@ -234,13 +243,13 @@ class Trainer:
         first = 0 if resumed is None else resumed["step_in_epoch"] * fit.batches.batch_size
         self._meter = fit.meter
         fit.meter.start(indices, resumed, first)
-        for start, xb, yb, count, weight in fit.batches(first):
+        for start, xb, yb, count, weight, wb in fit.batches(first):
             self.step_in_epoch = start // fit.batches.batch_size
             fit.rates.apply(self.step, self.lr_scale)
             for callback in fit.batch_begin:
                 callback.on_batch_begin(self, self.step)
             fit.rates.record()
-            result = fit.step(xb, yb, weight)
+            result = fit.step(xb, yb, weight) if wb is None else fit.step(xb, yb, weight, wb)
             self.step += 1
             if result is None:  # a skipped batch (non-finite loss) still counts as a step, and only that
                 self.skipped_batches += 1
@@ -309,9 +318,10 @@ class Trainer:
         return x
 
     def predict(self, x: ArrayLike, *, batch_size: int = 1024) -> torch.Tensor:
-        """Class probabilities (softmax, or sigmoid for a binary loss), on the CPU."""
+        """Class probabilities (softmax, or sigmoid for a binary loss), on the CPU; a regression loss's
+        predicted values, ``(n, outputs)``."""
         return self.loss.probabilities(self._logits(self._prediction_inputs(x), batch_size)).cpu()
 
     def predict_classes(self, x: ArrayLike, *, batch_size: int = 1024) -> torch.Tensor:
-        """The predicted class of each input, on the CPU."""
+        """The predicted class of each input, on the CPU (refused for a regression loss: use predict)."""
         return self.loss.predicted_classes(self._logits(self._prediction_inputs(x), batch_size)).cpu()
