@@ -11,6 +11,7 @@ The modules, one concept each:
 * :mod:`~trainwell.data.pairs` -- pairs of images, same class or not (for a siamese network);
 * :mod:`~trainwell.data.preprocessing` -- the data preparation a model file stores (unit scaling, standardization);
 * :mod:`~trainwell.data.arrays` -- the arrays a fit, a prediction or a sweep is given, checked and made tensors.
+* :mod:`~trainwell.data.streams` -- a torch Dataset or DataLoader given instead of arrays: its batches, in order.
 
 Typical use::
 

@@ -9,6 +9,7 @@
 - meter: the epoch's sums (loss, penalty, correct, samples): add, state_dict, all_reduce
 - rates: each step's learning rate and momentum from the schedules
 - batches: the epoch's order and its batches, this rank's share under torchrun
+- streamed: a fit's batches from a torch Dataset or DataLoader, read a batch at a time, and their resume state
 - frozen: the outputs of frozen lowest layers, computed once per fit
 - inputs: the arrays a Trainer is given, checked, and the model's logits of them in batches
 - history: ``History``, the per-epoch records and per-step values of a fit
