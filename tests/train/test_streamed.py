@@ -133,7 +133,8 @@ def test_what_fit_is_given_wrongly_is_one_clear_error(blobs):
     ((np.full(4, np.nan), 0), r"training data item 450 \(batch 16\) x: 4 values are NaN"),
     ((np.zeros(4), 9), r"training data item 450 \(batch 16\) y: label 9 is out of range"),
     ((np.zeros(4), 0.5), r"training data item 450 \(batch 16\) y: labels must be class indices"),
-    ((np.zeros(5), 0), r"training data: the items of batch 16 \(dataset items 450, .*\) cannot be put together .*\[5\]"),
+    ((np.zeros(5), 0),
+     r"training data: the items of batch 16 \(dataset items 450, .*\) cannot be put together .*\[5\]"),
 ])
 def test_a_bad_item_later_in_the_data_is_named(blobs, item, message):
     """The first batch is checked before the fit begins; a bad item in a later batch stops it with one
@@ -198,24 +199,6 @@ def test_an_interrupted_streamed_fit_resumes_to_the_same_result(tmp_path, blobs,
     resumed = resumable()
     assert without_time(run(resumed, tmp_path)) == without_time(expected)
     assert same_weights(reference, resumed)
-
-
-def test_find_lr_and_mc_predict_take_a_dataset(blobs):
-    x, y = blobs
-    model = small_model(16, tw.Dropout(0.3))
-    on_arrays = tw.find_lr(model, x, y, steps=20, batch_size=32, seed=0)
-    on_dataset = tw.find_lr(model, dataset(x, y), steps=20, batch_size=32, seed=0)
-    assert on_dataset.losses == on_arrays.losses  # the same batches, the same sweep
-    on_loader = tw.find_lr(model, DataLoader(dataset(x, y), batch_size=16, shuffle=True), steps=20, seed=0)
-    assert len(on_loader.losses) == 20
-    expected = tw.mc_predict(model, x, samples=8, seed=0)
-    for data in (dataset(x), dataset(x, y)):
-        result = tw.mc_predict(model, data, samples=8, seed=0)
-        assert torch.equal(result.mean, expected.mean) and torch.equal(result.entropy, expected.entropy)
-    batched = tw.mc_predict(model, DataLoader(dataset(x), batch_size=50), samples=8, seed=0)
-    assert batched.mean.shape == (600, 3)
-    with pytest.raises(ArrayError, match="x batch 1: samples of shape \\(3,\\)"):
-        tw.mc_predict(model, dataset(x[:, :3]), samples=2)
 
 
 MEMORY_SCRIPT = """

@@ -50,7 +50,8 @@ def stream_length(data: Dataset | DataLoader, what: str) -> int:
     try:
         length = len(data)
     except TypeError:
-        raise ArrayError(f"{what}: {type(data).__name__} has no len(); a Dataset needs __len__ and __getitem__") from None
+        raise ArrayError(f"{what}: {type(data).__name__} has no len(); a Dataset needs __len__ and "
+                         "__getitem__") from None
     if length == 0:
         raise ArrayError(f"{what}: no samples")
     return length

@@ -8,7 +8,12 @@ permutation for every rank under torchrun: :mod:`trainwell.train.batches`), buil
 schedules of the run's length and the callbacks (a schedule table's plateau, the
 progress display), chooses the step (:func:`trainwell.train.step.make_step`) and the
 meter, and returns them as a :class:`Fit`: what the loop calls, so that no step looks
-anything up.
+anything up. Its batches come from the arrays' :class:`~trainwell.train.batches.Batches`
+or, for a torch Dataset or DataLoader, from a streamed source
+(:mod:`trainwell.train.streamed`); the loop iterates either alike.
+
+:func:`evaluate_stream` and :func:`prediction_logits` are ``evaluate`` and ``predict`` on a
+Dataset or DataLoader (and a fit's validation on one).
 """
 
 from __future__ import annotations
@@ -155,7 +160,7 @@ def check_streamed(x: Any, y: Any, what: str) -> None:
 
 
 def _validation(trainer: Any, validation_data: Any, batch_size: int):
-    """``(arrays, None)`` for a validation pair, ``(None, validate)`` for a Dataset or DataLoader, or ``(None, None)``."""
+    """``(arrays, None)`` for a validation pair, ``(None, validate)`` for a Dataset or DataLoader, else ``(None, None)``."""
     if validation_data is None:
         return None, None
     if is_stream(validation_data):

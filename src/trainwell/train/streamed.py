@@ -121,8 +121,9 @@ class DatasetBatches:
         loader = DataLoader(self.dataset, batch_sampler=[indices for indices, _, _ in shares],
                             num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
                             generator=torch.Generator().manual_seed(seed))
+        number = first // self.batch_size  # of the epoch's first batch here, from 0
         batches = loader_batches(loader, self.check.what,
-                                 name=lambda i: f"batch {first // self.batch_size + i + 1} ({_items_named(shares[i][0])})")
+                                 name=lambda i: f"batch {number + i + 1} ({_items_named(shares[i][0])})")
         for start, (indices, count, weight), batch in zip(starts, shares, batches):
             xb, yb = self._checked(batch, indices, f"batch {start // self.batch_size + 1}")
             yield start, xb, yb, count, weight
