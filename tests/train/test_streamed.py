@@ -232,6 +232,7 @@ print(baseline, peak_kib(), history.last["accuracy"], trainer.step)
 """
 
 
+@pytest.mark.slow  # writing and reading 380 MB a row at a time: about 20 s
 def test_a_dataset_larger_than_the_memory_bound_trains(tmp_path):
     """A fit on a 400 MB file, read a row at a time, in a process whose peak resident memory grows by less than
     a quarter of the data's size over what it held before the fit (torch's own ~300 MB included in that)."""
