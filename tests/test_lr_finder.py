@@ -120,3 +120,16 @@ def test_a_small_dataset_gets_a_sweep_of_at_least_a_hundred_rates_by_default():
     assert MIN_DEFAULT_STEPS == 100
     assert len(result.lrs) >= 50 and result.lrs[1] > result.lrs[0]
     assert result.suggestion > 1e-5 * 10
+
+
+def test_the_sweep_draws_its_batches_from_a_dataset_or_a_dataloader(blobs):
+    """A Dataset is batched as the arrays are (the same sweep); a DataLoader's own batches are swept."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = blobs
+    dataset = TensorDataset(torch.as_tensor(x), torch.as_tensor(y))
+    on_arrays = find_lr(small_model(), x, y, steps=20, batch_size=32, seed=0)
+    on_dataset = find_lr(small_model(), dataset, steps=20, batch_size=32, seed=0)
+    assert on_dataset.losses == on_arrays.losses
+    on_loader = find_lr(small_model(), DataLoader(dataset, batch_size=16, shuffle=True), steps=20, seed=0)
+    assert len(on_loader.losses) == 20 and on_loader.losses != on_arrays.losses

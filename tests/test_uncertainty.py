@@ -309,3 +309,23 @@ def test_mc_predict_names_inputs_that_do_not_fit(x, message):
     model = tw.build_model([tw.Dropout(0.5), tw.Dense(3, activation="softmax")], input_shape=(4,), seed=0)
     with pytest.raises(tw.ArrayError, match=message):
         tw.mc_predict(model, x, samples=3)
+
+
+def test_mc_predict_reads_a_dataset_or_a_dataloader_a_batch_at_a_time():
+    """Items (x, y) or x alone; a Dataset gives the arrays' result exactly, a DataLoader's batches are its own."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from trainwell.errors import ArrayError
+
+    torch.manual_seed(0)
+    model = build_model([Dense(16, activation="relu"), Dropout(0.3), Dense(3, activation="softmax")], input_shape=(4,))
+    x, y = torch.randn(300, 4), torch.randint(0, 3, (300,))
+    expected = mc_predict(model, x, samples=8, seed=0)
+    for data in (TensorDataset(x), TensorDataset(x, y)):
+        result = mc_predict(model, data, samples=8, seed=0)
+        assert torch.equal(result.mean, expected.mean) and torch.equal(result.entropy, expected.entropy)
+    batched = mc_predict(model, DataLoader(TensorDataset(x), batch_size=50), samples=8, seed=0)
+    assert batched.mean.shape == (300, 3) and not torch.equal(batched.mean, expected.mean)  # other masks
+    assert model.training  # the model's mode is restored
+    with pytest.raises(ArrayError, match=r"x batch 1: samples of shape \(3,\)"):
+        mc_predict(model, TensorDataset(x[:, :3]), samples=2)

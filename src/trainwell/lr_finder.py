@@ -30,9 +30,11 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from trainwell.callbacks import Callback
 from trainwell.checks import check_integer, check_number
+from trainwell.data.streams import is_stream, stream_length
 from trainwell.errors import ConfigError
 from trainwell.model.losses import Loss
 from trainwell.optim import OptimizerFactory
@@ -126,7 +128,7 @@ class _Recorder(Callback):
 MIN_DEFAULT_STEPS = 100
 
 
-def find_lr(model: nn.Module, x: Any, y: Any, *, loss: str | Loss = "sparse_categorical_crossentropy",
+def find_lr(model: nn.Module, x: Any, y: Any = None, *, loss: str | Loss = "sparse_categorical_crossentropy",
             optimizer: str | Mapping[str, Any] | OptimizerFactory | torch.optim.Optimizer = "sgd",
             min_lr: float = 1e-5, max_lr: float = 10.0, steps: int | None = None, batch_size: int = 128,
             stop_factor: float = 4.0, smoothing: float = 0.98, clipping: Mapping[str, float | None] | None = None,
@@ -138,9 +140,15 @@ def find_lr(model: nn.Module, x: Any, y: Any, *, loss: str | Loss = "sparse_cate
     weights, the optimizer's state and the random generators exactly as they were.
 
     ``optimizer`` is anything the Trainer takes; its own learning rate is overridden by the sweep.
+    ``x`` may be a torch Dataset or DataLoader of ``(x, y)`` items instead of arrays (and no ``y``):
+    the sweep draws its batches from it as ``Trainer.fit`` does (a DataLoader's own batch size).
     """
     check_integer(batch_size, "batch_size: must be a positive integer", minimum=1)
-    steps_per_epoch = -(-len(x) // batch_size)
+    if is_stream(x):
+        steps_per_epoch = stream_length(x, "training data")
+        steps_per_epoch = steps_per_epoch if isinstance(x, DataLoader) else -(-steps_per_epoch // batch_size)
+    else:
+        steps_per_epoch = -(-len(x) // batch_size)
     steps = max(steps_per_epoch, MIN_DEFAULT_STEPS) if steps is None else steps
     _check_sweep(min_lr=min_lr, max_lr=max_lr, steps=steps)
     check_number(stop_factor, "stop_factor: must be a number above 1", above=1)

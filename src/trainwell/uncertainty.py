@@ -24,6 +24,7 @@ All take probabilities of shape ``(n, classes)`` and integer labels ``(n,)``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 from pathlib import Path
 from typing import Any, Iterator, Mapping, NamedTuple
@@ -34,7 +35,8 @@ from torch import nn
 
 from trainwell.checks import check_integer, check_seed
 from trainwell.data.arrays import as_tensor, model_dtype, model_inputs, output_shape
-from trainwell.errors import ConfigError
+from trainwell.data.streams import batch_parts, is_stream, ordered_batches
+from trainwell.errors import ArrayError, ConfigError
 from trainwell.figures import LEGEND_FONT, check_figure_path, new_figure, save_figure
 from trainwell.model.losses import final_activation
 
@@ -213,7 +215,8 @@ def mc_predict(model: nn.Module, x: Any, *, samples: int = 100, batch_size: int 
     loops over the data. A model ending in softmax gives probabilities as they are;
     a sigmoid with one unit gives two columns (``1 - p``, ``p``); any other output is
     taken as logits and goes through a softmax. ``seed`` makes the masks repeatable
-    without touching the global random state.
+    without touching the global random state. ``x``: an array, or a torch Dataset or
+    DataLoader whose items are ``(x, y)`` or ``x`` alone, read a batch at a time.
 
     >>> from trainwell.model.layers import build_model, Dense, Dropout
     >>> model = build_model([Dropout(0.5), Dense(3, activation="softmax")], input_shape=(4,))
@@ -228,9 +231,8 @@ def mc_predict(model: nn.Module, x: Any, *, samples: int = 100, batch_size: int 
     check_integer(batch_size, "batch_size: must be a positive integer", minimum=1)
     parameter = next(iter(model.parameters()), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
-    inputs = model_inputs(x, dtype=model_dtype(model), what="x")
-    output_shape(model, inputs, "x", forward=lambda two: _eval_forward(model, two.to(device)))
     chunk = max(1, batch_size // samples)
+    chunks = _input_chunks(model, x, chunk, device)
     to_probabilities = _output_to_probabilities(model)
     means, stds = [], []
     rng_devices = [device] if device.type == "cuda" else []
@@ -238,14 +240,40 @@ def mc_predict(model: nn.Module, x: Any, *, samples: int = 100, batch_size: int 
             mc_dropout_mode(model):
         if seed is not None:
             torch.manual_seed(seed)
-        for start in range(0, len(inputs), chunk):
-            xb = inputs[start:start + chunk].to(device)
+        for xb in chunks:
+            xb = xb.to(device)
             repeated = xb.unsqueeze(0).expand(samples, *xb.shape).reshape(samples * len(xb), *xb.shape[1:])
             probabilities = to_probabilities(model(repeated)).reshape(samples, len(xb), -1).double()
             means.append(probabilities.mean(dim=0).float().cpu())
             stds.append(probabilities.std(dim=0, correction=0).float().cpu())
     mean = torch.cat(means) if means else torch.empty(0)
     return MCPrediction(mean=mean, std=torch.cat(stds) if stds else torch.empty(0), entropy=entropy(mean))
+
+
+def _input_chunks(model: nn.Module, x: Any, chunk: int, device: torch.device) -> Iterator[torch.Tensor]:
+    """The inputs ``x`` in pieces of at most ``chunk`` rows, checked (dtype, values, fit to the model) before
+    the first is given: arrays at once, a Dataset or DataLoader a batch at a time (its items ``(x, y)`` or ``x``)."""
+    dtype, check = model_dtype(model), lambda two, what: output_shape(
+        model, two, what, forward=lambda batch: _eval_forward(model, batch.to(device)))
+    if not is_stream(x):
+        inputs = model_inputs(x, dtype=dtype, what="x")
+        check(inputs, "x")
+        return (inputs[start:start + chunk] for start in range(0, len(inputs), chunk))
+    batches = iter(ordered_batches(x, chunk, "x"))
+    first = next(batches, None)
+    if first is None:
+        raise ArrayError("x: no samples")
+
+    def pieces() -> Iterator[torch.Tensor]:
+        for number, batch in enumerate(itertools.chain([first], batches)):
+            what = f"x batch {number + 1}"
+            inputs = model_inputs(batch_parts(batch, what, targets=False)[0], dtype=dtype, what=what)
+            if number == 0:  # before any MC pass: the check runs in evaluation mode
+                check(inputs, what)
+            yield from (inputs[start:start + chunk] for start in range(0, len(inputs), chunk))
+
+    stream = pieces()
+    return itertools.chain([next(stream)], stream)
 
 
 def _huge_shown(value: Any) -> str:

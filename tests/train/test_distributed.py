@@ -113,3 +113,65 @@ def test_two_gloo_processes_gather_the_epochs_outputs_for_its_metrics_and_weigh_
     one, two = (json.loads((tmp_path / run / "history.json").read_text())["epochs"][-1] for run in ("one", "two"))
     for key in ("loss", "accuracy", "auc", "f1", "val_loss", "val_auc", "val_f1"):
         assert two[key] == pytest.approx(one[key], rel=1e-4, abs=1e-5), key
+
+
+STREAMED_SCRIPT = """
+import json, sys
+import numpy as np, torch
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+import trainwell as tw
+from trainwell.train import distributed
+
+out = sys.argv[1]
+rng = np.random.default_rng(0)
+y = rng.integers(0, 3, 577)  # 9 batches of 64 and a last one of 1: one rank gets it, the other none
+x = (np.eye(3)[y] * 2 + rng.normal(size=(577, 3))).astype(np.float32)
+data = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+with distributed.process_group_from_env() as group:
+    torch.manual_seed(0)
+    model = tw.build_model([tw.Dense(16, activation="relu"), tw.Dense(3, activation="softmax")], input_shape=(3,))
+    trainer = tw.Trainer(model, optimizer={"name": "sgd", "lr": 0.05, "momentum": 0.9}, seed=3, device="cpu")
+    history = trainer.fit(data, epochs=3, batch_size=64, validation_data=TensorDataset(*data[:100]), verbose=False)
+    report = {"history": [{k: v for k, v in r.items() if k != "time"} for r in history]}
+    if group is not None:  # a DataLoader must bring its own DistributedSampler
+        another = tw.build_model([tw.Dense(3, activation="softmax")], input_shape=(3,))
+        try:
+            tw.Trainer(another, seed=0).fit(DataLoader(data, batch_size=32), verbose=False)
+        except tw.ArrayError as error:
+            report["refused"] = str(error)
+        sampler = DistributedSampler(data, shuffle=True, seed=0)
+        other = tw.Trainer(another, seed=0)
+        other.fit(DataLoader(data, batch_size=32, sampler=sampler), epochs=2, verbose=False)
+        report["loader"] = {"steps_per_epoch": other.steps_per_epoch, "sampler_epoch": sampler.epoch}
+    if distributed.is_main_process():
+        save_file(trainer.model.state_dict(), out + ".safetensors")
+        with open(out + ".json", "w") as handle:
+            json.dump(report, handle)
+"""
+
+
+@pytest.mark.slow
+def test_a_streamed_dataset_on_two_gloo_processes_matches_one_process(tmp_path: Path):
+    """Each rank loads only its share of each global batch of a Dataset (the arrays' shards), so two processes
+    end where one does, as for arrays; a DataLoader brings its own DistributedSampler, whose epoch is set."""
+    if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
+        pytest.skip("this PyTorch build has no torch.distributed with gloo; the 2-process test cannot run")
+    script = tmp_path / "streamed.py"
+    script.write_text(STREAMED_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script), str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=180)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one")], env=env, capture_output=True,
+                         text=True, timeout=180)
+    assert one.returncode == 0, one.stderr[-3000:]
+    one_weights, two_weights = (load_file(tmp_path / f"{run}.safetensors") for run in ("one", "two"))
+    for key in one_weights:
+        torch.testing.assert_close(two_weights[key], one_weights[key], rtol=1e-4, atol=1e-5)
+    one_report, two_report = (json.loads((tmp_path / f"{run}.json").read_text()) for run in ("one", "two"))
+    for a, b in zip(one_report["history"], two_report["history"]):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), key
+    assert "needs a DistributedSampler" in two_report["refused"]
+    assert two_report["loader"] == {"steps_per_epoch": 10, "sampler_epoch": 1}  # 289 samples a rank, by 32

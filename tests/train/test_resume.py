@@ -1,5 +1,6 @@
 """Resumable training: interrupted and resumed fits end exactly where uninterrupted ones do."""
 
+import json
 import os
 import signal
 import subprocess
@@ -284,3 +285,73 @@ def test_an_epochs_metrics_and_sample_weights_survive_a_mid_epoch_resume(tmp_pat
     with pytest.raises(Interrupt):
         fit([KillAt(21)], tmp_path)  # in the second epoch, after the state of step 20
     assert without_time(fit([KillAt(-1)], tmp_path)) == without_time(expected)
+
+
+STREAMED_SCRIPT = """
+import json, sys, time
+import numpy as np, torch
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader, Dataset
+import trainwell as tw
+
+kind, folder, out = sys.argv[1:4]
+rng = np.random.default_rng(0)
+y = rng.integers(0, 3, 1200)
+x = np.eye(3)[y] * 2 + rng.normal(size=(1200, 3))
+
+class Rows(Dataset):  # read a row at a time, slowly enough that a kill lands mid-fit
+    def __len__(self):
+        return len(x)
+    def __getitem__(self, index):
+        time.sleep(0.0004)
+        return x[index], int(y[index])
+
+data = Rows() if kind == "dataset" else DataLoader(Rows(), batch_size=8, shuffle=True)
+torch.manual_seed(0)
+model = tw.build_model([tw.Dense(16, activation="relu"), tw.Dropout(0.3), tw.Dense(3, activation="softmax")],
+                       input_shape=(3,))
+trainer = tw.Trainer(model, optimizer={"name": "sgd", "lr": 0.05, "momentum": 0.9}, seed=3)
+history = trainer.fit(data, epochs=4, batch_size=8, verbose=False, resume_dir=None if folder == "-" else folder,
+                      save_every_steps=None if folder == "-" else 20)
+save_file(trainer.model.state_dict(), out + ".safetensors")
+with open(out + ".json", "w") as handle:
+    json.dump([{k: v for k, v in r.items() if k != "time"} for r in history], handle)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["dataset", "loader"])
+def test_a_streamed_fit_killed_with_sigkill_resumes_to_the_same_weights(tmp_path, kind):
+    """A fit on a Dataset (or a shuffling DataLoader) with resume_dir, SIGKILLed at random moments and started
+    again until it finishes, ends with the weights and History of a fit that was never interrupted."""
+    from safetensors.torch import load_file
+
+    script = tmp_path / "fit.py"
+    script.write_text(STREAMED_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    clean = subprocess.run([sys.executable, str(script), kind, "-", str(tmp_path / "clean")], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    folder, rng, kills = tmp_path / "states", np.random.default_rng(11), 0
+    command = [sys.executable, str(script), kind, str(folder), str(tmp_path / "killed")]
+    while True:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        before = {p.name for p in state_files(folder)}
+        deadline = time.monotonic() + 120
+        while kills < 3 and process.poll() is None and time.monotonic() < deadline:
+            if {p.name for p in state_files(folder)} - before:  # a new state: kill somewhere in the next steps
+                time.sleep(float(rng.uniform(0.0, 0.5)))
+                break
+            time.sleep(0.02)
+        if kills < 3 and process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills += 1
+            continue
+        assert process.wait(timeout=300) == 0, process.stderr.read().decode()[-3000:]
+        break
+    assert kills == 3
+    assert json.loads((tmp_path / "killed.json").read_text()) == json.loads((tmp_path / "clean.json").read_text())
+    expected, resumed = load_file(tmp_path / "clean.safetensors"), load_file(tmp_path / "killed.safetensors")
+    for key, value in expected.items():
+        assert torch.equal(value, resumed[key]), key

@@ -8,7 +8,8 @@ from trainwell.callbacks import Callback, HistoryLogger, ProgressDisplay
 from trainwell.errors import ArrayError, ConfigError
 from trainwell.train.history import History
 from trainwell.model.layers import Dense, build_model
-from trainwell.train.trainer import Trainer, resolve_device
+from trainwell.train.devices import resolve_device
+from trainwell.train.trainer import Trainer
 
 
 def test_fit_learns_and_records_history(blobs):

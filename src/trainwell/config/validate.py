@@ -41,7 +41,7 @@ def validate_config(data: Mapping[str, Any], *, source: str = "config") -> RunCo
     except ValidationError as error:
         lines = [validation_error_text(e, RunConfig) for e in error.errors()]
         raise ConfigError(f"{source}: " + "; ".join(lines)) from None
-    from trainwell.train.trainer import check_device_name
+    from trainwell.train.devices import check_device_name
 
     try:
         check_run_name(config.name)

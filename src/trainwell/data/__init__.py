@@ -16,6 +16,7 @@ The modules, one concept each:
 * :mod:`~trainwell.data.numpy_files` -- ``.npz`` archives and ``.npy`` files;
 * :mod:`~trainwell.data.images` -- folders of images, one subfolder per class, read with Pillow;
 * :mod:`~trainwell.data.labels` -- class labels as files hold them (names) and as a model takes them (indices).
+* :mod:`~trainwell.data.streams` -- a torch Dataset or DataLoader given instead of arrays: its batches, in order.
 
 Typical use::
 

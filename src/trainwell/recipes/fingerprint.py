@@ -20,7 +20,7 @@ from trainwell.fileio import json_text
 from trainwell.model.layers import Model
 from trainwell.recipes.build import PreparedData
 from trainwell.train.threads import auto_threads
-from trainwell.train.trainer import resolve_device
+from trainwell.train.devices import resolve_device
 from trainwell.versions import __version__
 
 # Config keys that do not change what a fit computes: where its files go and what it is called, what

@@ -1,6 +1,7 @@
 """Training: the Trainer's loop and what it calls, each step, epoch and fit.
 
-- trainer: ``Trainer`` (fit / evaluate / predict -> History), the loop itself; seeds and devices
+- trainer: ``Trainer`` (fit / evaluate / predict -> History), the loop itself; seeds
+- devices: which device a fit runs on (``resolve_device``)
 - setup: what one fit is made of (``Fit``), built once before its first step; the Trainer's setting checks
 - step: the ``Step`` protocol, ``AutogradStep``, ``FusedStep``, ``make_step`` and ``why_not_fused``
 - fused: the fused pass (a hand-written forward and backward of a plain dense stack, no autograd) and the hooks it cannot honour
@@ -10,6 +11,7 @@
 - rates: each step's learning rate and momentum from the schedules
 - batches: the epoch's order and its batches, this rank's share under torchrun
 - weights: sample weights and class weights, one weight per training sample
+- streamed: a fit's batches from a torch Dataset or DataLoader, read a batch at a time, and their resume state
 - frozen: the outputs of frozen lowest layers, computed once per fit
 - inputs: the arrays a Trainer is given, checked, and the model's logits of them in batches
 - history: ``History``, the per-epoch records and per-step values of a fit

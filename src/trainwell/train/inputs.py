@@ -35,6 +35,9 @@ def checked_data(model: nn.Module, forward: nn.Module, loss: Loss, device: torch
                  finite: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and targets checked against each other and against the model (``what``: "training data"...);
     ``finite=False`` lets non-finite inputs through (to batches that ``skip_nonfinite`` skips)."""
+    if y is None:
+        raise ArrayError(f"{what}: y is missing; give the targets beside the inputs (x, y), or a torch Dataset "
+                         "or DataLoader of (x, y) items alone")
     x, y = inputs_for(model, device, x, f"{what} x", finite=finite), loss.prepare_targets(y, f"{what} y").to(device)
     if len(x) != len(y):
         raise ArrayError(f"{what}: {len(x)} inputs but {len(y)} targets")

@@ -194,14 +194,15 @@ def fit_callbacks(callbacks: Sequence[Any]) -> dict[str, Any]:
 
 
 def capture(trainer: Any, callbacks: Sequence[Any], order: torch.Generator, target: int,
-            mid_epoch: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything the rest of ``trainer``'s fit depends on, as a state to save."""
+            mid_epoch: dict[str, Any] | None = None, source: Any = None) -> dict[str, Any]:
+    """Everything the rest of ``trainer``'s fit depends on, as a state to save (``source``: what a streamed
+    fit's batches keep beyond the order generator, :mod:`trainwell.train.streamed`)."""
     rng = rng_states(order)
     if mid_epoch is not None:
         # Resuming redraws this epoch's order from the generator state at its start,
         # then goes on with the other generators as they are now.
         rng["order"] = mid_epoch.pop("epoch_order")
-    return {
+    state = {
         "target": target, "epoch": len(trainer.history), "step": trainer.step, "stopped": trainer.stop_training,
         "lr_scale": trainer.lr_scale, "skipped_batches": trainer.skipped_batches,
         "model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
@@ -209,6 +210,9 @@ def capture(trainer: Any, callbacks: Sequence[Any], order: torch.Generator, targ
         "callbacks": {name: c.state_dict() for name, c in fit_callbacks(callbacks).items()},
         "rng": rng, "mid_epoch": mid_epoch,
     }
+    if source is not None:
+        state["source"] = source
+    return state
 
 
 class FitSaves:
@@ -216,13 +220,14 @@ class FitSaves:
 
     The state is the trainer's (:func:`capture`): its model, optimizer, History, counters and
     ``lr_scale``, the callbacks' state and every random generator, with ``order`` (the epoch
-    orders' generator). A save goes through the trainer's ``_save``, the one place a fit writes it.
+    orders' generator), and a streamed fit's ``source`` state (its ``state_dict``, when not None).
+    A save goes through the trainer's ``_save``, the one place a fit writes it.
     """
 
     def __init__(self, directory: str | os.PathLike | None, *, every_steps: int | None, callbacks: Sequence[Any],
-                 order: torch.Generator, target: int):
+                 order: torch.Generator, target: int, source: Any = None):
         self.directory, self.every_steps, self.callbacks = directory, every_steps, list(callbacks)
-        self.order, self.target = order, target
+        self.order, self.target, self.source = order, target, source
 
     def due(self, step: int) -> bool:
         """Whether a state is saved after step ``step`` (``save_every_steps``), mid-epoch."""
@@ -231,7 +236,9 @@ class FitSaves:
     def save(self, trainer: Any, mid_epoch: dict[str, Any] | None = None) -> None:
         """Save ``trainer``'s state, at an epoch's end or (``mid_epoch``) within one."""
         if self.directory is not None:
-            trainer._save(self.directory, self.callbacks, self.order, self.target, mid_epoch)
+            source = None if self.source is None else self.source.state_dict()
+            trainer._save(self.directory, self.callbacks, self.order, self.target, mid_epoch,
+                          **({} if source is None else {"source": source}))
 
     def restore(self, trainer: Any) -> dict[str, Any] | None:
         """Load the newest saved state of this fit, if any, into ``trainer``; return the mid-epoch position to
@@ -269,4 +276,6 @@ class FitSaves:
         for key, saved in state["callbacks"].items():
             names[key].load_state_dict(saved)
         set_rng_states(state["rng"], self.order)  # mid-epoch, "order" is the epoch's start: its order is redrawn
+        if self.source is not None:
+            self.source.load_state_dict(state.get("source"), in_epoch=state["mid_epoch"] is not None)
         return state["mid_epoch"]

@@ -8,7 +8,12 @@ permutation for every rank under torchrun: :mod:`trainwell.train.batches`), buil
 schedules of the run's length and the callbacks (a schedule table's plateau, the
 progress display), chooses the step (:func:`trainwell.train.step.make_step`) and the
 meter, and returns them as a :class:`Fit`: what the loop calls, so that no step looks
-anything up.
+anything up. Its batches come from the arrays' :class:`~trainwell.train.batches.Batches`
+or, for a torch Dataset or DataLoader, from a streamed source
+(:mod:`trainwell.train.streamed`); the loop iterates either alike.
+
+:func:`evaluate_stream` and :func:`prediction_logits` are ``evaluate`` and ``predict`` on a
+Dataset or DataLoader (and a fit's validation on one).
 """
 
 from __future__ import annotations
@@ -19,20 +24,23 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from trainwell.checks import is_integer, is_number
 from trainwell.callbacks import Callback, ProgressDisplay, overrides
-from trainwell.errors import ConfigError
+from trainwell.data.streams import is_stream
+from trainwell.errors import ArrayError, ConfigError
 from trainwell.metrics import check_metrics, needs_outputs
 from trainwell.model.regularization import kernel_constraints, kernel_penalties
 from trainwell.train import distributed
 from trainwell.train.batches import Batches, order_generator
 from trainwell.train.frozen import cache_frozen_prefix
-from trainwell.train.inputs import logits_shape
+from trainwell.train.inputs import logits_shape, loss_and_metrics
 from trainwell.train.meter import Meter
 from trainwell.train.rates import StepRates, resolve_schedules
 from trainwell.train.resume import FitSaves
 from trainwell.train.step import Step, StepParts, make_step
+from trainwell.train.streamed import BatchCheck, DatasetBatches, LoaderBatches, streamed_batches, streamed_logits
 from trainwell.train.threads import check_threads
 from trainwell.train.weights import sample_weights
 
@@ -52,7 +60,7 @@ def check_settings(metrics: Sequence[str] | None, clipping: Mapping[str, Any], t
 class Fit:
     """What one fit's loop calls."""
 
-    batches: Batches  # each epoch's order and batches (this rank's share under torchrun)
+    batches: Batches | DatasetBatches | LoaderBatches  # each epoch's batches (this rank's share under torchrun)
     step: Step  # the fused or the autograd step (trainwell.train.step)
     meter: Meter  # the epoch's sums
     rates: StepRates  # each step's learning rate and momentum
@@ -75,33 +83,53 @@ def check_fit_arguments(epochs: Any, batch_size: Any, save_every_steps: Any, res
 
 
 def prepare_fit(trainer: Any, x, y, *, epochs, batch_size, validation_data, shuffle, verbose, eval_batch_size,
-                cache_frozen, resume_dir, save_every_steps, sample_weight=None) -> Fit:
+                cache_frozen, resume_dir, save_every_steps, sample_weight=None, num_workers=0) -> Fit:
     """Check fit's arguments and build, once, what every step reads: data, order, schedules, callbacks, step.
 
     Sets the trainer's ``epochs`` and ``steps_per_epoch`` (which callbacks read) and clears ``stop_training``.
     """
     check_fit_arguments(epochs, batch_size, save_every_steps, resume_dir)
-    x_train, y_train = trainer._data(x, y, "training data", finite=not trainer.skip_nonfinite)
+    streamed = is_stream(x)
+    check_workers(num_workers, x)
+    if streamed:
+        check_streamed(x, y, "training data")
+        check = BatchCheck(trainer.model, trainer.forward_logits, trainer.loss, trainer.device, "training data",
+                           finite=not trainer.skip_nonfinite)
+        x_train = y_train = None
+    else:
+        x_train, y_train = trainer._data(x, y, "training data", finite=not trainer.skip_nonfinite)
+    validation, validate_stream = _validation(trainer, validation_data, eval_batch_size)
     weights = None
     if sample_weight is not None or trainer.class_weight is not None:
+        if streamed:
+            raise ConfigError("sample_weight and class_weight: a Dataset or DataLoader is not weighted yet; "
+                              "pass arrays (x, y) with sample_weight=, or weigh the loss in your own Dataset's labels")
         weights = sample_weights(sample_weight, trainer.class_weight, trainer.loss, y_train,
                                  logits_shape(trainer.model, trainer.forward_logits, x_train, "training data x"),
                                  names=trainer.class_names)
-    validation = None
-    if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ConfigError(f"validation_data: expected a pair (x, y), got {type(validation_data).__name__}")
-        validation = trainer._data(*validation_data, "validation data")
     forward = trainer.forward_logits  # the logits of inputs like x_train (above any cached layers)
-    if cache_frozen:
+    # A streamed fit skips the frozen-prefix cache: it holds the frozen layers' outputs of the whole
+    # training set in memory, which streaming is there to avoid.
+    if cache_frozen and not streamed:
         x_train, validation, forward = cache_frozen_prefix(trainer.model, trainer.loss, forward, x_train, validation,
                                                            eval_batch_size)
+    sharding = distributed.current()  # data-parallel under torchrun; None (and no cost) in one process
+    batches = None
+    if streamed:  # its first items are checked now, before the seed: as the arrays' checks, they draw nothing
+        order = torch.Generator()  # a placeholder until order_generator below draws the fit's
+        batches = streamed_batches(x, batch_size, shuffle=shuffle, order=order, device=trainer.device,
+                                   sharding=sharding, check=check, num_workers=num_workers,
+                                   epochs_done=lambda: len(trainer.history))
     if trainer.seed is not None:
         torch.manual_seed(trainer.seed)
-    sharding = distributed.current()  # data-parallel under torchrun; None (and no cost) in one process
     order = order_generator(trainer.seed, sharding, batch_size)
+    if batches is None:
+        batches = Batches(x_train, y_train, batch_size, shuffle=shuffle, order=order, device=trainer.device,
+                          sharding=sharding, weights=weights)
+    else:
+        batches.order = order
     train_forward = forward if sharding is None else distributed.wrap(forward, trainer.device)
-    steps_per_epoch = (len(x_train) + batch_size - 1) // batch_size
+    steps_per_epoch = (batches.n + batches.batch_size - 1) // batches.batch_size
     callbacks, rates = _callbacks_and_rates(trainer, epochs, steps_per_epoch,
                                             verbose and (sharding is None or sharding.is_main))
     trainer.epochs = target = len(trainer.history) + epochs
@@ -111,15 +139,60 @@ def prepare_fit(trainer: Any, x, y, *, epochs, batch_size, validation_data, shuf
         raise ConfigError("nothing to train: every parameter of the model is frozen (unfreeze some layers)")
     step = _step(trainer, train_forward, callbacks, cached=forward is not trainer.forward_logits,
                  weighted=weights is not None)
-    validate = None if validation is None else functools.partial(
+    validate = validate_stream if validation is None else functools.partial(
         trainer._evaluate_tensors, *validation, batch_size=eval_batch_size, forward=forward)
     return Fit(
-        batches=Batches(x_train, y_train, batch_size, shuffle=shuffle, order=order, device=trainer.device,
-                        sharding=sharding, weights=weights),
+        batches=batches,
         step=step, meter=_meter(trainer, y_train, sharded=sharding is not None), rates=rates,
-        saves=FitSaves(resume_dir, every_steps=save_every_steps, callbacks=callbacks, order=order, target=target),
+        saves=FitSaves(resume_dir, every_steps=save_every_steps, callbacks=callbacks, order=order, target=target,
+                       source=batches if streamed else None),
         validate=validate, callbacks=callbacks, batch_begin=[c for c in callbacks if overrides(c, "on_batch_begin")],
         batch_end=[c for c in callbacks if overrides(c, "on_batch_end")], target=target)
+
+
+def check_workers(num_workers: Any, x: Any) -> None:
+    """``num_workers``: a count of worker processes, for a Dataset that trainwell batches (0: read in this process)."""
+    if not is_integer(num_workers) or num_workers < 0:
+        raise ConfigError(f"num_workers: must be an integer of at least 0, got {num_workers!r}")
+    if num_workers and not (is_stream(x) and not isinstance(x, DataLoader)):
+        given = "a DataLoader, which is used as given (set its own num_workers)" if is_stream(x) else "arrays"
+        raise ConfigError(f"num_workers: loads a Dataset in worker processes, but the training data is {given}")
+
+
+def check_streamed(x: Any, y: Any, what: str) -> None:
+    """A Dataset or DataLoader holds its targets: a ``y`` beside it is refused."""
+    if y is not None:
+        raise ArrayError(f"{what}: y was given beside a {type(x).__name__}, whose items hold the targets; pass "
+                         "the Dataset or DataLoader alone (its items (x, y))")
+
+
+def _validation(trainer: Any, validation_data: Any, batch_size: int):
+    """``(arrays, None)`` for a validation pair, ``(None, validate)`` for a Dataset or DataLoader, else ``(None, None)``."""
+    if validation_data is None:
+        return None, None
+    if is_stream(validation_data):
+        return None, functools.partial(evaluate_stream, trainer, validation_data, batch_size,
+                                       forward=trainer.forward_logits, what="validation data")
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise ConfigError(f"validation_data: expected a pair (x, y) or a Dataset or DataLoader, got "
+                          f"{type(validation_data).__name__}")
+    return trainer._data(*validation_data, "validation data"), None
+
+
+def evaluate_stream(trainer: Any, data: Any, batch_size: int, *, forward: nn.Module, what: str,
+                    y: Any = None) -> dict[str, float]:
+    """Loss and metrics of the whole of a Dataset or DataLoader: its logits and targets batch by batch, in order."""
+    check_streamed(data, y, what)
+    check = BatchCheck(trainer.model, forward, trainer.loss, trainer.device, what)
+    logits, targets = streamed_logits(trainer.model, forward, data, batch_size, check)
+    return loss_and_metrics(trainer.loss, trainer.metrics, logits, targets)
+
+
+def prediction_logits(trainer: Any, data: Any, batch_size: int) -> torch.Tensor:
+    """The model's logits of a Dataset or DataLoader whose items are ``(x, y)`` or ``x`` alone (``y`` is not read)."""
+    check = BatchCheck(trainer.model, trainer.forward_logits, trainer.loss, trainer.device, "prediction inputs",
+                       targets=False)
+    return streamed_logits(trainer.model, trainer.forward_logits, data, batch_size, check)[0]
 
 
 def _callbacks_and_rates(trainer: Any, epochs: int, steps_per_epoch: int, show_progress: bool):
@@ -149,12 +222,14 @@ def _step(trainer: Any, forward: nn.Module, callbacks: list[Callback], *, cached
     return step
 
 
-def _meter(trainer: Any, y_train: torch.Tensor, *, sharded: bool) -> Meter:
+def _meter(trainer: Any, y_train: torch.Tensor | None, *, sharded: bool) -> Meter:
     """The fit's meter. Accuracy of one process's categorical fit, cheaply: each step writes its predicted
     classes into an epoch-long buffer (one op), compared with the targets once per epoch. The other metrics
-    (auc, f1, rmse...) need the epoch's outputs, which the meter then keeps."""
+    (auc, f1, rmse...) need the epoch's outputs, which the meter then keeps. A streamed fit (no ``y_train``:
+    the buffer needs the targets by sample index) counts each batch's right predictions."""
     count_correct = "accuracy" in trainer.metrics
-    buffered = count_correct and not sharded and not trainer.skip_nonfinite and trainer.loss.kind == "classes"
+    buffered = (y_train is not None and count_correct and not sharded and not trainer.skip_nonfinite
+                and trainer.loss.kind == "classes")
     predicted = torch.empty(len(y_train), dtype=torch.long, device=trainer.device) if buffered else None
     return Meter(y_train, device=trainer.device, penalties=bool(kernel_penalties(trainer.model)),
                  count_correct=count_correct, correct=trainer.loss.correct, predicted=predicted, sharded=sharded,

@@ -3,7 +3,8 @@
 Arrays held in memory are moved to the device once and batched by index slicing, so
 a step costs what the model costs and no more: no per-sample Dataset calls, no host
 sync per step (loss and accuracy accumulate on the device and are read once per
-epoch, or when a progress display asks: :mod:`trainwell.train.meter`).
+epoch, or when a progress display asks: :mod:`trainwell.train.meter`). A torch Dataset or
+DataLoader streams instead, a batch at a time (:mod:`trainwell.train.streamed`).
 
 One step: set the learning rate and momentum (:mod:`trainwell.train.rates`), batch-begin
 callbacks, the fit's step (:mod:`trainwell.train.step`: forward, loss plus penalties,
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -37,15 +37,18 @@ from trainwell.model.transfer import apply_frozen_modes
 from trainwell.optim import OptimizerFactory, make_optimizer, momentum_setter
 from trainwell.schedules import Schedule, check_schedule
 from trainwell.train import distributed
+from trainwell.train.devices import resolve_device
 from trainwell.train.history import History
 from trainwell.train.meter import Meter
 from trainwell.train.inputs import checked_data, inputs_for, logits_in_batches, logits_shape, loss_and_metrics
 from trainwell.train.resume import capture, save_state
-from trainwell.train.setup import Fit, check_settings, prepare_fit
+from trainwell.data.streams import is_stream
+from trainwell.train.setup import Fit, check_settings, evaluate_stream, prediction_logits, prepare_fit
 from trainwell.train.threads import auto_threads, using_threads
 from trainwell.train.weights import check_class_weight
 
 ArrayLike = Any  # numpy array or torch tensor
+Data = Any  # arrays, or a torch Dataset or DataLoader (streamed: trainwell.train.streamed)
 
 
 def seed_everything(seed: int) -> None:
@@ -56,44 +59,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def default_device() -> torch.device:
-    """CUDA when available, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-DEVICES = "auto, cpu, cuda, cuda:N, mps"
-_DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:[0-9]{1,4})?")
-
-
-def check_device_name(device: object) -> None:
-    """Refuse a device name trainwell does not train on (``meta``, ``xla``, ``cpu:7``, ...), by its
-    spelling alone: whether the device is on this machine is :func:`resolve_device`'s question."""
-    name = str(device) if isinstance(device, torch.device) else device
-    if not isinstance(name, str) or not _DEVICE_NAME.fullmatch(name):
-        raise ConfigError(f"device: {device!r} is not a device trainwell trains on; allowed: {DEVICES}")
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """The torch device for a ``device`` setting, refused unless this machine has it."""
-    if device is None or device == "auto":
-        return default_device()
-    check_device_name(device)
-    resolved = torch.device(device)
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device: 'cuda' was asked for but no CUDA device is available; use 'auto' or 'cpu'")
-        count = torch.cuda.device_count()
-        if resolved.index is not None and resolved.index >= count:
-            raise ConfigError(f"device: {str(device)!r}, but this machine has {count} CUDA device"
-                              f"{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})")
-    if resolved.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("device: 'mps' was asked for but no MPS (Apple GPU) device is available; use 'auto' or 'cpu'")
-    return resolved
-
-
 class Trainer:
-    """Fits any ``nn.Module`` on in-memory arrays. ``loss``: a name or ``get_loss("huber", delta=2.0)``;
-    ``metrics``: :mod:`trainwell.metrics`' names (default: accuracy, none for regression); ``class_weight``.
+    """Fits any ``nn.Module`` on in-memory arrays, or a torch Dataset or DataLoader read a batch at a time.
+    ``loss``: a name or ``get_loss("huber", delta=2.0)``; ``metrics``: :mod:`trainwell.metrics`' names
+    (default: accuracy, none for regression); ``class_weight``.
 
     >>> from trainwell.model.layers import build_model, Dense
     >>> model = build_model([Dense(3, activation="softmax")], input_shape=(4,))
@@ -172,8 +141,7 @@ class Trainer:
     # ------------------------------------------------------------------ fit
     def fit(
         self,
-        x: ArrayLike,
-        y: ArrayLike,
+        x: Data, y: ArrayLike | None = None,
         *,
         epochs: int = 1,
         batch_size: int = 32,
@@ -185,8 +153,14 @@ class Trainer:
         resume_dir: str | os.PathLike | None = None,
         save_every_steps: int | None = None,
         sample_weight: ArrayLike | None = None,
+        num_workers: int = 0,
     ) -> History:
         """Train for ``epochs`` epochs and return the History (also ``self.history``).
+
+        ``x, y``: arrays or tensors (on the device once: the fastest), or ``x`` a torch Dataset or DataLoader
+        of ``(x, y)`` items, no ``y``, read a batch at a time so data larger than memory trains
+        (:mod:`trainwell.train.streamed`): a Dataset batched by ``batch_size`` in the arrays' order, read by
+        ``num_workers`` processes; a DataLoader as given. ``validation_data``: ``(x, y)``, a Dataset or DataLoader.
 
         With ``cache_frozen`` (the default), when the model's lowest layers are frozen
         and deterministic, their outputs are computed once and only the layers above
@@ -195,7 +169,7 @@ class Trainer:
         With ``resume_dir``, the complete training state is saved there atomically at
         every epoch end (and every ``save_every_steps`` steps); if the folder already
         holds the state of an interrupted fit, training continues from it, to the same
-        result as a fit that was never interrupted (see :mod:`trainwell.train.resume`).
+        result as a fit that was never interrupted (:mod:`trainwell.train.resume`; streamed: :mod:`~.streamed`).
 
         On the CPU the fit runs on ``threads`` intra-op threads (the Trainer's setting;
         by default one for a deep narrow model, see :mod:`trainwell.train.threads`), and the
@@ -206,7 +180,7 @@ class Trainer:
             return self._fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
                              shuffle=shuffle, verbose=verbose, eval_batch_size=eval_batch_size,
                              cache_frozen=cache_frozen, resume_dir=resume_dir, save_every_steps=save_every_steps,
-                             sample_weight=sample_weight)
+                             sample_weight=sample_weight, num_workers=num_workers)
 
     def _fit(self, x, y, **options) -> History:
         """The loop itself: set up, then epochs (steps, logs, callbacks, saves) until the target or a stop."""
@@ -278,11 +252,11 @@ class Trainer:
         return logs
 
     def _save(self, directory, callbacks: list[Callback], order: torch.Generator, target: int,
-              mid_epoch: dict[str, Any] | None = None) -> None:
+              mid_epoch: dict[str, Any] | None = None, source: Any = None) -> None:
         """Save everything the rest of this fit depends on (see trainwell.train.resume): the one place a fit
         writes its state (only the main process does)."""
         if distributed.is_main_process():
-            save_state(directory, capture(self, callbacks, order, target, mid_epoch), step=self.step)
+            save_state(directory, capture(self, callbacks, order, target, mid_epoch, source), step=self.step)
 
     def set_optimizer(self, optimizer: str | Mapping[str, Any] | OptimizerFactory | torch.optim.Optimizer) -> None:
         """Use a new optimizer from now on (like recompiling a Keras model between phases).
@@ -306,22 +280,26 @@ class Trainer:
                           forward: nn.Module | None = None) -> dict[str, float]:
         return loss_and_metrics(self.loss, self.metrics, self._logits(x, batch_size, forward), y)
 
-    def evaluate(self, x: ArrayLike, y: ArrayLike, *, batch_size: int = 1024) -> dict[str, float]:
-        """Loss and metrics on ``(x, y)`` with the model in evaluation mode."""
+    def evaluate(self, x: Data, y: ArrayLike | None = None, *, batch_size: int = 1024) -> dict[str, float]:
+        """Loss and metrics on ``(x, y)``, or a Dataset or DataLoader of ``(x, y)`` items, in evaluation mode."""
+        if is_stream(x):
+            return evaluate_stream(self, x, batch_size, forward=self.forward_logits, what="evaluation data", y=y)
         x, y = self._data(x, y, "evaluation data")
         return self._evaluate_tensors(x, y, batch_size=batch_size)
 
-    def _prediction_inputs(self, x: ArrayLike) -> torch.Tensor:
-        """``x`` checked as ``_data`` checks inputs (dtype, values, fit to the model)."""
+    def _prediction_logits(self, x: Data, batch_size: int) -> torch.Tensor:
+        """The logits of arrays ``x`` checked as ``_data`` checks inputs, or of a Dataset's or DataLoader's inputs."""
+        if is_stream(x):
+            return prediction_logits(self, x, batch_size)
         x = inputs_for(self.model, self.device, x, "prediction inputs x")
         logits_shape(self.model, self.forward_logits, x, "prediction inputs x")  # also refuses an empty array
-        return x
+        return self._logits(x, batch_size)
 
-    def predict(self, x: ArrayLike, *, batch_size: int = 1024) -> torch.Tensor:
+    def predict(self, x: Data, *, batch_size: int = 1024) -> torch.Tensor:
         """Class probabilities (softmax, or sigmoid for a binary loss), on the CPU; a regression loss's
-        predicted values, ``(n, outputs)``."""
-        return self.loss.probabilities(self._logits(self._prediction_inputs(x), batch_size)).cpu()
+        predicted values, ``(n, outputs)``. ``x``: arrays, or a Dataset's items (x, y) or x."""
+        return self.loss.probabilities(self._prediction_logits(x, batch_size)).cpu()
 
-    def predict_classes(self, x: ArrayLike, *, batch_size: int = 1024) -> torch.Tensor:
+    def predict_classes(self, x: Data, *, batch_size: int = 1024) -> torch.Tensor:
         """The predicted class of each input, on the CPU (refused for a regression loss: use predict)."""
-        return self.loss.predicted_classes(self._logits(self._prediction_inputs(x), batch_size)).cpu()
+        return self.loss.predicted_classes(self._prediction_logits(x, batch_size)).cpu()
