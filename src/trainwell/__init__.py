@@ -42,6 +42,9 @@ from trainwell.doctor.record import Diagnostics
 from trainwell.doctor.findings import Diagnosis, Finding
 from trainwell.doctor.rules import diagnose
 from trainwell.recipes.doctor import run_doctor
+# seeing training: per-epoch curves, the CSV and TensorBoard loggers
+from trainwell.callbacks import CSVLogger, TensorBoard
+from trainwell.plots import TrainingCurves, plot_history
 
 __all__ = [
     "Activation", "AlphaDropout", "BatchNormalization", "Callback", "ConfigError", "DataError", "Dense", "Dropout",
@@ -60,6 +63,8 @@ __all__ = [
     "ArrayError",
     # transfer learning; the scikit-learn classifier
     "freeze", "unfreeze", "reuse_layers", "select_layers", "TrainwellClassifier",
+    # seeing training: per-epoch curves, the CSV and TensorBoard loggers
+    "CSVLogger", "TensorBoard", "TrainingCurves", "plot_history",
 ]
 
 

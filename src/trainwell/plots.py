@@ -1,22 +1,30 @@
-"""Figures of a fit: a learning-rate schedule over a run, and the LR finder's sweep.
+"""Figures of a fit: its learning curves (and :class:`TrainingCurves`, the callback that redraws them
+after every epoch), a learning-rate schedule over a run, and the LR finder's sweep.
 
 Drawn with :mod:`trainwell.figures`' helpers (matplotlib's object API, no pyplot, no change
-to a notebook user's backend); each figure is written atomically.
+to a notebook user's backend); each figure is written atomically. The callback lives here, not
+in :mod:`trainwell.callbacks`, because it draws: callbacks sit below the figures of a fit.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from trainwell.figures import legend, new_figure, save_figure, whole_number_ticks
+from trainwell.callbacks import Callback
+from trainwell.callbacks.loggers import on_rank_zero
+from trainwell.errors import ConfigError
+from trainwell.figures import check_figure_path, legend, new_figure, save_figure, whole_number_ticks
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
     from trainwell.lr_finder import LRFinderResult
+    from trainwell.train.history import History
+    from trainwell.train.trainer import Trainer
 
 
 # ----------------------------------------------------------------- the schedule and the LR finder
@@ -77,3 +85,104 @@ def lr_find_figure(result: "LRFinderResult", *, title: str = "LR finder") -> "Fi
 def plot_lr_find(result: "LRFinderResult", path: str | os.PathLike, *, title: str = "LR finder") -> Path:
     """Write :func:`lr_find_figure` as a PNG."""
     return save_figure(lr_find_figure(result, title=title), path)
+
+
+# ----------------------------------------------------------------- a fit's history
+#: History keys that are not curves of the fit: its bookkeeping, and the rates (the schedule's own figure).
+NOT_CURVES = ("epoch", "time", "lr", "momentum", "skipped_batches")
+
+
+def curve_names(history: "History") -> list[str]:
+    """The quantities :func:`history_figure` draws, one panel each: the loss and every metric (with
+    its ``val_`` twin on the same panel), then any validation figure that has no training twin."""
+    keys = [key for key in history.keys() if key not in NOT_CURVES]
+    names = [key for key in keys if not key.startswith("val_")]
+    return names + [key for key in keys if key.startswith("val_") and key[4:] not in names]
+
+
+def _values(history: "History", key: str) -> list[float]:
+    """A figure of every epoch as floats, nan where it is missing or not finite (a gap in the line)."""
+    values = []
+    for value in history[key]:
+        number = float(value) if isinstance(value, (int, float)) else math.nan
+        values.append(number if math.isfinite(number) else math.nan)
+    return values
+
+
+def history_figure(history: "History", *, title: str | None = "training curves", columns: int = 3) -> "Figure":
+    """The learning curves of a fit: one panel per quantity (the loss, each metric), training and validation
+    per epoch on the same panel, as the book draws ``pd.DataFrame(history.history).plot()``."""
+    names = curve_names(history) or ["loss"]
+    cols = max(1, min(len(names), columns))
+    rows = math.ceil(len(names) / cols)
+    figure, axes = new_figure(rows, cols, width=2.9 * cols + 1.6, height=2.6 * rows + 0.4, title=title)
+    epochs = history["epoch"] if "epoch" in history.keys() else list(range(1, len(history) + 1))
+    marker = "o" if len(history) < 30 else None
+    for index, axis in enumerate(axes.flat):
+        if index >= len(names):
+            axis.set_visible(False)
+            continue
+        name = names[index]
+        base = name[4:] if name.startswith("val_") else name
+        for key, label, color, style in ((base, "training", "tab:blue", "-"),
+                                         (f"val_{base}", "validation", "tab:orange", "--")):
+            if key in history.keys():
+                axis.plot(epochs, _values(history, key), style, color=color, marker=marker, markersize=3,
+                          linewidth=1.5, label=label)
+        axis.set_title(base, fontsize=10)
+        if index + cols >= len(names):  # the lowest panel of its column
+            axis.set_xlabel("epoch")
+        whole_number_ticks(axis)
+    legend(axes[0, cols - 1])
+    return figure
+
+
+def plot_history(history: "History", path: str | os.PathLike, *, title: str | None = "training curves") -> Path:
+    """Write :func:`history_figure` (``curves.png``), atomically."""
+    return save_figure(history_figure(history, title=title), path)
+
+
+class TrainingCurves(Callback):
+    """Redraw the fit's learning curves (:func:`history_figure`) into ``path`` after every epoch, atomically,
+    so a long run can be watched while it trains (on rank 0 only under torchrun).
+
+    Drawing a figure takes a few tenths of a second. Where epochs are shorter than that, drawing
+    after each of them would slow training down, so a figure is skipped while the time spent
+    drawing would pass ``max_overhead`` (a tenth) of the time spent training; the curves are
+    always drawn after the first epoch and at the end of the fit. ``max_overhead=None`` draws
+    after every epoch, whatever it costs.
+    """
+
+    affects_fit = False
+
+    def __init__(self, path: str | os.PathLike, *, title: str | None = "training curves",
+                 max_overhead: float | None = 0.1):
+        self.path = check_figure_path(path, what="training curves")
+        if max_overhead is not None and not (isinstance(max_overhead, (int, float)) and max_overhead > 0):
+            raise ConfigError(f"max_overhead: must be a positive number or None, got {max_overhead!r}")
+        self.title, self.max_overhead = title, max_overhead
+        self._started = self._drawing = self._cost = 0.0
+        self._stale = False
+
+    def on_fit_begin(self, trainer: "Trainer") -> None:
+        self._started, self._drawing, self._cost, self._stale = time.perf_counter(), 0.0, 0.0, False
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
+        training = time.perf_counter() - self._started - self._drawing
+        if self.max_overhead is None or self._drawing + self._cost <= self.max_overhead * training:
+            self._draw(trainer)
+        else:
+            self._stale = True
+
+    def on_fit_end(self, trainer: "Trainer") -> None:
+        if self._stale:
+            self._draw(trainer)
+
+    def _draw(self, trainer: "Trainer") -> None:
+        if not on_rank_zero() or not len(trainer.history):
+            return
+        started = time.perf_counter()
+        plot_history(trainer.history, self.path, title=self.title)
+        self._cost = time.perf_counter() - started
+        self._drawing += self._cost
+        self._stale = False

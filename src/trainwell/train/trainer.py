@@ -38,6 +38,7 @@ from trainwell.schedules import Schedule, check_schedule
 from trainwell.train import distributed
 from trainwell.train.history import History
 from trainwell.train.meter import Meter
+from trainwell.train.precision import Precision, check_precision
 from trainwell.train.inputs import checked_data, inputs_for, logits_in_batches, logits_shape, loss_and_metrics
 from trainwell.train.resume import capture, save_state
 from trainwell.train.setup import Fit, check_settings, prepare_fit
@@ -118,6 +119,7 @@ class Trainer:
         skip_nonfinite: bool = False,
         threads: int | None = None,
         fused: bool = True,
+        precision: str = "32",
     ):
         clipping = {"clipvalue": clipvalue, "clipnorm": clipnorm, "global_clipnorm": global_clipnorm}
         check_settings(metrics, clipping, threads)
@@ -138,6 +140,9 @@ class Trainer:
         self.skipped_batches = 0
         # Whether a fit may take the fused step (trainwell.train.fused) where it applies.
         self.fused = bool(fused)
+        # Mixed precision of the training step: "32", "bf16" or "fp16" (trainwell.train.precision).
+        self.precision = check_precision(precision, self.device)
+        self.mixed_precision = Precision(self.precision, self.device)
         self.set_optimizer(optimizer)
         if isinstance(schedule, (Mapping, str)):  # a table: checked now, built at fit time for the run's length
             check_schedule(schedule, lr0=self.optimizer.param_groups[0]["base_lr"], make_plateau=ReduceLROnPlateau)
