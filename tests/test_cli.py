@@ -28,7 +28,7 @@ def test_train_writes_outputs_and_prints_accuracy(config, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "val_accuracy: " in printed and "test_accuracy: " in printed
     assert {p.name for p in out.iterdir()} == {"model.safetensors", "history.json", "history.csv", "metrics.json",
-                                                "config.json"}
+                                                "config.json", "curves.png"}  # progress/ goes once the set is in
     history = History.from_json(out / "history.json")
     assert len(history) == 3
     metrics = json.loads((out / "metrics.json").read_text())

@@ -133,6 +133,8 @@ def history_figure(history: "History", *, title: str | None = "training curves",
         if index + cols >= len(names):  # the lowest panel of its column
             axis.set_xlabel("epoch")
         whole_number_ticks(axis)
+        if len(epochs) == 1:  # one epoch: its tick alone (a range under 1 has no whole numbers but it)
+            axis.set_xticks(epochs)
     legend(axes[0, cols - 1])
     return figure
 
@@ -146,37 +148,41 @@ class TrainingCurves(Callback):
     """Redraw the fit's learning curves (:func:`history_figure`) into ``path`` after every epoch, atomically,
     so a long run can be watched while it trains (on rank 0 only under torchrun).
 
-    Drawing a figure takes a few tenths of a second. Where epochs are shorter than that, drawing
-    after each of them would slow training down, so a figure is skipped while the time spent
-    drawing would pass ``max_overhead`` (a tenth) of the time spent training; the curves are
-    always drawn after the first epoch and at the end of the fit. ``max_overhead=None`` draws
-    after every epoch, whatever it costs.
+    Drawing takes about half a second. So that short epochs are not slowed down by it, the
+    figure is redrawn after an epoch only while the time spent drawing stays within
+    ``max_overhead`` (a tenth) of the time spent training; it is always drawn at the end of a
+    fit. ``max_overhead=None`` redraws after every epoch, whatever it costs.
     """
 
     affects_fit = False
+    FIRST_ESTIMATE = 0.5  # seconds a drawing takes, until one has been timed
 
     def __init__(self, path: str | os.PathLike, *, title: str | None = "training curves",
                  max_overhead: float | None = 0.1):
         self.path = check_figure_path(path, what="training curves")
-        if max_overhead is not None and not (isinstance(max_overhead, (int, float)) and max_overhead > 0):
+        if max_overhead is not None and (isinstance(max_overhead, bool) or not isinstance(max_overhead, (int, float))
+                                         or not max_overhead > 0):
             raise ConfigError(f"max_overhead: must be a positive number or None, got {max_overhead!r}")
         self.title, self.max_overhead = title, max_overhead
-        self._started = self._drawing = self._cost = 0.0
-        self._stale = False
+        self.drawn: int | None = None  # how many epochs the figure at ``path`` shows (None: not drawn by this one)
+        self._cost = self.FIRST_ESTIMATE
+        self.on_fit_begin(None)
 
-    def on_fit_begin(self, trainer: "Trainer") -> None:
-        self._started, self._drawing, self._cost, self._stale = time.perf_counter(), 0.0, 0.0, False
+    def on_fit_begin(self, trainer: "Trainer | None") -> None:
+        self._started, self._drawing = time.perf_counter(), 0.0
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
         training = time.perf_counter() - self._started - self._drawing
         if self.max_overhead is None or self._drawing + self._cost <= self.max_overhead * training:
             self._draw(trainer)
-        else:
-            self._stale = True
 
     def on_fit_end(self, trainer: "Trainer") -> None:
-        if self._stale:
+        if self.drawn != len(trainer.history):
             self._draw(trainer)
+
+    def shows(self, history: "History") -> bool:
+        """Whether the figure at ``path`` is this callback's drawing of ``history`` as it is now."""
+        return self.drawn == len(history) and self.path.is_file()
 
     def _draw(self, trainer: "Trainer") -> None:
         if not on_rank_zero() or not len(trainer.history):
@@ -185,4 +191,4 @@ class TrainingCurves(Callback):
         plot_history(trainer.history, self.path, title=self.title)
         self._cost = time.perf_counter() - started
         self._drawing += self._cost
-        self._stale = False
+        self.drawn = len(trainer.history)

@@ -82,7 +82,7 @@ class CSVLogger(Callback):
                               f"got {separator!r}")
         self.separator, self.append = separator, check_bool(append, "csv_logger.append: must be true or false")
         self._kept: str | None = None  # the file's earlier text (append), read once
-        self._seen = 0  # the History's length when the fit began (before a resumed fit restores its own)
+        self._seen = 0  # the epochs of the History this logger saw end (a resumed fit restores others)
 
     def on_fit_begin(self, trainer: "Trainer") -> None:
         if self._kept is None:
@@ -101,10 +101,10 @@ class CSVLogger(Callback):
     def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
         if not on_rank_zero():
             return
-        restored = len(trainer.history) - 1 - self._seen
+        restored = len(trainer.history) - 1 - self._seen  # epochs this logger did not see end
         if restored > 0 and self._kept:  # a resumed fit: its killed run's rows go, the History has them
             self._kept = _without_last_run(self._kept, restored, self.separator)
-            self._seen = len(trainer.history) - 1
+        self._seen = len(trainer.history)
         text = csv_text(trainer.history.records, separator=self.separator, header=not self._kept)
         atomic_write_text(self.filename, self._kept + text)
 

@@ -26,7 +26,7 @@ import torch
 from trainwell.callbacks import Callback, CSVLogger
 from trainwell.config import RunConfig
 from trainwell.errors import ConfigError
-from trainwell.fileio import atomic_write_text, remove_leftovers, replacing_set, write_json
+from trainwell.fileio import atomic_write_bytes, atomic_write_text, remove_leftovers, replacing_set, write_json
 from trainwell.model.layers import Model
 from trainwell.model.saving import save_model
 from trainwell.plots import TrainingCurves, plot_history
@@ -49,10 +49,24 @@ OUTPUT_SET = (*RUN_FILES, "diagnostics.json")  # written, and replaced, together
 PROGRESS = "progress"  # the subfolder of what a run writes after every epoch while it trains
 
 
-def progress_callbacks(out: Path) -> list[Callback]:
+def curves_title(config: RunConfig) -> str:
+    return f"{config.name}: training curves" if config.name else "training curves"
+
+
+def progress_callbacks(out: Path, config: RunConfig) -> list[Callback]:
     """What ``trainwell train`` writes after every epoch: ``<out>/progress/history.csv`` (the History so far,
     as the final ``history.csv``) and ``<out>/progress/curves.png`` (the learning curves)."""
-    return [CSVLogger(out / PROGRESS / "history.csv"), TrainingCurves(out / PROGRESS / "curves.png")]
+    return [CSVLogger(out / PROGRESS / "history.csv"),
+            TrainingCurves(out / PROGRESS / "curves.png", title=curves_title(config))]
+
+
+def drawn_curves(out: Path, callbacks: list[Callback], history: History) -> Path | None:
+    """``progress/curves.png`` when it shows ``history`` as it is now (the final set takes it as it is), else None."""
+    for callback in callbacks:
+        if isinstance(callback, TrainingCurves) and callback.path == out / PROGRESS / "curves.png" \
+                and callback.shows(history):
+            return callback.path
+    return None
 
 
 def remove_leftovers_of(out: Path) -> None:
@@ -172,15 +186,22 @@ def model_info(config: RunConfig, prepared: PreparedData) -> tuple[dict[str, Any
 
 
 def write_outputs(out: Path, config: RunConfig, model: Model, history: History, metrics: dict[str, float],
-                  prepared: PreparedData, trainer: Trainer, *, diagnosis: Any = None, recording: Any = None) -> None:
-    """The run's files, replacing an earlier run's as one set: a reader sees all old or all new files."""
+                  prepared: PreparedData, trainer: Trainer, *, diagnosis: Any = None, recording: Any = None,
+                  curves: Path | None = None) -> None:
+    """The run's files, replacing an earlier run's as one set: a reader sees all old or all new files.
+
+    ``curves``: a drawing of ``history`` already made (``progress/curves.png``), copied rather than drawn again.
+    """
     info, prep_tensors = model_info(config, prepared)
     info["device"] = str(trainer.device)
     with replacing_set(out, family=OUTPUT_SET) as stage:
         save_model(model, stage / "model.safetensors", info=info, extra=prep_tensors)
         history.to_json(stage / "history.json")
         history.to_csv(stage / "history.csv")
-        plot_history(history, stage / "curves.png", title=f"{config.name}: training curves" if config.name else None)
+        if curves is not None:
+            atomic_write_bytes(stage / "curves.png", curves.read_bytes())
+        else:
+            plot_history(history, stage / "curves.png", title=curves_title(config))
         write_json(stage / "metrics.json", metrics)
         write_json(stage / "config.json", config.to_dict())
         if diagnosis is not None:

@@ -25,9 +25,9 @@ from trainwell.model.layers import Model
 from trainwell.model.transfer import freeze, select_layers, unfreeze
 from trainwell.recipes.build import PreparedData, data_and_model, trainer_from_config
 from trainwell.recipes.fingerprint import fit_fingerprint
-from trainwell.recipes.run_folder import (PROGRESS, announce_resume, drop_diverged_state, model_info, output_dir_for,
-                                          progress_callbacks, refuse_finished_run, remove_folder, remove_leftovers_of,
-                                          resume_folder, write_outputs)
+from trainwell.recipes.run_folder import (PROGRESS, announce_resume, drawn_curves, drop_diverged_state, model_info,
+                                          output_dir_for, progress_callbacks, refuse_finished_run, remove_folder,
+                                          remove_leftovers_of, resume_folder, write_outputs)
 from trainwell.train.distributed import is_main_process
 from trainwell.train.history import History
 from trainwell.train.trainer import Trainer
@@ -90,7 +90,7 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     diagnosis = _diagnose_run(config, model, callbacks)
     if out is not None:
         write_outputs(out, config, model, history, metrics, prepared, trainer, diagnosis=diagnosis,
-                      recording=_recording(callbacks))
+                      recording=_recording(callbacks), curves=drawn_curves(out, callbacks, history))
     if out is not None:  # the run is complete: a new run of the same command starts afresh; a state
         remove_folder(out / "resume")  # left there by an earlier killed run (even with resumable = false) goes too
         remove_folder(out / PROGRESS)  # the set holds its history.csv and curves.png
@@ -234,7 +234,7 @@ def configured_callbacks(config: RunConfig, prepared: PreparedData, out: Path | 
     if config.diagnostics is not None:  # [diagnostics]: the doctor's recording, read by _diagnose_run
         made.append(Diagnostics(config.diagnostics.every))
     if out is not None:
-        made.extend(progress_callbacks(out))
+        made.extend(progress_callbacks(out, config))
         if section is not None and section.tensorboard is not None:
             options = section.tensorboard.model_dump()
             made.append(TensorBoard(options.pop("log_dir") or out / "tensorboard", **options))
