@@ -28,7 +28,7 @@ def test_train_writes_outputs_and_prints_accuracy(config, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "val_accuracy: " in printed and "test_accuracy: " in printed
     assert {p.name for p in out.iterdir()} == {"model.safetensors", "history.json", "history.csv", "metrics.json",
-                                                "config.json"}
+                                                "config.json", "curves.png"}  # progress/ goes once the set is in
     history = History.from_json(out / "history.json")
     assert len(history) == 3
     metrics = json.loads((out / "metrics.json").read_text())
@@ -345,3 +345,50 @@ def test_numeric_options_out_of_range_are_one_line(argv, names, tmp_path, monkey
     assert main(argv) == 2
     printed = capsys.readouterr().err
     assert names in printed and printed.count("\n") == 1 and "Traceback" not in printed
+
+
+def test_train_logs_to_tensorboard_and_csv_from_the_flags(config, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, log = tmp_path / "out", tmp_path / "logs" / "epochs.csv"
+    assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "2", "--tensorboard", "--csv-log", str(log)]) == 0
+    events = EventAccumulator(str(out / "tensorboard" / "validation"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("epoch_accuracy")] == [1, 2]
+    assert log.read_text() == (out / "history.csv").read_text()
+    board = tmp_path / "elsewhere"
+    assert main(["train", str(config), "-o", str(tmp_path / "b"), "-q", "--epochs", "1", "--tensorboard", str(board)]) == 0
+    assert (board / "train").is_dir() and not (tmp_path / "b" / "tensorboard").exists()
+    through_set = tmp_path / "set"
+    assert main(["train", str(config), "-o", str(tmp_path / "c"), "-q", "--epochs", "1",
+                 "--set", f"callbacks.tensorboard.log_dir={through_set}", "--set", "callbacks.tensorboard.update_freq=5"]) == 0
+    events = EventAccumulator(str(through_set / "train"))
+    events.Reload()
+    assert "batch_loss" in events.Tags()["scalars"]
+
+
+def test_train_refuses_a_bad_logger_setting_in_one_line(config, tmp_path, capsys):
+    assert main(["train", str(config), "-o", str(tmp_path / "x"), "-q",
+                 "--set", "callbacks.tensorboard.update_freq=0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "'callbacks.tensorboard.update_freq' = 0: must be 'epoch' or a number" in err
+    assert main(["train", str(config), "-o", str(tmp_path / "x"), "-q", "--set", "train.precision=fp16",
+                 "--set", "train.device=cpu"]) == 2
+    assert "use precision 'bf16' on the CPU" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_the_readmes_logger_commands_run_as_written(tmp_path, monkeypatch):
+    import re
+    import shlex
+
+    text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Seeing training"):text.index("### Mixed precision")]
+    commands = [line.split("  #")[0] for line in re.findall(r"^trainwell train .*$", section, flags=re.M)]
+    assert len(commands) == 2
+    (tmp_path / "examples").symlink_to(EXAMPLES)
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        assert main(shlex.split(command)[1:] + ["-q"]) == 0, command
+    assert (tmp_path / "runs/digits_quick/tensorboard/train").is_dir()
+    assert (tmp_path / "runs/digits_quick.csv").read_text() == (tmp_path / "runs/digits_quick/history.csv").read_text()
+    assert (tmp_path / "runs/tb_logs/validation").is_dir() and (tmp_path / "runs/tb/curves.png").is_file()

@@ -253,3 +253,80 @@ def test_the_png_writers_still_write_pngs(tmp_path):
     for path in written:
         assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.rglob(".*tmp*"))
+
+
+# ----------------------------------------------------------------- a fit's learning curves
+def _history(epochs=12, metrics=("accuracy", "auc", "f1"), validation=True, nan_at=None):
+    from trainwell.train.history import History
+
+    records = []
+    for epoch in range(1, epochs + 1):
+        record = {"epoch": epoch, "loss": 2.0 / epoch}
+        record.update({m: 1 - 0.5 / epoch for m in metrics})
+        if validation:
+            record.update({"val_loss": 2.2 / epoch, **{f"val_{m}": 1 - 0.6 / epoch for m in metrics}})
+        record.update({"lr": 0.01, "time": 0.5})
+        if epoch == nan_at:
+            record["loss"] = float("nan")
+        records.append(record)
+    return History(records)
+
+
+def test_the_learning_curves_have_one_legible_panel_per_quantity():
+    from trainwell.plots import curve_names, history_figure
+
+    history = _history()
+    assert curve_names(history) == ["loss", "accuracy", "auc", "f1"]  # not lr, time or epoch
+    figure = history_figure(history)
+    shown = [a for a in figure.axes if a.get_visible()]
+    assert [a.get_title() for a in shown] == ["loss", "accuracy", "auc", "f1"]
+    assert all(len(a.get_lines()) == 2 for a in shown)  # training and validation
+    assert list(shown[0].get_lines()[1].get_ydata()) == history["val_loss"]
+    assert problems(figure) == []
+    for drawn in (_history(1, metrics=(), validation=False), _history(40, nan_at=3)):
+        assert problems(history_figure(drawn)) == []
+
+
+def test_training_curves_are_redrawn_after_every_epoch(blobs, tmp_path):
+    from helpers import small_model
+    from trainwell.callbacks import Callback
+    from trainwell.plots import TrainingCurves
+    from trainwell.train.trainer import Trainer
+
+    x, y = blobs
+    path = tmp_path / "curves.png"
+    seen = []
+
+    class Looks(Callback):
+        def on_epoch_begin(self, trainer, epoch):
+            seen.append(path.stat().st_mtime_ns if path.exists() else None)
+
+    curves = TrainingCurves(path, max_overhead=None)
+    trainer = Trainer(small_model(), callbacks=[Looks(), curves], seed=0)
+    trainer.fit(x, y, epochs=3, verbose=False)
+    assert seen[0] is None and None not in seen[1:] and seen[1] <= seen[2]
+    assert curves.drawn == 3 and curves.shows(trainer.history) and path.read_bytes()[:4] == b"\x89PNG"
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_training_curves_of_short_epochs_are_drawn_at_the_end_only(blobs, tmp_path):
+    from helpers import small_model
+    from trainwell.plots import TrainingCurves
+    from trainwell.train.trainer import Trainer
+
+    x, y = blobs
+    curves = TrainingCurves(tmp_path / "curves.png", max_overhead=1e-6)  # epochs far shorter than a drawing
+    drawn = []
+    curves._draw = lambda trainer, draw=curves._draw: (drawn.append(trainer.epoch), draw(trainer))
+    Trainer(small_model(), callbacks=[curves], seed=0).fit(x, y, epochs=3, verbose=False)
+    assert drawn == [3] and curves.drawn == 3
+
+
+def test_training_curves_refuse_a_path_that_is_no_figure(tmp_path):
+    from trainwell.errors import ConfigError
+    from trainwell.plots import TrainingCurves
+
+    with pytest.raises(ConfigError, match="must end in one of .png"):
+        TrainingCurves(tmp_path / "curves.txt")
+    with pytest.raises(ConfigError, match="max_overhead"):
+        TrainingCurves(tmp_path / "curves.png", max_overhead=0)

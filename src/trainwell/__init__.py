@@ -44,6 +44,9 @@ from trainwell.doctor.rules import diagnose
 from trainwell.recipes.doctor import run_doctor
 # metrics by name on a whole epoch (scikit-learn computes them)
 from trainwell import metrics
+# seeing training: per-epoch curves, the CSV and TensorBoard loggers
+from trainwell.callbacks import CSVLogger, TensorBoard
+from trainwell.plots import TrainingCurves, plot_history
 
 __all__ = [
     "Activation", "AlphaDropout", "BatchNormalization", "Callback", "ConfigError", "DataError", "Dense", "Dropout",
@@ -64,6 +67,8 @@ __all__ = [
     "freeze", "unfreeze", "reuse_layers", "select_layers", "TrainwellClassifier",
     # metrics by name on a whole epoch
     "metrics",
+    # seeing training: per-epoch curves, the CSV and TensorBoard loggers
+    "CSVLogger", "TensorBoard", "TrainingCurves", "plot_history",
 ]
 
 

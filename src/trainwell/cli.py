@@ -56,8 +56,13 @@ def app() -> None:
               help="Replace the files of a finished run in the output folder (train.overwrite; refused by default).")
 @click.option("--restart", is_flag=True,
               help="Drop an interrupted run's saved state (OUTPUT_DIR/resume) and train from epoch 1 (train.restart).")
+@click.option("--tensorboard", "tensorboard", is_flag=False, flag_value="", default=None, metavar="[DIR]",
+              help="Log to TensorBoard, into DIR (default OUTPUT_DIR/tensorboard): [callbacks.tensorboard].")
+@click.option("--csv-log", "csv_log", type=click.Path(path_type=Path),
+              help="Log each epoch as a CSV row into this file: [callbacks.csv_logger].")
 def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | None, output_dir: Path | None,
-          quiet: bool, threads: int | None, overwrite: bool, restart: bool) -> None:
+          quiet: bool, threads: int | None, overwrite: bool, restart: bool, tensorboard: str | None,
+          csv_log: Path | None) -> None:
     """Train the model a CONFIG file (.toml, .yaml or .json) describes.
 
     Prints the validation and test accuracy and writes the model, its history and
@@ -77,6 +82,7 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
         overrides.append(f"train.threads={threads}")
     # the folder is set as given, not parsed as a --set value: any characters a path may hold
     run_config = load_config(config, overrides, values={"output_dir": str(output_dir)} if output_dir else None)
+    run_config = _with_loggers(run_config, tensorboard=tensorboard, csv_log=csv_log)
     with process_group_from_env() as group:
         try:
             result = train_config(run_config, verbose=not quiet, overwrite=True if overwrite else None,
@@ -93,6 +99,22 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
         found = [f"{f.severity}: {f.title}" for f in result.diagnosis.findings]
         out.print("diagnostics: " + ("; ".join(found) if found else "no problems found"), markup=False, soft_wrap=True)
     out.print(f"saved: {result.output_dir}")
+
+
+def _with_loggers(run_config, *, tensorboard: str | None, csv_log: Path | None):
+    """The config with the loggers --tensorboard and --csv-log ask for (their paths set as given, not parsed)."""
+    if tensorboard is None and csv_log is None:
+        return run_config
+    from trainwell.config import CallbacksConfig, CSVLoggerConfig, TensorBoardConfig
+
+    section = run_config.callbacks or CallbacksConfig()
+    update = {}
+    if tensorboard is not None:
+        update["tensorboard"] = (section.tensorboard or TensorBoardConfig()).model_copy(
+            update={"log_dir": tensorboard} if tensorboard else {})
+    if csv_log is not None:
+        update["csv_logger"] = (section.csv_logger or CSVLoggerConfig()).model_copy(update={"filename": str(csv_log)})
+    return run_config.model_copy(update={"callbacks": section.model_copy(update=update)})
 
 
 def _say_how_to_resume(run_config) -> None:

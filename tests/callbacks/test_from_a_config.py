@@ -86,3 +86,40 @@ def test_bad_callback_config_names_the_key(section, message):
     with pytest.raises(ConfigError) as error:
         validate_config(data, source="c.toml")
     assert message in str(error.value)
+
+
+def test_loggers_from_a_config_write_into_the_output_folder_by_default(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from trainwell.recipes.train import train_config
+
+    out = tmp_path / "out"
+    config = validate_config({
+        "name": "loggers", "seed": 0, "output_dir": str(out), "data": {"name": "digits", "validation_size": 300},
+        "model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]},
+        "train": {"epochs": 2}, "callbacks": {"tensorboard": {"histogram_freq": 1}, "csv_logger": {"separator": ";"}}})
+    result = train_config(config, verbose=False)
+    rows = (out / "training.log").read_text().splitlines()
+    assert rows[0].startswith("epoch;loss;accuracy;val_loss") and len(rows) == 3
+    events = EventAccumulator(str(out / "tensorboard" / "train"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("epoch_loss")] == [1, 2]
+    assert [e.value for e in events.Scalars("epoch_loss")] == pytest.approx(result.history["loss"])
+    assert events.Tags()["histograms"]
+    import shutil
+
+    shutil.rmtree(out)
+    assert train_config(config, verbose=False, save=False).output_dir is None
+    assert not out.exists()  # a run that saves nothing logs nothing either
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"tensorboard": {"update_freq": 0}}, "'callbacks.tensorboard.update_freq' = 0: must be 'epoch' or a number of steps"),
+    ({"tensorboard": {"histogram_freq": -1}}, "'callbacks.tensorboard.histogram_freq' = -1"),
+    ({"tensorboard": {"logdir": "x"}}, "unknown key 'callbacks.tensorboard.logdir'; allowed keys here: log_dir"),
+    ({"csv_logger": {"separator": ";;"}}, "'callbacks.csv_logger.separator' = ';;'"),
+])
+def test_a_bad_logger_section_names_the_key(section, message):
+    with pytest.raises(ConfigError) as error:
+        validate_config({"model": {"layers": [{"type": "flatten"}]}, "callbacks": section})
+    assert message in str(error.value)

@@ -30,8 +30,9 @@ from pathlib import Path
 from outcomes import CLEAR, HANDLED, TINY_CONFIG, TRACEBACK, WRONG, Case, is_clear_message, run_cli
 
 AREA = "writes"
-SET = ("model.safetensors", "history.json", "history.csv", "metrics.json", "config.json", "diagnostics.json")
-KEPT_DIRS = ("resume", "checkpoints")
+SET = ("model.safetensors", "history.json", "history.csv", "metrics.json", "config.json", "curves.png",
+       "diagnostics.json")
+KEPT_DIRS = ("resume", "checkpoints", "progress")
 
 CONFIG = '\nname = "tiny"' + TINY_CONFIG
 

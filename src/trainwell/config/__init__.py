@@ -44,9 +44,9 @@ trainwell.callbacks (the plateau callback) and trainwell.train (device, thread a
 from trainwell.config.keys import KEY_SYNTAX, key_text, parse_key, set_key
 from trainwell.config.load import CONFIG_SUFFIXES, apply_overrides, load_config, parse_config_text, read_config_file
 from trainwell.config.plain import INT_MAX, INT_MIN, INT_RANGE, MAX_DEPTH, MAX_EXPANDED_VALUES, check_plain_data
-from trainwell.config.schema import (CallbacksConfig, CheckpointConfig, ConfigSection, DataConfig, DiagnosticsConfig,
-                                     EarlyStoppingConfig, LRFindConfig, ModelConfig, PhaseConfig, ReuseConfig,
-                                     RunConfig, TrainConfig, validation_error_text)
+from trainwell.config.schema import (CallbacksConfig, CheckpointConfig, ConfigSection, CSVLoggerConfig, DataConfig,
+                                     DiagnosticsConfig, EarlyStoppingConfig, LRFindConfig, ModelConfig, PhaseConfig,
+                                     ReuseConfig, RunConfig, TensorBoardConfig, TrainConfig, validation_error_text)
 from trainwell.config.search import Param, ParamSpec, SearchConfig, make_param, parse_search, set_space_key, with_params
 from trainwell.config.tables import check_schedule_table, layer_specs, schedule_from_table
 from trainwell.config.validate import check_run_name, check_search, loss_of, validate_config, with_dataset_defaults
@@ -56,7 +56,7 @@ __all__ = [
     "CONFIG_SUFFIXES", "INT_MAX", "INT_MIN", "INT_RANGE", "KEY_SYNTAX", "MAX_DEPTH", "MAX_EXPANDED_VALUES",
     "CallbacksConfig", "CheckpointConfig", "ConfigSection", "ConfigYamlLoader", "DataConfig", "DiagnosticsConfig",
     "EarlyStoppingConfig", "LRFindConfig", "ModelConfig", "Param", "ParamSpec", "PhaseConfig", "ReuseConfig",
-    "RunConfig", "SearchConfig", "TrainConfig",
+    "RunConfig", "SearchConfig", "TrainConfig", "TensorBoardConfig", "CSVLoggerConfig",
     "apply_overrides", "check_plain_data", "check_run_name", "check_schedule_table", "check_search", "key_text",
     "layer_specs", "load_config", "loss_of", "load_yaml", "make_param", "parse_config_text", "parse_key", "parse_search",
     "read_config_file", "schedule_from_table", "set_key", "set_space_key", "validate_config", "with_dataset_defaults",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Mapping, Optional, Sequence, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trainwell.config.keys import key_text
 from trainwell.model.layers import expand_presets, expand_repeats
@@ -113,6 +113,9 @@ class TrainConfig(ConfigSection):
     # Drop an interrupted run's saved state in output_dir/resume and train from epoch 1
     # (by default the same fit resumes, and another fit's state is refused).
     restart: bool = False
+    # Mixed precision: the forward pass under torch.autocast in bfloat16 (CPU and CUDA) or float16
+    # (CUDA, with a GradScaler); the weights, the loss and evaluation stay float32.
+    precision: Literal["32", "bf16", "fp16"] = "32"
 
     @model_validator(mode="before")
     @classmethod
@@ -172,10 +175,37 @@ class CheckpointConfig(ConfigSection):
     min_delta: float = Field(0.0, ge=0)
 
 
+class TensorBoardConfig(ConfigSection):
+    """``[callbacks.tensorboard]``: trainwell.callbacks.TensorBoard (Keras' names); log_dir defaults to
+    <output_dir>/tensorboard."""
+
+    log_dir: Optional[str] = None
+    histogram_freq: int = Field(0, ge=0)  # epochs between histograms of the weights; 0: none
+    update_freq: Union[str, int] = "epoch"  # or N: the training loss every N steps too
+
+    @field_validator("update_freq")
+    @classmethod
+    def _epoch_or_steps(cls, value: Union[str, int]) -> Union[str, int]:
+        if value != "epoch" and not (isinstance(value, int) and value >= 1):
+            raise ValueError("must be 'epoch' or a number of steps >= 1")
+        return value
+
+
+class CSVLoggerConfig(ConfigSection):
+    """``[callbacks.csv_logger]``: trainwell.callbacks.CSVLogger (Keras' names); filename defaults to
+    <output_dir>/training.log."""
+
+    filename: Optional[str] = None
+    separator: str = Field(",", min_length=1, max_length=1)
+    append: bool = False
+
+
 class CallbacksConfig(ConfigSection):
     early_stopping: Optional[EarlyStoppingConfig] = None
     checkpoint: Optional[CheckpointConfig] = None
     terminate_on_nan: bool = False
+    tensorboard: Optional[TensorBoardConfig] = None
+    csv_logger: Optional[CSVLoggerConfig] = None
 
 
 class DiagnosticsConfig(ConfigSection):
@@ -216,7 +246,7 @@ def validation_error_text(error: Mapping[str, Any], model: type[BaseModel]) -> s
         return f"unknown key '{key}'{allowed}"
     if error["type"] == "missing":
         return f"'{key}' is missing"
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")  # a field validator's own message
     if error["type"] == "literal_error":
         message = message.replace("Input should be", "must be")
     else:

@@ -156,7 +156,8 @@ def trainer_options(config: RunConfig) -> dict[str, Any]:
             "class_weight": train.class_weight,
             "clipvalue": train.clipvalue, "clipnorm": train.clipnorm, "global_clipnorm": train.global_clipnorm,
             "schedule": config.schedule, "device": train.device, "seed": config.seed,
-            "skip_nonfinite": train.skip_nonfinite_batches, "threads": train.threads, "fused": train.fused}
+            "skip_nonfinite": train.skip_nonfinite_batches, "threads": train.threads, "fused": train.fused,
+            "precision": train.precision}
 
 
 def trainer_from_config(config: RunConfig, model: Model, *, callbacks: Iterable[Callback] = (),

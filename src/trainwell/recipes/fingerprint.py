@@ -26,12 +26,13 @@ from trainwell.versions import __version__
 # Config keys that do not change what a fit computes: where its files go and what it is called, what
 # happens after training (overwrite, allow_nonfinite_loss), whether and how often its state is saved
 # (a resumed fit equals an uninterrupted one either way), whether it restarts, and where the data are
-# read from (their contents are in the fingerprint: a changed file is another fit), and the held-out test
-# files (they are scored after the fit, never seen by it).
+# read from (their contents are in the fingerprint: a changed file is another fit), the held-out test
+# files (they are scored after the fit, never seen by it), and the loggers (they only report).
 NOT_THE_FIT = (("name",), ("output_dir",), ("train", "overwrite"), ("train", "allow_nonfinite_loss"),
                ("train", "restart"), ("train", "resumable"), ("train", "save_every_steps"),
                ("train", "device"), ("train", "threads"), ("data", "path"), ("data", "offline"),
-               ("data", "target_path"), ("data", "test_path"), ("data", "test_target_path"))
+               ("data", "target_path"), ("data", "test_path"), ("data", "test_target_path"),
+               ("callbacks", "tensorboard"), ("callbacks", "csv_logger"))
 
 _LABELS = {"runtime.device": "train.device (in use)", "runtime.threads": "train.threads (CPU threads in use)",
            "data.sha256": "the data (their sha256)", "code.trainwell": "trainwell version",

@@ -6,7 +6,11 @@ saved state of its fit (refused when another fit's: see :mod:`trainwell.recipes.
 After training it writes its files as one set (see fileio.replacing_set), so a failed,
 interrupted or out-of-space run never replaces the files of an earlier one, and never leaves
 a new model beside an old run's metrics; checkpoints, written during training, have their
-own ``checkpoints/`` subfolder.
+own ``checkpoints/`` subfolder, and so do the learning curves and the History of the epochs
+done so far, redrawn after every epoch: ``progress/curves.png`` and ``progress/history.csv``
+(:func:`progress_callbacks`). Those are not a finished run's files: a killed run leaves them
+(and a resumed run goes on writing them from the History it restores), and a finished run's set
+holds ``curves.png`` and ``history.csv`` of the same History, after which ``progress/`` goes.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from typing import Any
 
 import torch
 
+from trainwell.callbacks import Callback, CSVLogger
 from trainwell.config import RunConfig
 from trainwell.errors import ConfigError
-from trainwell.fileio import atomic_write_text, remove_leftovers, replacing_set, write_json
+from trainwell.fileio import atomic_write_bytes, atomic_write_text, remove_leftovers, replacing_set, write_json
 from trainwell.model.layers import Model
 from trainwell.model.saving import save_model
+from trainwell.plots import TrainingCurves, plot_history
 from trainwell.recipes.build import PreparedData
 from trainwell.recipes.fingerprint import fingerprint_difference
 from trainwell.train import distributed
@@ -38,15 +44,36 @@ def output_dir_for(config: RunConfig) -> Path:
     return Path(config.output_dir) if config.output_dir else Path("runs") / (config.name or "run")
 
 
-RUN_FILES = ("model.safetensors", "history.json", "history.csv", "metrics.json", "config.json")
+RUN_FILES = ("model.safetensors", "history.json", "history.csv", "metrics.json", "config.json", "curves.png")
 OUTPUT_SET = (*RUN_FILES, "diagnostics.json")  # written, and replaced, together
+PROGRESS = "progress"  # the subfolder of what a run writes after every epoch while it trains
+
+
+def curves_title(config: RunConfig) -> str:
+    return f"{config.name}: training curves" if config.name else "training curves"
+
+
+def progress_callbacks(out: Path, config: RunConfig) -> list[Callback]:
+    """What ``trainwell train`` writes after every epoch: ``<out>/progress/history.csv`` (the History so far,
+    as the final ``history.csv``) and ``<out>/progress/curves.png`` (the learning curves)."""
+    return [CSVLogger(out / PROGRESS / "history.csv"),
+            TrainingCurves(out / PROGRESS / "curves.png", title=curves_title(config))]
+
+
+def drawn_curves(out: Path, callbacks: list[Callback], history: History) -> Path | None:
+    """``progress/curves.png`` when it shows ``history`` as it is now (the final set takes it as it is), else None."""
+    for callback in callbacks:
+        if isinstance(callback, TrainingCurves) and callback.path == out / PROGRESS / "curves.png" \
+                and callback.shows(history):
+            return callback.path
+    return None
 
 
 def remove_leftovers_of(out: Path) -> None:
     """Clear what a killed run left in ``out`` (its own temporary files; a half-written set of outputs)
     and in the subfolders trainwell writes during training."""
     remove_leftovers(out)
-    for sub in (out / "checkpoints", *sorted((out / "resume").glob("phase-*"))):
+    for sub in (out / "checkpoints", out / PROGRESS, *sorted((out / "resume").glob("phase-*"))):
         if sub.is_dir() and not sub.is_symlink():
             remove_leftovers(sub)
 
@@ -141,9 +168,11 @@ def drop_diverged_state(resume_dir: Path | None, out: Path | None) -> None:
     Resumed, the same config would only diverge again, and the corrected config that the
     error suggests must not be refused as "a different fit" until someone deletes resume/.
     """
-    if resume_dir is None or not distributed.is_main_process():
+    if out is None or not distributed.is_main_process():
         return
-    remove_folder(resume_dir)
+    remove_folder(out / PROGRESS)  # its curves: nothing of a diverged run is kept
+    if resume_dir is not None:
+        remove_folder(resume_dir)
     with contextlib.suppress(OSError):
         out.rmdir()  # the folder, if this run made it and nothing else is in it
 
@@ -157,14 +186,22 @@ def model_info(config: RunConfig, prepared: PreparedData) -> tuple[dict[str, Any
 
 
 def write_outputs(out: Path, config: RunConfig, model: Model, history: History, metrics: dict[str, float],
-                  prepared: PreparedData, trainer: Trainer, *, diagnosis: Any = None, recording: Any = None) -> None:
-    """The run's files, replacing an earlier run's as one set: a reader sees all old or all new files."""
+                  prepared: PreparedData, trainer: Trainer, *, diagnosis: Any = None, recording: Any = None,
+                  curves: Path | None = None) -> None:
+    """The run's files, replacing an earlier run's as one set: a reader sees all old or all new files.
+
+    ``curves``: a drawing of ``history`` already made (``progress/curves.png``), copied rather than drawn again.
+    """
     info, prep_tensors = model_info(config, prepared)
     info["device"] = str(trainer.device)
     with replacing_set(out, family=OUTPUT_SET) as stage:
         save_model(model, stage / "model.safetensors", info=info, extra=prep_tensors)
         history.to_json(stage / "history.json")
         history.to_csv(stage / "history.csv")
+        if curves is not None:
+            atomic_write_bytes(stage / "curves.png", curves.read_bytes())
+        else:
+            plot_history(history, stage / "curves.png", title=curves_title(config))
         write_json(stage / "metrics.json", metrics)
         write_json(stage / "config.json", config.to_dict())
         if diagnosis is not None:

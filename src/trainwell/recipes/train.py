@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainwell.callbacks import Callback, Checkpoint, EarlyStopping, TerminateOnNaN
+from trainwell.callbacks import Callback, Checkpoint, CSVLogger, EarlyStopping, TensorBoard, TerminateOnNaN
 from trainwell.config import PhaseConfig, RunConfig, load_config, loss_of, with_dataset_defaults
 from trainwell.doctor.record import Diagnostics
 from trainwell.doctor.rules import diagnose
@@ -25,9 +25,9 @@ from trainwell.model.layers import Model
 from trainwell.model.transfer import freeze, select_layers, unfreeze
 from trainwell.recipes.build import PreparedData, data_and_model, trainer_from_config
 from trainwell.recipes.fingerprint import fit_fingerprint
-from trainwell.recipes.run_folder import (announce_resume, drop_diverged_state, model_info, output_dir_for,
-                                          refuse_finished_run, remove_folder, remove_leftovers_of, resume_folder,
-                                          write_outputs)
+from trainwell.recipes.run_folder import (PROGRESS, announce_resume, drawn_curves, drop_diverged_state, model_info,
+                                          output_dir_for, progress_callbacks, refuse_finished_run, remove_folder,
+                                          remove_leftovers_of, resume_folder, write_outputs)
 from trainwell.train.distributed import is_main_process
 from trainwell.train.history import History
 from trainwell.train.trainer import Trainer
@@ -47,8 +47,9 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
                  overwrite: bool | None = None, restart: bool | None = None) -> RunResult:
     """Run a config (or a config file): train, evaluate, and save the outputs.
 
-    Writes ``model.safetensors``, ``history.json``, ``history.csv``, ``metrics.json``
-    and ``config.json`` into the output folder, each atomically, after training.
+    Writes ``model.safetensors``, ``history.json``, ``history.csv``, ``curves.png``, ``metrics.json``
+    and ``config.json`` into the output folder, as one set, after training; while it trains, the
+    History so far and its curves are rewritten after every epoch in ``<output_dir>/progress/``.
     A run whose final training loss is nan or infinite raises TrainingDiverged and saves
     nothing, unless ``allow_nonfinite_loss`` (default: the config's
     ``train.allow_nonfinite_loss``) keeps it. A folder that holds a finished run is
@@ -89,9 +90,10 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     diagnosis = _diagnose_run(config, model, callbacks)
     if out is not None:
         write_outputs(out, config, model, history, metrics, prepared, trainer, diagnosis=diagnosis,
-                      recording=_recording(callbacks))
+                      recording=_recording(callbacks), curves=drawn_curves(out, callbacks, history))
     if out is not None:  # the run is complete: a new run of the same command starts afresh; a state
         remove_folder(out / "resume")  # left there by an earlier killed run (even with resumable = false) goes too
+        remove_folder(out / PROGRESS)  # the set holds its history.csv and curves.png
     return RunResult(model=model, history=history, metrics=metrics, output_dir=out, diagnosis=diagnosis)
 
 
@@ -225,11 +227,23 @@ def configured_callbacks(config: RunConfig, prepared: PreparedData, out: Path | 
     (which are only written once training has succeeded), and carry the same metadata
     as ``model.safetensors``, so ``trainwell evaluate`` and ``predict`` read them.
     The final model is ``model.safetensors`` itself, so no ``final.safetensors``.
+    A run that saves (``out``, rank 0 under torchrun) also writes its progress after every epoch
+    (``<output_dir>/progress/``) and the loggers asked for: ``[callbacks.tensorboard]`` (into
+    ``log_dir``, default ``<output_dir>/tensorboard``) and ``[callbacks.csv_logger]`` (``filename``,
+    default ``<output_dir>/training.log``).
     """
     section = config.callbacks
     made: list[Callback] = []
     if config.diagnostics is not None:  # [diagnostics]: the doctor's recording, read by _diagnose_run
         made.append(Diagnostics(config.diagnostics.every))
+    if out is not None:
+        made.extend(progress_callbacks(out, config))
+        if section is not None and section.tensorboard is not None:
+            options = section.tensorboard.model_dump()
+            made.append(TensorBoard(options.pop("log_dir") or out / "tensorboard", **options))
+        if section is not None and section.csv_logger is not None:
+            options = section.csv_logger.model_dump()
+            made.append(CSVLogger(options.pop("filename") or out / "training.log", **options))
     if section is None:
         return made
     if section.terminate_on_nan:

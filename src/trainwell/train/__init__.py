@@ -18,6 +18,7 @@
 - resume: a fit's whole state saved atomically and restored (``FitSaves``)
 - distributed: data-parallel training under torchrun
 - threads: how many CPU threads a fit uses
+- precision: mixed precision (bf16, fp16) of the training step: its autocast and GradScaler
 
 It may use trainwell.callbacks, trainwell.optim, trainwell.schedules, trainwell.metrics, trainwell.model,
 trainwell.data, trainwell.checks, trainwell.fileio and trainwell.errors (the units below it).

@@ -217,7 +217,7 @@ def _step(trainer: Any, forward: nn.Module, callbacks: list[Callback], *, cached
     parts = StepParts(model=trainer.model, forward=forward, loss=trainer.loss, optimizer=trainer.optimizer,
                       clipping=trainer.clipping, skip_nonfinite=trainer.skip_nonfinite,
                       penalties=kernel_penalties(trainer.model), constraints=kernel_constraints(trainer.model),
-                      device=trainer.device, weighted=weighted)
+                      device=trainer.device, weighted=weighted, precision=trainer.mixed_precision)
     step, _ = make_step(parts, fused=trainer.fused, cached=cached, wants_autograd=wants_autograd)
     return step
 

@@ -31,6 +31,7 @@ from trainwell.optim import clip_gradients
 from trainwell.train import distributed
 from trainwell.train.fused import FusedPass, fused_pass
 from trainwell.train.fused_probe import verdict
+from trainwell.train.precision import Precision
 
 __all__ = ["AutogradStep", "FusedStep", "Step", "StepParts", "StepResult", "make_step", "why_not_fused"]
 
@@ -64,6 +65,7 @@ class StepParts:
     constraints: Sequence[Any] = ()  # and its kernel constraints
     device: torch.device = torch.device("cpu")
     weighted: bool = False  # the fit weighs its samples (sample_weight, class_weight)
+    precision: Precision | None = None  # mixed precision (trainwell.train.precision); None: float32
 
     @property
     def clips(self) -> bool:
@@ -80,10 +82,13 @@ class AutogradStep:
         self.clipping = dict(parts.clipping) if parts.clips else None
         self.skip_nonfinite = parts.skip_nonfinite
         self.penalties, self.constraints = parts.penalties, parts.constraints
+        self.precision = parts.precision if parts.precision is not None else Precision()
 
     def __call__(self, xb: torch.Tensor, yb: torch.Tensor, weight: float = 1.0,
                  sample_weight: torch.Tensor | None = None) -> StepResult | None:
-        logits = self.forward(xb)
+        with self.precision.autocast():  # mixed precision: the forward pass only; the loss in float32
+            logits = self.forward(xb)
+        logits = logits.float()
         loss = self.loss(logits, yb) if sample_weight is None else self.loss(logits, yb, sample_weight)
         penalty = None
         if self.penalties:
@@ -92,15 +97,16 @@ class AutogradStep:
         if self.skip_nonfinite and not bool(torch.isfinite(loss)):
             return None
         self.optimizer.zero_grad(set_to_none=True)
-        (loss if weight == 1.0 else loss * weight).backward()
+        self.precision.backward(loss if weight == 1.0 else loss * weight)
         self.update()
         return StepResult(logits, loss.detach(), None if penalty is None else penalty.detach())
 
     def update(self) -> None:
         """Clip the gradients, step the optimizer, apply the max-norm constraints."""
         if self.clipping is not None:
+            self.precision.unscale(self.optimizer)
             clip_gradients(self.params, **self.clipping)
-        self.optimizer.step()
+        self.precision.step(self.optimizer)
         if self.constraints:
             apply_constraints(self.constraints)
 
@@ -165,6 +171,8 @@ def _fused_pass(parts: StepParts, *, fused: bool, cached: bool) -> tuple[FusedPa
         return None, "sample or class weights (the weighted loss's gradient comes from autograd)"
     if parts.skip_nonfinite:
         return None, "skipping non-finite batches"
+    if parts.precision is not None and parts.precision.name != "32":
+        return None, f"precision {parts.precision.name}: the fused step runs in float32"
     if cached:
         return None, "the inputs are cached features"
     if parts.penalties:
@@ -180,7 +188,7 @@ def _parts_of(trainer: Any) -> StepParts:
     return StepParts(model=trainer.model, forward=trainer.forward_logits, loss=trainer.loss,
                      optimizer=trainer.optimizer, clipping=trainer.clipping, skip_nonfinite=trainer.skip_nonfinite,
                      penalties=kernel_penalties(trainer.model), device=trainer.device,
-                     weighted=trainer.class_weight is not None)
+                     weighted=trainer.class_weight is not None, precision=getattr(trainer, "mixed_precision", None))
 
 
 def why_not_fused(trainer: Any) -> str | None:

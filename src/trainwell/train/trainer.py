@@ -40,6 +40,7 @@ from trainwell.train import distributed
 from trainwell.train.devices import resolve_device
 from trainwell.train.history import History
 from trainwell.train.meter import Meter
+from trainwell.train.precision import Precision, check_precision
 from trainwell.train.inputs import checked_data, inputs_for, logits_in_batches, logits_shape, loss_and_metrics
 from trainwell.train.resume import capture, save_state
 from trainwell.data.streams import is_stream
@@ -92,6 +93,7 @@ class Trainer:
         fused: bool = True,
         label_smoothing: float | None = None,
         class_weight: Mapping[Any, float] | None = None,
+        precision: str = "32",
     ):
         clipping = {"clipvalue": clipvalue, "clipnorm": clipnorm, "global_clipnorm": global_clipnorm}
         check_settings(metrics, clipping, threads)
@@ -114,15 +116,11 @@ class Trainer:
         self.skipped_batches = 0
         # Whether a fit may take the fused step (trainwell.train.fused) where it applies.
         self.fused = bool(fused)
+        # Mixed precision of the training step: "32", "bf16" or "fp16" (trainwell.train.precision).
+        self.precision = check_precision(precision, self.device)
+        self.mixed_precision = Precision(self.precision, self.device)
         self.set_optimizer(optimizer)
-        if isinstance(schedule, (Mapping, str)):  # a table: checked now, built at fit time for the run's length
-            check_schedule(schedule, lr0=self.optimizer.param_groups[0]["base_lr"], make_plateau=ReduceLROnPlateau)
-        elif schedule is not None and not callable(schedule):
-            raise ConfigError(f"schedule: expected a function of the step or a {{'name': ...}} table, got {schedule!r}")
-        if momentum_schedule is not None:
-            momentum_setter(self.optimizer)  # fails now if the optimizer has no momentum
-        self.schedule = schedule
-        self.momentum_schedule = momentum_schedule
+        self._set_schedules(schedule, momentum_schedule)
         self.lr_scale = 1.0
         self.last_loss: torch.Tensor | None = None  # the last batch's loss, on the device (reading it syncs)
         self.forward_logits = logits_model(self.model, self.loss)
@@ -132,6 +130,18 @@ class Trainer:
         self.stop_training = False
         self.failure: Exception | None = None  # a callback's verdict (TerminateOnNaN), raised when fit ends
         self._meter: Meter | None = None  # the sums of the epoch under way, or of the last one
+
+    def _set_schedules(self, schedule: Schedule | Mapping[str, Any] | str | None,
+                       momentum_schedule: Schedule | None) -> None:
+        """Check the schedules against the optimizer now (a table is built at fit time, for the run's length)."""
+        if isinstance(schedule, (Mapping, str)):
+            check_schedule(schedule, lr0=self.optimizer.param_groups[0]["base_lr"], make_plateau=ReduceLROnPlateau)
+        elif schedule is not None and not callable(schedule):
+            raise ConfigError(f"schedule: expected a function of the step or a {{'name': ...}} table, got {schedule!r}")
+        if momentum_schedule is not None:
+            momentum_setter(self.optimizer)  # fails now if the optimizer has no momentum
+        self.schedule = schedule
+        self.momentum_schedule = momentum_schedule
 
     # ----------------------------------------------------------------- data
     def _data(self, x: ArrayLike, y: ArrayLike, what: str, *, finite: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
