@@ -217,8 +217,8 @@ def config_with(presets, layers):
 @pytest.mark.parametrize("presets, layers, message", [
     ({"dense": {"type": "dense"}}, [{"type": "dense", "units": 1}],
      "model.presets.dense: a preset cannot reuse the built-in layer type 'dense'"),
-    ({"reg": {"type": "conv2d"}}, [{"type": "reg", "units": 1}],
-     "model.presets.reg.type: 'conv2d' is not a built-in layer type; allowed: dense"),
+    ({"reg": {"type": "conv3d"}}, [{"type": "reg", "units": 1}],
+     "model.presets.reg.type: 'conv3d' is not a built-in layer type; allowed: dense"),
     ({"reg": {"type": "dense", "kernel_regulariser": "l2"}}, [{"type": "reg", "units": 1}],
      "model.presets.reg: unknown key 'kernel_regulariser' for a dense layer"),
     ({"reg": {"type": "dense"}}, [{"type": "reg"}], "model.layers[0]: a dense layer needs 'units'"),
