@@ -120,3 +120,16 @@ def test_a_small_dataset_gets_a_sweep_of_at_least_a_hundred_rates_by_default():
     assert MIN_DEFAULT_STEPS == 100
     assert len(result.lrs) >= 50 and result.lrs[1] > result.lrs[0]
     assert result.suggestion > 1e-5 * 10
+
+
+def test_sweeps_a_cnn_and_restores_it():
+    from helpers import digit_images, small_cnn
+
+    x, y = digit_images(300)
+    model = small_cnn()
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    result = find_lr(model, x, y, min_lr=1e-4, max_lr=100.0, steps=50, batch_size=32, seed=0)
+    assert 5 < len(result.lrs) <= 50 and result.lrs[0] == pytest.approx(1e-4)
+    assert 1e-4 < result.suggestion < 100.0
+    assert min(result.smoothed) < result.smoothed[0]  # the loss falls somewhere in the sweep
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())  # BN statistics included
