@@ -181,3 +181,23 @@ def test_max_norm_of_conv_kernels_keeps_the_axis_check():
     with pytest.raises(ConfigError, match="works on Dense kernels"):
         build_model([Conv2D(2, 3, kernel_constraint={"name": "max_norm", "axis": 1})],
                     input_shape=(1, 5, 5)).conv2d_1.kernel_constraint(torch.ones(2, 1, 3, 3))
+
+
+def test_the_cnn_example_trains_through_the_cli(needs_real_data, tmp_path, capsys):
+    from pathlib import Path
+
+    from trainwell.cli import main
+
+    example = Path(__file__).parents[2] / "examples" / "cnn.toml"
+    assert main(["summary", str(example)]) == 0
+    printed = capsys.readouterr().out
+    conv_1, conv_2 = 3 * 3 * 1 * 16, 3 * 3 * 16 * 32  # no biases: BatchNormalization follows
+    assert f"Total params: {conv_1 + 4 * 16 + conv_2 + 4 * 32 + 32 * 14 * 14 * 10 + 10:,}" in printed
+    assert "max_pool2d_1 (MaxPool2D)" in printed and "(None, 32, 14, 14)" in printed
+    out = tmp_path / "run"
+    assert main(["train", str(example), "--epochs", "1", "--set", "data.train_size=256", "--set",
+                 "data.validation_size=256", "-o", str(out), "-q"]) == 0
+    from trainwell.train.history import History
+
+    history = History.from_json(out / "history.json")
+    assert len(history) == 1 and 0.1 < history["val_accuracy"][0] <= 1.0
