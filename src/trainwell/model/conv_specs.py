@@ -41,12 +41,10 @@ __all__ = ["Conv2D", "MaxPool2D", "AveragePool2D", "GlobalAveragePool2D", "Resha
 
 def _size(value: Any, layer: str, key: str) -> Size:
     """An int or an (h, w) pair, as Keras takes ``kernel_size``, ``strides`` and ``pool_size``; lists become tuples."""
-    if is_integer(value) and value > 0:
-        return int(value)
-    if (isinstance(value, (list, tuple)) and len(value) == 2 and all(is_integer(v) and v > 0 for v in value)):
-        return (int(value[0]), int(value[1]))
-    _check(False, layer, f"'{key}' must be a positive integer or a list of two, [height, width]; got {value!r}")
-    raise AssertionError  # unreachable
+    pair = isinstance(value, (list, tuple)) and len(value) == 2 and all(is_integer(v) and v > 0 for v in value)
+    _check(pair or (is_integer(value) and value > 0), layer,
+           f"'{key}' must be a positive integer or a list of two, [height, width]; got {value!r}")
+    return (int(value[0]), int(value[1])) if pair else int(value)
 
 
 def _pair(value: Size) -> tuple[int, int]:
