@@ -139,3 +139,47 @@ def digits_config(**data):
         "optimizer": {"name": "adam", "lr": 0.01},
         "train": {"epochs": 2},
     })
+
+
+# ------------------------------------------------ convolutional nets on small images
+
+def digit_images(n=400):
+    """scikit-learn's bundled 8x8 digits as (n, 8, 8) float32 images in [0, 1] and int64 labels (no download)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return (torch.tensor(digits.images[:n] / 16, dtype=torch.float32), torch.tensor(digits.target[:n]))
+
+
+def small_cnn(*extra, classes=10, seed=0):
+    """conv-BN-relu, conv-relu, max pool, ``extra`` layers, flatten, softmax, on (8, 8) one-channel images."""
+    from trainwell.model.conv_specs import Conv2D, MaxPool2D
+    from trainwell.model.layers import Activation, BatchNormalization, Dense, Flatten, build_model
+
+    layers = [Conv2D(8, 3, padding="same", use_bias=False), BatchNormalization(), Activation("relu"),
+              Conv2D(8, 3, padding="same", activation="relu"), MaxPool2D(), *extra, Flatten(),
+              Dense(classes, activation="softmax")]
+    return build_model(layers, input_shape=(8, 8), seed=seed)
+
+
+# A small CNN on the bundled digits, as a config: (conv-BN-relu) x 2, pool, spatial dropout, softmax.
+DIGITS_CNN = """
+name = "cnn"
+seed = 0
+[data]
+name = "digits"
+validation_size = 300
+scaling = "unit"
+[model]
+layers = [{type = "conv2d", filters = 8, kernel_size = 3, padding = "same", use_bias = false},
+          {type = "batch_normalization"}, {type = "activation", activation = "relu"},
+          {type = "conv2d", filters = 8, kernel_size = 3, padding = "same", use_bias = false},
+          {type = "batch_normalization"}, {type = "activation", activation = "relu"},
+          {type = "max_pool2d"}, {type = "spatial_dropout2d", rate = 0.2}, {type = "flatten"},
+          {type = "dense", units = 10, activation = "softmax"}]
+[optimizer]
+name = "adam"
+lr = 0.01
+[train]
+epochs = 2
+"""

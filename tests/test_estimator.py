@@ -91,3 +91,62 @@ def test_bad_settings_are_clear_errors(digits):
         TrainwellClassifier(hidden_layers=-1).fit(x[:50], y[:50])
     with pytest.raises(ConfigError, match="optimizer"):
         TrainwellClassifier(optimizer="adamm").fit(x[:50], y[:50])
+
+
+# ------------------------------------------------------------ module=: the user's network
+
+def test_a_cnn_module_instance_is_cross_validated_without_sharing_weights(digits):
+    import torch
+    from helpers import small_cnn
+
+    x, y = digits
+    images, labels = x.reshape(-1, 8, 8)[:500], y[:500]
+    cnn = small_cnn(seed=0)
+    before = {k: v.clone() for k, v in cnn.state_dict().items()}
+    clf = TrainwellClassifier(module=cnn, optimizer="adam", lr=0.01, epochs=3, seed=0)
+    assert clf.get_params()["module"] is cnn
+    copy = clone(clf)
+    assert copy.module is not cnn and copy.get_params()["units"] == 100
+    scores = cross_val_score(clf, images, labels, cv=2)
+    assert scores.mean() > 0.7  # chance: 0.1
+    assert all(torch.equal(before[k], v) for k, v in cnn.state_dict().items())  # the module given never trains
+    clf.fit(images, labels)
+    first = {k: v.clone() for k, v in clf.model_.state_dict().items()}
+    assert clf.model_ is not cnn and clf.spec_ == cnn.spec
+    assert clf.score(images, labels) > 0.85
+    clf.fit(images, labels)  # a refit starts again from the module's weights
+    assert all(torch.equal(first[k], v) for k, v in clf.model_.state_dict().items())
+
+
+def test_a_factory_is_called_with_the_sizes_or_with_nothing(digits):
+    from torch import nn
+
+    x, y = digits
+    calls = []
+
+    def linear(n_features, n_classes):
+        calls.append((n_features, n_classes))
+        return nn.Linear(n_features, n_classes)  # logits: predict_proba applies the softmax
+
+    clf = TrainwellClassifier(module=linear, optimizer="adam", lr=0.01, epochs=3, seed=0).fit(x[:500], y[:500] % 3)
+    assert calls == [(64, 3)] and clf.spec_ is None
+    proba = clf.predict_proba(x[500:520])
+    assert proba.shape == (20, 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-5) and (proba > 0).all()
+    assert clf.score(x[500:], y[500:] % 3) > 0.6
+    assert cross_val_score(clone(clf), x[:300], y[:300] % 3, cv=2).shape == (2,)
+    seeded = TrainwellClassifier(module=lambda: nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10)),
+                                 epochs=1, seed=3)
+    a, b = clone(seeded).fit(x, y), clone(seeded).fit(x, y)
+    np.testing.assert_array_equal(a.predict_proba(x[:5]), b.predict_proba(x[:5]))  # seeded before the factory
+
+
+@pytest.mark.parametrize("module, message", [
+    ("cnn", "module: must be an nn.Module or a factory that returns one"),
+    (lambda a, b, c: None, "module: a factory is called with no arguments or with (n_features, n_classes)"),
+    (lambda: "not a module", "module: the factory returned str, not an nn.Module"),
+])
+def test_a_bad_module_is_named(digits, module, message):
+    x, y = digits
+    with pytest.raises(ConfigError) as error:
+        TrainwellClassifier(module=module, epochs=1).fit(x[:50], y[:50])
+    assert str(error.value).startswith(message)

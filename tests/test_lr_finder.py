@@ -133,3 +133,16 @@ def test_the_sweep_draws_its_batches_from_a_dataset_or_a_dataloader(blobs):
     assert on_dataset.losses == on_arrays.losses
     on_loader = find_lr(small_model(), DataLoader(dataset, batch_size=16, shuffle=True), steps=20, seed=0)
     assert len(on_loader.losses) == 20 and on_loader.losses != on_arrays.losses
+
+
+def test_sweeps_a_cnn_and_restores_it():
+    from helpers import digit_images, small_cnn
+
+    x, y = digit_images(300)
+    model = small_cnn()
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    result = find_lr(model, x, y, min_lr=1e-4, max_lr=100.0, steps=50, batch_size=32, seed=0)
+    assert 5 < len(result.lrs) <= 50 and result.lrs[0] == pytest.approx(1e-4)
+    assert 1e-4 < result.suggestion < 100.0
+    assert min(result.smoothed) < result.smoothed[0]  # the loss falls somewhere in the sweep
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())  # BN statistics included

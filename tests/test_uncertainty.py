@@ -329,3 +329,40 @@ def test_mc_predict_reads_a_dataset_or_a_dataloader_a_batch_at_a_time():
     assert model.training  # the model's mode is restored
     with pytest.raises(ArrayError, match=r"x batch 1: samples of shape \(3,\)"):
         mc_predict(model, TensorDataset(x[:, :3]), samples=2)
+
+
+def test_mc_dropout_samples_a_cnns_spatial_dropout():
+    from helpers import digit_images, small_cnn
+    from trainwell.model.conv_specs import SpatialDropout2D
+    from trainwell.uncertainty import DROPOUT_TYPES, mc_predict
+
+    x, _ = digit_images(64)
+    model = small_cnn(SpatialDropout2D(0.3), seed=0)
+    assert isinstance(model.spatial_dropout2d_1, DROPOUT_TYPES)
+    model.eval()
+    deterministic = model(x)
+    sampled = mc_predict(model, x, samples=20, seed=0)
+    assert sampled.mean.shape == (64, 10) and torch.allclose(sampled.mean.sum(1), torch.ones(64), atol=1e-5)
+    assert sampled.std.max() > 0.01  # the channels' masks differ from sample to sample
+    assert not torch.allclose(sampled.mean, deterministic, atol=1e-4)
+    assert torch.equal(mc_predict(model, x, samples=20, seed=0).mean, sampled.mean)
+    assert not model.training and not model.spatial_dropout2d_1.training  # modes restored
+    without = small_cnn(seed=0).eval()
+    assert torch.allclose(mc_predict(without, x, samples=5, seed=0).std, torch.zeros(64, 10))
+
+
+def test_predict_cli_with_mc_dropout_on_a_cnn(tmp_path, capsys):
+    from helpers import DIGITS_CNN
+
+    config = tmp_path / "cnn.toml"
+    config.write_text(DIGITS_CNN)
+    out = tmp_path / "out"
+    assert main(["train", str(config), "-o", str(out), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(out / "model.safetensors"), "--mc", "10", "--csv", str(tmp_path / "p.csv")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""  # spatial dropout counts as dropout: no warning
+    lines = captured.out.splitlines()
+    assert lines[0] == "samples: 297" and lines[1].split() == ["deterministic", "mc_dropout(10)"]
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert len(rows) == 297 and max(float(row["std0"]) for row in rows) > 0

@@ -138,10 +138,16 @@ def catalog_digests(work: Path, jobs: int) -> dict[str, dict[str, str]]:
     return found
 
 
+def new_entries(now: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    """The entries that the earlier digests do not have (a new example or catalog entry): reported, not a change."""
+    return [f"{group}/{name}" for group in ("examples", "catalog") for name in sorted(set(now[group]) - set(before[group]))]
+
+
 def compare(now: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    """What moved in the entries both digests have, or what went missing; new entries are not compared."""
     moved = []
     for group in ("examples", "catalog"):
-        for name in sorted(set(now[group]) | set(before[group])):
+        for name in sorted(set(before[group])):
             a, b = before[group].get(name), now[group].get(name)
             if a != b:
                 keys = sorted(k for k in set(a or {}) | set(b or {}) if (a or {}).get(k) != (b or {}).get(k))
@@ -176,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
             before = {**before, "catalog" if args.only == "examples" else "examples": digests[
                 "catalog" if args.only == "examples" else "examples"]}
         moved = compare(digests, before)
+        added = new_entries(digests, before)
+        if added:
+            print(f"new (not in {args.compare}): {', '.join(added)}")
         print("\n".join(moved) if moved else f"identical to {args.compare}")
         return 1 if moved else 0
     return 0

@@ -23,6 +23,8 @@ from trainwell.train.history import History
 from trainwell.model.init import get_initializer
 from trainwell.model.layers import (Activation, AlphaDropout, BatchNormalization, Dense, Dropout, Flatten, Model,
                               ModelSpec, build_model)
+from trainwell.model.conv_specs import (AveragePool2D, Conv2D, GlobalAveragePool2D, MaxPool2D, Reshape,
+                                        SpatialDropout2D)
 from trainwell.model.losses import get_loss
 from trainwell.optim import clip_gradients, optimizer
 from trainwell.model.saving import load_model, load_weights, save_model, save_weights
@@ -49,6 +51,7 @@ from trainwell.callbacks import CSVLogger, TensorBoard
 from trainwell.plots import TrainingCurves, plot_history
 
 __all__ = [
+    "AveragePool2D", "Conv2D", "GlobalAveragePool2D", "MaxPool2D", "Reshape", "SpatialDropout2D",
     "Activation", "AlphaDropout", "BatchNormalization", "Callback", "ConfigError", "DataError", "Dense", "Dropout",
     "Flatten", "History", "HistoryLogger", "Model", "ModelFileError", "ModelSpec", "ProgressDisplay", "RunConfig",
     "Trainer", "TrainwellError", "build_model", "why_not_fused", "clip_gradients", "get_activation", "get_initializer", "get_loss",

@@ -146,3 +146,26 @@ def test_recorded_steps_ask_for_the_autograd_step_and_only_they():
     trainer = tw.Trainer(small_model(), optimizer={"name": "sgd", "lr": 0.1}, callbacks=[recorder, Spy()], seed=0)
     trainer.fit(x, y, epochs=1, batch_size=8, verbose=False, shuffle=False)
     assert asked == [step % 3 == 0 for step in range(8)]
+
+
+def test_records_a_cnns_convolutions_per_channel():
+    from helpers import digit_images, small_cnn
+
+    model = small_cnn(seed=0)
+    recorder = Diagnostics(every=2)
+    x, y = digit_images(128)
+    tw.Trainer(model, optimizer={"name": "sgd", "lr": 0.1}, callbacks=[recorder], seed=0).fit(
+        x, y, batch_size=32, verbose=False, shuffle=False)
+    layers = recorder.recording.layers
+    assert [(layer.name, layer.activation, layer.weights) for layer in layers] == [
+        ("conv2d_1", "relu", 8 * 9), ("conv2d_2", "relu", 8 * 8 * 9), ("dense_1", "softmax", 8 * 4 * 4 * 10)]
+    assert recorder.recording.steps == [0, 2]
+    first = recorder.recording.samples[0].layers["conv2d_1"]
+    assert all(first[stat] is not None for stat in ("mean", "std", "dead", "grad_norm", "backward_rms",
+                                                     "update_ratio"))
+    # "dead" is per channel: a channel whose ReLU output is zero at every position of every image
+    reference = small_cnn(seed=0)
+    activation = torch.relu(reference.batch_normalization_1(reference.conv2d_1(x[:32])))
+    dead = (activation.transpose(0, 1).reshape(8, -1) == 0).all(dim=1).float().mean().item()
+    assert first["dead"] == pytest.approx(dead)
+    assert first["mean"] == pytest.approx(activation.mean().item(), rel=1e-4)

@@ -298,3 +298,18 @@ def test_bad_specs(spec, message):
 def test_spec_of_wrong_type():
     with pytest.raises(ConfigError, match="a name, a dict with 'name' or a callable, got int"):
         init.get_initializer(42)
+
+
+def test_conv_kernels_use_keras_fans():
+    # Keras' fans of a (kh, kw, in, filters) kernel: fan_in = kh * kw * in, fan_out = kh * kw * filters; PyTorch's
+    # (filters, in, kh, kw) weight gets the same through the receptive field.
+    from trainwell.model.conv_specs import Conv2D
+    from trainwell.model.layers import build_model
+
+    weight = build_model([Conv2D(64, 3)], input_shape=(32, 10, 10)).conv2d_1.weight.detach()  # glorot_uniform
+    assert init.fans(weight) == (3 * 3 * 32, 3 * 3 * 64)
+    limit = math.sqrt(6 / (3 * 3 * 32 + 3 * 3 * 64))
+    assert weight.abs().max().item() <= limit and weight.abs().max().item() > 0.99 * limit
+    assert weight.std().item() == pytest.approx(limit / math.sqrt(3), rel=0.03)
+    he = build_model([Conv2D(64, [3, 5], init="he_normal")], input_shape=(32, 10, 10)).conv2d_1.weight.detach()
+    assert he.std().item() == pytest.approx(math.sqrt(2 / (3 * 5 * 32)), rel=0.03)

@@ -217,8 +217,8 @@ def config_with(presets, layers):
 @pytest.mark.parametrize("presets, layers, message", [
     ({"dense": {"type": "dense"}}, [{"type": "dense", "units": 1}],
      "model.presets.dense: a preset cannot reuse the built-in layer type 'dense'"),
-    ({"reg": {"type": "conv2d"}}, [{"type": "reg", "units": 1}],
-     "model.presets.reg.type: 'conv2d' is not a built-in layer type; allowed: dense"),
+    ({"reg": {"type": "conv3d"}}, [{"type": "reg", "units": 1}],
+     "model.presets.reg.type: 'conv3d' is not a built-in layer type; allowed: dense"),
     ({"reg": {"type": "dense", "kernel_regulariser": "l2"}}, [{"type": "reg", "units": 1}],
      "model.presets.reg: unknown key 'kernel_regulariser' for a dense layer"),
     ({"reg": {"type": "dense"}}, [{"type": "reg"}], "model.layers[0]: a dense layer needs 'units'"),
@@ -268,3 +268,52 @@ def test_alpha_dropout_keeps_selus_mean_and_variance():
     kept = torch.isclose(dropped, a * x + b, rtol=0, atol=1e-9)
     assert torch.allclose(dropped[~kept], torch.tensor(a * alpha_p + b, dtype=torch.float64))
     assert abs(float((~kept).double().mean()) - rate) < 0.002
+
+
+# ------------------------------------------------------------ on conv kernels
+
+def _cnn(**conv):
+    from trainwell.model.conv_specs import Conv2D
+
+    torch.manual_seed(0)
+    return build_model([Conv2D(6, 3, activation="relu", **conv), Flatten(), Dense(10, activation="softmax")],
+                       input_shape=(8, 8))
+
+
+def test_l2_on_a_conv_kernel_is_a_loss_term_that_shrinks_it():
+    from helpers import digit_images
+    from trainwell.model.regularization import kernel_penalties, total_penalty
+    from trainwell.train.trainer import Trainer
+
+    model = _cnn(kernel_regularizer=l2(0.1))
+    (weight, regularizer), = kernel_penalties(model)
+    assert weight is model.conv2d_1.weight
+    assert torch.allclose(total_penalty(kernel_penalties(model)), 0.1 * weight.square().sum())
+    x, y = digit_images(256)
+    norms = []
+    for current in (model, _cnn()):
+        Trainer(current, optimizer={"name": "sgd", "lr": 0.05}, seed=0).fit(x, y, epochs=2, verbose=False)
+        norms.append(current.conv2d_1.weight.norm().item())
+    assert norms[0] < 0.9 * norms[1]
+
+
+def test_max_norm_on_a_conv_kernel_is_keras_per_filter():
+    weight = torch.randn(6, 3, 3, 2, dtype=torch.float64) * 2  # PyTorch: (filters, in, kh, kw)
+    keras_kernel = weight.permute(2, 3, 1, 0).numpy()  # Keras: (kh, kw, in, filters)
+    expected = keras_max_norm(keras_kernel, 1.5, (0, 1, 2)).transpose(3, 2, 0, 1)
+    for constraint in (max_norm(1.5), max_norm(1.5, axis=[0, 1, 2])):
+        assert np.allclose(constraint(weight.clone()).numpy(), expected, rtol=1e-12, atol=0)
+    with pytest.raises(ConfigError, match="axis \\[0, 1, 2\\] works on Dense kernels \\(2-D\\), got a weight"):
+        max_norm(1.0, axis=[0, 1, 2])(torch.ones(3, 4))
+
+
+def test_max_norm_bounds_each_filter_after_every_step():
+    from helpers import digit_images
+    from trainwell.train.trainer import Trainer
+
+    model = _cnn(kernel_constraint=max_norm(0.3))
+    assert model.conv2d_1.weight.detach().flatten(1).norm(dim=1).min().item() > 0.3  # glorot_uniform's filters
+    x, y = digit_images(256)
+    Trainer(model, optimizer={"name": "sgd", "lr": 0.5}, seed=0).fit(x, y, epochs=1, verbose=False)
+    norms = model.conv2d_1.weight.detach().flatten(1).norm(dim=1)
+    assert norms.max().item() <= 0.3 + 1e-6

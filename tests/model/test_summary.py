@@ -32,3 +32,44 @@ def test_plain_torch_module_needs_input_shape():
     assert s.total == 6 * 4 + 4 + 4 * 2 + 2
     with pytest.raises(ConfigError, match="input_shape"):
         summary(model)
+
+
+def test_a_small_cnn_counts_and_shapes_as_keras():
+    from trainwell.model.conv_specs import Conv2D, GlobalAveragePool2D, MaxPool2D, Reshape, SpatialDropout2D
+
+    layers = [Conv2D(8, 3, padding="same", activation="relu"), BatchNormalization(),
+              Conv2D(16, [3, 5], strides=2), MaxPool2D(2, padding="same"), SpatialDropout2D(0.1), Reshape([-1]),
+              Dense(10, activation="softmax")]
+    s = summary(build_model(layers, input_shape=(28, 28)))
+    # Keras' formulas: a conv has kh * kw * in_channels * filters + filters; BN 4 per channel, half of them the
+    # moving statistics; "same": ceil(n / s); "valid": (n - k) // s + 1; pooling, dropout and reshape have none.
+    rows_2, cols_2 = (28 - 3) // 2 + 1, (28 - 5) // 2 + 1
+    pooled = (-(-rows_2 // 2), -(-cols_2 // 2))
+    expected = [
+        ("conv2d_1", "Conv2D", (8, 28, 28), 3 * 3 * 1 * 8 + 8, 0),
+        ("batch_normalization_1", "BatchNormalization", (8, 28, 28), 2 * 8, 2 * 8),
+        ("conv2d_2", "Conv2D", (16, rows_2, cols_2), 3 * 5 * 8 * 16 + 16, 0),
+        ("max_pool2d_1", "MaxPool2D", (16, *pooled), 0, 0),
+        ("spatial_dropout2d_1", "SpatialDropout2D", (16, *pooled), 0, 0),
+        ("reshape_1", "Reshape", (16 * pooled[0] * pooled[1],), 0, 0),
+        ("dense_1", "Dense", (10,), 16 * pooled[0] * pooled[1] * 10 + 10, 0),
+    ]
+    assert [(r.name, r.kind, r.output_shape, r.trainable, r.non_trainable) for r in s.rows] == expected
+    assert s.total == sum(row[3] + row[4] for row in expected) and s.non_trainable == 16
+    assert "conv2d_2 (Conv2D)" in str(s) and "(None, 16, 13, 12)" in str(s)
+    gap = summary(build_model([Conv2D(4, 3), GlobalAveragePool2D(), Dense(2)], input_shape=(3, 9, 9)))
+    assert [(r.output_shape, r.params) for r in gap.rows] == [((4, 7, 7), 3 * 3 * 3 * 4 + 4), ((4,), 0),
+                                                             ((2,), 4 * 2 + 2)]
+
+
+def test_a_cnn_config_through_the_summary_command(tmp_path, capsys):
+    from trainwell.cli import main
+
+    config = tmp_path / "cnn.toml"
+    config.write_text('[data]\nname = "digits"\n[model]\nlayers = [{type = "conv2d", filters = 4, kernel_size = 3},\n'
+                      '  {type = "batch_normalization"}, {type = "global_average_pool2d"},\n'
+                      '  {type = "dense", units = 10, activation = "softmax"}]\n')
+    assert main(["summary", str(config)]) == 0
+    printed = capsys.readouterr().out
+    assert "conv2d_1 (Conv2D)" in printed and "(None, 4, 6, 6)" in printed
+    assert f"Total params: {9 * 4 + 4 + 16 + 4 * 10 + 10:,}" in printed and "Non-trainable params: 8" in printed

@@ -225,3 +225,40 @@ def test_an_empty_slice_is_refused_instead_of_freezing_nothing():
     with pytest.raises(ConfigError, match=r"layers '5:2' select no layer: the model has 3 layers"):
         freeze(model, "5:2")
     assert all(p.requires_grad for p in model.parameters())
+
+
+# ------------------------------------------------------------ on a convolutional net
+
+def test_a_cnns_convolutions_are_reused_frozen_and_cached_once():
+    from helpers import digit_images, small_cnn
+    from trainwell.model.transfer import frozen_prefix_length
+
+    x, y = digit_images(400)
+    source = small_cnn(seed=0)
+    Trainer(source, optimizer={"name": "adam", "lr": 0.01}, seed=0).fit(x, y, epochs=1, verbose=False)
+    before = {k: v.clone() for k, v in source.state_dict().items()}
+    assert [name for name, _ in select_layers(source, "conv2d_*")] == ["conv2d_1", "conv2d_2"]
+    binary = (y >= 5).long()
+    results = []
+    for cache in (True, False):
+        model = reuse_layers(source, 5, head=[tw.Flatten(), tw.Dense(2, activation="softmax")], freeze_reused=True)
+        assert [name for name, _ in model.named_children()] == ["conv2d_1", "batch_normalization_1", "activation_1",
+                                                                 "conv2d_2", "max_pool2d_1", "flatten_1", "dense_1"]
+        assert is_frozen(model.conv2d_1) and not is_frozen(model.dense_1)
+        assert frozen_prefix_length(model) == 4  # up to the last frozen conv: its outputs are computed once
+        trainer = Trainer(model, optimizer={"name": "sgd", "lr": 0.1}, seed=0)
+        history = trainer.fit(x, binary, epochs=2, batch_size=32, validation_data=(x[:64], binary[:64]),
+                              verbose=False, cache_frozen=cache)
+        for key in ("running_mean", "running_var"):  # frozen BN stays in inference mode: its statistics stay
+            assert torch.equal(getattr(model.batch_normalization_1, key), before[f"batch_normalization_1.{key}"])
+        results.append(([{k: v for k, v in r.items() if k != "time"} for r in history], model.state_dict()))
+    (cached, weights_cached), (plain, weights_plain) = results
+    for a, b in zip(cached, plain):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-6)
+    for key in weights_plain:
+        assert torch.allclose(weights_cached[key].float(), weights_plain[key].float(), atol=1e-6), key
+    assert torch.equal(weights_plain["conv2d_1.weight"], before["conv2d_1.weight"])  # frozen: unchanged
+    assert all(torch.equal(before[k], v) for k, v in source.state_dict().items())  # reused as copies
+    unfreeze(model, "conv2d_2")
+    assert not is_frozen(model.conv2d_2) and is_frozen(model.conv2d_1)
+    assert frozen_prefix_length(model) == 2  # conv2d_1 and its frozen batch normalization

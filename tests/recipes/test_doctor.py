@@ -80,3 +80,18 @@ def test_doctor_lines_stay_whole_when_piped(tmp_path, monkeypatch):
     lines = result.output.splitlines()
     assert f"saved: {plots / 'depth.png'}" in lines
     assert "WARNING: broken self-normalization: inputs are not standardized" in lines
+
+
+def test_doctor_cli_on_a_cnn(tmp_path, capsys):
+    from helpers import DIGITS_CNN
+
+    config = tmp_path / "cnn.toml"
+    config.write_text(DIGITS_CNN)
+    assert main(["doctor", str(config), "--steps", "30", "--every", "5", "--json", str(tmp_path / "d.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "30 steps of adam" in printed and "6 recorded steps (every 5)" in printed
+    saved = json.loads((tmp_path / "d.json").read_text())
+    assert [layer["name"] for layer in saved["recording"]["layers"]] == ["conv2d_1", "conv2d_2", "dense_1"]
+    assert [layer["activation"] for layer in saved["recording"]["layers"]] == ["relu", "relu", "softmax"]
+    last = saved["recording"]["samples"][-1]["layers"]["conv2d_2"]
+    assert last["grad_norm"] > 0 and last["std"] > 0

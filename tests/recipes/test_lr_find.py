@@ -91,3 +91,16 @@ def test_lr_finder_on_the_chapters_selu_model(needs_real_data, tmp_path):
     find_lr(model, prepared.x_train[:12_800], prepared.y_train[:12_800], optimizer={"name": "sgd"}, seed=0)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert np.isfinite(result.suggestion)
+
+
+def test_lr_find_cli_on_a_cnn(tmp_path, capsys):
+    from helpers import DIGITS_CNN
+
+    config = tmp_path / "cnn.toml"
+    config.write_text(DIGITS_CNN + "[lr_find]\nmin_lr = 1e-4\nmax_lr = 10.0\nbatch_size = 32\n")
+    out = tmp_path / "cnn.png"
+    assert main(["lr-find", str(config), "-o", str(out), "--steps", "60"]) == 0
+    assert "suggested learning rate: " in capsys.readouterr().out
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert 1e-4 <= record["suggestion"] <= 10.0 and len(record["lrs"]) <= 60
+    assert min(record["smoothed"]) < record["smoothed"][0]

@@ -85,3 +85,14 @@ def test_a_callback_gets_the_autograd_step_exactly_where_it_asks(images, case, m
     assert fused_steps == [s for s in range(steps) if s not in asker.steps]
     standard = fit(images, layers, optimizer, fused=False, epochs=2)
     assert_same_run((history, model, trainers[-1]), standard)
+
+
+def test_a_cnn_takes_the_autograd_step_saying_why_without_a_warning(recwarn):
+    from helpers import digit_images, small_cnn
+
+    trainer = tw.Trainer(small_cnn(), optimizer="sgd", seed=0)
+    assert why_not_fused(trainer).startswith("a convolution (ActivatedConv2d): the fused step covers dense stacks")
+    assert fused_step(trainer) is None
+    x, y = digit_images(64)
+    trainer.fit(x, y, epochs=1, batch_size=16, verbose=False)
+    assert not [w for w in recwarn if "trainwell" in str(w.message)]

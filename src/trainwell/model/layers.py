@@ -2,7 +2,8 @@
 of such a list: presets (named defaults for a layer type) and repeats, checked against a size limit.
 
 The specs themselves (Dense, BatchNormalization, Dropout, ...) live in
-:mod:`trainwell.model.specs` and are importable from here too; :func:`build_model` infers
+:mod:`trainwell.model.specs` (the image layers, Conv2D, MaxPool2D, ..., in
+:mod:`trainwell.model.conv_specs`) and are importable from here too; :func:`build_model` infers
 their shapes from the input shape. The same specs come from Python and from config files
 (``{"type": "dense", "units": 300}``), so both describe models identically.
 
@@ -27,8 +28,11 @@ from trainwell.checks import check_integer, is_integer
 from trainwell.errors import ConfigError
 from trainwell.model.specs import (LAYER_TYPES, Activation, AlphaDropout, BatchNormalization, Dense, Dropout, Flatten,
                                    LayerSpec, Shape, layer_from_dict)
+from trainwell.model.conv_specs import (AveragePool2D, Conv2D, GlobalAveragePool2D, MaxPool2D, Reshape,  # registers them
+                                        SpatialDropout2D)
 
 __all__ = ["LayerSpec", "Dense", "BatchNormalization", "Dropout", "AlphaDropout", "Flatten", "Activation",
+           "Conv2D", "MaxPool2D", "AveragePool2D", "GlobalAveragePool2D", "Reshape", "SpatialDropout2D",
            "LAYER_TYPES", "layer_from_dict", "check_presets", "expand_presets", "expand_repeats", "MAX_LAYERS",
            "MAX_PARAMETERS", "check_model_size", "ModelSpec", "Model", "build_model", "Shape"]
 

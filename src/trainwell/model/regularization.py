@@ -124,6 +124,11 @@ class MaxNorm:
     ``axis=[0, 1]`` the whole matrix. The rescaling is Keras' formula,
     ``w * clip(norm, 0, c) / (1e-7 + norm)``.
 
+    On a convolution's kernel (PyTorch's ``(filters, in_channels, kh, kw)``) the norm is
+    each filter's, over its other axes: what Keras' ``MaxNorm(axis=[0, 1, 2])`` does on a
+    Conv2D's ``(kh, kw, in_channels, filters)`` kernel. Both the default ``axis=0`` (each
+    unit's incoming weights) and ``axis=[0, 1, 2]`` mean that there.
+
     >>> w = torch.tensor([[3.0, 4.0], [0.3, 0.4]])   # PyTorch layout: 2 units, 2 inputs
     >>> MaxNorm(max_value=1.0)(w).norm(dim=1)          # unit 0 rescaled, unit 1 kept
     tensor([1.0000, 0.5000])
@@ -137,18 +142,23 @@ class MaxNorm:
         axis = self.axis
         axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
         if (not axes or len(set(axes)) != len(axes)
-                or not all(is_integer(a) and a in (0, 1) for a in axes)):
+                or not all(is_integer(a) and a in (0, 1, 2) for a in axes)
+                or (2 in axes and sorted(axes) != [0, 1, 2])):
             shown = list(axis) if isinstance(axis, tuple) else axis
             raise ConfigError(f"kernel_constraint: 'axis' = {shown!r} is not allowed; allowed: 0 (each unit's "
-                              "incoming weights, Keras' default), 1 (each input's outgoing weights) or [0, 1]")
+                              "incoming weights, Keras' default), 1 (each input's outgoing weights), [0, 1], or "
+                              "[0, 1, 2] (each filter of a Conv2D)")
         object.__setattr__(self, "axis", axes[0] if len(axes) == 1 else tuple(sorted(axes)))
 
     def torch_dims(self, weight: torch.Tensor) -> tuple[int, ...]:
         """The dims of a PyTorch weight ``(units, inputs, ...)`` that Keras' axes name."""
         axes = self.axis if isinstance(self.axis, tuple) else (self.axis,)
-        if weight.dim() != 2:
-            raise ConfigError(f"kernel_constraint: max_norm works on Dense kernels (2-D), got a weight of shape "
-                              f"{tuple(weight.shape)}")
+        if weight.dim() == 4 and axes in ((0,), (0, 1, 2)):
+            return (1, 2, 3)  # each filter's weights
+        if weight.dim() != 2 or 2 in axes:
+            raise ConfigError(f"kernel_constraint: max_norm with axis {list(axes)} works on Dense kernels (2-D)"
+                              f"{'' if 2 in axes else ' and, with axis 0 or [0, 1, 2], on Conv2D kernels (4-D)'}, "
+                              f"got a weight of shape {tuple(weight.shape)}")
         return tuple(sorted(1 - a for a in axes))
 
     @torch.no_grad()

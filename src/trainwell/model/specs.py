@@ -1,6 +1,10 @@
 """Layer specs: what each layer is (Dense, BatchNormalization, Dropout, AlphaDropout, Flatten,
 Activation), read alike from Python and from a config table.
 
+The image layers (Conv2D, pooling, Reshape, SpatialDropout2D) live in
+:mod:`trainwell.model.conv_specs`, which adds its types to :data:`LAYER_TYPES` with
+:func:`register_layer_type` when the model package is imported.
+
 A spec is a small frozen dataclass that says *what* a layer is (``Dense(300,
 activation="relu")``) without knowing its input size; it checks its own keys, plans its
 output shape and parameter count, and builds its module once the input shape is known.
@@ -23,6 +27,7 @@ from trainwell.checks import is_integer, is_number
 from trainwell.errors import ConfigError
 from trainwell.model.activations import get_activation
 from trainwell.model.init import get_initializer
+from trainwell.model.conv_modules import ChannelBatchNorm
 from trainwell.model.modules import ActivatedLinear, BatchNorm
 from trainwell.model.regularization import ConstraintSpec, RegularizerSpec, get_constraint, get_regularizer
 
@@ -145,7 +150,8 @@ def _activation_module(spec: ActivationSpec, units: int) -> nn.Module:
 
 @dataclass(frozen=True)
 class BatchNormalization(LayerSpec):
-    """Batch normalization over the last axis, with Keras' defaults.
+    """Batch normalization over the last axis, with Keras' defaults; on an image ``(C, H, W)``
+    (a Conv2D's output), over each channel, with statistics over the batch, rows and columns.
 
     Keras' ``momentum`` is the weight of the *old* moving average (0.99); PyTorch's
     is the weight of the *new* batch statistic, so the module gets ``1 - momentum``.
@@ -168,12 +174,21 @@ class BatchNormalization(LayerSpec):
                "'center' and 'scale' must be both true or both false (PyTorch's affine switch)")
 
     def plan(self, input_shape: Shape) -> tuple[int, Shape]:
-        return 4 * _needs_features("batch_normalization", input_shape), input_shape  # with the moving statistics
+        return 4 * _normalized_features(input_shape), input_shape  # with the moving statistics
 
     def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
-        features = _needs_features("batch_normalization", input_shape)
-        module = BatchNorm(features, eps=self.epsilon, momentum=round(1.0 - self.momentum, 12), affine=self.scale)
+        features = _normalized_features(input_shape)
+        kind = ChannelBatchNorm if len(input_shape) == 3 else BatchNorm
+        module = kind(features, eps=self.epsilon, momentum=round(1.0 - self.momentum, 12), affine=self.scale)
         return module, input_shape
+
+
+def _normalized_features(input_shape: Shape) -> int:
+    """What a BatchNormalization normalizes: the channels of an image (C, H, W) (BatchNorm2d, as Keras'
+    BatchNormalization after a Conv2D normalizes its channels axis), else the last axis."""
+    if len(input_shape) == 3:
+        return input_shape[0]
+    return _needs_features("batch_normalization", input_shape)
 
 
 @dataclass(frozen=True)
@@ -227,15 +242,31 @@ class Activation(LayerSpec):
         _activation_module(self.activation, 1)
 
     def build(self, input_shape: Shape) -> tuple[nn.Module, Shape]:
-        return _activation_module(self.activation, input_shape[-1] if input_shape else 1), input_shape
+        return _activation_module(self.activation, _activation_units(input_shape)), input_shape
 
     def plan(self, input_shape: Shape) -> tuple[int, Shape]:
-        return (input_shape[-1] if input_shape else 1), input_shape  # at most one weight per unit (PReLU)
+        return _activation_units(input_shape), input_shape  # at most one weight per unit (PReLU)
+
+
+def _activation_units(input_shape: Shape) -> int:
+    """The units an activation's weights are per (PReLU's slopes): the channels of an image (C, H, W)
+    (PyTorch's PReLU reads axis 1; Keras' PReLU has one slope per value unless shared_axes), else the last axis."""
+    if len(input_shape) == 3:
+        return input_shape[0]
+    return input_shape[-1] if input_shape else 1
 
 
 LAYER_TYPES: dict[str, type[LayerSpec]] = {
     cls.type: cls for cls in (Dense, BatchNormalization, Dropout, AlphaDropout, Flatten, Activation)
 }
+
+
+def register_layer_type(cls: type[LayerSpec]) -> type[LayerSpec]:
+    """Make a spec class readable from config files by its ``type`` (a class decorator)."""
+    if LAYER_TYPES.get(cls.type, cls) is not cls:
+        raise ValueError(f"layer type {cls.type!r} is already {LAYER_TYPES[cls.type].__name__}")
+    LAYER_TYPES[cls.type] = cls
+    return cls
 
 
 def layer_from_dict(data: Mapping[str, Any], *, where: str = "layer") -> LayerSpec:

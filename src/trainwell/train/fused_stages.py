@@ -251,6 +251,9 @@ def model_stages(model: nn.Module) -> tuple[list[Any], list[nn.Module]] | str:
         modules.append(child)
         if parametrize.is_parametrized(child):
             return f"a parametrized layer ({type(child).__name__}, e.g. weight_norm): its weights are computed"
+        if isinstance(child, nn.modules.conv._ConvNd):
+            return (f"a convolution ({type(child).__name__}): the fused step covers dense stacks (Dense, "
+                    "BatchNormalization, dropout, activations)")
         if isinstance(child, nn.Flatten):
             if child.start_dim != 1 or child.end_dim != -1:
                 return "a Flatten other than Flatten(1, -1)"
