@@ -45,3 +45,44 @@ def test_a_files_model_needs_input_and_input_refuses_data_and_split(tmp_path):
     with pytest.raises(DataError, match="has no column 'malic_acid'"):
         predict_model_file(model, input=tmp_path / "narrow.csv")
     assert model_for_summary(tmp_path / "run" / "config.json").spec.input_shape == (13,)
+
+
+def files_run(tmp_path, files, *, out: str, train: dict):
+    config = validate_config({"seed": 0, "output_dir": str(tmp_path / out),
+                              "data": {"format": "csv", "path": str(files["train"]), "target": "label"},
+                              "model": {"layers": [{"type": "dense", "units": 3, "activation": "softmax"}]},
+                              "optimizer": {"name": "adam", "lr": 0.05}, "train": {"epochs": 3, **train}})
+    return train_config(config, verbose=False)
+
+
+def test_evaluate_reports_the_metrics_the_run_reported(tmp_path):
+    files = table_files(tmp_path)
+    run = files_run(tmp_path, files, out="run", train={"metrics": ["accuracy", "f1", "auc"]})
+    assert {"val_f1", "val_auc"} <= set(run.metrics)
+    scores = evaluate_model_file(run.output_dir / "model.safetensors", input=files["test"])
+    assert {"loss", "accuracy", "f1", "auc"} <= set(scores)
+
+
+def test_a_model_file_whose_metrics_are_not_metric_names_is_refused(tmp_path):
+    from trainwell.errors import ModelFileError
+    from trainwell.model.saving import load_model_file, save_model
+
+    files = table_files(tmp_path)
+    model = files_run(tmp_path, files, out="run", train={}).output_dir / "model.safetensors"
+    loaded = load_model_file(model)
+    save_model(loaded.model, tmp_path / "bad.safetensors", info={**loaded.info, "metrics": ["accuracy", "speed"]},
+               extra=loaded.extra)
+    with pytest.raises(ModelFileError, match="bad.safetensors: the model file's metrics: unknown metric 'speed'"):
+        evaluate_model_file(tmp_path / "bad.safetensors", input=files["test"])
+
+
+def test_class_weight_may_name_a_files_run_s_classes(tmp_path):
+    """A CSV's classes are names: class_weight = {"class_1" = 4.0} weighs as the index it was encoded to."""
+    files = table_files(tmp_path)
+    by_name = files_run(tmp_path, files, out="names", train={"class_weight": {"class_1": 4.0}})
+    by_index = files_run(tmp_path, files, out="indices", train={"class_weight": {"1": 4.0}})
+    unweighted = files_run(tmp_path, files, out="plain", train={})
+    assert by_name.history.records[-1]["loss"] == by_index.history.records[-1]["loss"]
+    assert by_name.history.records[-1]["loss"] != unweighted.history.records[-1]["loss"]
+    with pytest.raises(ConfigError, match="'class_9' is not a class"):
+        files_run(tmp_path, files, out="unknown", train={"class_weight": {"class_9": 4.0}})

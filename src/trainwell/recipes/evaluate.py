@@ -21,7 +21,8 @@ from trainwell.recipes.build import build_from_config, select_split
 from trainwell.recipes.file_data import FileInputs, inputs_from_files
 from trainwell.fileio import atomic_write_text, finish_pending_sets
 from trainwell.model.layers import Model
-from trainwell.model.losses import LOSSES
+from trainwell.metrics import check_metrics
+from trainwell.model.losses import LOSSES, get_loss
 from trainwell.data.preprocessing import Preprocessing
 from trainwell.uncertainty import DROPOUT_TYPES, MAX_MC_SAMPLES, MCPrediction, entropy, mc_predict
 from trainwell.model.saving import ModelFile, load_model_file
@@ -43,10 +44,12 @@ def evaluate_model_file(path: str | os.PathLike, *, data: str | None = None, spl
         if inputs.y is None:
             raise DataError(f"{input}: holds no targets to evaluate against (a target column, y in an .npz, class "
                             "folders); trainwell predict --input writes its predictions")
-        trainer = Trainer(loaded.model, loss=recorded_loss(path, loaded), optimizer="sgd", device=device)
+        trainer = Trainer(loaded.model, loss=recorded_loss(path, loaded), metrics=recorded_metrics(path, loaded),
+                          optimizer="sgd", device=device)
         return {"samples": float(len(inputs.y)), **trainer.evaluate(inputs.x, inputs.y)}
     loaded, x, y = _model_and_split(path, data=data, split=split, data_path=data_path)
-    trainer = Trainer(loaded.model, loss=recorded_loss(path, loaded), optimizer="sgd", device=device)
+    trainer = Trainer(loaded.model, loss=recorded_loss(path, loaded), metrics=recorded_metrics(path, loaded),
+                      optimizer="sgd", device=device)
     return {"samples": float(len(y)), **trainer.evaluate(x, y)}
 
 
@@ -122,6 +125,18 @@ def recorded_loss(path: str | os.PathLike, loaded: ModelFile) -> str:
         raise ModelFileError(f"{path}: the model file's loss {shown(loss)} is not a known loss; "
                              f"allowed: {', '.join(LOSSES)}")
     return loss
+
+
+def recorded_metrics(path: str | os.PathLike, loaded: ModelFile) -> list[str] | None:
+    """The metrics a model file says its run reported (``info["metrics"]``), so that ``evaluate`` reports
+    them too; None (the loss's defaults) for a file written before models recorded them."""
+    if "metrics" not in loaded.info:
+        return None
+    metrics = loaded.info["metrics"]
+    try:
+        return list(check_metrics(metrics, get_loss(recorded_loss(path, loaded))))
+    except ConfigError as error:
+        raise ModelFileError(f"{path}: the model file's {error}") from None
 
 
 def recorded_data(path: str | os.PathLike, loaded: ModelFile) -> dict[str, Any]:

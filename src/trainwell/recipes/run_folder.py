@@ -180,7 +180,8 @@ def drop_diverged_state(resume_dir: Path | None, out: Path | None) -> None:
 def model_info(config: RunConfig, prepared: PreparedData) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """What a model file records besides the weights: the loss, the data preparation, the config."""
     prep_info, prep_tensors = prepared.preprocessing.to_info()
-    info = {"loss": config.train.loss, "data": {**prepared.info, **prep_info}, "config": config.to_dict(),
+    info = {"loss": config.train.loss, "metrics": list(config.train.metrics), "data": {**prepared.info, **prep_info},
+            "config": config.to_dict(),
             "versions": versions()}
     return info, prep_tensors
 

@@ -70,6 +70,7 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     fingerprint = _prepare_folder(out, config, prepared, model, replace=replace)
     callbacks = [*(callbacks or []), *configured_callbacks(config, prepared, out)]
     trainer = trainer_from_config(config, model, callbacks=callbacks)
+    trainer.class_names = prepared.info.get("class_names")  # a files run's classes: class_weight may name them
     validation = (prepared.x_val, prepared.y_val) if prepared.x_val is not None else None
     phases = config.phases or [PhaseConfig(epochs=train.epochs)]
     _check_phase_layers(model, phases)  # fail on a bad layer name now, not after hours of training
