@@ -31,7 +31,7 @@ from trainwell.model.conv_modules import (PADDINGS, ActivatedConv2d, GlobalAvera
 from trainwell.model.init import get_initializer
 from trainwell.model.regularization import ConstraintSpec, RegularizerSpec, get_constraint, get_regularizer
 from trainwell.model.specs import (ActivationSpec, InitSpec, LayerSpec, Shape, _activation_module,
-                                   _activation_parameters, _check, register_layer_type)
+                                   _activation_parameters, _check, check_kernel_options, register_layer_type)
 
 Size = Union[int, tuple[int, int]]
 
@@ -110,13 +110,7 @@ class Conv2D(LayerSpec):
         object.__setattr__(self, "strides", _size(self.strides, "conv2d", "strides"))
         _padding(self.padding, "conv2d")
         _check(isinstance(self.use_bias, bool), "conv2d", f"'use_bias' must be true or false, got {self.use_bias!r}")
-        get_initializer(self.init)
-        get_initializer(self.bias_init)
-        _activation_module(self.activation, self.filters)
-        if self.kernel_regularizer is not None:
-            object.__setattr__(self, "kernel_regularizer", get_regularizer(self.kernel_regularizer).to_dict())
-        if self.kernel_constraint is not None:
-            object.__setattr__(self, "kernel_constraint", get_constraint(self.kernel_constraint).to_dict())
+        check_kernel_options(self, self.filters)
 
     def _output(self, input_shape: Shape) -> tuple[int, Shape]:
         channels, height, width = _image("conv2d", input_shape)

@@ -109,15 +109,7 @@ class Dense(LayerSpec):
         _check(is_integer(self.units) and self.units > 0,
                "dense", f"'units' must be a positive integer, got {self.units!r}")
         _check(isinstance(self.use_bias, bool), "dense", f"'use_bias' must be true or false, got {self.use_bias!r}")
-        # Look the names up now so a typo fails when the spec is written, not mid-build.
-        get_initializer(self.init)
-        get_initializer(self.bias_init)
-        _activation_module(self.activation, self.units)
-        # Kept in the config form (a plain table), so specs compare, print and save alike.
-        if self.kernel_regularizer is not None:
-            object.__setattr__(self, "kernel_regularizer", get_regularizer(self.kernel_regularizer).to_dict())
-        if self.kernel_constraint is not None:
-            object.__setattr__(self, "kernel_constraint", get_constraint(self.kernel_constraint).to_dict())
+        check_kernel_options(self, self.units)
 
     def plan(self, input_shape: Shape) -> tuple[int, Shape]:
         features = _needs_features("dense", input_shape)
@@ -134,6 +126,22 @@ class Dense(LayerSpec):
         if module.bias is not None:
             get_initializer(self.bias_init)(module.bias)
         return module, (*input_shape[:-1], self.units)
+
+
+def check_kernel_options(spec: Any, units: int) -> None:
+    """A weighted layer's (Dense's, Conv2D's) initializers, activation, regularizer and constraint, checked.
+
+    The names are looked up now so that a typo fails when the spec is written, not mid-build; the
+    regularizer and constraint are kept in their config form (a plain table), so that specs compare,
+    print and save alike.
+    """
+    get_initializer(spec.init)
+    get_initializer(spec.bias_init)
+    _activation_module(spec.activation, units)
+    if spec.kernel_regularizer is not None:
+        object.__setattr__(spec, "kernel_regularizer", get_regularizer(spec.kernel_regularizer).to_dict())
+    if spec.kernel_constraint is not None:
+        object.__setattr__(spec, "kernel_constraint", get_constraint(spec.kernel_constraint).to_dict())
 
 
 def _activation_parameters(spec: ActivationSpec, units: int) -> int:
