@@ -30,3 +30,12 @@ def test_a_bad_archive_is_named(tmp_path, arrays, message):
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(DataError, match=message):
         read_npz(tmp_path / "bad.npz")
+
+
+def test_bytes_that_are_no_numpy_file_are_named_so_without_numpy_s_unpickling_hint(tmp_path):
+    (tmp_path / "g.npz").write_text("garbage\n")
+    with pytest.raises(DataError) as caught:
+        read_npz(tmp_path / "g.npz")
+    assert str(caught.value) == (f"{tmp_path / 'g.npz'}: is not a NumPy file (an .npz archive of arrays or an .npy "
+                                 "array, as numpy.savez and numpy.save write them)")
+    assert "pickle" not in str(caught.value)

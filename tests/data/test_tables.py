@@ -1,6 +1,7 @@
 """CSV and Parquet tables: features as float32, the target as written, and one clear error per bad file."""
 
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -70,3 +71,20 @@ def test_parquet_without_pyarrow_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     with pytest.raises(DataError, match="needs pyarrow: pip install pyarrow"):
         read_parquet(tmp_path / "t.parquet")
+
+
+def test_a_value_beyond_float32_is_named_with_its_column_and_row(tmp_path):
+    """1e300 is a float64 but the model's float32 would make it inf: say so where it is, with no warning."""
+    (tmp_path / "huge.csv").write_text("a,b,label\n1,2,x\n3,1e300,y\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning on the way
+        with pytest.raises(DataError, match=r"huge.csv: column 'b', row 2 \(line 3\): '1e300' is beyond float32's range"):
+            table_arrays(read_csv(tmp_path / "huge.csv"), target="label", features=None)
+
+
+def test_a_semicolon_separated_file_gets_a_hint(tmp_path):
+    (tmp_path / "semi.csv").write_text("a;b;label\n1;2;x\n")
+    with pytest.raises(DataError, match=r"its columns: a;b;label; the header looks ';'-separated, and trainwell "
+                                        "reads comma-separated CSV"):
+        table_arrays(read_csv(tmp_path / "semi.csv"), target="label", features=None)
+

@@ -39,7 +39,16 @@ def _open(path: Path):
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path}: cannot be read as a NumPy file ({str(error).splitlines()[0]})") from None
+        raise _unreadable(path, error) from None
+
+
+def _unreadable(path: Path, error: Exception) -> DataError:
+    """The error for a file NumPy cannot read. Bytes that are neither ``.npy`` nor a zip archive NumPy takes
+    for a pickle, and its message suggests unpickling them: never say that of a file of unknown origin."""
+    if isinstance(error, ValueError) and "pickled" in str(error):
+        return DataError(f"{path}: is not a NumPy file (an .npz archive of arrays or an .npy array, as numpy.savez "
+                         "and numpy.save write them)")
+    return DataError(f"{path}: cannot be read as a NumPy file ({str(error).splitlines()[0]})")
 
 
 def _array(archive, path: Path, key: str) -> np.ndarray:
@@ -116,7 +125,7 @@ def npy_shape(path: str | os.PathLike) -> tuple[int, ...]:
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (OSError, ValueError) as error:
-        raise DataError(f"{path}: cannot be read as a NumPy file ({str(error).splitlines()[0]})") from None
+        raise _unreadable(path, error) from None
 
 
 def npz_shape(path: str | os.PathLike, key: str) -> tuple[int, ...] | None:

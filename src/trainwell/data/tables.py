@@ -124,8 +124,15 @@ def table_columns(path: str | os.PathLike, format: str) -> list[str]:
 def _missing(table: Table, names: Sequence[str], what: str) -> None:
     for name in names:
         if name not in table.columns:
+            separated = next((sep for sep in (";", "\t", "|") if len(table.columns) == 1 and sep in next(iter(
+                table.columns))), None)
+            hint = (f"; the header looks {'tab' if separated == chr(9) else repr(separated)}-separated, and trainwell "
+                    "reads comma-separated CSV (save the file with commas)" if separated else "")
             raise DataError(f"{table.source}: has no column {shown(name)} ({what}); its columns: "
-                            f"{', '.join(table.columns)}")
+                            f"{', '.join(table.columns)}{hint}")
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the features become float32: a larger value would be inf
 
 
 def _numbers(table: Table, name: str) -> np.ndarray:
@@ -137,9 +144,11 @@ def _numbers(table: Table, name: str) -> np.ndarray:
             number = float(value.strip() if isinstance(value, str) else value)
         except (TypeError, ValueError):
             number = math.nan
-        if not math.isfinite(number) or isinstance(value, bool):
+        if not math.isfinite(number) or abs(number) > FLOAT32_MAX or isinstance(value, bool):
             text = "an empty value" if value is None or (isinstance(value, str) and not value.strip()) else shown(value)
-            raise DataError(f"{table.source}: column {shown(name)}, {table.where(row)}: {text} is not a number; "
+            what = (f"is beyond float32's range (±{FLOAT32_MAX:.4g}), which the model computes in"
+                    if math.isfinite(number) and not isinstance(value, bool) else "is not a number")
+            raise DataError(f"{table.source}: column {shown(name)}, {table.where(row)}: {text} {what}; "
                             "every feature must be a finite number (leave other columns out with data.features)")
         out[row] = number
     return out
