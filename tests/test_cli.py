@@ -367,6 +367,21 @@ def test_train_logs_to_tensorboard_and_csv_from_the_flags(config, tmp_path):
     assert "batch_loss" in events.Tags()["scalars"]
 
 
+@pytest.mark.parametrize("flag, key", [("--tensorboard", "callbacks.tensorboard.log_dir"),
+                                       ("--csv-log", "callbacks.csv_logger.filename")])
+def test_a_logger_that_cannot_write_fails_before_training_and_keeps_the_finished_run(config, tmp_path, capsys, flag, key):
+    out = tmp_path / "out"
+    assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1"]) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    (tmp_path / "a_file").write_text("")
+    capsys.readouterr()
+    assert main(["train", str(config), "-o", str(out), "-q", "--epochs", "1", "--overwrite",
+                 flag, str(tmp_path / "a_file" / "log")]) == 2
+    printed = capsys.readouterr().err
+    assert printed.startswith(f"error: {key}: cannot write in") and "a_file is a file, not a folder" in printed
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # no progress/, no resume/
+
+
 def test_train_refuses_a_bad_logger_setting_in_one_line(config, tmp_path, capsys):
     assert main(["train", str(config), "-o", str(tmp_path / "x"), "-q",
                  "--set", "callbacks.tensorboard.update_freq=0"]) == 2

@@ -221,6 +221,16 @@ def _diagnose_run(config: RunConfig, model: Model, callbacks: list[Callback]):
                     optimizer=dict(config.optimizer), context={"name": config.name})
 
 
+def _writable(folder: str | os.PathLike, key: str) -> Path:
+    """``folder``, checked before the training (which writes its progress and saved state) that files can be
+    written there; ConfigError naming ``key`` (what ``--tensorboard`` and ``--csv-log`` set) if not."""
+    try:
+        check_writable_folder(folder)
+    except OSError as error:
+        raise ConfigError(f"{key}: cannot write in {str(folder)!r}: {error.strerror or error}") from None
+    return Path(folder)
+
+
 def configured_callbacks(config: RunConfig, prepared: PreparedData, out: Path | None) -> list[Callback]:
     """The callbacks a config's ``[callbacks]`` section asks for.
 
@@ -241,10 +251,13 @@ def configured_callbacks(config: RunConfig, prepared: PreparedData, out: Path | 
         made.extend(progress_callbacks(out, config))
         if section is not None and section.tensorboard is not None:
             options = section.tensorboard.model_dump()
-            made.append(TensorBoard(options.pop("log_dir") or out / "tensorboard", **options))
+            log_dir = _writable(options.pop("log_dir") or out / "tensorboard", "callbacks.tensorboard.log_dir")
+            made.append(TensorBoard(log_dir, **options))
         if section is not None and section.csv_logger is not None:
             options = section.csv_logger.model_dump()
-            made.append(CSVLogger(options.pop("filename") or out / "training.log", **options))
+            filename = Path(options.pop("filename") or out / "training.log")
+            _writable(filename.parent, "callbacks.csv_logger.filename")
+            made.append(CSVLogger(filename, **options))
     if section is None:
         return made
     if section.terminate_on_nan:
