@@ -173,6 +173,26 @@ def resumable(kill=-1):
     return trainer(seed=3, callbacks=callbacks)
 
 
+class ListRows(torch.utils.data.Dataset):
+    """Items whose x is a Python list: torch's collate batches them column by column."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, index):
+        return [float(v) for v in self.x[index]], int(self.y[index])
+
+
+def test_items_whose_x_is_a_python_list_are_refused_with_what_to_return(blobs):
+    x, y = blobs
+    with pytest.raises(ArrayError, match=r"each item's x is a Python list \(or tuple\), which torch batches column "
+                                         r"by column; return a NumPy array or a tensor"):
+        trainer().fit(ListRows(x, y), epochs=1, verbose=False)
+
+
 @pytest.mark.parametrize("kind", ["dataset", "loader", "loader with a generator"])
 def test_an_interrupted_streamed_fit_resumes_to_the_same_result(tmp_path, blobs, kind):
     """Killed mid-epoch and between epochs, a streamed fit resumes to the uninterrupted fit's History and weights:

@@ -64,6 +64,11 @@ def batch_parts(batch: Any, what: str, *, targets: bool = True) -> tuple[Any, An
     since a streamed fit does not weight samples.
     """
     if isinstance(batch, (tuple, list)):
+        for part, name in zip(batch[:2], ("x", "y")):
+            if isinstance(part, (list, tuple)):  # torch's collate turns items' lists into a list of columns
+                raise ArrayError(f"{what}: each item's {name} is a Python list (or tuple), which torch batches "
+                                 f"column by column; return a NumPy array or a tensor from __getitem__ "
+                                 f"(np.asarray({name}, dtype=np.float32))")
         if len(batch) == 2:
             return batch[0], batch[1]
         if len(batch) == 3:
