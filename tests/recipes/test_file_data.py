@@ -86,3 +86,10 @@ def test_changing_the_file_changes_the_fingerprint_and_moving_it_does_not(wine, 
     lines[5] = "99," + lines[5].split(",", 1)[1]
     moved.write_text("\n".join(lines) + "\n")
     assert fingerprint(moved) != before
+
+
+def test_a_table_of_one_class_is_refused_by_what_it_lacks(tmp_path):
+    (tmp_path / "one.csv").write_text("a,b,label\n1,2,x\n3,4,x\n")
+    with pytest.raises(DataError, match=r"one.csv: every training label is 'x'; a classifier needs examples of at "
+                                        "least two classes"):
+        prepare_data(files_config(path=str(tmp_path / "one.csv")))

@@ -122,6 +122,10 @@ def prepare_files(config: RunConfig, subsample: Any) -> FileData:
         files.train.y, class_names = encode_labels(files.train.y)
     if regression:
         class_names = None
+    elif len(class_names) < 2:
+        raise DataError(f"{files.train.source}: every training label is {shown(class_names[0]) if class_names else 'missing'}"
+                        f"; a classifier needs examples of at least two classes (for real-valued targets use a "
+                        "regression loss: train.loss = \"mse\")")
     rows = _validation_rows(len(files.train.x), section, config.seed, files.validation is not None)
     if rows is not None:
         parts["train"], parts["validation"] = _split(files.train, rows)
