@@ -168,7 +168,7 @@ def test_sigkill_and_rerun_the_same_command_until_done(tmp_path):
         command = _cli(config, out, env) + (["--overwrite"] if finished else [])
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if kills < 4 and _wait_for_new_state(out, process):
-            time.sleep(float(rng.uniform(0.0, 0.8)))  # somewhere in the middle of the next steps
+            time.sleep(float(rng.uniform(0.0, 0.15)))  # in the next steps: an idle machine runs an epoch in ~0.1 s
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
                 process.wait()
@@ -176,7 +176,7 @@ def test_sigkill_and_rerun_the_same_command_until_done(tmp_path):
                 continue
         assert process.wait(timeout=300) == 0, process.stderr.read().decode()
         break
-    assert kills >= 3
+    assert kills >= 3, kills
     assert not (out / "resume").exists()
     clean_history = tw.History.from_json(tmp_path / "clean" / "history.json")
     killed_history = tw.History.from_json(out / "history.json")

@@ -14,6 +14,6 @@
 
 Recipes may use trainwell.config, trainwell.store, and what lies below them: trainwell.doctor,
 trainwell.lr_finder, trainwell.plots, trainwell.train, trainwell.callbacks, trainwell.optim,
-trainwell.schedules, trainwell.uncertainty, trainwell.model, trainwell.data, trainwell.figures,
+trainwell.schedules, trainwell.uncertainty, trainwell.metrics, trainwell.model, trainwell.data, trainwell.figures,
 trainwell.checks, trainwell.fileio, trainwell.errors and trainwell.versions.
 """
