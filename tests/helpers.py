@@ -183,3 +183,29 @@ lr = 0.01
 [train]
 epochs = 2
 """
+
+
+class Interrupt(Exception):
+    """What a test's kill raises: the fit stops there, as a killed process would."""
+
+
+class KillAt(Callback):
+    """Raises Interrupt at a given global step, as a kill would stop the process there."""
+
+    def __init__(self, step):
+        self.at = step
+
+    def on_batch_end(self, trainer, step):
+        if step == self.at:
+            raise Interrupt
+
+
+class KillAtEpoch(Callback):
+    """Raises Interrupt as epoch ``epoch`` begins (after the previous epoch's state was saved)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_begin(self, trainer, epoch):
+        if epoch == self.epoch:
+            raise Interrupt

@@ -7,23 +7,12 @@ import sys
 import pytest
 import torch
 
-from helpers import small_model
+from helpers import Interrupt, KillAtEpoch, small_model
 from trainwell.callbacks import Callback, CSVLogger, HistoryLogger, TensorBoard
 from trainwell.errors import ConfigError
 from trainwell.train.trainer import Trainer
 
 
-class Interrupt(Exception):
-    pass
-
-
-class KillAtEpoch(Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_begin(self, trainer, epoch):
-        if epoch == self.epoch:
-            raise Interrupt
 
 
 def _fit(x, y, callbacks, epochs=2, **fit):

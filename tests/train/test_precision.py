@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import trainwell as tw
-from trainwell.callbacks import Callback
+from helpers import Interrupt, KillAtEpoch
+
 from trainwell.errors import ConfigError
 from trainwell.train.precision import Precision
 
@@ -58,17 +59,6 @@ def test_evaluation_and_prediction_stay_float32():
     assert torch.equal(trainer.predict(x), plain.predict(x)) and trainer.predict(x).dtype == torch.float32
 
 
-class Interrupt(Exception):
-    pass
-
-
-class KillAtEpoch(Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_begin(self, trainer, epoch):
-        if epoch == self.epoch:
-            raise Interrupt
 
 
 def test_a_bf16_fit_resumes_to_the_uninterrupted_weights(tmp_path):

@@ -12,23 +12,12 @@ import pytest
 import torch
 
 import trainwell as tw
+from helpers import Interrupt, KillAt
+
 from trainwell.callbacks import Callback, EarlyStopping, ReduceLROnPlateau
 from trainwell.train.resume import ResumeError, read_state, state_files
 
 
-class Interrupt(Exception):
-    pass
-
-
-class KillAt(Callback):
-    """Raises at a given global step, as a kill would stop the process there."""
-
-    def __init__(self, step):
-        self.at = step
-
-    def on_batch_end(self, trainer, step):
-        if step == self.at:
-            raise Interrupt
 
 
 def data():

@@ -4,7 +4,6 @@ exact resume, and data larger than the memory a fit may use."""
 import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -12,11 +11,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 import trainwell as tw
-from trainwell.callbacks import Callback, EarlyStopping, ReduceLROnPlateau
+from trainwell.callbacks import EarlyStopping, ReduceLROnPlateau
 from trainwell.errors import ArrayError, ConfigError
 from trainwell.train.resume import state_files
 
-from helpers import small_model
+from helpers import Interrupt, KillAt, small_model
 
 
 def dataset(x, y=None):
@@ -154,17 +153,6 @@ def test_a_loader_s_bad_batch_is_named_and_skip_nonfinite_skips_it(blobs):
     assert skipping.fit(dataset(x, y), epochs=1, verbose=False).last["skipped_batches"] == 1
 
 
-class Interrupt(Exception):
-    pass
-
-
-class KillAt(Callback):
-    def __init__(self, step):
-        self.at = step
-
-    def on_batch_end(self, trainer, step):
-        if step == self.at:
-            raise Interrupt
 
 
 def resumable(kill=-1):
