@@ -60,9 +60,14 @@ def app() -> None:
               help="Log to TensorBoard, into DIR (default OUTPUT_DIR/tensorboard): [callbacks.tensorboard].")
 @click.option("--csv-log", "csv_log", type=click.Path(path_type=Path),
               help="Log each epoch as a CSV row into this file: [callbacks.csv_logger].")
+@click.option("--sync-batchnorm", is_flag=True,
+              help="Under torchrun: BatchNormalization statistics over every rank's batch (train.sync_batchnorm).")
+@click.option("--process-group-timeout", type=click.FloatRange(min=0, min_open=True, max=1e9), metavar="SECONDS",
+              help="Under torchrun: how long a collective waits for the other ranks before it fails "
+                   "(train.process_group_timeout; default torch's, 30 minutes).")
 def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | None, output_dir: Path | None,
           quiet: bool, threads: int | None, overwrite: bool, restart: bool, tensorboard: str | None,
-          csv_log: Path | None) -> None:
+          csv_log: Path | None, sync_batchnorm: bool, process_group_timeout: float | None) -> None:
     """Train the model a CONFIG file (.toml, .yaml or .json) describes.
 
     Prints the validation and test accuracy and writes the model, its history and
@@ -80,10 +85,14 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
         overrides.append(f"seed={seed}")
     if threads is not None:
         overrides.append(f"train.threads={threads}")
+    if sync_batchnorm:
+        overrides.append("train.sync_batchnorm=true")
+    if process_group_timeout is not None:
+        overrides.append(f"train.process_group_timeout={process_group_timeout!r}")
     # the folder is set as given, not parsed as a --set value: any characters a path may hold
     run_config = load_config(config, overrides, values={"output_dir": str(output_dir)} if output_dir else None)
     run_config = _with_loggers(run_config, tensorboard=tensorboard, csv_log=csv_log)
-    with process_group_from_env() as group:
+    with process_group_from_env(run_config.train.process_group_timeout) as group:
         try:
             result = train_config(run_config, verbose=not quiet, overwrite=True if overwrite else None,
                                   restart=True if restart else None)

@@ -109,3 +109,27 @@ def test_the_readmes_losses_and_metrics_config_is_a_valid_train_section(tmp_path
                     + snippet)
     config = load_config(path)
     assert config.train.label_smoothing == 0.1 and config.callbacks.early_stopping.monitor == "val_auc"
+
+
+def test_sync_batchnorm_and_the_process_group_timeout_are_train_keys():
+    from trainwell.recipes.build import trainer_options
+
+    config = validate_config(MINIMAL)
+    assert config.train.sync_batchnorm is False and config.train.process_group_timeout is None
+    config = validate_config(with_(train={"sync_batchnorm": True, "process_group_timeout": 90}))
+    assert config.train.sync_batchnorm is True and config.train.process_group_timeout == 90.0
+    assert trainer_options(config)["sync_batchnorm"] is True  # the Trainer gets it; the timeout is the group's
+
+
+@pytest.mark.parametrize("train, message", [
+    ({"sync_batchnorm": "yes"}, "'train.sync_batchnorm' = 'yes': must be a valid boolean"),
+    ({"process_group_timeout": 0}, "'train.process_group_timeout' = 0: must be greater than 0"),
+    ({"process_group_timeout": -5.0}, "'train.process_group_timeout' = -5.0: must be greater than 0"),
+    ({"process_group_timeout": float("inf")}, "'train.process_group_timeout' = inf: numbers in a config must be finite"),
+    ({"process_group_timeout": "60"}, "'train.process_group_timeout' = '60'"),
+    ({"process_group_timeout": True}, "'train.process_group_timeout' = True"),
+])
+def test_bad_sync_batchnorm_and_timeout_values_name_the_key(train, message):
+    with pytest.raises(ConfigError) as error:
+        validate_config(with_(train=train), source="cfg.toml")
+    assert message in str(error.value)

@@ -175,3 +175,110 @@ def test_a_streamed_dataset_on_two_gloo_processes_matches_one_process(tmp_path: 
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), key
     assert "needs a DistributedSampler" in two_report["refused"]
     assert two_report["loader"] == {"steps_per_epoch": 10, "sampler_epoch": 1}  # 289 samples a rank, by 32
+
+
+SYNC_SCRIPT = """
+import json, sys
+import numpy as np, torch
+from safetensors.torch import save_file
+import trainwell as tw
+from trainwell.train import distributed
+
+out = sys.argv[1]
+rng = np.random.default_rng(0)
+y = rng.integers(0, 3, 80)  # 2 batches of 32 and a last one of 16, split 8 and 8
+x = (rng.normal(size=(80, 1, 6, 6)) + y[:, None, None, None]).astype(np.float32)
+trainers = {}
+for sync in (True, False):  # made before the process group is joined, as the README allows
+    model = tw.build_model([tw.Conv2D(4, 3), tw.BatchNormalization(), tw.Flatten(), tw.Dense(8, activation="relu"),
+                            tw.BatchNormalization(), tw.Dense(3, activation="softmax")], input_shape=(1, 6, 6), seed=0)
+    trainers[sync] = tw.Trainer(model, optimizer={"name": "sgd", "lr": 0.05, "momentum": 0.9}, seed=3,
+                                sync_batchnorm=sync)
+group = distributed.init_from_env(timeout=77)
+report = {}
+if group is not None:
+    report["timeout"] = torch.distributed.distributed_c10d._get_default_group()._get_backend(
+        torch.device("cpu")).options._timeout.total_seconds()
+for sync, trainer in trainers.items():
+    history = trainer.fit(x, y, epochs=2, batch_size=32, validation_data=(x[:40], y[:40]), verbose=False)
+    report[str(sync)] = [{k: v for k, v in r.items() if k != "time"} for r in history]
+    report["flags"] = [m.synchronized for m in trainer.model.modules() if hasattr(m, "synchronized")]
+    if distributed.is_main_process():
+        save_file({k: v.contiguous() for k, v in trainer.model.state_dict().items()}, f"{out}-{sync}.safetensors")
+if distributed.is_main_process():
+    with open(out + ".json", "w") as handle:
+        json.dump(report, handle)
+distributed.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_sync_batchnorm_on_two_ranks_equals_one_process_with_the_global_batch(tmp_path: Path):
+    """With sync_batchnorm every BatchNormalization (after a Conv2D and after a Dense layer) normalizes by the
+    global batch, so 2 ranks end where 1 process does, moving statistics included; without it they do not.
+    The Trainers are made before init_from_env(timeout=77), whose timeout the group then has."""
+    script = tmp_path / "sync.py"
+    script.write_text(SYNC_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script), str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=180)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one")], env=env, capture_output=True,
+                         text=True, timeout=180)
+    assert one.returncode == 0, one.stderr[-3000:]
+    one_report, two_report = (json.loads((tmp_path / f"{run}.json").read_text()) for run in ("one", "two"))
+    assert two_report["timeout"] == 77 and two_report["flags"] == [False, False]  # off again after the fit
+    synced, one_synced = (load_file(tmp_path / f"{run}-True.safetensors") for run in ("two", "one"))
+    for key in one_synced:
+        torch.testing.assert_close(synced[key], one_synced[key], rtol=1e-5, atol=1e-6)
+    for a, b in zip(one_report["True"], two_report["True"]):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6), key
+    plain, one_plain = (load_file(tmp_path / f"{run}-False.safetensors") for run in ("two", "one"))
+    torch.testing.assert_close(one_plain["dense_1.weight"], one_synced["dense_1.weight"])  # the same in 1 process
+    gap = (plain["batch_normalization_2.running_var"] - one_plain["batch_normalization_2.running_var"]).abs().max()
+    assert gap > 1e-3  # each rank's own statistics: not the global batch's
+
+
+TIMEOUT_SCRIPT = """
+import sys, time, torch
+from trainwell.train import distributed
+
+with distributed.process_group_from_env(timeout=float(sys.argv[2])) as group:
+    if group.rank == 1:
+        time.sleep(5)  # never joins the collective below
+    else:
+        started = time.perf_counter()
+        try:
+            torch.distributed.all_reduce(torch.ones(1))
+            outcome = "no timeout"
+        except Exception as error:
+            outcome = type(error).__name__
+        with open(sys.argv[1], "w") as handle:
+            handle.write(f"{outcome} {time.perf_counter() - started:.1f}")
+    import os
+    os._exit(0)
+"""
+
+
+@pytest.mark.slow
+def test_the_process_group_timeout_ends_a_collective_that_a_rank_never_joins(tmp_path: Path):
+    script = tmp_path / "wait.py"
+    script.write_text(TIMEOUT_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                    str(script), str(tmp_path / "outcome"), "1"], env=env, capture_output=True, text=True, timeout=120)
+    outcome, waited = (tmp_path / "outcome").read_text().split()
+    assert outcome != "no timeout" and 0.8 <= float(waited) < 4.5, (outcome, waited)  # 1 s, not torch's 30 minutes
+
+
+def test_the_process_group_timeout_is_checked_even_in_one_process(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    for bad in (0, -1, float("inf"), float("nan"), "60", True, 1e12):
+        with pytest.raises(ConfigError, match="process_group_timeout: must be a positive number of seconds"):
+            distributed.init_from_env(timeout=bad)
+        with pytest.raises(ConfigError, match="process_group_timeout"):
+            with distributed.process_group_from_env(timeout=bad):
+                pass
+    assert distributed.init_from_env(timeout=30) is None
+    assert distributed.check_timeout(90).total_seconds() == 90 and distributed.check_timeout(None) is None

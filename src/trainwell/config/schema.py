@@ -116,6 +116,10 @@ class TrainConfig(ConfigSection):
     # Mixed precision: the forward pass under torch.autocast in bfloat16 (CPU and CUDA) or float16
     # (CUDA, with a GradScaler); the weights, the loss and evaluation stay float32.
     precision: Literal["32", "bf16", "fp16"] = "32"
+    # Under torchrun: BatchNormalization's statistics over every rank's batch (trainwell.model.synced_batchnorm).
+    sync_batchnorm: bool = False
+    # Under torchrun: seconds a collective waits for the other ranks before it fails (default: torch's, 30 min).
+    process_group_timeout: Optional[float] = Field(None, gt=0, le=1e9, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

@@ -5,6 +5,7 @@ The modules, one concept each:
 * :mod:`~trainwell.model.init` -- weight initializers by Keras name;
 * :mod:`~trainwell.model.activations` -- activations by name, as functions and modules, and recognised again;
 * :mod:`~trainwell.model.modules` -- the few nn.Modules trainwell adds (Dense with its activation, BN on the last axis);
+* :mod:`~trainwell.model.synced_batchnorm` -- BN statistics over every rank's batch (``sync_batchnorm``);
 * :mod:`~trainwell.model.regularization` -- l1/l2 penalties and the max-norm constraint;
 * :mod:`~trainwell.model.specs` -- layer specs (Dense, BatchNormalization, Dropout, ...) from Python or a config table;
 * :mod:`~trainwell.model.conv_specs` -- the image layers' specs (Conv2D, MaxPool2D, ...), channels first;

@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from trainwell.model.modules import BatchNorm
+from trainwell.model.synced_batchnorm import batch_norm_over_ranks, over_ranks
 
 Pair = tuple[int, int]
 PADDINGS = ("valid", "same")
@@ -153,11 +154,14 @@ class ChannelBatchNorm(nn.BatchNorm2d):
 
     count_batch = BatchNorm.count_batch
     update_moving_statistics = BatchNorm.update_moving_statistics
+    synchronized = False  # as BatchNorm's: every rank's statistics, under a process group
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and self.track_running_stats):
             return super().forward(x)
         self._check_input_dim(x)
+        if self.synchronized and over_ranks():
+            return batch_norm_over_ranks(self, x)
         if x.numel() // x.shape[1] < 2:  # as F.batch_norm says it
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.size()}")
         factor = self.count_batch()

@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from trainwell.model.activations import activation_name
+from trainwell.model.synced_batchnorm import batch_norm_over_ranks, over_ranks
 
 
 class ActivatedLinear(nn.Linear):
@@ -59,13 +60,20 @@ class BatchNorm(nn.BatchNorm1d):
     factor ``n / (n - 1)``: 1.03 at the chapter's batches of 32). The output and the
     gradient in training are batch normalization's as PyTorch computes them; only the
     statistics kept for inference differ. A plain ``nn.BatchNorm1d`` keeps PyTorch's update.
+
+    ``synchronized`` (set by a fit with ``sync_batchnorm``): in training, under a process group, the
+    statistics are those of every rank's batch (:mod:`trainwell.model.synced_batchnorm`).
     """
+
+    synchronized = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2:
             return self.forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
         if not (self.training and self.track_running_stats):
             return super().forward(x)  # inference (the moving statistics), or batch statistics only
+        if self.synchronized and over_ranks():
+            return batch_norm_over_ranks(self, x)
         if x.shape[0] < 2:  # as F.batch_norm says it
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.size()}")
         factor = self.count_batch()

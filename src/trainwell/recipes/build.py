@@ -157,7 +157,7 @@ def trainer_options(config: RunConfig) -> dict[str, Any]:
             "clipvalue": train.clipvalue, "clipnorm": train.clipnorm, "global_clipnorm": train.global_clipnorm,
             "schedule": config.schedule, "device": train.device, "seed": config.seed,
             "skip_nonfinite": train.skip_nonfinite_batches, "threads": train.threads, "fused": train.fused,
-            "precision": train.precision}
+            "precision": train.precision, "sync_batchnorm": train.sync_batchnorm}
 
 
 def trainer_from_config(config: RunConfig, model: Model, *, callbacks: Iterable[Callback] = (),

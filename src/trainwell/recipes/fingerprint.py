@@ -27,12 +27,13 @@ from trainwell.versions import __version__
 # happens after training (overwrite, allow_nonfinite_loss), whether and how often its state is saved
 # (a resumed fit equals an uninterrupted one either way), whether it restarts, and where the data are
 # read from (their contents are in the fingerprint: a changed file is another fit), the held-out test
-# files (they are scored after the fit, never seen by it), and the loggers (they only report).
+# files (they are scored after the fit, never seen by it), the loggers (they only report), and how long
+# collectives wait for the other ranks.
 NOT_THE_FIT = (("name",), ("output_dir",), ("train", "overwrite"), ("train", "allow_nonfinite_loss"),
                ("train", "restart"), ("train", "resumable"), ("train", "save_every_steps"),
                ("train", "device"), ("train", "threads"), ("data", "path"), ("data", "offline"),
                ("data", "target_path"), ("data", "test_path"), ("data", "test_target_path"),
-               ("callbacks", "tensorboard"), ("callbacks", "csv_logger"))
+               ("callbacks", "tensorboard"), ("callbacks", "csv_logger"), ("train", "process_group_timeout"))
 
 _LABELS = {"runtime.device": "train.device (in use)", "runtime.threads": "train.threads (CPU threads in use)",
            "data.sha256": "the data (their sha256)", "code.trainwell": "trainwell version",

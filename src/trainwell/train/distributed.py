@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Iterator
 
 import torch
@@ -87,11 +88,14 @@ def backend() -> str:
     return "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
 
 
-def init_from_env() -> ProcessRank | None:
+def init_from_env(timeout: float | None = None) -> ProcessRank | None:
     """Join the process group torchrun describes (once); None when not under torchrun.
 
-    On a GPU machine each process uses the GPU of its ``LOCAL_RANK``.
+    On a GPU machine each process uses the GPU of its ``LOCAL_RANK``. ``timeout``: seconds a
+    collective waits for the other ranks before it fails, for the group this call creates
+    (default: torch's, 30 minutes).
     """
+    waits = check_timeout(timeout)
     place = from_env()
     if place is None:
         return current()
@@ -99,8 +103,34 @@ def init_from_env() -> ProcessRank | None:
     if not torch.distributed.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(local_rank % torch.cuda.device_count())
-        torch.distributed.init_process_group(backend=backend(), rank=rank, world_size=world_size)
+        options = {} if waits is None else {"timeout": waits}
+        torch.distributed.init_process_group(backend=backend(), rank=rank, world_size=world_size, **options)
     return current()
+
+
+MAX_TIMEOUT = 1e9  # seconds (about 30 years): a timedelta torch's C++ side can hold
+
+
+def check_timeout(timeout: Any, what: str = "process_group_timeout") -> timedelta | None:
+    """``timeout`` seconds as the timedelta init_process_group takes; None for torch's default; a
+    ConfigError naming ``what`` unless it is a positive finite number."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT:
+        raise ConfigError(f"{what}: must be a positive number of seconds (e.g. 1800), at most {MAX_TIMEOUT:g}, "
+                          f"got {timeout!r}")
+    return timedelta(seconds=timeout)
+
+
+def local_rank() -> int | None:
+    """This process's rank on its machine when it is one of several data-parallel processes: torchrun's
+    ``LOCAL_RANK`` (known before the group is joined), else, in a group made by hand, ``LOCAL_RANK`` or
+    the global rank; None in a single process."""
+    group = current()
+    if group is not None:
+        return int(os.environ.get("LOCAL_RANK", group.rank))
+    place = from_env()
+    return None if place is None else place[2]
 
 
 def current() -> ProcessRank | None:
@@ -124,11 +154,13 @@ def shutdown() -> None:
 
 
 @contextmanager
-def process_group_from_env() -> Iterator[ProcessRank | None]:
-    """``with process_group_from_env():`` around a run: joins torchrun's group and leaves it after."""
+def process_group_from_env(timeout: float | None = None) -> Iterator[ProcessRank | None]:
+    """``with process_group_from_env():`` around a run: joins torchrun's group (``timeout``: as
+    :func:`init_from_env`'s) and leaves it after."""
+    check_timeout(timeout)
     joined = from_env() is not None and not (torch.distributed.is_available() and torch.distributed.is_initialized())
     try:
-        yield init_from_env()
+        yield init_from_env(timeout)
     finally:
         if joined:
             shutdown()

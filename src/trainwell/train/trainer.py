@@ -33,11 +33,12 @@ from trainwell.checks import check_seed
 from trainwell.errors import ConfigError
 from trainwell.metrics import check_metrics, default_metrics
 from trainwell.model.losses import Loss, get_loss, logits_model
+from trainwell.model.synced_batchnorm import check_sync_batchnorm, synchronized_batchnorm
 from trainwell.model.transfer import apply_frozen_modes
 from trainwell.optim import OptimizerFactory, make_optimizer, momentum_setter
 from trainwell.schedules import Schedule, check_schedule
 from trainwell.train import distributed
-from trainwell.train.devices import resolve_device
+from trainwell.train.devices import move_to_rank_device, resolve_device
 from trainwell.train.history import History
 from trainwell.train.meter import Meter
 from trainwell.train.precision import Precision, check_precision
@@ -63,7 +64,9 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     """Fits any ``nn.Module`` on in-memory arrays, or a torch Dataset or DataLoader read a batch at a time.
     ``loss``: a name or ``get_loss("huber", delta=2.0)``; ``metrics``: :mod:`trainwell.metrics`' names
-    (default: accuracy, none for regression); ``class_weight``.
+    (default: accuracy, none for regression); ``class_weight``. ``device``: under torchrun a CUDA device is
+    the local rank's GPU (:mod:`trainwell.train.devices`); ``sync_batchnorm``: BatchNormalization statistics
+    over every rank's batch (:mod:`trainwell.model.synced_batchnorm`).
 
     >>> from trainwell.model.layers import build_model, Dense
     >>> model = build_model([Dense(3, activation="softmax")], input_shape=(4,))
@@ -93,14 +96,15 @@ class Trainer:
         fused: bool = True,
         label_smoothing: float | None = None,
         class_weight: Mapping[Any, float] | None = None,
-        precision: str = "32",
+        precision: str = "32", sync_batchnorm: bool = False,
     ):
         clipping = {"clipvalue": clipvalue, "clipnorm": clipnorm, "global_clipnorm": global_clipnorm}
         check_settings(metrics, clipping, threads)
         if seed is not None:
             check_seed(seed)
-        self.device = resolve_device(device)
+        self.device_setting, self.device = device, resolve_device(device)  # resolved again when a fit starts
         self.model = model.to(self.device)
+        self.sync_batchnorm = check_sync_batchnorm(sync_batchnorm, model)  # BN statistics over all ranks' batches
         # CPU threads while fitting: None picks by the model's shape (see trainwell.train.threads).
         self.threads = threads
         self.loss = get_loss(loss, label_smoothing=label_smoothing)
@@ -185,8 +189,9 @@ class Trainer:
         by default one for a deep narrow model, see :mod:`trainwell.train.threads`), and the
         process's setting is restored afterwards. ``sample_weight``: see :mod:`trainwell.train.weights`.
         """
+        self.device = move_to_rank_device(self.device_setting, self.device, self.model, self.optimizer)
         threads = self.threads if self.threads is not None else auto_threads(self.model, self.device)
-        with using_threads(threads):
+        with using_threads(threads), synchronized_batchnorm(self.model, self.sync_batchnorm):
             return self._fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
                              shuffle=shuffle, verbose=verbose, eval_batch_size=eval_batch_size,
                              cache_frozen=cache_frozen, resume_dir=resume_dir, save_every_steps=save_every_steps,
