@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -282,3 +285,72 @@ def test_the_process_group_timeout_is_checked_even_in_one_process(monkeypatch):
                 pass
     assert distributed.init_from_env(timeout=30) is None
     assert distributed.check_timeout(90).total_seconds() == 90 and distributed.check_timeout(None) is None
+
+
+BN_CONFIG = """
+name = "ddp_bn"
+seed = 5
+[data]
+name = "digits"
+validation_size = 200
+train_size = 320
+scaling = "unit"
+[model]
+layers = [
+  { type = "flatten" },
+  { type = "batch_normalization" },
+  { type = "dense", units = 16, use_bias = false },
+  { type = "batch_normalization" },
+  { type = "activation", activation = "relu" },
+  { type = "dense", units = 10, activation = "softmax" },
+]
+[optimizer]
+name = "sgd"
+lr = 0.05
+[train]
+epochs = 2
+batch_size = 32
+"""
+
+
+def readme_two_node_command() -> str:
+    """The README's two-machine torchrun command, its continuation lines joined."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"^(torchrun --nnodes=2 (?:.*\\\n)*.*)$", text, flags=re.M)
+    assert found, "the README no longer shows a two-machine torchrun command"
+    return found.group(1).replace("\\\n", " ")
+
+
+@pytest.mark.slow
+def test_the_readmes_multi_machine_command_runs_on_one_machine_as_written(tmp_path: Path):
+    """The README's command with one machine of 2 processes and a c10d rendezvous on 127.0.0.1: it trains
+    with --sync-batchnorm to the weights of one process (which it would not without the option)."""
+    config = tmp_path / "bn.toml"
+    config.write_text(BN_CONFIG)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = readme_two_node_command()
+    for old, new in (("torchrun ", f"{sys.executable} -m torch.distributed.run "), ("--nnodes=2", "--nnodes=1"),
+                     ("--nproc_per_node=8", "--nproc_per_node=2"),
+                     ("--rdzv-endpoint=host0:29400", f"--rdzv-endpoint=127.0.0.1:{port}"),
+                     ("examples/bn_before.toml", f"{config} -q -o {tmp_path / 'two'}")):
+        assert command.count(old) == 1, f"the README's command no longer has {old!r} once"
+        command = command.replace(old, new)
+    assert "--rdzv-backend=c10d" in command and "--sync-batchnorm" in command
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    two = subprocess.run(shlex.split(command), env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("saved:") == 1
+    assert main(["train", str(config), "-q", "-o", str(tmp_path / "one")]) == 0
+    one_weights, two_weights = (load_file(tmp_path / run / "model.safetensors") for run in ("one", "two"))
+    for key in one_weights:
+        torch.testing.assert_close(two_weights[key], one_weights[key], rtol=1e-4, atol=1e-5)
+
+
+def test_the_cli_refuses_a_timeout_that_is_not_a_positive_number(tmp_path: Path, capsys):
+    config = tmp_path / "bn.toml"
+    config.write_text(BN_CONFIG)
+    assert main(["train", str(config), "-q", "--process-group-timeout", "0", "-o", str(tmp_path / "x")]) == 2
+    assert "--process-group-timeout" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -1,7 +1,7 @@
 """Training: the Trainer's loop and what it calls, each step, epoch and fit.
 
 - trainer: ``Trainer`` (fit / evaluate / predict -> History), the loop itself; seeds
-- devices: which device a fit runs on (``resolve_device``)
+- devices: which device a fit runs on (``resolve_device``; under torchrun the local rank's GPU, also when a fit starts)
 - setup: what one fit is made of (``Fit``), built once before its first step; the Trainer's setting checks
 - step: the ``Step`` protocol, ``AutogradStep``, ``FusedStep``, ``make_step`` and ``why_not_fused``
 - fused: the fused pass (a hand-written forward and backward of a plain dense stack, no autograd) and the hooks it cannot honour
