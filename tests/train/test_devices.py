@@ -15,7 +15,7 @@ from torch import nn
 
 from helpers import small_model
 from trainwell.errors import ConfigError
-from trainwell.train import Trainer, distributed
+from trainwell.train import Trainer, devices, distributed
 from trainwell.train.devices import move_to_rank_device, resolve_device
 
 
@@ -55,13 +55,18 @@ def test_a_cuda_device_under_torchrun_is_the_local_ranks_gpu(gpus, monkeypatch):
 
 
 def test_an_explicit_cuda_index_under_torchrun_is_the_local_ranks_too_with_one_note_on_rank_0(gpus, monkeypatch):
+    monkeypatch.setattr(devices, "_NOTED", set())
     torchrun(monkeypatch, rank=0, local_rank=0, world_size=2)
     with pytest.warns(UserWarning, match="device 'cuda:0' under torchrun: each process trains on the GPU of its "
                                          "LOCAL_RANK.*CUDA_VISIBLE_DEVICES"):
         assert resolve_device("cuda:0") == torch.device("cuda:0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process (the Trainer, the fit and the run's fingerprint ask)
+        assert resolve_device("cuda:0") == torch.device("cuda:0")
     torchrun(monkeypatch, rank=1, local_rank=1, world_size=2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the other ranks say nothing
+        assert resolve_device("cuda:1") == torch.device("cuda:1")
         assert resolve_device("cuda:0") == torch.device("cuda:1")  # no longer every rank on GPU 0
     with pytest.raises(ConfigError, match="'cuda:7', but this machine has 4 CUDA devices"):
         resolve_device("cuda:7")

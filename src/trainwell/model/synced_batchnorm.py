@@ -16,6 +16,10 @@ A fit turns the layers' flag on for its length (:func:`synchronized_batchnorm`);
 inference mode or in one process nothing changes and nothing is paid. torch's own BatchNorm modules
 in a model are refused with ``sync_batchnorm`` (:func:`check_sync_batchnorm`), since they would go
 unsynced: torch's ``SyncBatchNorm.convert_sync_batchnorm`` converts them (on GPUs).
+
+One difference from one process remains: a rank whose share of a short last batch is empty
+runs one sample with weight 0 (``ProcessRank.shard``), and that sample counts in the batch's
+statistics; it happens only when the epoch's last batch has fewer samples than there are ranks.
 """
 
 from __future__ import annotations

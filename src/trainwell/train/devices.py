@@ -60,13 +60,17 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return _on_local_rank(resolved, device)
 
 
+_NOTED: set[str] = set()  # the explicit cuda:N settings this process has said its note about
+
+
 def _on_local_rank(resolved: torch.device, setting: object) -> torch.device:
     """``resolved``, but for a process of several data-parallel ones the GPU of its local rank; an explicit
     ``cuda:N`` there gets one note (on the main process) saying so."""
     local = distributed.local_rank() if resolved.type == "cuda" else None
     if local is None:
         return resolved
-    if resolved.index is not None and _first_process():
+    if resolved.index is not None and _first_process() and str(setting) not in _NOTED:
+        _NOTED.add(str(setting))
         warnings.warn(f"trainwell: device {str(setting)!r} under torchrun: each process trains on the GPU of its "
                       "LOCAL_RANK (cuda:LOCAL_RANK modulo the GPU count); choose a machine's GPUs with "
                       "CUDA_VISIBLE_DEVICES and set device = 'cuda'", stacklevel=3)
