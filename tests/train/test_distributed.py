@@ -354,3 +354,12 @@ def test_the_cli_refuses_a_timeout_that_is_not_a_positive_number(tmp_path: Path,
     assert main(["train", str(config), "-q", "--process-group-timeout", "0", "-o", str(tmp_path / "x")]) == 2
     assert "--process-group-timeout" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_the_cli_flags_set_the_train_keys(tmp_path: Path):
+    config = tmp_path / "bn.toml"
+    config.write_text(BN_CONFIG.replace("epochs = 2", "epochs = 1"))
+    assert main(["train", str(config), "-q", "--sync-batchnorm", "--process-group-timeout", "60",
+                 "-o", str(tmp_path / "run")]) == 0
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert saved["sync_batchnorm"] is True and saved["process_group_timeout"] == 60
