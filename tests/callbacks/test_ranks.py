@@ -2,7 +2,8 @@
 
 import torch
 
-from trainwell.callbacks.ranks import from_rank_zero, in_process_group, sum_over_ranks
+from trainwell.callbacks import from_rank_zero, sum_over_ranks
+from trainwell.callbacks.ranks import in_process_group
 
 
 def test_in_one_process_a_loss_and_a_value_are_their_own():

@@ -8,10 +8,10 @@ permutation for every rank under torchrun: :mod:`trainwell.train.batches`), buil
 schedules of the run's length and the callbacks (a schedule table's plateau, the
 progress display; under torchrun those that write run on rank 0 alone: ``rank_zero_only``),
 the validation (under torchrun each rank its slice: :mod:`trainwell.train.validation`),
-chooses the step (:func:`trainwell.train.step.make_step`) and the meter, and returns them as a :class:`Fit`: what the loop calls, so that no step looks
-anything up. Its batches come from the arrays' :class:`~trainwell.train.batches.Batches`
-or, for a torch Dataset or DataLoader, from a streamed source
-(:mod:`trainwell.train.streamed`); the loop iterates either alike.
+chooses the step (:func:`trainwell.train.step.make_step`) and the meter, and returns them
+as a :class:`Fit`: what the loop calls, so that no step looks anything up. Its batches come
+from the arrays' :class:`~trainwell.train.batches.Batches` or, for a torch Dataset or
+DataLoader, from a streamed source (:mod:`trainwell.train.streamed`); the loop iterates either alike.
 
 :func:`evaluate_stream` and :func:`prediction_logits` are ``evaluate`` and ``predict`` on a
 Dataset or DataLoader (and a fit's validation on one).
