@@ -113,6 +113,7 @@ def assert_same_history(two: list[dict], one: list[dict]) -> None:
         assert b.get("skipped_batches") == a.get("skipped_batches")
 
 
+@pytest.mark.slow  # two torchrun launches and a process: about 10 s on an idle machine, 30 s on a busy one
 def test_a_nan_batch_on_one_rank_is_skipped_on_every_rank_as_one_process_skips_it(tmp_path):
     two, (rank0, rank1), weights = run(tmp_path, "skip", 2)
     assert two.returncode == 0, two.stderr[-3000:]
@@ -133,6 +134,7 @@ def test_a_nan_batch_on_one_rank_is_skipped_on_every_rank_as_one_process_skips_i
         "checkpoint-epoch001.safetensors", "checkpoint-epoch002.safetensors", "final.safetensors"]
 
 
+@pytest.mark.slow
 def test_a_nan_loss_on_one_rank_stops_every_rank_at_the_same_step_with_the_same_error(tmp_path):
     two, (rank0, rank1), _ = run(tmp_path, "terminate", 2)
     assert two.returncode != 0
