@@ -155,6 +155,7 @@ class TrainingCurves(Callback):
     """
 
     affects_fit = False
+    rank_zero_only = True  # it writes files: under torchrun, rank 0 alone runs it
     FIRST_ESTIMATE = 0.5  # seconds a drawing takes, until one has been timed
 
     def __init__(self, path: str | os.PathLike, *, title: str | None = "training curves",

@@ -31,9 +31,16 @@ class Callback:
     state neither records it nor requires it, and a fit resumes whether or not it is
     there (``trainwell train -q`` after a run without it). Any other callback may steer
     the fit, so resuming requires the same ones (see ``Trainer._restore``).
+
+    ``rank_zero_only = True`` marks a callback that writes files or prints (loggers, checkpoints,
+    progress): under torchrun the Trainer runs it on rank 0 alone, in one process as always. Such a
+    callback must not change the fit (weights, ``stop_training``, rates): the other ranks would not,
+    and would fall out of step. Every other callback runs on every rank and decides from what is
+    the same on every rank (the epoch's logs; a batch's loss through :mod:`trainwell.callbacks.ranks`).
     """
 
     affects_fit = True
+    rank_zero_only = False
 
     def on_fit_begin(self, trainer: "Trainer") -> None: ...
     def on_fit_end(self, trainer: "Trainer") -> None: ...

@@ -32,7 +32,13 @@ class Checkpoint(Callback):
     built from specs), written atomically, with ``info`` and ``extra`` (the data
     preparation) and the epoch, so ``trainwell evaluate`` reads them. Weights that are
     not finite are never written, so ``last_saved`` is always a good state.
+
+    Under torchrun rank 0 alone runs it (``rank_zero_only``): it only writes, and the weights
+    it saves are every rank's (data-parallel ranks hold the same weights). Going back to the
+    best weights at the fit's end is EarlyStopping's ``restore_best_weights``, which runs on every rank.
     """
+
+    rank_zero_only = True  # it writes files
 
     def __init__(self, directory: str | os.PathLike, *, every: int = 1, keep: int | None = None,
                  save_best: bool = False, monitor: str = "val_loss", mode: str = "min", min_delta: float = 0.0,

@@ -35,6 +35,7 @@ class HistoryLogger(Callback):
     """Writes the History to ``path`` (``.json`` or ``.csv``) after every epoch, atomically."""
 
     affects_fit = False
+    rank_zero_only = True  # it writes files: under torchrun, rank 0 alone runs it
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
@@ -74,6 +75,7 @@ class CSVLogger(Callback):
     """
 
     affects_fit = False
+    rank_zero_only = True  # it writes files: under torchrun, rank 0 alone runs it
 
     def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False):
         self.filename = Path(filename)

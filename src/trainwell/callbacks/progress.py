@@ -22,6 +22,7 @@ class ProgressDisplay(Callback):
     """
 
     affects_fit = False
+    rank_zero_only = True  # it prints: under torchrun, rank 0 alone runs it
 
     def __init__(self, *, live: bool | None = None, refresh: float = 5.0, console: Console | None = None):
         self.console = console or Console(stderr=True, highlight=False)

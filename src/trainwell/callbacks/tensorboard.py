@@ -51,6 +51,7 @@ class TensorBoard(Callback):
     """
 
     affects_fit = False
+    rank_zero_only = True  # it writes files: under torchrun, rank 0 alone runs it
 
     def __init__(self, log_dir: str | os.PathLike = "logs", *, histogram_freq: int = 0,
                  update_freq: str | int = "epoch"):

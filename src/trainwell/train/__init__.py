@@ -14,6 +14,7 @@
 - streamed: a fit's batches from a torch Dataset or DataLoader, read a batch at a time, and their resume state
 - frozen: the outputs of frozen lowest layers, computed once per fit
 - inputs: the arrays a Trainer is given, checked, and the model's logits of them in batches
+- validation: a fit's validation under torchrun, each rank its slice, the figures of the whole set
 - history: ``History``, the per-epoch records and per-step values of a fit
 - resume: a fit's whole state saved atomically and restored (``FitSaves``)
 - distributed: data-parallel training under torchrun

@@ -209,3 +209,16 @@ def gather_over_ranks(tensors: list[torch.Tensor] | None) -> list[torch.Tensor] 
     if not parts:
         return None
     return [torch.cat([part[i] for part in parts]) for i in range(len(parts[0]))]
+
+
+def nonfinite_on_any_rank(loss: torch.Tensor) -> bool:
+    """Whether ``loss`` (a scalar) is nan or infinite on this rank or any other.
+
+    One all-reduce (MAX) of a 0/1 flag, on the loss's device, so that every rank takes the same
+    decision (skip the batch or not) before any of them starts the backward pass, whose gradient
+    all-reduce every rank must join. In one process, the loss's own check, with no collective.
+    """
+    flag = (~torch.isfinite(loss.detach())).to(torch.int32).reshape(1)
+    if current() is not None:
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return bool(flag.item())

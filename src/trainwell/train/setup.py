@@ -6,11 +6,12 @@
 lowest layers (:mod:`trainwell.train.frozen`), seeds and draws the order generator (one
 permutation for every rank under torchrun: :mod:`trainwell.train.batches`), builds the
 schedules of the run's length and the callbacks (a schedule table's plateau, the
-progress display), chooses the step (:func:`trainwell.train.step.make_step`) and the
-meter, and returns them as a :class:`Fit`: what the loop calls, so that no step looks
-anything up. Its batches come from the arrays' :class:`~trainwell.train.batches.Batches`
-or, for a torch Dataset or DataLoader, from a streamed source
-(:mod:`trainwell.train.streamed`); the loop iterates either alike.
+progress display; under torchrun those that write run on rank 0 alone: ``rank_zero_only``),
+the validation (under torchrun each rank its slice: :mod:`trainwell.train.validation`),
+chooses the step (:func:`trainwell.train.step.make_step`) and the meter, and returns them
+as a :class:`Fit`: what the loop calls, so that no step looks anything up. Its batches come
+from the arrays' :class:`~trainwell.train.batches.Batches` or, for a torch Dataset or
+DataLoader, from a streamed source (:mod:`trainwell.train.streamed`); the loop iterates either alike.
 
 :func:`evaluate_stream` and :func:`prediction_logits` are ``evaluate`` and ``predict`` on a
 Dataset or DataLoader (and a fit's validation on one).
@@ -42,6 +43,7 @@ from trainwell.train.resume import FitSaves
 from trainwell.train.step import Step, StepParts, make_step
 from trainwell.train.streamed import BatchCheck, DatasetBatches, LoaderBatches, streamed_batches, streamed_logits
 from trainwell.train.threads import check_threads
+from trainwell.train.validation import sharded_validation
 from trainwell.train.weights import sample_weights
 
 
@@ -137,17 +139,22 @@ def prepare_fit(trainer: Any, x, y, *, epochs, batch_size, validation_data, shuf
     trainer.stop_training = False
     if not any(p.requires_grad for p in trainer.model.parameters()):
         raise ConfigError("nothing to train: every parameter of the model is frozen (unfreeze some layers)")
-    step = _step(trainer, train_forward, callbacks, cached=forward is not trainer.forward_logits,
+    running = on_this_rank(callbacks, sharding)  # saved and restored all alike: FitSaves has them all
+    step = _step(trainer, train_forward, running, cached=forward is not trainer.forward_logits,
                  weighted=weights is not None)
     validate = validate_stream if validation is None else functools.partial(
         trainer._evaluate_tensors, *validation, batch_size=eval_batch_size, forward=forward)
+    if sharding is not None and validation_data is not None:  # each rank its slice (trainwell.train.validation)
+        validate = sharded_validation(trainer, validation_data if validation is None else validation, sharding,
+                                      eval_batch_size, forward=trainer.forward_logits if validation is None
+                                      else forward) or validate
     return Fit(
         batches=batches,
         step=step, meter=_meter(trainer, y_train, sharded=sharding is not None), rates=rates,
         saves=FitSaves(resume_dir, every_steps=save_every_steps, callbacks=callbacks, order=order, target=target,
                        source=batches if streamed else None),
-        validate=validate, callbacks=callbacks, batch_begin=[c for c in callbacks if overrides(c, "on_batch_begin")],
-        batch_end=[c for c in callbacks if overrides(c, "on_batch_end")], target=target)
+        validate=validate, callbacks=running, batch_begin=[c for c in running if overrides(c, "on_batch_begin")],
+        batch_end=[c for c in running if overrides(c, "on_batch_end")], target=target)
 
 
 def check_workers(num_workers: Any, x: Any) -> None:
@@ -207,6 +214,14 @@ def _callbacks_and_rates(trainer: Any, epochs: int, steps_per_epoch: int, show_p
     if show_progress and not any(isinstance(c, ProgressDisplay) for c in callbacks):
         callbacks.append(ProgressDisplay())
     return callbacks, rates
+
+
+def on_this_rank(callbacks: list[Callback], sharding: distributed.ProcessRank | None) -> list[Callback]:
+    """The callbacks this process runs: all of them, but under torchrun those that are ``rank_zero_only``
+    (they write or print) on rank 0 alone."""
+    if sharding is None or sharding.is_main:
+        return callbacks
+    return [c for c in callbacks if not getattr(c, "rank_zero_only", False)]
 
 
 def _step(trainer: Any, forward: nn.Module, callbacks: list[Callback], *, cached: bool, weighted: bool = False) -> Step:

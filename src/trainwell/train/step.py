@@ -6,7 +6,9 @@ pass of :mod:`trainwell.train.fused`) where the model, loss and settings allow i
 epoch's meter adds up (:class:`StepResult`), or None for a batch whose non-finite loss was
 skipped. Neither reads the Trainer: what a step uses is handed to it in :class:`StepParts`.
 
-The autograd step: forward, loss plus the kernel penalties (l1/l2), backward (the loss
+The autograd step: forward, loss plus the kernel penalties (l1/l2), with ``skip_nonfinite`` the
+batch skipped when the loss is nan or infinite (under torchrun when it is on any rank: every rank
+skips it, before the backward pass whose gradient all-reduce they must all join), backward (the loss
 times ``weight``, which a data-parallel rank's share of a short batch needs), clipping,
 the optimizer's step, the kernel constraints (max-norm). With ``sample_weight`` (one weight per
 sample of the batch) the loss is the mean of weight times each sample's loss. The fused step runs the same
@@ -81,6 +83,9 @@ class AutogradStep:
         self.params = [p for p in parts.model.parameters() if p.requires_grad]  # the trainable ones, for clipping
         self.clipping = dict(parts.clipping) if parts.clips else None
         self.skip_nonfinite = parts.skip_nonfinite
+        # Under torchrun every rank must skip the same batches: a non-finite loss on any rank skips the
+        # batch on all of them, agreed (one all-reduce) before the backward pass and its gradient all-reduce.
+        self.nonfinite = _nonfinite if distributed.current() is None else distributed.nonfinite_on_any_rank
         self.penalties, self.constraints = parts.penalties, parts.constraints
         self.precision = parts.precision if parts.precision is not None else Precision()
 
@@ -94,7 +99,7 @@ class AutogradStep:
         if self.penalties:
             penalty = total_penalty(self.penalties)
             loss = loss + penalty
-        if self.skip_nonfinite and not bool(torch.isfinite(loss)):
+        if self.skip_nonfinite and self.nonfinite(loss):
             return None
         self.optimizer.zero_grad(set_to_none=True)
         self.precision.backward(loss if weight == 1.0 else loss * weight)
@@ -109,6 +114,11 @@ class AutogradStep:
         self.precision.step(self.optimizer)
         if self.constraints:
             apply_constraints(self.constraints)
+
+
+def _nonfinite(loss: torch.Tensor) -> bool:
+    """Whether a loss is nan or infinite (one host sync)."""
+    return not bool(torch.isfinite(loss))
 
 
 class FusedStep:
