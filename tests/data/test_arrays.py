@@ -1,4 +1,5 @@
-"""The edge where arrays enter: the finiteness check looks at every chunk, and names the first bad sample."""
+"""The edge where arrays enter: the finiteness check looks at every chunk, and names the first bad sample;
+any NumPy view (reversed ones too) is read as its values."""
 
 from __future__ import annotations
 
@@ -32,3 +33,13 @@ def test_only_training_data_is_told_about_skip_nonfinite():
         model_inputs(bad, dtype=torch.float32, what="training data x")
     with pytest.raises(ArrayError, match=r"finite inputs$"):
         model_inputs(bad, dtype=torch.float32, what="evaluation data x")
+
+
+def test_a_reversed_numpy_view_is_read_as_its_values():
+    import numpy as np
+
+    from trainwell.data.arrays import as_tensor
+
+    x = np.arange(12.0).reshape(4, 3)
+    assert torch.equal(as_tensor(x[::-1], "x"), torch.as_tensor(x[::-1].copy()))
+    assert torch.equal(as_tensor(x[:, ::-2], "x"), torch.as_tensor(x[:, ::-2].copy()))

@@ -261,6 +261,22 @@ def test_a_float64_model_takes_float32_and_integer_inputs(blobs):
     assert trainer.predict(np.zeros((2, 4), dtype=np.int64)).shape == (2, 3)
 
 
+def test_a_float64_models_weighted_loss_is_float64_whole(blobs):
+    """Integer sample weights in one batch train as repeated rows to float64's precision, not float32's."""
+    x, y = blobs[0][:40].astype(np.float64), blobs[1][:40]
+    weights = np.random.default_rng(0).integers(0, 4, size=len(y))
+
+    def run(xs, ys, **fit):
+        trainer = Trainer(small_model(8).double(), optimizer={"name": "sgd", "lr": 0.1}, seed=0)
+        trainer.fit(xs, ys, epochs=3, batch_size=512, verbose=False, **fit)
+        return torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+
+    weighted = run(x, y, sample_weight=weights * len(y) / weights.sum())  # mean 1: the repeated rows' scale
+    repeated = run(x.repeat(weights, axis=0), y.repeat(weights))
+    assert weighted.dtype == torch.float64
+    torch.testing.assert_close(weighted, repeated, rtol=1e-12, atol=1e-13)
+
+
 def plain_model():
     return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
 

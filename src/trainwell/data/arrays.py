@@ -63,6 +63,8 @@ def as_tensor(value: Any, what: str, *, expected: str = "numbers") -> torch.Tens
         raise ArrayError(f"{what}: holds {kind}; expected {expected}")
     if array.dtype.kind not in "biuf":
         raise ArrayError(f"{what}: holds values of type {array.dtype}; expected {expected}")
+    if any(stride < 0 for stride in array.strides):  # a reversed view (x[::-1]): torch takes no negative strides
+        array = array.copy()
     return torch.as_tensor(array)
 
 

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 
 from trainwell.checks import is_integer, is_number
 from trainwell.callbacks import Callback, ProgressDisplay, overrides
+from trainwell.data.arrays import model_dtype
 from trainwell.data.streams import is_stream
 from trainwell.errors import ArrayError, ConfigError
 from trainwell.metrics import check_metrics, needs_outputs
@@ -108,7 +109,7 @@ def prepare_fit(trainer: Any, x, y, *, epochs, batch_size, validation_data, shuf
                               "pass arrays (x, y) with sample_weight=, or weigh the loss in your own Dataset's labels")
         weights = sample_weights(sample_weight, trainer.class_weight, trainer.loss, y_train,
                                  logits_shape(trainer.model, trainer.forward_logits, x_train, "training data x"),
-                                 names=trainer.class_names)
+                                 names=trainer.class_names, dtype=model_dtype(trainer.model))
     forward = trainer.forward_logits  # the logits of inputs like x_train (above any cached layers)
     # A streamed fit skips the frozen-prefix cache: it holds the frozen layers' outputs of the whole
     # training set in memory, which streaming is there to avoid.

@@ -93,7 +93,8 @@ class AutogradStep:
                  sample_weight: torch.Tensor | None = None) -> StepResult | None:
         with self.precision.autocast():  # mixed precision: the forward pass only; the loss in float32
             logits = self.forward(xb)
-        logits = logits.float()
+        if logits.dtype in (torch.float16, torch.bfloat16):  # a float64 model's loss stays in float64
+            logits = logits.float()
         loss = self.loss(logits, yb) if sample_weight is None else self.loss(logits, yb, sample_weight)
         penalty = None
         if self.penalties:

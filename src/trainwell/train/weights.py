@@ -69,8 +69,10 @@ def _class_index(key: Any, classes: int, names: Sequence[str] | None) -> int:
 
 
 def sample_weights(sample_weight: Any, class_weight: Mapping[Any, float] | None, loss: Loss, y: torch.Tensor,
-                   output_shape: tuple[int, ...], *, names: Sequence[str] | None = None) -> torch.Tensor | None:
-    """One weight per sample of ``y`` (the loss's targets, checked), on its device; None when unweighted."""
+                   output_shape: tuple[int, ...], *, names: Sequence[str] | None = None,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor | None:
+    """One weight per sample of ``y`` (the loss's targets, checked), on its device, in ``dtype`` (the model's:
+    a float64 model's loss weighs in float64); None when unweighted."""
     weights = None
     if sample_weight is not None:
         weights = as_tensor(sample_weight, "sample_weight", expected="one non-negative number per sample")
@@ -79,7 +81,7 @@ def sample_weights(sample_weight: Any, class_weight: Mapping[Any, float] | None,
         if weights.dim() != 1 or len(weights) != len(y):
             raise ArrayError(f"sample_weight: shape {tuple(weights.shape)}, but there are {len(y)} samples: give "
                              "one weight per sample, shape (n,)")
-        weights = weights.to(device=y.device, dtype=torch.float32)
+        weights = weights.to(device=y.device, dtype=dtype)
         bad = (~torch.isfinite(weights)) | (weights < 0)
         if bool(bad.any()):
             first = int(bad.nonzero()[0, 0])

@@ -85,7 +85,7 @@ def ex8_3(context: Context) -> None:
     x, y = data.x_train[:n_train], data.y_train[:n_train]
     search = RandomizedSearchCV(
         TrainwellClassifier(hidden_layers=5, units=100, activation="elu", init="he_normal", optimizer="adam",
-                            epochs=epochs, seed=context.seed),
+                            epochs=epochs, random_state=context.seed),
         SPACE_8_3 | {"lr": loguniform(1e-4, 1e-2)},
         n_iter=n_iter, cv=folds, random_state=context.seed, refit=True)
     search.fit(x, y)
