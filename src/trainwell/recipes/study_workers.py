@@ -1,0 +1,120 @@
+"""One worker among several on a shared Optuna study: its index, its heartbeat, and when the study is done.
+
+Workers on one study need no coordinator besides the study's database:
+
+- a worker's *index* (0, 1, ...) seeds its sampler (``sampler_seed + index``), so that seeded workers
+  propose different trials while a lone worker (index 0) proposes what a seeded run always did. The
+  index is claimed by creating a marker study ``<study>.worker-<k>`` in the same storage: study names
+  are unique in the database, so the first ``k`` whose creation does not fail is this worker's alone;
+  the marker is deleted when the worker ends, and a later lone worker gets 0 again;
+- a running trial's *heartbeat* (Optuna's, recorded by a thread while the trial trains) lets the other
+  workers, or a rerun, find the trial of a killed worker: once its heartbeat is older than the grace
+  period it is marked FAIL and Optuna's retry callback queues the same parameters as a new trial;
+- the study is *done* when it has the trials asked for that *finished* (complete, pruned, or diverged:
+  a result the search keeps), not when that many were started: a worker whose share is taken waits
+  for the trials running elsewhere, which either finish or, killed, come back to be retried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import warnings
+from typing import Any, Iterator
+
+MARKER = "{study}.worker-{index}"
+
+
+def worker_name() -> str:
+    """This process as the trials' ``worker`` attribute shows it: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextlib.contextmanager
+def worker_index(optuna, storage, study: str, index: int | None = None) -> Iterator[int]:
+    """This worker's index on ``study`` for as long as the block runs: ``index`` when given (nothing is
+    claimed), else the lowest one no other live worker holds, claimed by a marker study."""
+    if index is not None:
+        yield index
+        return
+    from optuna.study import StudyDirection
+
+    claimed = None
+    for k in range(100_000):
+        try:
+            claimed = storage.create_new_study(directions=[StudyDirection.MINIMIZE],
+                                               study_name=MARKER.format(study=study, index=k))
+        except optuna.exceptions.DuplicatedStudyError:
+            continue
+        index = k
+        break
+    try:
+        yield index if index is not None else 0
+    finally:
+        if claimed is not None:
+            with contextlib.suppress(Exception):  # the database is gone: the marker goes with it
+                storage.delete_study(claimed)
+
+
+class Heartbeat:
+    """Records a trial's heartbeat every ``interval`` seconds in a thread, from ``start()`` until ``stop()``.
+
+    A failed write (the database briefly away) is tried again at the next beat rather than ending
+    the thread, which would leave a live trial to be taken for a killed one.
+    """
+
+    def __init__(self, storage, trial_id: int, interval: float):
+        self.storage, self.trial_id, self.interval = storage, trial_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{trial_id}", daemon=True)
+
+    def _beat(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                self.storage.record_heartbeat(self.trial_id)
+            if self._stop.wait(self.interval):
+                return
+
+    def start(self) -> "Heartbeat":
+        self.storage.record_heartbeat(self.trial_id)  # at once: a trial without any is never found stale
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def fail_stale_trials(optuna, study) -> None:
+    """Mark FAIL the running trials whose heartbeat stopped (their worker was killed); the storage's retry
+    callback queues each one's parameters again as a waiting trial."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def counts_as_finished(optuna, trial: Any) -> bool:
+    """Whether a trial counts toward the study's total: complete, pruned, or failed by diverging (a result of
+    its parameters, recorded with an ``error``); not a killed worker's trial nor one given back."""
+    State = optuna.trial.TrialState
+    return trial.state in (State.COMPLETE, State.PRUNED) or (trial.state == State.FAIL and "error" in trial.user_attrs)
+
+
+def slots_left(optuna, trials: list[Any], total: int, mine: int | None = None) -> int:
+    """How many more trials the study may start: ``total`` less the finished and running ones (those with a
+    number below ``mine`` only, when ``mine`` is this worker's new trial: the lower number was asked first)."""
+    State = optuna.trial.TrialState
+    taken = sum(counts_as_finished(optuna, t) or (t.state == State.RUNNING and (mine is None or t.number < mine))
+                for t in trials)
+    return total - taken
+
+
+def retried_number(optuna, frozen: Any) -> int | None:
+    """The number of the killed worker's trial that ``frozen`` runs again, or None."""
+    callback = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or \
+        optuna.storages.RetryFailedTrialCallback
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return callback.retried_trial_number(frozen)
