@@ -391,10 +391,12 @@ def test_rerunning_a_killed_lone_worker_runs_its_trial_again(config_file, tmp_pa
     time.sleep(0.5)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
+    time.sleep(2)  # the grace period: the rerun finds the killed worker's index free (its trial, it waits for)
     rerun = _tune_workers(config_file, url, 1, "--trials", str(total), "--set", "train.epochs=1", out=tmp_path)
     stdout = _finish(rerun)[0]  # the same command again: it waits out the grace period if it is not over yet
     assert f"(trial {killed.number} again: its worker stopped)" in stdout
     _assert_retried(optuna.load_study(study_name="shared", storage=url), killed, total)
+    assert optuna.get_all_study_names(url) == ["shared"]  # the killed worker's index was taken back, then freed
 
 
 @pytest.mark.slow  # worker processes

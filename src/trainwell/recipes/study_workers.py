@@ -6,7 +6,8 @@ Workers on one study need no coordinator besides the study's database:
   propose different trials while a lone worker (index 0) proposes what a seeded run always did. The
   index is claimed by creating a marker study ``<study>.worker-<k>`` in the same storage: study names
   are unique in the database, so the first ``k`` whose creation does not fail is this worker's alone;
-  the marker is deleted when the worker ends, and a later lone worker gets 0 again;
+  the marker is deleted when the worker ends, and a later lone worker gets 0 again; a killed worker's
+  marker is taken back once its heartbeat (a running trial in the marker study) is stale;
 - a running trial's *heartbeat* (Optuna's, recorded by a thread while the trial trains) lets the other
   workers, or a rerun, find the trial of a killed worker: once its heartbeat is older than the grace
   period it is marked FAIL and Optuna's retry callback queues the same parameters as a new trial;
@@ -33,29 +34,52 @@ def worker_name() -> str:
 
 
 @contextlib.contextmanager
-def worker_index(optuna, storage, study: str, index: int | None = None) -> Iterator[int]:
+def worker_index(optuna, storage, study: str, index: int | None = None, heartbeat: int = 10) -> Iterator[int]:
     """This worker's index on ``study`` for as long as the block runs: ``index`` when given (nothing is
-    claimed), else the lowest one no other live worker holds, claimed by a marker study."""
+    claimed), else the lowest one no live worker holds, claimed by a marker study (whose one running
+    trial carries this worker's heartbeat, so that a killed worker's index is taken back once stale)."""
     if index is not None:
         yield index
         return
     from optuna.study import StudyDirection
 
-    claimed = None
+    marker = lease = None
     for k in range(100_000):
+        name = MARKER.format(study=study, index=k)
         try:
-            claimed = storage.create_new_study(directions=[StudyDirection.MINIMIZE],
-                                               study_name=MARKER.format(study=study, index=k))
+            marker = storage.create_new_study(directions=[StudyDirection.MINIMIZE], study_name=name)
         except optuna.exceptions.DuplicatedStudyError:
-            continue
-        index = k
-        break
+            marker = None
+            lease = _take_stale_lease(optuna, storage, name)
+        else:
+            lease = storage.create_new_trial(marker)
+        if lease is not None:
+            index = k
+            break
+    beat = Heartbeat(storage, lease, heartbeat).start() if lease is not None else None
     try:
         yield index if index is not None else 0
     finally:
-        if claimed is not None:
-            with contextlib.suppress(Exception):  # the database is gone: the marker goes with it
-                storage.delete_study(claimed)
+        if beat is not None:
+            beat.stop()
+        with contextlib.suppress(Exception):  # the database is gone: the marker goes with it
+            storage.delete_study(storage.get_study_id_from_name(MARKER.format(study=study, index=index)))
+
+
+def _take_stale_lease(optuna, storage, marker: str) -> int | None:
+    """A new running trial in the marker study ``marker`` when its worker's heartbeat is stale (the worker
+    was killed), else None. Failing the stale trial is the lock: the database lets one worker do it."""
+    try:
+        marker_id = storage.get_study_id_from_name(marker)
+        for trial_id in storage._get_stale_trial_ids(marker_id):
+            try:
+                if storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
+                    return storage.create_new_trial(marker_id)
+            except optuna.exceptions.UpdateFinishedTrialError:  # another worker took it first
+                pass
+    except KeyError:  # its worker ended and deleted it just now: the next index is as good
+        pass
+    return None
 
 
 class Heartbeat:

@@ -149,7 +149,7 @@ def _run_study(optuna, data, run_config, search: SearchConfig, params: list[Para
     from trainwell.store import RunStore
 
     storage = open_storage(url, heartbeat=search.heartbeat_interval, grace=search.grace, retries=search.trial_retries)
-    with claimed_index(optuna, storage, name, index) as index:
+    with claimed_index(optuna, storage, name, index, search.heartbeat_interval) as index:
         seed = None if search.sampler_seed is None else search.sampler_seed + index
         sampler = (optuna.samplers.RandomSampler(seed=seed) if search.sampler == "random"
                    else optuna.samplers.TPESampler(seed=seed))
