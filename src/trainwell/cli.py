@@ -415,7 +415,7 @@ def report(out_dir: Path, budget: str | None, tol_long: float, tol_short: float)
 
 @app.command()
 @click.argument("config", type=click.Path(path_type=Path))
-@click.option("--trials", type=click.IntRange(min=1, max=INT64_MAX), help="Trials the study should have in all, over every worker (search.trials).")
+@click.option("--trials", type=click.IntRange(min=1, max=INT64_MAX), help="Finished trials the study should have in all, over every worker (search.trials).")
 @click.option("--storage", metavar="URL",
               help="Optuna storage, e.g. postgresql://user:pw@host/db to share a study between machines "
                    "(default: sqlite:///<output folder>/study.db).")

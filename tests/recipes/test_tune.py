@@ -342,7 +342,7 @@ def test_workers_started_together_on_a_fresh_postgresql_database_all_finish(post
 
 
 def _wait_for_running_trial(url: str, pid: int, timeout: float = 120):
-    """The trial that process ``pid`` is running, once it runs one (read from the study's storage)."""
+    """The trial that process ``pid`` is training, once it trains one (read from the study's storage)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
@@ -350,8 +350,8 @@ def _wait_for_running_trial(url: str, pid: int, timeout: float = 120):
         except Exception:  # not created yet
             trials = []
         for trial in trials:
-            if trial.state == optuna.trial.TrialState.RUNNING and trial.user_attrs.get("worker", "").endswith(
-                    f":{pid}"):
+            if trial.state == optuna.trial.TrialState.RUNNING and trial.params and trial.user_attrs.get(
+                    "worker", "").endswith(f":{pid}"):  # its parameters sampled: its run trains
                 return trial
         time.sleep(0.1)
     raise AssertionError(f"worker {pid} ran no trial in {timeout} s")
@@ -370,7 +370,16 @@ def _assert_retried(study, killed, total: int) -> None:
 
 @pytest.mark.slow  # worker processes
 def test_a_killed_workers_trial_is_run_again_and_the_study_ends_with_its_trials(config_file, tmp_path):
-    url, total = f"sqlite:///{tmp_path / 'study.db'}", 4
+    _kill_one_of_two_workers(config_file, tmp_path, f"sqlite:///{tmp_path / 'study.db'}")
+
+
+@pytest.mark.slow
+def test_a_killed_workers_trial_is_run_again_on_postgresql(postgres_url, config_file, tmp_path):
+    _kill_one_of_two_workers(config_file, tmp_path, postgres_url.replace("postgresql:", "postgresql+psycopg2:"))
+
+
+def _kill_one_of_two_workers(config_file, tmp_path, url: str, total: int = 4) -> None:
+    """Two workers on one study, one SIGKILLed mid-trial: the other runs the killed trial again and ends the study."""
     workers = _tune_workers(config_file, url, 2, "--trials", str(total), "--set", "train.epochs=30",
                             "--set", "search.sampler_seed=null", out=tmp_path)
     killed = _wait_for_running_trial(url, workers[0].pid)
@@ -430,3 +439,27 @@ def test_heartbeat_settings_are_checked(config_file, tmp_path):
         tune(config_file, overrides=["search.heartbeat_interval=2", "search.heartbeat_grace=2"], output_dir=tmp_path)
     with pytest.raises(ConfigError, match="search.heartbeat_interval"):
         tune(config_file, overrides=["search.heartbeat_interval=0"], output_dir=tmp_path)
+
+
+def test_a_trial_taken_for_a_killed_ones_while_it_ran_is_not_counted(config_file, tmp_path, monkeypatch):
+    """A worker whose heartbeat was late (a stopped process, a machine asleep) finds its trial failed by another
+    worker: it says so, and the study still ends with its trials finished."""
+    from trainwell.recipes import tune as tune_module
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    train, calls = tune_module.train_config, []
+
+    def late(config, **kwargs):
+        calls.append(config)
+        if len(calls) == 1:  # what another worker does to a trial whose heartbeat is stale
+            storage = optuna.storages.RDBStorage(url)
+            study_id = storage.get_study_id_from_name("tiny_search")
+            storage.set_trial_state_values(storage.get_trial_id_from_study_id_trial_number(study_id, 0),
+                                           optuna.trial.TrialState.FAIL)
+        return train(config, **kwargs)
+
+    monkeypatch.setattr(tune_module, "train_config", late)
+    result = tune(config_file, trials=2, overrides=["train.epochs=1"], storage=url, output_dir=tmp_path)
+    assert [(r.number, r.state) for r in result.ran] == [(0, "failed"), (1, "complete"), (2, "complete")]
+    assert "another worker took it for a killed worker's trial" in result.ran[0].note
+    assert result.counts == {"complete": 2, "fail": 1}

@@ -44,7 +44,7 @@ class SearchConfig(ConfigSection):
     # None: from the metric's name (maximize accuracy, auc, f1, r2...; minimize loss, mae, rmse:
     # trainwell.metrics.direction); required for any other figure
     direction: Optional[Literal["maximize", "minimize"]] = None
-    trials: int = Field(20, gt=0)  # the study's total, over every worker
+    trials: int = Field(20, gt=0)  # the study's total of finished trials, over every worker
     sampler: Literal["tpe", "random"] = "tpe"
     sampler_seed: Optional[int] = None
     pruner: Literal["median", "none"] = "median"

@@ -199,7 +199,11 @@ def _trials(optuna, the_study, storage, data, search: SearchConfig, params: list
                 the_study.tell(trial, state=State.FAIL)
                 continue
             trial.set_user_attr("worker", worker_name())
-            record = _run_trial(optuna, the_study, trial, data, search, params, name, store)
+            try:
+                record = _run_trial(optuna, the_study, trial, data, search, params, name, store)
+            except optuna.exceptions.UpdateFinishedTrialError:  # marked failed meanwhile: run again, not counted
+                record = TrialRecord(number=trial.number, state="failed", value=None, params=dict(trial.params),
+                                     epochs=0, note=TAKEN_FOR_KILLED)
             record.retry_of = retried_number(optuna, storage.get_trial(trial_id))
         finally:
             heartbeat.stop()
@@ -223,12 +227,13 @@ def _run_trial(optuna, the_study, trial, data, search: SearchConfig, params: lis
     except TrainingDiverged as error:  # a legitimate outcome of a too-high learning rate: the search goes on
         record.state, record.note = "failed", str(error).splitlines()[0]
         trial.set_user_attr("error", record.note)
-        the_study.tell(trial, state=State.FAIL)
+        _tell(optuna, the_study, trial, state=State.FAIL)
         store.fail(run_id, record.note)
         return record
     except BaseException as error:
-        the_study.tell(trial, state=State.FAIL)
-        store.fail(run_id, f"{type(error).__name__}: {error}")
+        the_study.tell(trial, state=State.FAIL, skip_if_finished=True)
+        store.fail(run_id, TAKEN_FOR_KILLED if isinstance(error, optuna.exceptions.UpdateFinishedTrialError)
+                   else f"{type(error).__name__}: {error}")
         raise
     record.epochs = len(run.history)
     trial.set_user_attr("epochs", record.epochs)
@@ -237,16 +242,28 @@ def _run_trial(optuna, the_study, trial, data, search: SearchConfig, params: lis
             trial.set_user_attr(key, float(value))
     if pruning.pruned_at is not None:
         record.state, record.note = "pruned", f"pruned after epoch {pruning.pruned_at}"
-        the_study.tell(trial, state=State.PRUNED)
+        _tell(optuna, the_study, trial, state=State.PRUNED)
     else:
         value = run.metrics.get(search.metric, run.history.last.get(search.metric))
         record.value = float(value)
-        the_study.tell(trial, record.value)
+        _tell(optuna, the_study, trial, record.value)
     for epoch in run.history.records:
         store.log_epoch(run_id, "trial", epoch["epoch"], epoch)
     store.log_results(run_id, {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))})
     store.finish(run_id)
     return record
+
+
+TAKEN_FOR_KILLED = ("failed: another worker took it for a killed worker's trial (its heartbeat was later than "
+                    "search.heartbeat_grace) and runs it again")
+
+
+def _tell(optuna, the_study, trial, value: float | None = None, state=None) -> None:
+    """Tell the study a trial's outcome; UpdateFinishedTrialError when another worker has marked it failed
+    meanwhile (its heartbeat was late: the process was stopped, the machine slept)."""
+    told = the_study.tell(trial, value, state=state, skip_if_finished=True)
+    if told.state != (state or optuna.trial.TrialState.COMPLETE):
+        raise optuna.exceptions.UpdateFinishedTrialError(f"trial {trial.number} is {told.state.name} already")
 
 
 def _best(optuna, the_study, data, run_config, search: SearchConfig, name: str, out: Path,
