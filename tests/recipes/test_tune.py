@@ -463,3 +463,14 @@ def test_a_trial_taken_for_a_killed_ones_while_it_ran_is_not_counted(config_file
     assert [(r.number, r.state) for r in result.ran] == [(0, "failed"), (1, "complete"), (2, "complete")]
     assert "another worker took it for a killed worker's trial" in result.ran[0].note
     assert result.counts == {"complete": 2, "fail": 1}
+
+
+def test_a_trial_left_running_without_a_heartbeat_is_run_again(config_file, tmp_path):
+    """A study where a worker was killed before trials had heartbeats (its trial RUNNING for ever) ends too."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    old = optuna.create_study(study_name="tiny_search", storage=url, direction="maximize")
+    old.ask().suggest_float("optimizer.lr", 0.01, 0.5, log=True)  # asked, never told: its worker was killed
+    result = tune(config_file, trials=1, storage=url, output_dir=tmp_path,
+                  overrides=["train.epochs=1", "search.heartbeat_interval=1", "search.heartbeat_grace=2"])
+    assert [(r.number, r.state, r.retry_of) for r in result.ran] == [(1, "complete", 0)]
+    assert result.counts == {"complete": 1, "fail": 1}

@@ -119,6 +119,19 @@ def fail_stale_trials(optuna, study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
+def adopt_unbeaten_trials(optuna, storage, study_id: int, trials: list[Any], adopted: set[int]) -> None:
+    """Record one heartbeat for each running trial that no trainwell worker owns (no ``worker`` attribute: one
+    left running by a worker killed before heartbeats were recorded, whose wait would never end), once per
+    trial, so that it too turns stale after the grace period and is run again. A live worker's trial, whose
+    ``worker`` is set right after it is asked, keeps its own beat."""
+    for trial in trials:
+        if trial.state == optuna.trial.TrialState.RUNNING and "worker" not in trial.user_attrs \
+                and trial.number not in adopted:
+            adopted.add(trial.number)
+            with contextlib.suppress(Exception):
+                storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(study_id, trial.number))
+
+
 def counts_as_finished(optuna, trial: Any) -> bool:
     """Whether a trial counts toward the study's total: complete, pruned, or failed by diverging (a result of
     its parameters, recorded with an ``error``); not a killed worker's trial nor one given back."""

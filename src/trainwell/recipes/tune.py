@@ -33,8 +33,8 @@ from trainwell.errors import ConfigError, StoreError, TrainingDiverged
 from trainwell.fileio import atomic_write_text, json_text
 from trainwell.recipes.run_folder import output_dir_for
 from trainwell.recipes.study_storage import driver_url, first_line, load_optuna, open_storage, shown_url
-from trainwell.recipes.study_workers import (Heartbeat, fail_stale_trials, retried_number, slots_left,
-                                             worker_index as claimed_index, worker_name)
+from trainwell.recipes.study_workers import (Heartbeat, adopt_unbeaten_trials, fail_stale_trials, retried_number,
+                                             slots_left, worker_index as claimed_index, worker_name)
 from trainwell.recipes.train import train_config
 from trainwell.versions import versions
 
@@ -175,6 +175,7 @@ def _trials(optuna, the_study, storage, data, search: SearchConfig, params: list
     State = optuna.trial.TrialState
     study_id = storage.get_study_id_from_name(name)
     waited_for: list[int] = []
+    adopted: set[int] = set()
     while True:
         fail_stale_trials(optuna, the_study)  # a killed worker's trial: FAIL, and its parameters queued again
         trials = the_study.get_trials(deepcopy=False)
@@ -185,6 +186,7 @@ def _trials(optuna, the_study, storage, data, search: SearchConfig, params: list
             if running != waited_for and on_wait is not None:
                 on_wait(running)
             waited_for = running
+            adopt_unbeaten_trials(optuna, storage, study_id, trials, adopted)
             time.sleep(min(search.heartbeat_interval, 5))
             continue
         with warnings.catch_warnings():  # Optuna warns that heartbeats are meant for Study.optimize: we beat
