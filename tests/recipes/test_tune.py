@@ -474,3 +474,22 @@ def test_a_trial_left_running_without_a_heartbeat_is_run_again(config_file, tmp_
                   overrides=["train.epochs=1", "search.heartbeat_interval=1", "search.heartbeat_grace=2"])
     assert [(r.number, r.state, r.retry_of) for r in result.ran] == [(1, "complete", 0)]
     assert result.counts == {"complete": 1, "fail": 1}
+
+
+@pytest.mark.slow  # worker processes
+def test_the_readmes_two_workers_run_as_written(tmp_path, monkeypatch):
+    import re
+    import shlex
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("**Several workers, and workers that die.**"):readme.index("- *A killed worker*")]
+    commands = re.findall(r"^(trainwell tune .*) &$", section, flags=re.M)
+    assert len(commands) == 2
+    (tmp_path / "examples").symlink_to(Path(__file__).parents[2] / "examples")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen([sys.executable, "-m", "trainwell.cli", *shlex.split(command)[1:], "-q",
+                                 "--set", "train.epochs=1"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for command in commands]  # one epoch a trial
+    _finish(workers)
+    study = optuna.load_study(study_name="digits", storage=f"sqlite:///{tmp_path / 'runs' / 'digits.db'}")
+    assert len(_finished(study)) == 4
