@@ -283,8 +283,9 @@ def _best(optuna, the_study, data, run_config, search: SearchConfig, name: str, 
         best_data["name"] = f"{run_config.name}_best"
         result.best_config = out / "best_config.json"
         atomic_write_text(result.best_config, json_text(best_data, indent=1) + "\n")
+        results = {k: v for k, v in best.user_attrs.items() if k != "worker"}  # not which process ran it
         atomic_write_text(out / "best_trial.json", json_text({
             "study": name, "storage": result.storage, "metric": search.metric, "direction": search.goal,
-            "number": best.number, "value": best.value, "params": best.params, "user_attrs": best.user_attrs,
+            "number": best.number, "value": best.value, "params": best.params, "user_attrs": results,
             "trials": result.counts}, indent=1) + "\n")
     return result
