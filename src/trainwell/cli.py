@@ -424,7 +424,7 @@ def report(out_dir: Path, budget: str | None, tol_long: float, tol_short: float)
 
 @app.command()
 @click.argument("config", type=click.Path(path_type=Path))
-@click.option("--trials", type=click.IntRange(min=1, max=INT64_MAX), help="Trials the study should have in all, over every worker (search.trials).")
+@click.option("--trials", type=click.IntRange(min=1, max=INT64_MAX), help="Finished trials the study should have in all, over every worker (search.trials).")
 @click.option("--storage", metavar="URL",
               help="Optuna storage, e.g. postgresql://user:pw@host/db to share a study between machines "
                    "(default: sqlite:///<output folder>/study.db).")
@@ -432,23 +432,33 @@ def report(out_dir: Path, budget: str | None, tol_long: float, tol_short: float)
 @click.option("--set", "set_", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
 @click.option("--output-dir", "-o", type=click.Path(path_type=Path),
               help="Where to write best_config.json and best_trial.json (default runs/<name>/tune).")
+@click.option("--worker-index", type=click.IntRange(min=0, max=INT64_MAX),
+              help="This worker's index: its sampler seeds with search.sampler_seed + index (default: the lowest "
+                   "index no other worker on the study holds; 0 for a lone worker).")
 @click.option("--quiet", "-q", is_flag=True, help="No line per trial.")
 def tune(config: Path, trials: int | None, storage: str | None, study: str | None, set_: tuple[str, ...],
-         output_dir: Path | None, quiet: bool) -> None:
+         output_dir: Path | None, worker_index: int | None, quiet: bool) -> None:
     """Search the [search.space] of a CONFIG with Optuna, one training run per trial.
 
     Run the same command on several machines with one --storage database URL to
-    share the study. Writes the best trial's config, ready for `trainwell train`.
+    share the study; a killed worker's trial is run again by the others (or by running
+    the command again). Writes the best trial's config, ready for `trainwell train`.
     """
     from trainwell.recipes.tune import tune as run_tune
 
     def show(record) -> None:
         values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.params.items())
         outcome = f"{record.value:.4f}" if record.value is not None else record.note
-        out.print(f"trial {record.number}: {outcome} ({values})", markup=False)
+        retry = "" if record.retry_of is None else f" (trial {record.retry_of} again: its worker stopped)"
+        out.print(f"trial {record.number}: {outcome} ({values}){retry}", markup=False)
+
+    def wait(numbers) -> None:
+        out.print(f"waiting for trial{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))} in other "
+                  "workers (a killed worker's trial is run again once its heartbeat is stale)", markup=False)
 
     result = run_tune(config, trials=trials, storage=storage, study=study, overrides=list(set_),
-                      output_dir=output_dir, on_trial=None if quiet else show)
+                      output_dir=output_dir, on_trial=None if quiet else show, worker_index=worker_index,
+                      on_wait=None if quiet else wait)
     counts = ", ".join(f"{n} {state}" for state, n in result.counts.items())
     out.print(f"study {result.study_name!r} in {result.storage}: {counts or 'no trials'}", markup=False)
     if result.best_config is None:

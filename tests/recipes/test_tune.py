@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from glob import glob
 from pathlib import Path
 
@@ -228,7 +230,10 @@ def test_two_workers_share_one_postgresql_study(postgres_url, config_file, tmp_p
            if line.startswith("trial ")]
     assert sorted(ran) == list(range(total))  # every trial run once, by one worker or the other
 
-    study = optuna.load_study(study_name="shared", storage=postgres_url.replace("postgresql:", "postgresql+psycopg2:"))
+    printed = _printed_storage(outputs[0][0])  # the URL as tune prints and stores it opens as printed
+    assert printed == postgres_url.replace("postgresql:", "postgresql+psycopg2:")
+    assert json.loads((tmp_path / "worker0" / "best_trial.json").read_text())["storage"] == printed
+    study = optuna.load_study(study_name="shared", storage=printed)
     State = optuna.trial.TrialState
     done = [t for t in study.get_trials() if t.state in (State.COMPLETE, State.PRUNED)]
     assert sorted(t.number for t in done) == list(range(total))
@@ -261,3 +266,230 @@ def test_tune_maximizes_val_auc_without_a_direction(tmp_path):
     assert best["metric"] == "val_auc" and best["direction"] == "maximize"
     aucs = [run.value for run in result.ran]
     assert best["value"] == pytest.approx(max(aucs)) and all(0.5 < auc <= 1 for auc in aucs)
+
+
+# ------------------------------------------------------------------ workers that start together, die, seed
+# Each worker is `python -m trainwell.cli tune ...` as a user runs it, but imported before a common start
+# signal (a file that appears), so that the workers open the fresh storage in the same instant (imports
+# alone take seconds, and would spread the starts).
+START_TOGETHER = ("import os, sys, time; import optuna, sqlalchemy, trainwell.cli, trainwell.recipes.tune; "
+                  "print('ready', flush=True)\n"
+                  "while not os.path.exists(sys.argv[1]): time.sleep(0.002)\n"
+                  "sys.argv = ['trainwell', *sys.argv[2:]]; trainwell.cli.run()")
+FAST_HEARTBEAT = ["--set", "search.heartbeat_interval=1", "--set", "search.heartbeat_grace=2"]
+
+
+def _tune_workers(config_file, storage: str, n: int, *args: str, study: str = "shared",
+                  out=None) -> list[subprocess.Popen]:
+    """``n`` tune workers on one study, started at the same instant once all have imported trainwell."""
+    go = Path(tempfile.mkdtemp()) / "go"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen([sys.executable, "-c", START_TOGETHER, str(go), "tune", str(config_file),
+                                 "--storage", storage, "--study", study, *FAST_HEARTBEAT, *args,
+                                 "-o", str(out / f"worker{i}" if out else go.parent / f"worker{i}")],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for i in range(n)]
+    for worker in workers:
+        assert worker.stdout.readline() == "ready\n", worker.communicate()
+    go.touch()
+    return workers
+
+
+def _finish(workers: list[subprocess.Popen], timeout: float = 240) -> list[str]:
+    outputs = [worker.communicate(timeout=timeout) for worker in workers]
+    for worker, (stdout, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, f"a worker failed:\n{stdout[-2000:]}\n{stderr[-3000:]}"
+    return [stdout for stdout, _ in outputs]
+
+
+def _finished(study) -> list:
+    State = optuna.trial.TrialState
+    return [t for t in study.get_trials() if t.state in (State.COMPLETE, State.PRUNED)]
+
+
+def _printed_storage(stdout: str) -> str:
+    """The storage URL from tune's summary line: study 'name' in URL: 3 complete."""
+    line = next(line for line in stdout.splitlines() if line.startswith("study '"))
+    return line.split(" in ", 1)[1].rsplit(": ", 1)[0]
+
+
+@pytest.mark.slow  # worker processes
+def test_workers_started_together_on_a_fresh_sqlite_file_all_finish(config_file, tmp_path):
+    for attempt in range(2):  # the race for a fresh file's tables is lost one start in two or more: try a few
+        url = f"sqlite:///{tmp_path / f'fresh{attempt}.db'}"
+        outputs = _finish(_tune_workers(config_file, url, 2, "--trials", "2", "--set", "train.epochs=1"))
+        study = optuna.load_study(study_name="shared", storage=_printed_storage(outputs[0]))
+        assert len(_finished(study)) == 2
+        assert optuna.get_all_study_names(url) == ["shared"]  # the workers' index markers are gone
+
+
+@pytest.mark.slow
+def test_workers_started_together_on_a_fresh_postgresql_database_all_finish(postgres_url, config_file, tmp_path):
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    server = make_url(postgres_url)
+    for attempt in range(2):
+        connection = psycopg2.connect(host=server.host, port=server.port, user=server.username, dbname="postgres")
+        connection.autocommit = True
+        connection.cursor().execute(f"CREATE DATABASE fresh{attempt}")
+        connection.close()
+        url = postgres_url.rsplit("/", 1)[0] + f"/fresh{attempt}"
+        outputs = _finish(_tune_workers(config_file, url, 2, "--trials", "2", "--set", "train.epochs=1"))
+        printed = _printed_storage(outputs[0])
+        assert printed.startswith("postgresql+psycopg2://")  # opens as printed: SQLAlchemy 2.1 would take psycopg 3
+        assert len(_finished(optuna.load_study(study_name="shared", storage=printed))) == 2
+
+
+def _wait_for_running_trial(url: str, pid: int, timeout: float = 120):
+    """The trial that process ``pid`` is training, once it trains one (read from the study's storage)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            trials = optuna.load_study(study_name="shared", storage=url).get_trials()
+        except Exception:  # not created yet
+            trials = []
+        for trial in trials:
+            if trial.state == optuna.trial.TrialState.RUNNING and trial.params and trial.user_attrs.get(
+                    "worker", "").endswith(f":{pid}"):  # its parameters sampled: its run trains
+                return trial
+        time.sleep(0.1)
+    raise AssertionError(f"worker {pid} ran no trial in {timeout} s")
+
+
+def _assert_retried(study, killed, total: int) -> None:
+    """The killed worker's trial is FAIL, its parameters ran again, and the study has ``total`` finished trials."""
+    State = optuna.trial.TrialState
+    trials = {t.number: t for t in study.get_trials()}
+    assert trials[killed.number].state == State.FAIL
+    retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retries) == 1 and retries[0].params == killed.params and retries[0].state == State.COMPLETE
+    assert len(_finished(study)) == total
+    assert not [t for t in trials.values() if t.state in (State.RUNNING, State.WAITING)]
+
+
+@pytest.mark.slow  # worker processes
+def test_a_killed_workers_trial_is_run_again_and_the_study_ends_with_its_trials(config_file, tmp_path):
+    _kill_one_of_two_workers(config_file, tmp_path, f"sqlite:///{tmp_path / 'study.db'}")
+
+
+@pytest.mark.slow
+def test_a_killed_workers_trial_is_run_again_on_postgresql(postgres_url, config_file, tmp_path):
+    _kill_one_of_two_workers(config_file, tmp_path, postgres_url.replace("postgresql:", "postgresql+psycopg2:"))
+
+
+def _kill_one_of_two_workers(config_file, tmp_path, url: str, total: int = 4) -> None:
+    """Two workers on one study, one SIGKILLed mid-trial: the other runs the killed trial again and ends the study."""
+    workers = _tune_workers(config_file, url, 2, "--trials", str(total), "--set", "train.epochs=30",
+                            "--set", "search.sampler_seed=null", out=tmp_path)
+    killed = _wait_for_running_trial(url, workers[0].pid)
+    time.sleep(0.5)  # mid-trial: its run trains
+    workers[0].send_signal(signal.SIGKILL)
+    workers[0].wait()
+    stdout = _finish(workers[1:])[0]
+    _assert_retried(optuna.load_study(study_name="shared", storage=url), killed, total)
+    assert f"(trial {killed.number} again: its worker stopped)" in stdout
+
+
+@pytest.mark.slow  # worker processes
+def test_rerunning_a_killed_lone_worker_runs_its_trial_again(config_file, tmp_path):
+    url, total = f"sqlite:///{tmp_path / 'study.db'}", 2
+    worker = _tune_workers(config_file, url, 1, "--trials", str(total), "--set", "train.epochs=30",
+                           out=tmp_path)[0]
+    killed = _wait_for_running_trial(url, worker.pid)
+    time.sleep(0.5)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    time.sleep(2)  # the grace period: the rerun finds the killed worker's index free (its trial, it waits for)
+    rerun = _tune_workers(config_file, url, 1, "--trials", str(total), "--set", "train.epochs=1", out=tmp_path)
+    stdout = _finish(rerun)[0]  # the same command again: it waits out the grace period if it is not over yet
+    assert f"(trial {killed.number} again: its worker stopped)" in stdout
+    _assert_retried(optuna.load_study(study_name="shared", storage=url), killed, total)
+    assert optuna.get_all_study_names(url) == ["shared"]  # the killed worker's index was taken back, then freed
+
+
+@pytest.mark.slow  # worker processes
+def test_seeded_workers_propose_different_trials_and_a_lone_one_the_same(config_file, tmp_path):
+    url, total = f"sqlite:///{tmp_path / 'study.db'}", 8
+    _finish(_tune_workers(config_file, url, 2, "--trials", str(total), "--set", "train.epochs=2", out=tmp_path))
+    trials = _finished(optuna.load_study(study_name="shared", storage=url))
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both workers ran trials
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == total  # seeds 0 and 1: no trial twice
+
+    def lone(study_dir: Path) -> list[dict]:
+        tune(config_file, trials=3, overrides=["train.epochs=1"], output_dir=study_dir)
+        return [t.params for t in optuna.load_study(study_name="tiny_search",
+                                                    storage=f"sqlite:///{study_dir / 'study.db'}").trials]
+
+    first = lone(tmp_path / "lone1")
+    assert lone(tmp_path / "lone2") == first  # worker 0, seed 0: the study reproduces itself
+    sampler = optuna.samplers.RandomSampler(seed=0)  # ... as a seeded study always did
+    study = optuna.create_study(sampler=sampler)
+    for _ in range(3):
+        trial = study.ask()
+        trial.suggest_int("model.layers[1].repeat", 1, 2)
+        trial.suggest_categorical("model.layers[1].units", [8, 16])
+        trial.suggest_float("optimizer.lr", 0.01, 0.5, log=True)
+        study.tell(trial, 0.0)
+    assert [t.params for t in study.trials] == first
+
+
+def test_heartbeat_settings_are_checked(config_file, tmp_path):
+    with pytest.raises(ConfigError, match="search.heartbeat_grace: 2 s must be longer than heartbeat_interval"):
+        tune(config_file, overrides=["search.heartbeat_interval=2", "search.heartbeat_grace=2"], output_dir=tmp_path)
+    with pytest.raises(ConfigError, match="search.heartbeat_interval"):
+        tune(config_file, overrides=["search.heartbeat_interval=0"], output_dir=tmp_path)
+
+
+def test_a_trial_taken_for_a_killed_ones_while_it_ran_is_not_counted(config_file, tmp_path, monkeypatch):
+    """A worker whose heartbeat was late (a stopped process, a machine asleep) finds its trial failed by another
+    worker: it says so, and the study still ends with its trials finished."""
+    from trainwell.recipes import tune as tune_module
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    train, calls = tune_module.train_config, []
+
+    def late(config, **kwargs):
+        calls.append(config)
+        if len(calls) == 1:  # what another worker does to a trial whose heartbeat is stale
+            storage = optuna.storages.RDBStorage(url)
+            study_id = storage.get_study_id_from_name("tiny_search")
+            storage.set_trial_state_values(storage.get_trial_id_from_study_id_trial_number(study_id, 0),
+                                           optuna.trial.TrialState.FAIL)
+        return train(config, **kwargs)
+
+    monkeypatch.setattr(tune_module, "train_config", late)
+    result = tune(config_file, trials=2, overrides=["train.epochs=1"], storage=url, output_dir=tmp_path)
+    assert [(r.number, r.state) for r in result.ran] == [(0, "failed"), (1, "complete"), (2, "complete")]
+    assert "another worker took it for a killed worker's trial" in result.ran[0].note
+    assert result.counts == {"complete": 2, "fail": 1}
+
+
+def test_a_trial_left_running_without_a_heartbeat_is_run_again(config_file, tmp_path):
+    """A study where a worker was killed before trials had heartbeats (its trial RUNNING for ever) ends too."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    old = optuna.create_study(study_name="tiny_search", storage=url, direction="maximize")
+    old.ask().suggest_float("optimizer.lr", 0.01, 0.5, log=True)  # asked, never told: its worker was killed
+    result = tune(config_file, trials=1, storage=url, output_dir=tmp_path,
+                  overrides=["train.epochs=1", "search.heartbeat_interval=1", "search.heartbeat_grace=2"])
+    assert [(r.number, r.state, r.retry_of) for r in result.ran] == [(1, "complete", 0)]
+    assert result.counts == {"complete": 1, "fail": 1}
+
+
+@pytest.mark.slow  # worker processes
+def test_the_readmes_two_workers_run_as_written(tmp_path, monkeypatch):
+    import re
+    import shlex
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("**Several workers, and workers that die.**"):readme.index("- *A killed worker*")]
+    commands = re.findall(r"^(trainwell tune .*) &$", section, flags=re.M)
+    assert len(commands) == 2
+    (tmp_path / "examples").symlink_to(Path(__file__).parents[2] / "examples")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen([sys.executable, "-m", "trainwell.cli", *shlex.split(command)[1:], "-q",
+                                 "--set", "train.epochs=1"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for command in commands]  # one epoch a trial
+    _finish(workers)
+    study = optuna.load_study(study_name="digits", storage=f"sqlite:///{tmp_path / 'runs' / 'digits.db'}")
+    assert len(_finished(study)) == 4

@@ -44,7 +44,7 @@ class SearchConfig(ConfigSection):
     # None: from the metric's name (maximize accuracy, auc, f1, r2...; minimize loss, mae, rmse:
     # trainwell.metrics.direction); required for any other figure
     direction: Optional[Literal["maximize", "minimize"]] = None
-    trials: int = Field(20, gt=0)  # the study's total, over every worker
+    trials: int = Field(20, gt=0)  # the study's total of finished trials, over every worker
     sampler: Literal["tpe", "random"] = "tpe"
     sampler_seed: Optional[int] = None
     pruner: Literal["median", "none"] = "median"
@@ -52,6 +52,17 @@ class SearchConfig(ConfigSection):
     warmup_epochs: int = Field(1, ge=0)  # MedianPruner: epochs a trial runs before it can be pruned
     study: Optional[str] = None  # default: the config's name
     storage: Optional[str] = None  # default: sqlite:///<output folder>/study.db
+    # a running trial's worker records that it is alive every heartbeat_interval seconds; a trial silent
+    # for heartbeat_grace seconds (default 3 intervals) was a killed worker's: it is marked failed and
+    # its parameters are run again, at most trial_retries times
+    heartbeat_interval: int = Field(10, gt=0)
+    heartbeat_grace: Optional[int] = Field(None, gt=0)
+    trial_retries: int = Field(3, ge=0)
+
+    @property
+    def grace(self) -> int:
+        """Seconds without a heartbeat after which a running trial is taken for a killed worker's."""
+        return self.heartbeat_grace if self.heartbeat_grace is not None else 3 * self.heartbeat_interval
 
     @property
     def goal(self) -> str:
@@ -152,6 +163,10 @@ def parse_search(raw: Mapping[str, Any]) -> tuple[SearchConfig, list[Param]]:
         raise ConfigError(f"search.direction: {search.metric!r} is better when "
                           f"{'higher' if inferred_direction(search.metric) == 'maximize' else 'lower'}; "
                           f"direction = {search.direction!r} contradicts it (leave direction out to infer it)")
+    if search.grace <= search.heartbeat_interval:
+        raise ConfigError(f"search.heartbeat_grace: {search.grace} s must be longer than heartbeat_interval "
+                          f"({search.heartbeat_interval} s), or every live trial is taken for a killed one; "
+                          "e.g. 3 intervals (the default)")
     return search, [make_param(key, spec) for key, spec in search.space.items()]
 
 

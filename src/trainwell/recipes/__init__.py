@@ -11,6 +11,7 @@
 - doctor: a brief fit of a config's model and its diagnosis (``trainwell doctor``)
 - tune: the ``[search]`` section and Optuna studies whose trials are runs (``trainwell tune``)
 - study_storage: Optuna, and the database of a study, opened with one clear error per failure
+- study_workers: workers sharing a study: each one's index (its sampler seed), trial heartbeats, when it is done
 
 Recipes may use trainwell.config, trainwell.store, and what lies below them: trainwell.doctor,
 trainwell.lr_finder, trainwell.plots, trainwell.train, trainwell.callbacks, trainwell.optim,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+import warnings
 
 from trainwell.errors import ConfigError
 
@@ -34,25 +35,47 @@ def shown_url(url: str) -> str:
         return url
 
 
-def open_storage(url: str):
-    """Optuna's RDB storage at ``url``, connected now, so a wrong URL is one clear error."""
+def open_storage(url: str, *, heartbeat: int | None = None, grace: int | None = None, retries: int | None = None):
+    """Optuna's RDB storage at ``url``, connected now, so a wrong URL is one clear error.
+
+    ``heartbeat`` (seconds) has each running trial's worker record that it is alive; a trial silent for
+    ``grace`` seconds is marked failed and run again, at most ``retries`` times (Optuna's
+    RetryHeartbeatStaleTrialCallback). Workers that open a fresh database together race to create its
+    tables; the losers wait a moment and find them made.
+    """
     optuna = load_optuna()
     from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 
+    url = driver_url(url)
     engine = None
     if url.startswith("postgresql"):
-        url = _postgresql_driver(url)
         engine = {"connect_args": {"connect_timeout": 10}}
+    elif url.startswith("sqlite:"):  # several workers write one file: wait for its lock rather than fail
+        engine = {"connect_args": {"timeout": 60}}
+    options: dict = {}
+    if heartbeat is not None:
+        options = {"heartbeat_interval": heartbeat, "grace_period": grace,
+                   "heartbeat_stale_trial_callback": _retry_callback(optuna, retries)}
     try:
-        for attempt in range(5):
+        for attempt in range(RACE_ATTEMPTS):
             try:
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine)
-            except (IntegrityError, ProgrammingError):
-                # Workers starting together on a fresh database race to create Optuna's tables
-                # (PostgreSQL: duplicate key in pg_type); the loser finds them made on a retry.
-                if attempt == 4:
+                with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna: not the user's concern
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    warnings.simplefilter("ignore", FutureWarning)
+                    try:
+                        return optuna.storages.RDBStorage(url, engine_kwargs=engine, **options)
+                    except TypeError:  # Optuna before 4.9 names the callback failed_trial_callback
+                        if "heartbeat_stale_trial_callback" not in options:
+                            raise
+                        options["failed_trial_callback"] = options.pop("heartbeat_stale_trial_callback")
+                        return optuna.storages.RDBStorage(url, engine_kwargs=engine, **options)
+            except (IntegrityError, ProgrammingError, OperationalError) as error:
+                # SQLite says "table ... already exists" or "database is locked" (OperationalError),
+                # PostgreSQL a duplicate key in pg_type or "relation ... already exists".
+                if attempt == RACE_ATTEMPTS - 1 or not (isinstance(error, (IntegrityError, ProgrammingError))
+                                                        or _is_creation_race(error)):
                     raise
-                time.sleep(0.2 + random.random())
+                time.sleep(min(0.1 * 2 ** attempt, 2.0) * (0.5 + random.random()))
     except (ArgumentError, ValueError) as error:
         if "Could not parse" in str(error) or isinstance(error, ArgumentError):
             raise ConfigError(f"search.storage: {url!r} is not a database URL; e.g. sqlite:///study.db or "
@@ -69,6 +92,36 @@ def open_storage(url: str):
         raise ConfigError(f"search.storage: cannot open {shown_url(url)} ({first_line(error)}){advice}") from None
 
 
+RACE_ATTEMPTS = 10  # backoff from 0.1 s doubling to 2 s: about 10 s in all
+
+
+def _is_creation_race(error: BaseException) -> bool:
+    """Whether a database error is another worker creating the tables at the same moment (not a database
+    that cannot be reached)."""
+    text = str(getattr(error, "orig", None) or error).lower()
+    return "already exists" in text or "locked" in text or "duplicate" in text
+
+
+def _retry_callback(optuna, retries: int | None):
+    callback = (getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+                or optuna.storages.RetryFailedTrialCallback)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return callback(max_retry=retries)
+
+
+def driver_url(url: str) -> str:
+    """The URL as trainwell uses, prints and stores it: ``postgresql://`` names its driver,
+    ``postgresql+psycopg2://`` (what ``trainwell[tune]`` installs; psycopg 3 where only it is), since
+    SQLAlchemy 2.1 takes a bare ``postgresql://`` for psycopg 3 and fails without it, in
+    ``optuna.load_study`` and optuna-dashboard too. A URL that names its driver is kept.
+
+    >>> driver_url("postgresql+psycopg://user@host/db")
+    'postgresql+psycopg://user@host/db'
+    """
+    return _postgresql_driver(url) if isinstance(url, str) else url
+
+
 def _postgresql_driver(url: str) -> str:
     """``postgresql://`` with whichever driver is installed (SQLAlchemy's default changed from
     psycopg2 to psycopg 3 in 2.1); a URL that names its driver is left alone."""
@@ -79,7 +132,7 @@ def _postgresql_driver(url: str) -> str:
     for module, dialect in (("psycopg2", "postgresql+psycopg2"), ("psycopg", "postgresql+psycopg")):
         if importlib.util.find_spec(module) is not None:
             return dialect + url[len("postgresql"):]
-    return url
+    return "postgresql+psycopg2" + url[len("postgresql"):]  # neither: the error names the package to install
 
 
 def first_line(error: BaseException) -> str:
