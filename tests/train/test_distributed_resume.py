@@ -43,8 +43,10 @@ resumable = true
 
 # `trainwell train` as the CLI runs it, with a fault the test injects through the environment.
 HOOK = '''
-import os, signal, sys
+import datetime, functools, os, signal, sys
 from pathlib import Path
+
+import torch.distributed
 
 import trainwell.recipes.train as recipe
 from trainwell.callbacks import Callback
@@ -75,6 +77,10 @@ class KillInEpoch3(Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+# After a restart gloo sometimes cannot connect the ranks again, and waits for its default 30 minutes:
+# a minute here, so that the test sees that failure end (a timeout given by the caller still wins).
+torch.distributed.init_process_group = functools.partial(torch.distributed.init_process_group,
+                                                         timeout=datetime.timedelta(seconds=60))
 configured = recipe.configured_callbacks
 recipe.configured_callbacks = lambda *args, **kwargs: [*configured(*args, **kwargs), KillInEpoch3()]
 if os.environ.get("RANK_FOLDERS"):  # each rank its own working folder: a relative output folder is not shared
@@ -163,7 +169,7 @@ def test_a_rank_killed_under_max_restarts_resumes_or_fails_clearly(tmp_path: Pat
     not, the job fails with one clear error and leaves its saved state, not a final model."""
     trigger = _ready(tmp_path)
     out = tmp_path / "runs" / "ddp"
-    run = _torchrun(tmp_path, "--max-restarts=1", KILL_RANK="1", KILL_WHAT="rank")
+    run = _torchrun(tmp_path, "--max-restarts=1", KILL_RANK="1", KILL_WHAT="rank", timeout=420)
     assert not trigger.exists(), run.stderr[-3000:]  # rank 1 was killed in epoch 3
     if run.returncode == 0:
         assert run.stderr.count("resuming at epoch 3, step 20 from runs/ddp/resume") == 1
