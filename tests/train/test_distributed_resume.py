@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,11 +94,24 @@ def _torchrun(where: Path, *flags: str, fault: bool = True, timeout: int = 240, 
     """The README's ``torchrun --standalone --nproc_per_node=2 [flags] -m trainwell.cli train run.toml -o
     runs/ddp``, run in ``where``; with ``fault``, the hook above stands in for ``-m trainwell.cli``."""
     entry = [str(where / "hook.py")] if fault else ["-m", "trainwell.cli"]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *flags,
-               *entry, "train", "run.toml", "-o", "runs/ddp"]
+    command = [sys.executable, "-m", "torch.distributed.run", *_arguments(*flags, entry=entry)]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONHASHSEED": "0",
                    "KILL_TRIGGER": str(where / "kill"), **env}
     return subprocess.run(command, cwd=where, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+def _arguments(*flags: str, entry: list[str]) -> list[str]:
+    return ["--standalone", "--nproc_per_node=2", *flags, *entry, "train", "run.toml", "-o", "runs/ddp"]
+
+
+def test_the_readme_shows_the_commands_these_tests_run():
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("**When a data-parallel run is killed.**"):]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    shown = [line.split("#")[0].strip() for line in block.splitlines()]
+    run = [" ".join(["torchrun", *_arguments(*flags, entry=["-m", "trainwell.cli"])])
+           for flags in ((), (), ("--max-restarts=1",))]  # killed, the same command again; one rank killed
+    assert shown == run
 
 
 def _ready(where: Path) -> Path:
