@@ -92,7 +92,7 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
     # the folder is set as given, not parsed as a --set value: any characters a path may hold
     run_config = load_config(config, overrides, values={"output_dir": str(output_dir)} if output_dir else None)
     run_config = _with_loggers(run_config, tensorboard=tensorboard, csv_log=csv_log)
-    with process_group_from_env(run_config.train.process_group_timeout) as group:
+    with _lost_rank_said(run_config), process_group_from_env(run_config.train.process_group_timeout) as group:
         try:
             result = train_config(run_config, verbose=not quiet, overwrite=True if overwrite else None,
                                   restart=True if restart else None)
@@ -124,6 +124,29 @@ def _with_loggers(run_config, *, tensorboard: str | None, csv_log: Path | None):
     if csv_log is not None:
         update["csv_logger"] = (section.csv_logger or CSVLoggerConfig()).model_copy(update={"filename": str(csv_log)})
     return run_config.model_copy(update={"callbacks": section.model_copy(update=update)})
+
+
+@contextlib.contextmanager
+def _lost_rank_said(run_config) -> Iterator[None]:
+    """A data-parallel run whose ranks cannot all go on (one died; after a restart, one cannot join the others
+    again) ends in one error line: the run did not finish (its ``resume/`` stays, so a new run completes it),
+    and its training state waits for the same command."""
+    import torch.distributed
+
+    from trainwell.recipes.run_folder import output_dir_for
+
+    try:
+        yield
+    except RuntimeError as error:  # torch.distributed.DistError, and gloo's own (a peer closed the connection)
+        if not (isinstance(error, torch.distributed.DistError) or "gloo" in str(error).lower()):
+            raise
+        reason = " ".join(str(error).split())
+        reason = reason if len(reason) <= 300 else reason[:297] + "..."
+        folder = output_dir_for(run_config) / "resume"
+        kept = (f"the training state is kept in {folder}; run the same command again to resume"
+                if any(folder.glob("phase-*")) else "run the same command again")
+        raise TrainwellError(f"data-parallel training stopped: a rank died or could not reach the others "
+                             f"({type(error).__name__}: {reason}); the run did not finish; {kept}") from error
 
 
 def _say_how_to_resume(run_config) -> None:

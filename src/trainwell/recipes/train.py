@@ -28,7 +28,7 @@ from trainwell.recipes.fingerprint import fit_fingerprint
 from trainwell.recipes.run_folder import (PROGRESS, announce_resume, drawn_curves, drop_diverged_state, model_info,
                                           output_dir_for, progress_callbacks, refuse_finished_run, remove_folder,
                                           remove_leftovers_of, resume_folder, write_outputs)
-from trainwell.train.distributed import is_main_process
+from trainwell.train.distributed import barrier, decided_by_main, is_main_process, raised_together
 from trainwell.train.history import History
 from trainwell.train.trainer import Trainer
 
@@ -65,20 +65,20 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     prepared, model = data_and_model(config)
     _check_model_fits_data(config, prepared, model)
     train = config.train
-    out = output_dir_for(config) if save and is_main_process() else None  # under torchrun, rank 0 writes
+    folder = output_dir_for(config) if save else None  # the run's folder, known to every rank
+    out = folder if is_main_process() else None  # where this process writes: under torchrun, rank 0 alone
     replace = train.overwrite if overwrite is None else overwrite
-    fingerprint = _prepare_folder(out, config, prepared, model, replace=replace)
-    callbacks = [*(callbacks or []), *configured_callbacks(config, prepared, out)]
+    # rank 0 readies the folder and decides (refuse, fingerprint); every rank gets that decision or its error
+    fingerprint = decided_by_main(lambda: _prepare_folder(out, config, prepared, model, replace=replace))
+    callbacks = [*(callbacks or []), *raised_together(lambda: configured_callbacks(config, prepared, out))]
     trainer = trainer_from_config(config, model, callbacks=callbacks)
     trainer.class_names = prepared.info.get("class_names")  # a files run's classes: class_weight may name them
     validation = (prepared.x_val, prepared.y_val) if prepared.x_val is not None else None
     phases = config.phases or [PhaseConfig(epochs=train.epochs)]
     _check_phase_layers(model, phases)  # fail on a bad layer name now, not after hours of training
     started = time.perf_counter()
-    resume_dir = resume_folder(config, out, fingerprint, replace=replace,
-                               restart=train.restart if restart is None else restart)
-    if resume_dir is not None:
-        announce_resume(resume_dir, len(phases))
+    resume_dir = _agreed_resume_folder(config, folder, out, fingerprint, len(phases), replace=replace,
+                                       restart=train.restart if restart is None else restart)
     try:
         history = _fit_phases(trainer, model, phases, config, prepared, validation, resume_dir, verbose=verbose)
         if not (train.allow_nonfinite_loss if allow_nonfinite_loss is None else allow_nonfinite_loss):
@@ -92,6 +92,7 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     if out is not None:
         write_outputs(out, config, model, history, metrics, prepared, trainer, diagnosis=diagnosis,
                       recording=_recording(callbacks), curves=drawn_curves(out, callbacks, history))
+    barrier()  # every rank has finished: only now may the saved state go (a rank that failed keeps it)
     if out is not None:  # the run is complete: a new run of the same command starts afresh; a state
         remove_folder(out / "resume")  # left there by an earlier killed run (even with resumable = false) goes too
         remove_folder(out / PROGRESS)  # the set holds its history.csv and curves.png
@@ -128,6 +129,23 @@ def _prepare_folder(out: Path | None, config: RunConfig, prepared: PreparedData,
         refuse_finished_run(out, config, fingerprint)
     check_writable_folder(out)
     return fingerprint
+
+
+def _agreed_resume_folder(config: RunConfig, folder: Path | None, out: Path | None, fingerprint: str | None,
+                          phases: int, *, replace: bool, restart: bool) -> Path | None:
+    """``<folder>/resume`` on every rank when rank 0 finds or makes it there (:func:`resume_folder`), else None.
+
+    Rank 0 alone reads, drops and writes the folder and says where the run resumes; the other
+    ranks follow its decision (or raise its error), and read the state itself when each fit
+    starts (:func:`trainwell.train.resume.load_on_every_rank`: from the shared folder, or sent by rank 0).
+    """
+    def decide() -> bool:
+        resume_dir = resume_folder(config, out, fingerprint, replace=replace, restart=restart)
+        if resume_dir is not None:
+            announce_resume(resume_dir, phases)
+        return resume_dir is not None
+
+    return folder / "resume" if decided_by_main(decide) and folder is not None else None
 
 
 def _check_phase_layers(model: Model, phases: list[PhaseConfig]) -> None:

@@ -16,7 +16,7 @@
 - inputs: the arrays a Trainer is given, checked, and the model's logits of them in batches
 - validation: a fit's validation under torchrun, each rank its slice, the figures of the whole set
 - history: ``History``, the per-epoch records and per-step values of a fit
-- resume: a fit's whole state saved atomically and restored (``FitSaves``)
+- resume: a fit's whole state saved atomically and restored (``FitSaves``), the same on every rank under torchrun
 - distributed: data-parallel training under torchrun
 - threads: how many CPU threads a fit uses
 - precision: mixed precision (bf16, fp16) of the training step: its autocast and GradScaler

@@ -21,7 +21,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -222,3 +222,89 @@ def nonfinite_on_any_rank(loss: torch.Tensor) -> bool:
     if current() is not None:
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
     return bool(flag.item())
+
+
+def broadcast_object(value: Any = None) -> Any:
+    """Rank 0's ``value`` (any picklable object) on every rank, in one collective; in one process, ``value``."""
+    context = current()
+    if context is None:
+        return value
+    holder = [value if context.is_main else None]
+    torch.distributed.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def gather_object(value: Any) -> list[Any]:
+    """Every rank's ``value``, in rank order, on every rank (one collective); in one process, ``[value]``."""
+    if current() is None:
+        return [value]
+    gathered: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(gathered, value)
+    return gathered
+
+
+def barrier() -> None:
+    """Wait until every rank gets here (nothing in one process): what follows happens after every rank's part."""
+    if current() is not None:
+        torch.distributed.barrier()
+
+
+def decided_by_main(decide: Callable[[], Any]) -> Any:
+    """``decide()`` run on rank 0 alone, and its result on every rank; in one process, ``decide()``.
+
+    A decision that reads or changes the output folder (refuse a finished run, resume or start
+    over) is made once, so no rank trains while another refuses. When ``decide`` raises, every
+    rank raises that error (rank 0 its own; the others a copy), so they all stop together.
+    """
+    context = current()
+    if context is None:
+        return decide()
+    outcome: tuple[bool, Any] | None = None
+    if context.is_main:
+        try:
+            outcome = (True, decide())
+        except Exception as error:  # every rank must hear of it before rank 0 raises it
+            outcome = (False, error)
+    ok, value = broadcast_object(_picklable(outcome) if context.is_main else None)
+    if not ok:
+        if context.is_main:
+            raise outcome[1]
+        raise value
+    return outcome[1] if context.is_main else value
+
+
+def _picklable(outcome: tuple[bool, Any]) -> tuple[bool, Any]:
+    """``outcome`` as it can be sent: an error that does not pickle goes as a RuntimeError with its message."""
+    import pickle
+
+    ok, value = outcome
+    try:
+        pickle.dumps(value)
+    except Exception:
+        if ok:
+            raise
+        value = RuntimeError(f"{type(value).__name__} on rank 0: {value}")
+    return ok, value
+
+
+def raised_together(run: Callable[[], Any]) -> Any:
+    """``run()`` on every rank; when it raises on any rank, every rank raises (the lowest failing rank's error).
+
+    For a step that may fail on one rank alone (rank 0's checks of the folders it writes to),
+    so that no rank goes on into the training's collectives while another has stopped. In one
+    process, ``run()``. One collective.
+    """
+    if current() is None:
+        return run()
+    result, failure = None, None
+    try:
+        result = run()
+    except Exception as error:
+        failure = error
+    failures = gather_object(None if failure is None else _picklable((False, failure))[1])
+    if failure is not None:
+        raise failure
+    first = next((error for error in failures if error is not None), None)
+    if first is not None:
+        raise first
+    return result

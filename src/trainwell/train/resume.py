@@ -13,7 +13,11 @@ JSON and a SHA-256 of both. Files are written atomically and the newest two are 
 a state that fails its checksum is reported and the previous one is used instead.
 
 :class:`FitSaves` is what the training loop calls: it captures a trainer's state at an
-epoch's end (or every ``save_every_steps`` steps) and restores it when a fit starts.
+epoch's end (or every ``save_every_steps`` steps) and restores it when a fit starts. Under
+torchrun every rank restores the state rank 0 picks (:func:`load_on_every_rank`): read from
+the shared folder, or sent by rank 0. The state's encoding, its files, and how a fit saves and
+finds it are one module: each rule (which file is the newest good one, what a state holds) is
+read by the others.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import json
 import logging
 import os
 import random
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,6 +38,7 @@ from safetensors.torch import save_file
 from trainwell.errors import TrainwellError
 from trainwell.fileio import atomic_path, json_text
 from trainwell.model.saving import read_safetensors, weights_digest
+from trainwell.train import distributed
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +157,12 @@ def saved_position(directory: str | os.PathLike) -> dict[str, int] | None:
 
 def load_latest_state(directory: str | os.PathLike) -> dict[str, Any] | None:
     """The newest readable state in ``directory`` (falling back past corrupted ones), or None."""
+    found = _latest_state(directory)
+    return None if found is None else found[1]
+
+
+def _latest_state(directory: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:
+    """The newest readable state in ``directory`` and its file, or None."""
     problems = []
     for path in state_files(directory):
         try:
@@ -159,11 +171,61 @@ def load_latest_state(directory: str | os.PathLike) -> dict[str, Any] | None:
             log.warning("%s; trying the previous state", error)
             problems.append(str(error))
             continue
-        return state
+        return path, state
     if problems:
         raise ResumeError("no usable training state: " + "; ".join(problems) + "; pass --restart "
                           "(train_config(restart=True)) to drop them and train from epoch 1")
     return None
+
+
+def load_on_every_rank(directory: str | os.PathLike) -> dict[str, Any] | None:
+    """The newest state in rank 0's ``directory``, the same on every rank (in one process, :func:`load_latest_state`).
+
+    Rank 0 picks the state (or none, or fails: then every rank fails). Where every rank sees
+    that very file (one machine, or a shared filesystem: same name, same checksum), each reads
+    it; where one does not (each node its own disk), rank 0 sends the state to all by broadcast.
+    """
+    if distributed.current() is None:
+        return load_latest_state(directory)
+    found: list[tuple[Path, dict[str, Any]] | None] = [None]
+
+    def pick() -> tuple[str, str | None] | None:  # on rank 0: the file, and its checksum for the others to match
+        found[0] = _latest_state(directory)
+        return None if found[0] is None else (found[0][0].name, _checksum(found[0][0]))
+
+    chosen = distributed.decided_by_main(pick)
+    if chosen is None:
+        return None
+    state = found[0][1] if distributed.is_main_process() else _same_state(Path(directory) / chosen[0], chosen[1])
+    seen = distributed.gather_object(state is not None)
+    if all(seen):  # the folder is shared: each rank has read the state
+        return state
+    if distributed.is_main_process():
+        blind = ", ".join(str(rank) for rank, ok in enumerate(seen) if not ok)
+        print(f"rank {blind} does not see {directory} (not a shared folder): rank 0 sends the saved state",
+              file=sys.stderr)
+    return distributed.broadcast_object(state if distributed.is_main_process() else None)
+
+
+def _checksum(path: Path) -> str | None:
+    """The SHA-256 a state file's metadata records, or None where it cannot be read."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return (handle.metadata() or {}).get("sha256")
+    except (OSError, SafetensorError):
+        return None
+
+
+def _same_state(path: Path, checksum: str | None) -> dict[str, Any] | None:
+    """The state in ``path`` when this rank sees the file rank 0 chose (same checksum), else None."""
+    if checksum is None or _checksum(path) != checksum:
+        return None
+    try:
+        return read_state(path)
+    except ResumeError:
+        return None
 
 
 # ------------------------------------------------------------------ generators
@@ -215,6 +277,19 @@ def capture(trainer: Any, callbacks: Sequence[Any], order: torch.Generator, targ
     return state
 
 
+def _matching(names: dict[str, Any], saved: dict[str, Any]) -> dict[str, Any]:
+    """Rank 0's saved callback names, each given this rank's callback of the same class in the same order (the
+    n-th EarlyStopping to the n-th), or None where this rank runs none (``load_state_dict`` is then skipped)."""
+    mine: dict[str, list[Any]] = {}
+    for name, callback in names.items():
+        mine.setdefault(name.split(":", 1)[1], []).append(callback)
+    matched: dict[str, Any] = {}
+    for name in saved:
+        same_class = mine.get(name.split(":", 1)[1])
+        matched[name] = same_class.pop(0) if same_class else None
+    return matched
+
+
 class FitSaves:
     """Where one fit saves its state (``directory``; None: nowhere, and every call does nothing) and restores it from.
 
@@ -245,11 +320,11 @@ class FitSaves:
         continue from (None: start at an epoch's beginning)."""
         if self.directory is None:
             return None
-        state = load_latest_state(self.directory)
+        state = load_on_every_rank(self.directory)
         if state is None:
             return None
         try:
-            return self._apply(state, trainer)
+            return distributed.raised_together(lambda: self._apply(state, trainer))
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
             # A state whose checksum matches but whose contents are not a state of this kind of fit:
             # crafted, or from an incompatible trainwell. Nothing of it can be trusted.
@@ -261,6 +336,8 @@ class FitSaves:
 
     def _apply(self, state: dict[str, Any], trainer: Any) -> dict[str, Any] | None:
         names = fit_callbacks(self.callbacks)
+        if not distributed.is_main_process():  # rank 0 alone runs the callbacks that write (Checkpoint): rank 0
+            names = _matching(names, state["callbacks"])  # checks the list, the others restore what they run
         if list(state["callbacks"]) != list(names) or state["target"] > self.target:
             raise ResumeError(f"{self.directory}: the saved training state belongs to a different fit (it has "
                               f"callbacks [{', '.join(state['callbacks'])}] and {state['target']} epochs, this fit "
@@ -274,7 +351,8 @@ class FitSaves:
         trainer.skipped_batches = state.get("skipped_batches", 0)  # History counts them from the fit's start
         trainer.stop_training = state["stopped"]
         for key, saved in state["callbacks"].items():
-            names[key].load_state_dict(saved)
+            if names[key] is not None:
+                names[key].load_state_dict(saved)
         set_rng_states(state["rng"], self.order)  # mid-epoch, "order" is the epoch's start: its order is redrawn
         if self.source is not None:
             self.source.load_state_dict(state.get("source"), in_epoch=state["mid_epoch"] is not None)
