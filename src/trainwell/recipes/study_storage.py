@@ -87,7 +87,7 @@ def open_storage(url: str, *, heartbeat: int | None = None, grace: int | None = 
     except OperationalError as error:  # nothing answers there, or it refuses us
         raise ConfigError(f"search.storage: cannot reach {shown_url(url)} ({first_line(error)})") from None
     except Exception as error:  # a file that is not a study database, a damaged one
-        advice = (f"; if it is a damaged or foreign file, move it aside (the study's trials in it are lost) or pass "
+        advice = ("; if it is a damaged or foreign file, move it aside (the study's trials in it are lost) or pass "
                   "another --storage" if url.startswith("sqlite:") else "")
         raise ConfigError(f"search.storage: cannot open {shown_url(url)} ({first_line(error)}){advice}") from None
 
