@@ -154,21 +154,25 @@ with distributed.process_group_from_env() as group:
 """
 
 
+def _run_on_two_ranks_and_one(tmp_path: Path, text: str, name: str) -> None:
+    """The script ``text`` run by 2 gloo processes under torchrun (writing under ``tmp_path/two``) and by one
+    process (``tmp_path/one``); both must succeed."""
+    script = tmp_path / f"{name}.py"
+    script.write_text(text)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    for run, launcher in (("two", ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]), ("one", [])):
+        done = subprocess.run([sys.executable, *launcher, str(script), str(tmp_path / run)], env=env,
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+
 @pytest.mark.slow
 def test_a_streamed_dataset_on_two_gloo_processes_matches_one_process(tmp_path: Path):
     """Each rank loads only its share of each global batch of a Dataset (the arrays' shards), so two processes
     end where one does, as for arrays; a DataLoader brings its own DistributedSampler, whose epoch is set."""
     if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
         pytest.skip("this PyTorch build has no torch.distributed with gloo; the 2-process test cannot run")
-    script = tmp_path / "streamed.py"
-    script.write_text(STREAMED_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          str(script), str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=180)
-    assert two.returncode == 0, two.stderr[-3000:]
-    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one")], env=env, capture_output=True,
-                         text=True, timeout=180)
-    assert one.returncode == 0, one.stderr[-3000:]
+    _run_on_two_ranks_and_one(tmp_path, STREAMED_SCRIPT, "streamed")
     one_weights, two_weights = (load_file(tmp_path / f"{run}.safetensors") for run in ("one", "two"))
     for key in one_weights:
         torch.testing.assert_close(two_weights[key], one_weights[key], rtol=1e-4, atol=1e-5)
@@ -220,15 +224,7 @@ def test_sync_batchnorm_on_two_ranks_equals_one_process_with_the_global_batch(tm
     """With sync_batchnorm every BatchNormalization (after a Conv2D and after a Dense layer) normalizes by the
     global batch, so 2 ranks end where 1 process does, moving statistics included; without it they do not.
     The Trainers are made before init_from_env(timeout=77), whose timeout the group then has."""
-    script = tmp_path / "sync.py"
-    script.write_text(SYNC_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          str(script), str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=180)
-    assert two.returncode == 0, two.stderr[-3000:]
-    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one")], env=env, capture_output=True,
-                         text=True, timeout=180)
-    assert one.returncode == 0, one.stderr[-3000:]
+    _run_on_two_ranks_and_one(tmp_path, SYNC_SCRIPT, "sync")
     one_report, two_report = (json.loads((tmp_path / f"{run}.json").read_text()) for run in ("one", "two"))
     assert two_report["timeout"] == 77 and two_report["flags"] == [False, False]  # off again after the fit
     synced, one_synced = (load_file(tmp_path / f"{run}-True.safetensors") for run in ("two", "one"))
