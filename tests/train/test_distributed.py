@@ -359,3 +359,44 @@ def test_the_cli_flags_set_the_train_keys(tmp_path: Path):
                  "-o", str(tmp_path / "run")]) == 0
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
     assert saved["sync_batchnorm"] is True and saved["process_group_timeout"] == 60
+
+
+DIFFERENT_FITS_SCRIPT = """
+import sys
+
+import torch
+
+import trainwell as tw
+from trainwell.train.distributed import init_from_env
+
+rank = init_from_env(timeout=60).rank
+x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+resume = sys.argv[2] if sys.argv[1] == "resume_dir" and rank == 0 else None
+if sys.argv[1] == "samples" and rank == 1:
+    x, y = x[:48], y[:48]
+model = tw.build_model([tw.Dense(3, activation="softmax")], input_shape=(4,), seed=0)
+try:
+    tw.Trainer(model, seed=0).fit(x, y, epochs=1, batch_size=16, verbose=False, resume_dir=resume)
+except tw.ConfigError as error:
+    print(f"rank {rank}: {error}")
+    sys.exit(2)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("differs, said", [
+    ("resume_dir", "resume_dir given: True on rank 0, False on rank 1"),
+    ("samples", "training samples: 64 on rank 0, 48 on rank 1"),
+])
+def test_ranks_whose_fits_differ_fail_together_at_once_with_what_differs(tmp_path: Path, differs, said):
+    """A resume_dir on rank 0 alone, or fewer samples on rank 1, used to hang in a collective for the whole
+    process-group timeout and end in gloo's own error: now every rank fails before the first one."""
+    script = tmp_path / "differ.py"
+    script.write_text(DIFFERENT_FITS_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script), differs, str(tmp_path / "state")], env=env, capture_output=True, text=True,
+                          timeout=50)
+    assert done.returncode != 0
+    for rank in (0, 1):
+        assert f"rank {rank}: the ranks' fits differ ({said})" in done.stdout, done.stdout + done.stderr[-2000:]

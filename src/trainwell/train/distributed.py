@@ -308,3 +308,21 @@ def raised_together(run: Callable[[], Any]) -> Any:
     if first is not None:
         raise first
     return result
+
+
+def check_same_fit(settings: dict[str, Any]) -> None:
+    """ConfigError on every rank when the ranks' fits differ in ``settings`` (their data's size, resume folder...).
+
+    Every rank must call ``fit`` alike: a rank that resumes while another starts afresh, or
+    that holds fewer samples, would wait in a collective the others never join, for the whole
+    process-group timeout, and then fail far from the cause. One collective, once per fit.
+    """
+    if current() is None:
+        return
+    every = gather_object(settings)
+    differ = [key for key in settings if any(rank[key] != every[0][key] for rank in every)]
+    if differ:
+        said = "; ".join(f"{key}: " + ", ".join(f"{rank[key]!r} on rank {index}" for index, rank in enumerate(every))
+                         for key in differ)
+        raise ConfigError(f"the ranks' fits differ ({said}): under torchrun every rank calls fit with the same "
+                          "data and arguments (the same resume_dir on every rank)")

@@ -117,6 +117,10 @@ def prepare_fit(trainer: Any, x, y, *, epochs, batch_size, validation_data, shuf
         x_train, validation, forward = cache_frozen_prefix(trainer.model, trainer.loss, forward, x_train, validation,
                                                            eval_batch_size)
     sharding = distributed.current()  # data-parallel under torchrun; None (and no cost) in one process
+    if sharding is not None:  # before the first collective of the fit, which ranks that differ would not all join
+        distributed.check_same_fit({"training samples": _length(x) if streamed else len(x_train),
+                                    "resume_dir given": resume_dir is not None, "batch_size": batch_size,
+                                    "epochs": epochs, "validation_data given": validation_data is not None})
     batches = None
     if streamed:  # its first items are checked now, before the seed: as the arrays' checks, they draw nothing
         order = torch.Generator()  # a placeholder until order_generator below draws the fit's
@@ -215,6 +219,14 @@ def _callbacks_and_rates(trainer: Any, epochs: int, steps_per_epoch: int, show_p
     if show_progress and not any(isinstance(c, ProgressDisplay) for c in callbacks):
         callbacks.append(ProgressDisplay())
     return callbacks, rates
+
+
+def _length(data: Any) -> int | None:
+    """The number of items of a Dataset or of a DataLoader's dataset, None where it has no length."""
+    try:
+        return len(getattr(data, "dataset", data))
+    except TypeError:
+        return None
 
 
 def on_this_rank(callbacks: list[Callback], sharding: distributed.ProcessRank | None) -> list[Callback]:
