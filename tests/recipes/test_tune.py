@@ -439,6 +439,24 @@ def test_heartbeat_settings_are_checked(config_file, tmp_path):
         tune(config_file, overrides=["search.heartbeat_interval=2", "search.heartbeat_grace=2"], output_dir=tmp_path)
     with pytest.raises(ConfigError, match="search.heartbeat_interval"):
         tune(config_file, overrides=["search.heartbeat_interval=0"], output_dir=tmp_path)
+    with pytest.raises(ConfigError, match="search.heartbeat_interval"):  # Python's timed waits would overflow
+        tune(config_file, overrides=["search.heartbeat_interval=1000000000000"], output_dir=tmp_path)
+
+
+def test_sampler_seeds_stay_in_numpys_range(config_file, tmp_path):
+    """A seed past 2**32 - 1 is refused by name; the largest one plus a worker's index wraps, as NumPy needs."""
+    with pytest.raises(ConfigError, match="search.sampler_seed"):
+        tune(config_file, overrides=["search.sampler_seed=4294967296"], output_dir=tmp_path)
+    result = tune(config_file, trials=1, overrides=["search.sampler_seed=4294967295", "train.epochs=1"],
+                  worker_index=1, storage=f"sqlite:///{tmp_path / 'study.db'}", output_dir=tmp_path)
+    assert result.counts == {"complete": 1}
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
+def test_a_storage_in_memory_is_refused(config_file, tmp_path, url):
+    """It would be lost when the worker ends and seen by no other worker, so a study there is never shared."""
+    with pytest.raises(ConfigError, match="is a database in memory"):
+        tune(config_file, storage=url, output_dir=tmp_path)
 
 
 def test_a_trial_taken_for_a_killed_ones_while_it_ran_is_not_counted(config_file, tmp_path, monkeypatch):

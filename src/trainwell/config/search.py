@@ -46,7 +46,7 @@ class SearchConfig(ConfigSection):
     direction: Optional[Literal["maximize", "minimize"]] = None
     trials: int = Field(20, gt=0)  # the study's total of finished trials, over every worker
     sampler: Literal["tpe", "random"] = "tpe"
-    sampler_seed: Optional[int] = None
+    sampler_seed: Optional[int] = Field(None, ge=0, le=2**32 - 1)  # NumPy's seeds: 0 to 2**32 - 1
     pruner: Literal["median", "none"] = "median"
     startup_trials: int = Field(5, ge=0)  # MedianPruner: trials that finish before any is pruned
     warmup_epochs: int = Field(1, ge=0)  # MedianPruner: epochs a trial runs before it can be pruned
@@ -55,8 +55,9 @@ class SearchConfig(ConfigSection):
     # a running trial's worker records that it is alive every heartbeat_interval seconds; a trial silent
     # for heartbeat_grace seconds (default 3 intervals) was a killed worker's: it is marked failed and
     # its parameters are run again, at most trial_retries times
-    heartbeat_interval: int = Field(10, gt=0)
-    heartbeat_grace: Optional[int] = Field(None, gt=0)
+    # at most a day: Python's timed waits overflow far above, and a beat that rare finds no killed worker
+    heartbeat_interval: int = Field(10, gt=0, le=86_400)
+    heartbeat_grace: Optional[int] = Field(None, gt=0, le=7 * 86_400)
     trial_retries: int = Field(3, ge=0)
 
     @property

@@ -47,6 +47,9 @@ def open_storage(url: str, *, heartbeat: int | None = None, grace: int | None = 
     from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 
     url = driver_url(url)
+    if url.split("?")[0] in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):  # a database that ends with the worker
+        raise ConfigError(f"search.storage: {url!r} is a database in memory, lost when this worker ends and unseen "
+                          "by any other; name a file (sqlite:///study.db) or a server (postgresql://...)")
     engine = None
     if url.startswith("postgresql"):
         engine = {"connect_args": {"connect_timeout": 10}}

@@ -150,7 +150,7 @@ def _run_study(optuna, data, run_config, search: SearchConfig, params: list[Para
 
     storage = open_storage(url, heartbeat=search.heartbeat_interval, grace=search.grace, retries=search.trial_retries)
     with claimed_index(optuna, storage, name, index, search.heartbeat_interval) as index:
-        seed = None if search.sampler_seed is None else search.sampler_seed + index
+        seed = None if search.sampler_seed is None else (search.sampler_seed + index) % 2**32  # NumPy's range
         sampler = (optuna.samplers.RandomSampler(seed=seed) if search.sampler == "random"
                    else optuna.samplers.TPESampler(seed=seed))
         pruner = (optuna.pruners.MedianPruner(n_startup_trials=search.startup_trials,
