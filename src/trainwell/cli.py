@@ -145,6 +145,10 @@ def _lost_rank_said(run_config) -> Iterator[None]:
         folder = output_dir_for(run_config) / "resume"
         kept = (f"the training state is kept in {folder}; run the same command again to resume"
                 if any(folder.glob("phase-*")) else "run the same command again")
+        timeout = run_config.train.process_group_timeout
+        if "timeout" in reason.lower() or "timed out" in reason.lower():  # or the ranks only needed longer
+            kept += (f"; if every rank was alive but slow (starting, loading data, saving), raise "
+                     f"[train] process_group_timeout ({'torch default, 1800' if timeout is None else timeout} s)")
         raise TrainwellError(f"data-parallel training stopped: a rank died or could not reach the others "
                              f"({type(error).__name__}: {reason}); the run did not finish; {kept}") from error
 

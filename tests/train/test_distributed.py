@@ -400,3 +400,19 @@ def test_ranks_whose_fits_differ_fail_together_at_once_with_what_differs(tmp_pat
     assert done.returncode != 0
     for rank in (0, 1):
         assert f"rank {rank}: the ranks' fits differ ({said})" in done.stdout, done.stdout + done.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_a_process_group_timeout_too_short_for_the_ranks_says_which_setting_to_raise(tmp_path: Path):
+    """Ranks that time out joining or waiting are not always dead: the error names the timeout to raise."""
+    (tmp_path / "run.toml").write_text('seed = 0\n[data]\nname = "digits"\ntrain_size = 64\nvalidation_size = 32\n'
+                                       '[model]\nlayers = [{type = "flatten"}, {type = "dense", units = 10, '
+                                       'activation = "softmax"}]\n[train]\nepochs = 1\nbatch_size = 16\n'
+                                       'device = "cpu"\nprocess_group_timeout = 0.001\n')
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "trainwell.cli", "train", "run.toml", "-o", "out"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "raise [train] process_group_timeout (0.001 s)" in done.stderr, done.stderr[-3000:]
+    assert not (tmp_path / "out" / "model.safetensors").exists()
