@@ -511,3 +511,19 @@ def test_the_readmes_two_workers_run_as_written(tmp_path, monkeypatch):
     _finish(workers)
     study = optuna.load_study(study_name="digits", storage=f"sqlite:///{tmp_path / 'runs' / 'digits.db'}")
     assert len(_finished(study)) == 4
+
+
+def test_a_relative_sqlite_storage_is_stored_as_a_path_that_opens_from_any_folder(config_file, tmp_path,
+                                                                                 monkeypatch):
+    """best_trial.json names the study's storage: a relative sqlite path there would open another, empty
+    file once read from another folder, so the URL is made absolute where it is used, printed and stored."""
+    (tmp_path / "here" / "studies").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "here")
+    result = tune(config_file, trials=1, overrides=["train.epochs=1"], storage="sqlite:///studies/s.db",
+                  output_dir=tmp_path / "out")
+    stored = json.loads((tmp_path / "out" / "best_trial.json").read_text())["storage"]
+    assert stored == result.storage == f"sqlite:///{tmp_path / 'here' / 'studies' / 's.db'}"
+    monkeypatch.chdir(tmp_path)
+    study = optuna.load_study(study_name=json.loads((tmp_path / "out" / "best_trial.json").read_text())["study"],
+                              storage=stored)
+    assert len(study.trials) == 1

@@ -8,6 +8,7 @@ on several machines share; passwords are hidden in every message.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import warnings
@@ -122,7 +123,21 @@ def driver_url(url: str) -> str:
     >>> driver_url("postgresql+psycopg://user@host/db")
     'postgresql+psycopg://user@host/db'
     """
-    return _postgresql_driver(url) if isinstance(url, str) else url
+    return _absolute_sqlite(_postgresql_driver(url)) if isinstance(url, str) else url
+
+
+def _absolute_sqlite(url: str) -> str:
+    """``sqlite:///relative/study.db`` with its path made absolute, so that the URL trainwell prints
+    and stores in best_trial.json opens the same file from any folder; other URLs as they are.
+
+    >>> _absolute_sqlite("sqlite:////data/study.db")
+    'sqlite:////data/study.db'
+    """
+    prefix = "sqlite:///"
+    path, query = url[len(prefix):].partition("?")[::2] if url.startswith(prefix) else ("", "")
+    if not path or path.startswith("/") or path == ":memory:":
+        return url
+    return prefix + os.path.abspath(path) + (f"?{query}" if query else "")
 
 
 def _postgresql_driver(url: str) -> str:
