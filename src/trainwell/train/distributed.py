@@ -26,6 +26,8 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
+# rank 0's object on every rank: the callbacks' own collective (they sit below this package), used here too
+from trainwell.callbacks.ranks import from_rank_zero
 from trainwell.errors import ConfigError
 
 
@@ -224,16 +226,6 @@ def nonfinite_on_any_rank(loss: torch.Tensor) -> bool:
     return bool(flag.item())
 
 
-def broadcast_object(value: Any = None) -> Any:
-    """Rank 0's ``value`` (any picklable object) on every rank, in one collective; in one process, ``value``."""
-    context = current()
-    if context is None:
-        return value
-    holder = [value if context.is_main else None]
-    torch.distributed.broadcast_object_list(holder, src=0)
-    return holder[0]
-
-
 def gather_object(value: Any) -> list[Any]:
     """Every rank's ``value``, in rank order, on every rank (one collective); in one process, ``[value]``."""
     if current() is None:
@@ -265,7 +257,7 @@ def decided_by_main(decide: Callable[[], Any]) -> Any:
             outcome = (True, decide())
         except Exception as error:  # every rank must hear of it before rank 0 raises it
             outcome = (False, error)
-    ok, value = broadcast_object(_picklable(outcome) if context.is_main else None)
+    ok, value = from_rank_zero(_picklable(outcome) if context.is_main else None)
     if not ok:
         if context.is_main:
             raise outcome[1]

@@ -204,7 +204,7 @@ def load_on_every_rank(directory: str | os.PathLike) -> dict[str, Any] | None:
         blind = ", ".join(str(rank) for rank, ok in enumerate(seen) if not ok)
         print(f"rank {blind} does not see {directory} (not a shared folder): rank 0 sends the saved state",
               file=sys.stderr)
-    return distributed.broadcast_object(state if distributed.is_main_process() else None)
+    return distributed.from_rank_zero(state if distributed.is_main_process() else None)
 
 
 def _checksum(path: Path) -> str | None:
