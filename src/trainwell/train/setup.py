@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 from trainwell.checks import is_integer, is_number
 from trainwell.callbacks import Callback, ProgressDisplay, overrides
 from trainwell.data.arrays import model_dtype
-from trainwell.data.streams import is_stream
+from trainwell.data.streams import is_stream, stream_length
 from trainwell.errors import ArrayError, ConfigError
 from trainwell.metrics import check_metrics, needs_outputs
 from trainwell.model.regularization import kernel_constraints, kernel_penalties
@@ -118,7 +118,8 @@ def prepare_fit(trainer: Any, x, y, *, epochs, batch_size, validation_data, shuf
                                                            eval_batch_size)
     sharding = distributed.current()  # data-parallel under torchrun; None (and no cost) in one process
     if sharding is not None:  # before the first collective of the fit, which ranks that differ would not all join
-        distributed.check_same_fit({"training samples": _length(x) if streamed else len(x_train),
+        length = stream_length(x, "training data") if streamed else len(x_train)
+        distributed.check_same_fit({f"training {'batches' if isinstance(x, DataLoader) else 'samples'}": length,
                                     "resume_dir given": resume_dir is not None, "batch_size": batch_size,
                                     "epochs": epochs, "validation_data given": validation_data is not None})
     batches = None
@@ -219,14 +220,6 @@ def _callbacks_and_rates(trainer: Any, epochs: int, steps_per_epoch: int, show_p
     if show_progress and not any(isinstance(c, ProgressDisplay) for c in callbacks):
         callbacks.append(ProgressDisplay())
     return callbacks, rates
-
-
-def _length(data: Any) -> int | None:
-    """The number of items of a Dataset or of a DataLoader's dataset, None where it has no length."""
-    try:
-        return len(getattr(data, "dataset", data))
-    except TypeError:
-        return None
 
 
 def on_this_rank(callbacks: list[Callback], sharding: distributed.ProcessRank | None) -> list[Callback]:
