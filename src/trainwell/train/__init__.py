@@ -5,7 +5,9 @@
 - setup: what one fit is made of (``Fit``), built once before its first step; the Trainer's setting checks
 - step: the ``Step`` protocol, ``AutogradStep``, ``FusedStep``, ``make_step`` and ``why_not_fused``
 - fused: the fused pass (a hand-written forward and backward of a plain dense stack, no autograd) and the hooks it cannot honour
-- fused_stages: a model as the fused pass's stages (each layer's forward and the ``aten`` kernel of its backward)
+- fused_stages: the fused pass's stages (each layer's forward and the ``aten`` kernel of its backward), in the layout
+  the products are fastest in
+- fused_model: which models the fused pass covers: a model as its stages, or why not
 - fused_probe: the fused pass checked against autograd on a tiny copy, once per structure
 - meter: the epoch's sums (loss, penalty, correct, samples) and the outputs its metrics need: add, state_dict, all_reduce
 - rates: each step's learning rate and momentum from the schedules

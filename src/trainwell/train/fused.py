@@ -46,7 +46,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.optim import optimizer as _optimizer_module
 
-from trainwell.train.fused_stages import Gradients, foldable, model_stages
+from trainwell.train.fused_model import model_stages
+from trainwell.train.fused_stages import Gradients, foldable, set_layouts
 
 __all__ = ["FusedPass", "fused_pass"]
 
@@ -65,8 +66,10 @@ class FusedPass:
         self.params = [p for stage in stages for p in stage.params()]
         self.optimizer = optimizer
         self.gradients = Gradients(folded=fold_updates and foldable(optimizer))
+        self._minus: torch.Tensor | None = None
         # Below the lowest stage with parameters, no gradient is needed.
         self.lowest = min(i for i, stage in enumerate(stages) if stage.params())
+        self.transposed = set_layouts(stages)  # whether the logits come (classes, batch)
         names = names or {}
         self._named_modules = [(names.get(id(m), type(m).__name__), m) for m in modules]
         self._named_params = [(names.get(id(p), "a parameter"), p) for p in self.params]
@@ -96,17 +99,27 @@ class FusedPass:
         for stage in self.stages:
             h, keep = stage.forward(h)
             saved.append(keep)
-        logits = h
+        logits = h.t() if self.transposed else h
         log_probs = torch.log_softmax(logits, dim=-1)
         loss = F.nll_loss(log_probs, y)
         # d(mean cross-entropy)/d(logits) = (softmax - one_hot) / batch
         g = log_probs.exp_()
-        g.scatter_add_(1, y.unsqueeze(1), torch.full((len(y), 1), -1.0, dtype=g.dtype, device=g.device))
-        g.div_(len(y))
+        g.scatter_add_(1, y.unsqueeze(1), self._minus_ones(g))
+        g.div_(g.shape[0])
+        if self.transposed:
+            g = g.t()
         self.gradients.lr = float(self.optimizer.param_groups[0]["lr"])
         for i in range(len(self.stages) - 1, self.lowest - 1, -1):
             g = self.stages[i].backward(g, saved[i], self.gradients, need_input=i > self.lowest)
         return logits, loss
+
+
+    def _minus_ones(self, g: torch.Tensor) -> torch.Tensor:
+        """A column of -1 per sample of ``g``'s batch (kept: a fresh one each step costs a few microseconds)."""
+        column = self._minus
+        if column is None or column.shape[0] != g.shape[0] or column.dtype != g.dtype or column.device != g.device:
+            column = self._minus = torch.full((g.shape[0], 1), -1.0, dtype=g.dtype, device=g.device)
+        return column
 
 
 def fused_pass(model: nn.Module, optimizer: torch.optim.Optimizer, *, fold_updates: bool) -> FusedPass | str:
