@@ -69,6 +69,20 @@ def test_a_momentum_run_continues_on_the_standard_path(images):
     assert_same_run(*runs)
 
 
+def test_a_dense_layer_on_sequences_steps_aside_to_autograd():
+    """nn.Linear maps the last axis of a (batch, steps, features) input; the fused pass's products take matrices."""
+    x, y = torch.rand(64, 5, 8, generator=torch.Generator().manual_seed(0)), torch.arange(64) % 3
+    runs = []
+    for fused in (True, False):
+        model = tw.build_model([tw.Dense(4, activation="relu"), tw.Flatten(), tw.Dense(3, activation="softmax")],
+                               input_shape=(5, 8))
+        trainer = tw.Trainer(model, optimizer={"name": "sgd", "lr": 0.1}, seed=0, fused=fused)
+        runs.append((trainer.fit(x, y, epochs=2, batch_size=32, verbose=False), model))
+    assert runs[0][0]["loss"] == pytest.approx(runs[1][0]["loss"], rel=1e-6)
+    for a, b in zip(runs[0][1].parameters(), runs[1][1].parameters()):
+        torch.testing.assert_close(a, b)
+
+
 def test_plain_torch_sequential_qualifies(images):
     x, y, _, _ = images
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 4))

@@ -47,7 +47,7 @@ from torch.nn import functional as F
 from torch.optim import optimizer as _optimizer_module
 
 from trainwell.train.fused_model import model_stages
-from trainwell.train.fused_stages import Gradients, foldable, set_layouts
+from trainwell.train.fused_stages import FlattenStage, Gradients, LinearStage, foldable, set_layouts
 
 __all__ = ["FusedPass", "fused_pass"]
 
@@ -70,6 +70,9 @@ class FusedPass:
         # Below the lowest stage with parameters, no gradient is needed.
         self.lowest = min(i for i, stage in enumerate(stages) if stage.params())
         self.transposed = set_layouts(stages)  # whether the logits come (classes, batch)
+        # Its Dense stages take (batch, features): an input of more dimensions needs a Flatten before the first
+        first_dense = next((i for i, stage in enumerate(stages) if isinstance(stage, LinearStage)), len(stages))
+        self.flattens = any(isinstance(stage, FlattenStage) for stage in stages[:first_dense])
         names = names or {}
         self._named_modules = [(names.get(id(m), type(m).__name__), m) for m in modules]
         self._named_params = [(names.get(id(p), "a parameter"), p) for p in self.params]
@@ -83,6 +86,11 @@ class FusedPass:
     @property
     def applies_update(self) -> bool:
         return self.gradients.folded
+
+    def takes(self, x: torch.Tensor) -> bool:
+        """Whether the pass can run on a batch shaped like ``x`` (a Dense layer applied to a batch of sequences,
+        say, is autograd's: ``nn.Linear`` maps the last axis of any shape, the pass's products a matrix)."""
+        return x.dim() == 2 or self.flattens
 
     def obstacle(self) -> str | None:
         """The hook attached now that this pass cannot honour, named (the step then runs autograd's)."""

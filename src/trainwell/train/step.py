@@ -142,7 +142,7 @@ class FusedStep:
     def __call__(self, xb: torch.Tensor, yb: torch.Tensor, weight: float = 1.0,
                  sample_weight: torch.Tensor | None = None) -> StepResult | None:
         if ((self.wants_autograd is not None and self.wants_autograd()) or self.fused.obstacle() is not None
-                or sample_weight is not None):
+                or sample_weight is not None or not self.fused.takes(xb)):
             return self.autograd(xb, yb, weight, sample_weight)
         logits, loss = self.fused(xb, yb)
         if not self.fused.applies_update:  # the gradients are in .grad
