@@ -169,3 +169,27 @@ def test_every_hook_kind_fires_on_the_default_path_and_is_named(images, hook):
     assert HOOKS[hook][1] in reason
     assert after is None  # the hook is removed: nothing stands in the way any more
     assert history["loss"] == pytest.approx(standard["loss"], rel=1e-5)
+
+
+def test_weights_moved_to_new_storage_between_steps_are_the_ones_trained():
+    """The Dense stages keep W.T and the bias column as views; a parameter whose storage is replaced mid-fit
+    (``param.data = ...``) must be read anew, not through a view of its old storage."""
+    x, y = torch.rand(64, 8, generator=torch.Generator().manual_seed(0)), torch.arange(64) % 3
+    runs = []
+    for fused in (True, False):
+        model = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+        torch.manual_seed(0)
+        for p in model.parameters():
+            nn.init.normal_(p, std=0.3)
+
+        class Replace(tw.Callback):
+            def on_batch_begin(self, trainer, step):
+                if step == 1:
+                    for p in model.parameters():
+                        p.data = p.data.clone()
+
+        trainer = tw.Trainer(model, optimizer={"name": "sgd", "lr": 0.1}, seed=0, fused=fused, callbacks=[Replace()])
+        runs.append((trainer.fit(x, y, epochs=2, batch_size=16, verbose=False), model))
+    assert runs[0][0]["loss"] == pytest.approx(runs[1][0]["loss"], rel=1e-5)
+    for a, b in zip(runs[0][1].parameters(), runs[1][1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
