@@ -105,9 +105,10 @@ def example_digests(work: Path, pattern: str = "*.*ml") -> dict[str, dict[str, s
             epochs = ([f"--set=phases[{i}].epochs=1" for i in range(len(config["phases"]))] if config.get("phases")
                       else ["--epochs", "1"])
             _trainwell("train", str(local), *SMOKE, *epochs, "-o", str(out), "-q", cwd=work)
-            record = {"history": _digest(json.loads((out / "history.json").read_text())),
-                      "metrics": _digest(json.loads((out / "metrics.json").read_text())),
-                      "weights": _weights_digest(out / "model.safetensors")}
+            history, metrics = json.loads((out / "history.json").read_text()), json.loads((out / "metrics.json").read_text())
+            record = {"history": _digest(history), "metrics": _digest(metrics),
+                      "weights": _weights_digest(out / "model.safetensors"),
+                      "values": _untimed({"history": history, "metrics": metrics})}
         found[path.name] = record
         print(f"  {path.name:28s} {time.perf_counter() - started:5.1f} s  {record}", flush=True)
     return found
@@ -129,7 +130,7 @@ def catalog_digests(work: Path, jobs: int) -> dict[str, dict[str, str]]:
         series = {r["name"]: json.loads(r["data"]) for r in db.execute("SELECT * FROM series WHERE run_id = ?",
                                                                           (run["id"],))}
         record = {"status": run["status"], "epochs": _digest(epochs), "results": _digest(results),
-                  "series": _digest(series)}
+                  "series": _digest(series), "values": _untimed({"epochs": epochs, "results": results})}
         weights = sorted((out / "runs" / run["experiment"]).glob(f"seed{run['seed']}-smoke/**/*.safetensors"))
         if weights:
             record["weights"] = _digest({str(p.relative_to(out)): _weights_digest(p) for p in weights})
@@ -143,15 +144,51 @@ def new_entries(now: dict[str, Any], before: dict[str, Any]) -> list[str]:
     return [f"{group}/{name}" for group in ("examples", "catalog") for name in sorted(set(now[group]) - set(before[group]))]
 
 
+def _numbers(value: Any, path: str = "") -> dict[str, float]:
+    """The numbers in a record's values, by where they sit (``history.loss[2]``...)."""
+    if isinstance(value, bool) or value is None:
+        return {}
+    if isinstance(value, (int, float)):
+        return {path: float(value)}
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _numbers(item, f"{path}.{key}").items()}
+    if isinstance(value, (list, tuple)):
+        return {k: v for i, item in enumerate(value) for k, v in _numbers(item, f"{path}[{i}]").items()}
+    return {}
+
+
+def largest_difference(a: Any, b: Any) -> tuple[float, str] | None:
+    """The largest relative difference between two records' numbers and where it is; None when their
+    numbers do not pair up (a key or value only one of them has)."""
+    x, y = _numbers(a), _numbers(b)
+    if x.keys() != y.keys():
+        return None
+    worst = (0.0, "")
+    for key in x:
+        if x[key] != y[key]:
+            scale = max(abs(x[key]), abs(y[key]), 1e-12)
+            worst = max(worst, (abs(x[key] - y[key]) / scale, key))
+    return worst
+
+
 def compare(now: dict[str, Any], before: dict[str, Any]) -> list[str]:
-    """What moved in the entries both digests have, or what went missing; new entries are not compared."""
+    """What moved in the entries both digests have, or what went missing; new entries are not compared.
+
+    The digests are compared exactly; where both files also hold the numbers behind them, a line
+    says by how much they moved (the largest relative difference), so that a change of float
+    rounding can be told from a change of result."""
     moved = []
     for group in ("examples", "catalog"):
         for name in sorted(set(before[group])):
-            a, b = before[group].get(name), now[group].get(name)
-            if a != b:
-                keys = sorted(k for k in set(a or {}) | set(b or {}) if (a or {}).get(k) != (b or {}).get(k))
-                moved.append(f"{group}/{name}: {', '.join(keys) or 'missing'}")
+            a, b = before[group].get(name) or {}, now[group].get(name) or {}
+            keys = sorted(k for k in (set(a) | set(b)) - {"values"} if a.get(k) != b.get(k))
+            if keys or not b:
+                line = f"{group}/{name}: {', '.join(keys) or 'missing'}"
+                if "values" in a and "values" in b:
+                    worst = largest_difference(a["values"], b["values"])
+                    line += ("; the numbers do not pair up" if worst is None else
+                             f"; largest relative difference {worst[0]:.2g} ({worst[1] or 'none'})")
+                moved.append(line)
     return moved
 
 
