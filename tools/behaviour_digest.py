@@ -110,7 +110,7 @@ def example_digests(work: Path, pattern: str = "*.*ml") -> dict[str, dict[str, s
                       "weights": _weights_digest(out / "model.safetensors"),
                       "values": _untimed({"history": history, "metrics": metrics})}
         found[path.name] = record
-        print(f"  {path.name:28s} {time.perf_counter() - started:5.1f} s  {record}", flush=True)
+        print(f"  {path.name:28s} {time.perf_counter() - started:5.1f} s  { {k: v for k, v in record.items() if k != 'values'} }", flush=True)
     return found
 
 
