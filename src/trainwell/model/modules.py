@@ -96,8 +96,11 @@ class BatchNorm(nn.BatchNorm1d):
         less ``factor * eps`` is the same update in one op less. No ``no_grad`` is needed: the
         kernel's mean and invstd carry no gradient, and the statistics are buffers.
         """
-        self.running_mean.lerp_(mean.to(self.running_mean.dtype), factor)
-        self.running_var.lerp_(invstd.pow(-2).to(self.running_var.dtype), factor).sub_(factor * self.eps)
+        variance_plus_eps = invstd.pow(-2)
+        if mean.dtype != self.running_mean.dtype:  # half-precision batches keep float32 statistics
+            mean, variance_plus_eps = mean.to(self.running_mean.dtype), variance_plus_eps.to(self.running_var.dtype)
+        self.running_mean.lerp_(mean, factor)
+        self.running_var.lerp_(variance_plus_eps, factor).sub_(factor * self.eps)
 
 
 class LogitsView(nn.Module):
