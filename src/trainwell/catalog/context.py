@@ -14,9 +14,10 @@ import copy
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from trainwell.callbacks import Callback
 from trainwell.catalog.vocabulary import Budget, Entry
@@ -53,6 +54,7 @@ class StoreRecorder(Callback):
             self.context.store.log_epoch(self.context.run_id, self.phase, record["epoch"], dict(record))
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
+        self.context.train_s += float(logs.get("time") or 0.0)  # this attempt's epochs only, not resumed ones
         self._log_history(trainer)
         self._progress(trainer, trainer.steps_per_epoch)
 
@@ -73,6 +75,16 @@ class Context:
     run_id: int
     out: Path
     results: dict[str, float] = field(default_factory=dict)
+    train_s: float = 0.0  # seconds in training so far: the recorded fits' epochs, and :meth:`training` blocks
+
+    @contextmanager
+    def training(self) -> Iterator[None]:
+        """Count the block's time as training (a fit whose epochs the store does not record, such as a search's)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.train_s += time.perf_counter() - started
 
     @property
     def state_dir(self) -> Path:
