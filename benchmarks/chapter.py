@@ -50,7 +50,7 @@ def chapter_results(out: Path, *, wall_s: float, jobs: int, began: float, budget
     from trainwell.catalog.vocabulary import get_budget
     from trainwell.store import RunStore, store_path
 
-    with RunStore(store_path(out)) as store:
+    with RunStore(store_path(out)) as store:  # an interrupted reproduce leaves runs unfinished: counted as failed
         runs = store.runs(budget=budget)
         reports = collect(store, get_budget(budget))
     entries: dict[str, dict[str, Any]] = {}
@@ -101,7 +101,7 @@ def chapter_markdown(result: dict[str, Any], *, when: datetime.datetime | None =
     lines += ["", "| entry | runs | training | whole | not training |", "|---|---|---|---|---|"]
     for name, entry in result["entries"].items():
         share = 1 - entry["train_s"] / entry["whole_s"] if entry["whole_s"] > 0 else 0.0
-        failed = f" ({entry['failed']} failed)" if entry["failed"] else ""
+        failed = f" ({entry['failed']} failed or unfinished)" if entry["failed"] else ""
         lines.append(f"| {name} | {entry['runs']}{failed} | {entry['train_s']:.1f} s | {entry['whole_s']:.1f} s | "
                      f"{share:.0%} |")
     return "\n".join(lines) + "\n"

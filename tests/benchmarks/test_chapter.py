@@ -58,6 +58,8 @@ def test_the_section_goes_on_top_of_the_results_file_and_keeps_the_older_ones(tm
     chapter = _chapter()
     began = 1_000_000.0
     _fake_output(tmp_path, began)
+    with RunStore(store_path(tmp_path)) as store:  # interrupted: started, never finished
+        store.start_run("bn_after", 42, "full")
     result = chapter.chapter_results(tmp_path, wall_s=80.0, jobs=2, began=began)
     result["command"] = "trainwell reproduce --budget full --seeds 1 --jobs 2"
     section = chapter.chapter_markdown(result, when=datetime.datetime(2026, 12, 2, 0, 30))
@@ -65,6 +67,7 @@ def test_the_section_goes_on_top_of_the_results_file_and_keeps_the_older_ones(tm
     assert "Wall time **1:20** (80 s)" in section and f"**1 of {result['figures']} pass**" in section
     assert "**39% of the wall time is not training**" in section
     assert "| relu_100 | 2 | 55.0 s | 60.0 s | 8% |" in section
+    assert "| bn_after | 1 (1 failed or unfinished) | 0.0 s | 0.0 s | 0% |" in section
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n\n## 2026-12-01: an older run\n\nits table\n", encoding="utf-8")
     chapter.add_section(results, section)
