@@ -17,6 +17,12 @@ Markdown table.
     python benchmarks/suite.py --quick                  # ~2-3 minutes, no Keras, no reproduce
     python benchmarks/suite.py                          # the full table: benchmarks/RESULTS.md, results.json
     python benchmarks/suite.py --models leaky_relu,selu_100 --device cuda --epochs 3
+    python benchmarks/suite.py --chapter                # only the whole chapter, full budget (~7 minutes of 2 cores)
+
+``--chapter`` times ``trainwell reproduce --budget full --seeds 1 --jobs 2`` alone (it takes every
+core, so nothing else is timed beside it) and adds a dated section to benchmarks/RESULTS.md: the
+wall time, the figures passing, each entry's training and whole time, and the share of the wall
+time that is not training (see benchmarks/chapter.py).
 """
 
 from __future__ import annotations
@@ -225,6 +231,20 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def chapter(budget: str, path: Path) -> None:
+    """``--chapter``: time the whole chapter, print its section and add it to ``path``."""
+    from chapter import add_section, chapter_markdown, run_chapter
+
+    print(f"timing `trainwell reproduce --budget {budget} --seeds 1 --jobs 2` (a fresh folder) ...", flush=True)
+    result = run_chapter(budget=budget)
+    section = chapter_markdown(result)
+    print(section)
+    if result["returncode"] != 0:
+        print("reproduce ended with exit status", result["returncode"], *result["last_lines"], sep="\n  ")
+    add_section(path, section)
+    print(f"added to {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer epochs, no Keras, no reproduce (a few minutes)")
@@ -242,7 +262,14 @@ def main() -> None:
     parser.add_argument("--reproduce", action=argparse.BooleanOptionalAction, default=None,
                         help="time `trainwell reproduce --budget quick` (default: on unless --quick)")
     parser.add_argument("--out", help="output prefix (default benchmarks/results; quick: benchmarks/results-quick)")
+    parser.add_argument("--chapter", action="store_true",
+                        help="time only `trainwell reproduce --seeds 1 --jobs 2` (full budget: ~7 minutes of 2 cores) "
+                             "and add its section to benchmarks/RESULTS.md (with --out: OUT.md)")
+    parser.add_argument("--chapter-budget", default="full", choices=("full", "quick", "smoke"),
+                        help="the budget --chapter runs (default full; quick takes about a minute)")
     args = parser.parse_args()
+    if args.chapter:
+        return chapter(args.chapter_budget, Path(args.out).with_suffix(".md") if args.out else HERE / "RESULTS.md")
     names = [n for n in args.models.split(",") if n]
     for name in names:
         if name not in MODELS:

@@ -17,7 +17,7 @@ def test_a_run_records_config_epochs_results_series_and_timings(tmp_path):
         store.finish(run)
         row = store.run("leaky_relu", 42, "quick")
         assert row["status"] == "finished" and row["config"] == {"seed": 42} and row["versions"] == {"torch": "x"}
-        assert row["device"] == "cpu" and row["duration_s"] >= 0
+        assert row["device"] == "cpu" and row["duration_s"] >= 0 and row["train_s"] is None  # not measured
         assert [r["val_accuracy"] for r in store.epochs(run)["train"]] == [0.8, 0.82]
         assert store.results(run)["val_accuracy"] == 0.82 and math.isnan(store.results(run)["nan"])
         assert store.series(run)["lr"]["value"] == [0.1, 0.05]
@@ -67,3 +67,22 @@ def test_non_finite_figures_are_stored_as_valid_json_and_read_back_as_nan(tmp_pa
         for (text,) in store._db.execute("SELECT metrics FROM epochs UNION ALL SELECT data FROM series"):
             strict_json(text)
         assert math.isnan(store.epochs(run)["train"][0]["loss"])
+
+
+def test_a_run_records_its_training_time_and_an_older_store_gains_the_column(tmp_path):
+    import sqlite3
+
+    with RunStore(tmp_path / "runs.sqlite") as store:
+        store.finish(store.start_run("a", 42, "quick"), train_s=1.5)
+        assert store.run("a", 42, "quick")["train_s"] == 1.5
+    older = tmp_path / "older.sqlite"  # a store written before runs had train_s
+    with RunStore(older) as store:
+        store.finish(store.start_run("a", 42, "quick"))
+    db = sqlite3.connect(older)
+    db.execute("ALTER TABLE runs DROP COLUMN train_s")
+    db.commit()
+    db.close()
+    with RunStore(older) as store:
+        assert store.run("a", 42, "quick")["train_s"] is None and store.is_finished("a", 42, "quick")
+        store.finish(store.start_run("b", 42, "quick"), train_s=2.0)
+        assert store.run("b", 42, "quick")["train_s"] == 2.0

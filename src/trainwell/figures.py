@@ -90,7 +90,7 @@ def finish(figure: "Figure") -> "Figure":
     label every 2nd (3rd, ...) tick, drawing again after each step until none overlap."""
     from matplotlib.ticker import NullFormatter
 
-    figure.canvas.draw()
+    figure.draw_without_rendering()  # the layout and the labels' places, without painting any pixel
     renderer = figure.canvas.get_renderer()
     for axes in figure.axes:
         for axis, vertical in ((axes.xaxis, False), (axes.yaxis, True)):
@@ -103,7 +103,7 @@ def finish(figure: "Figure") -> "Figure":
                 if not _overlap(axis, renderer, vertical):
                     break
                 fix()
-                figure.canvas.draw()
+                figure.draw_without_rendering()
     return figure
 
 

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started REAL,                    -- unix time
     finished REAL,
     duration_s REAL,
+    train_s REAL,                    -- of duration_s, the seconds in training (the fits' epochs)
     progress TEXT,                   -- JSON: phase, epoch, epochs, step, steps (while running)
     error TEXT,
     UNIQUE (experiment, seed, budget)
@@ -86,6 +87,8 @@ COLUMNS = {  # what every table of a store must have (SCHEMA's columns)
     "results": {"run_id", "key", "value"},
     "series": {"run_id", "name", "data"},
 }
+
+LATER_COLUMNS = {"train_s": "REAL"}  # runs' columns that older stores lack: added when such a store opens
 
 REPRODUCE_ADVICE = ("it cannot be rebuilt from the runs' folders (they keep the saved models, not the results, "
                     "learning curves and figures): move it aside (mv {path} {path}.damaged) and run the same "
@@ -143,6 +146,7 @@ class RunStore:
             self._db.executescript(SCHEMA)
         else:
             self._check_schema(tables)
+            self._add_later_columns()
             if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -163,6 +167,18 @@ class RunStore:
             found = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             if not columns <= found:
                 raise self.damaged(f"its table {table!r} lacks the columns {', '.join(sorted(columns - found))}")
+
+    def _add_later_columns(self) -> None:
+        """Give a store made before a column was added (``runs.train_s``) that column, empty for its runs;
+        a read-only store is read as it is (a missing column reads as None)."""
+        found = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        for column, kind in LATER_COLUMNS.items():
+            if column not in found:
+                try:
+                    self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+                except sqlite3.OperationalError as error:
+                    if "readonly" not in str(error).lower():
+                        raise
 
     def damaged(self, what: str) -> StoreError:
         """The error for a store whose contents are wrong: what is wrong, and the advice."""
@@ -265,10 +281,11 @@ class RunStore:
         self._write("UPDATE runs SET config = ? WHERE id = ?", (_json(config), run_id))
 
     @_translated
-    def finish(self, run_id: int) -> None:
+    def finish(self, run_id: int, *, train_s: float | None = None) -> None:
+        """Mark the run finished; ``train_s``: the seconds of its duration spent training, when measured."""
         now = time.time()
-        self._write("UPDATE runs SET status = 'finished', finished = ?, duration_s = ? - started, progress = NULL "
-                    "WHERE id = ?", (now, now, run_id))
+        self._write("UPDATE runs SET status = 'finished', finished = ?, duration_s = ? - started, train_s = ?, "
+                    "progress = NULL WHERE id = ?", (now, now, train_s, run_id))
 
     @_translated
     def fail(self, run_id: int, error: str) -> None:

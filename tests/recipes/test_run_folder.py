@@ -65,6 +65,17 @@ def test_the_history_so_far_is_in_progress_after_every_epoch_and_the_set_holds_t
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_without_progress_nothing_is_written_while_it_trains_and_the_set_is_the_same(tmp_path):
+    reader = ReadsProgress(tmp_path / "quiet")
+    quiet = train_config(_config(tmp_path / "quiet"), verbose=False, callbacks=[reader], progress=False)
+    assert reader.rows == {1: None, 2: None, 3: None} and not any(reader.curves.values())
+    loud = train_config(_config(tmp_path / "loud"), verbose=False)
+    untimed = [[{k: v for k, v in r.items() if k != "time"} for r in run.history.records] for run in (quiet, loud)]
+    assert untimed[0] == untimed[1] and sorted(p.name for p in (tmp_path / "quiet").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "loud").iterdir())
+    assert (tmp_path / "quiet" / "curves.png").read_bytes() == (tmp_path / "loud" / "curves.png").read_bytes()
+
+
 def test_a_killed_run_leaves_its_progress_and_the_resumed_run_goes_on_from_the_restored_history(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(RuntimeError, match="killed"):

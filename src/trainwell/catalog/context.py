@@ -14,9 +14,10 @@ import copy
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from trainwell.callbacks import Callback
 from trainwell.catalog.vocabulary import Budget, Entry
@@ -34,6 +35,8 @@ class StoreRecorder(Callback):
     def __init__(self, context: "Context", phase: str):
         self.context, self.phase = context, phase
         self._next = 0.0
+        self._records: list[dict[str, Any]] | None = None  # the History's records logged so far: its list,
+        self._logged = 0                                     # and how many of them
 
     def _progress(self, trainer, step_in_epoch: int) -> None:
         self.context.store.set_progress(self.context.run_id, {
@@ -47,12 +50,18 @@ class StoreRecorder(Callback):
             self._progress(trainer, trainer.step_in_epoch)
 
     def _log_history(self, trainer) -> None:
-        # Every epoch of the History, not just this one: a fit resumed from a saved state
-        # (after the process was killed) brings back epochs this attempt never logged.
-        for record in trainer.history.records:
+        # Every epoch of the History this attempt has not logged, not just this one: a fit resumed from a
+        # saved state (after the process was killed) brings back epochs this attempt never logged. Each
+        # epoch is written once (one transaction each), not the whole History again at every epoch end.
+        records = trainer.history.records
+        if records is not self._records or len(records) < self._logged:  # another fit's History
+            self._records, self._logged = records, 0
+        for record in records[self._logged:]:
             self.context.store.log_epoch(self.context.run_id, self.phase, record["epoch"], dict(record))
+        self._logged = len(records)
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
+        self.context.train_s += float(logs.get("time") or 0.0)  # this attempt's epochs only, not resumed ones
         self._log_history(trainer)
         self._progress(trainer, trainer.steps_per_epoch)
 
@@ -73,6 +82,16 @@ class Context:
     run_id: int
     out: Path
     results: dict[str, float] = field(default_factory=dict)
+    train_s: float = 0.0  # seconds in training so far: the recorded fits' epochs, and :meth:`training` blocks
+
+    @contextmanager
+    def training(self) -> Iterator[None]:
+        """Count the block's time as training (a fit whose epochs the store does not record, such as a search's)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.train_s += time.perf_counter() - started
 
     @property
     def state_dir(self) -> Path:
@@ -152,7 +171,7 @@ def run_config(context: Context, config: dict[str, Any] | None = None, *, phase:
     config = budget_config(config if config is not None else context.entry.config, context, epochs=epochs)
     context.note_config(config)
     run = train_config(validate_config(config, source=context.entry.id), verbose=False, overwrite=True,
-                       callbacks=[context.recorder(phase), *(callbacks or [])])
+                       callbacks=[context.recorder(phase), *(callbacks or [])], progress=False)
     context.result(**{k: v for k, v in run.metrics.items() if isinstance(v, (int, float))})
     if "schedule" in config:
         context.series("lr", thin(run.history.steps.get("lr", [])))

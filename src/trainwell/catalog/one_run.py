@@ -54,7 +54,7 @@ def _run_one(out: str | os.PathLike, entry_id: str, seed: int, budget: str) -> s
         except Exception as error:  # recorded, shown in the report, and redone next time
             store.fail(run_id, f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=6)}")
             return "failed"
-        store.finish(run_id)
+        store.finish(run_id, train_s=context.train_s)
         return "finished"
     finally:
         store.close()

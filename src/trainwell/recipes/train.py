@@ -44,7 +44,7 @@ class RunResult:
 
 def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True, save: bool = True,
                  callbacks: list[Callback] | None = None, allow_nonfinite_loss: bool | None = None,
-                 overwrite: bool | None = None, restart: bool | None = None) -> RunResult:
+                 overwrite: bool | None = None, restart: bool | None = None, progress: bool = True) -> RunResult:
     """Run a config (or a config file): train, evaluate, and save the outputs.
 
     Writes ``model.safetensors``, ``history.json``, ``history.csv``, ``curves.png``, ``metrics.json``
@@ -57,6 +57,8 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     ``train.overwrite``); a run killed before it finished continues from its saved state,
     when it is the same fit (see :func:`~trainwell.recipes.fingerprint.fit_fingerprint`), and
     ``restart`` (default: the config's ``train.restart``) drops that state to train from epoch 1 instead.
+    ``progress=False`` writes nothing into ``progress/`` while it trains (the final set is the same): for
+    callers that show progress their own way, as ``trainwell reproduce`` does, and skip redrawing curves.
     """
     if not isinstance(config, RunConfig):
         config = load_config(config)
@@ -70,7 +72,8 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     replace = train.overwrite if overwrite is None else overwrite
     # rank 0 readies the folder and decides (refuse, fingerprint); every rank gets that decision or its error
     fingerprint = decided_by_main(lambda: _prepare_folder(out, config, prepared, model, replace=replace))
-    callbacks = [*(callbacks or []), *raised_together(lambda: configured_callbacks(config, prepared, out))]
+    callbacks = [*(callbacks or []),
+                 *raised_together(lambda: configured_callbacks(config, prepared, out, progress=progress))]
     trainer = trainer_from_config(config, model, callbacks=callbacks)
     trainer.class_names = prepared.info.get("class_names")  # a files run's classes: class_weight may name them
     validation = (prepared.x_val, prepared.y_val) if prepared.x_val is not None else None
@@ -249,7 +252,8 @@ def _writable(folder: str | os.PathLike, key: str) -> Path:
     return Path(folder)
 
 
-def configured_callbacks(config: RunConfig, prepared: PreparedData, out: Path | None) -> list[Callback]:
+def configured_callbacks(config: RunConfig, prepared: PreparedData, out: Path | None, *,
+                         progress: bool = True) -> list[Callback]:
     """The callbacks a config's ``[callbacks]`` section asks for.
 
     Checkpoints go to ``<output_dir>/checkpoints/``, apart from the run's final files
@@ -257,7 +261,7 @@ def configured_callbacks(config: RunConfig, prepared: PreparedData, out: Path | 
     as ``model.safetensors``, so ``trainwell evaluate`` and ``predict`` read them.
     The final model is ``model.safetensors`` itself, so no ``final.safetensors``.
     A run that saves (``out``, rank 0 under torchrun) also writes its progress after every epoch
-    (``<output_dir>/progress/``) and the loggers asked for: ``[callbacks.tensorboard]`` (into
+    (``<output_dir>/progress/``, unless ``progress`` is False) and the loggers asked for: ``[callbacks.tensorboard]`` (into
     ``log_dir``, default ``<output_dir>/tensorboard``) and ``[callbacks.csv_logger]`` (``filename``,
     default ``<output_dir>/training.log``).
     """
@@ -266,7 +270,8 @@ def configured_callbacks(config: RunConfig, prepared: PreparedData, out: Path | 
     if config.diagnostics is not None:  # [diagnostics]: the doctor's recording, read by _diagnose_run
         made.append(Diagnostics(config.diagnostics.every))
     if out is not None:
-        made.extend(progress_callbacks(out, config))
+        if progress:
+            made.extend(progress_callbacks(out, config))
         if section is not None and section.tensorboard is not None:
             options = section.tensorboard.model_dump()
             log_dir = _writable(options.pop("log_dir") or out / "tensorboard", "callbacks.tensorboard.log_dir")

@@ -88,7 +88,8 @@ def ex8_3(context: Context) -> None:
                             epochs=epochs, random_state=context.seed),
         SPACE_8_3 | {"lr": loguniform(1e-4, 1e-2)},
         n_iter=n_iter, cv=folds, random_state=context.seed, refit=True)
-    search.fit(x, y)
+    with context.training():
+        search.fit(x, y)
     context.note_config({"search": "RandomizedSearchCV", "n_iter": n_iter, "cv": folds, "epochs": epochs,
                          "train_images": int(len(x)), "space": {"lr": "loguniform(1e-4, 1e-2)", **SPACE_8_3}})
     candidates = [{"params": {k: (float(v) if isinstance(v, (float, np.floating)) else int(v)) for k, v in p.items()},

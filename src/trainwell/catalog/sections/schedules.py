@@ -65,8 +65,9 @@ def lr_finder(context: Context) -> None:
     model = build_from_config(config, data.input_shape)
     before = [p.detach().clone() for p in model.parameters()]
     steps = None if context.budget.name != "smoke" else 20
-    result = find_lr(model, data.x_train, data.y_train, optimizer={"name": "sgd", "lr": 1e-3}, min_lr=1e-5,
-                     max_lr=10.0, batch_size=128, steps=steps, seed=context.seed)
+    with context.training():
+        result = find_lr(model, data.x_train, data.y_train, optimizer={"name": "sgd", "lr": 1e-3}, min_lr=1e-5,
+                         max_lr=10.0, batch_size=128, steps=steps, seed=context.seed)
     restored = all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     context.series("lr_find", {"lrs": result.lrs, "losses": result.losses, "smoothed": result.smoothed,
                                "suggestion": result.suggestion, "min_loss_lr": result.min_loss_lr})
