@@ -7,6 +7,7 @@
 - fused: the fused pass (a hand-written forward and backward of a plain dense stack, no autograd) and the hooks it cannot honour
 - fused_stages: a model as the fused pass's stages (each layer's forward and the ``aten`` kernel of its backward)
 - fused_probe: the fused pass checked against autograd on a tiny copy, once per structure
+- compiled: the fused pass run through ``torch.compile`` (opt-in), eager again where compiling fails
 - meter: the epoch's sums (loss, penalty, correct, samples) and the outputs its metrics need: add, state_dict, all_reduce
 - rates: each step's learning rate and momentum from the schedules
 - batches: the epoch's order and its batches, this rank's share under torchrun

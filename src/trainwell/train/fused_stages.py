@@ -198,13 +198,16 @@ class Gradients:
     """
 
     folded: bool
-    lr: float = 0.0
+    lr: float | torch.Tensor = 0.0  # a 0-dim tensor in the compiled pass (trainwell.train.compiled)
     ones: torch.Tensor | None = None
 
     def matmul(self, param: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
         """A gradient ``a @ b`` (a weight's)."""
         if self.folded:
-            param.addmm_(a, b, alpha=-self.lr)
+            if isinstance(self.lr, torch.Tensor):  # the compiled pass's rate: an input of its graph
+                param.sub_(a.mm(b).mul_(self.lr))
+            else:
+                param.addmm_(a, b, alpha=-self.lr)
         elif param.grad is None:
             param.grad = a.mm(b)
         else:  # into the last step's buffer: a fresh megabyte per step costs more than the product
@@ -218,13 +221,18 @@ class Gradients:
             else:
                 torch.sum(g, 0, out=param.grad)
             return
+        if isinstance(self.lr, torch.Tensor):  # the compiled pass's rate (its compiler fuses the sum and the update)
+            param.sub_(g.sum(0).mul_(self.lr))
+            return
         if self.ones is None or len(self.ones) < len(g) or self.ones.dtype != g.dtype or self.ones.device != g.device:
             self.ones = torch.ones(len(g), dtype=g.dtype, device=g.device)
         param.addmv_(g.t(), self.ones[:len(g)], alpha=-self.lr)
 
     def add(self, param: torch.Tensor, grad: torch.Tensor) -> None:
         """A gradient computed whole (batch normalization's scale and shift)."""
-        if self.folded:
+        if self.folded and isinstance(self.lr, torch.Tensor):  # the compiled pass's rate
+            param.sub_(grad * self.lr)
+        elif self.folded:
             param.add_(grad, alpha=-self.lr)
         else:
             param.grad = grad
