@@ -24,7 +24,8 @@ def _fit(compile, *, layers=None, epochs=3, **options):
     x, y = torch.randn(200, 8, generator=generator), torch.randint(0, 3, (200,), generator=generator)
     trainer = tw.Trainer(model, optimizer={"name": "sgd", "lr": 0.05}, schedule={"name": "exponential", "s": 10},
                          seed=0, compile=compile, **options)
-    return trainer.fit(x, y, epochs=epochs, batch_size=32, verbose=False), model
+    trainer.data = x, y
+    return trainer.fit(x, y, epochs=epochs, batch_size=32, verbose=False), model, trainer
 
 
 def _without(history, key="time"):
@@ -36,11 +37,11 @@ def _without(history, key="time"):
 def test_compiled_fit_gives_the_eager_history():
     from torch._dynamo.utils import counters
 
-    eager, eager_model = _fit(False)
+    eager, eager_model, _ = _fit(False)
     graphs = counters["stats"]["unique_graphs"]
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # a failed compile would warn and train eagerly
-        fast, fast_model = _fit(True)
+        fast, fast_model, trainer = _fit(True)
     # one graph for the whole fit: the rate changing each step, the short last batch, batch norm's moving
     # statistics and the dropout masks recompile nothing
     assert counters["stats"]["unique_graphs"] - graphs == 1
@@ -48,6 +49,8 @@ def test_compiled_fit_gives_the_eager_history():
         assert a == pytest.approx(b, rel=1e-5, abs=1e-6)
     for (name, a), b in zip(eager_model.state_dict().items(), fast_model.state_dict().values()):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)  # moving statistics and counters too
+    trainer.fit(*trainer.data, epochs=1, batch_size=32, verbose=False)  # a fit more: its compiled pass is kept
+    assert counters["stats"]["unique_graphs"] - graphs == 1 and len(trainer.history) == 4
 
 
 def test_a_failed_compile_warns_once_and_trains_eagerly(monkeypatch):
@@ -57,19 +60,19 @@ def test_a_failed_compile_warns_once_and_trains_eagerly(monkeypatch):
         return run
 
     monkeypatch.setattr(compiled, "_compile", broken)
-    eager, _ = _fit(False, epochs=2)
+    eager, *_ = _fit(False, epochs=2)
     with pytest.warns(RuntimeWarning, match=r"compiling the fused step failed \(RuntimeError: no working C\+\+ "
                                             r"compiler\); training with the eager fused step") as caught:
-        fallen_back, _ = _fit(True, epochs=2)
+        fallen_back, *_ = _fit(True, epochs=2)
     assert len([w for w in caught if "compiling" in str(w.message)]) == 1
     assert _without(fallen_back) == _without(eager)
 
 
 def test_without_the_fused_step_compile_warns_and_trains_with_autograd():
-    plain, _ = _fit(False, fused=False, epochs=1)
+    plain, *_ = _fit(False, fused=False, epochs=1)
     with pytest.warns(RuntimeWarning, match=r"compile applies to the fused step only, which this fit cannot take "
                                             r"\(the trainer was made with fused=False\)"):
-        history, _ = _fit(True, fused=False, epochs=1)
+        history, *_ = _fit(True, fused=False, epochs=1)
     assert _without(history) == _without(plain)
 
 

@@ -19,6 +19,8 @@ What is compiled, and what is not:
   (inductor's ``fallback_random``), so a seed gives the masks of the eager pass;
 * the checks that keep a step off the fused pass (hooks: ``FusedPass.obstacle``, callbacks
   that ask for autograd) run outside the compiled region, as before each step;
+* a Trainer keeps its compiled pass from one fit to the next (``fit`` called again, or phases
+  with the same optimizer), so a second fit compiles nothing;
 * where the fused step does not apply, nothing is compiled: one warning says so, and the
   autograd step trains as without ``compile``.
 
@@ -41,7 +43,7 @@ import torch
 from trainwell.errors import ConfigError
 from trainwell.train.fused import FusedPass
 
-__all__ = ["CompiledPass", "check_compile", "warn_not_compiled"]
+__all__ = ["CompiledPass", "check_compile", "compiled_pass", "warn_not_compiled"]
 
 #: Graphs a compiled pass may build before it is given up as recompiling on every step.
 MAX_GRAPHS = 2
@@ -95,6 +97,24 @@ class CompiledPass:
         self.reason, self._compiled = reason, None
         warnings.warn(f"trainwell: compiling the fused step failed ({reason}); training with the eager fused step",
                       RuntimeWarning, stacklevel=2)
+
+
+def compiled_pass(fused: FusedPass, kept: dict[str, Any]) -> CompiledPass:
+    """``fused`` compiled; ``kept`` holds a Trainer's compiled pass across its fits, used again (not compiled
+    again) where the next fit's pass is the same: the same modules, parameters, optimizer and stage settings."""
+    signature = _signature(fused)
+    if kept.get("signature") != signature or kept["pass"].reason is not None:
+        kept.update(signature=signature, **{"pass": CompiledPass(fused)})
+    return kept["pass"]
+
+
+def _signature(fused: FusedPass) -> tuple:
+    """What a compiled pass depends on: the objects it reads and the plain settings of its stages."""
+    settings = tuple((type(stage).__name__, tuple(sorted((key, value) for key, value in vars(stage).items()
+                                                         if isinstance(value, (bool, int, float, str, type(None))))))
+                     for stage in fused.stages)
+    return (id(fused.optimizer), fused.applies_update, tuple(map(id, fused.modules)), tuple(map(id, fused.params)),
+            settings)
 
 
 def _compile(function: Any) -> Any:

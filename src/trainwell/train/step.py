@@ -31,7 +31,7 @@ from trainwell.model.losses import LOSSES, Loss
 from trainwell.model.regularization import apply_constraints, kernel_penalties, total_penalty
 from trainwell.optim import clip_gradients
 from trainwell.train import distributed
-from trainwell.train.compiled import CompiledPass, warn_not_compiled
+from trainwell.train.compiled import CompiledPass, compiled_pass, warn_not_compiled
 from trainwell.train.fused import FusedPass, fused_pass
 from trainwell.train.fused_probe import verdict
 from trainwell.train.precision import Precision
@@ -154,13 +154,15 @@ class FusedStep:
 
 
 def make_step(parts: StepParts, *, fused: bool = True, cached: bool = False,
-              wants_autograd: Callable[[], bool] | None = None, compile: bool = False) -> tuple[Step, str | None]:
+              wants_autograd: Callable[[], bool] | None = None, compile: bool = False,
+              compiled: dict[str, Any] | None = None) -> tuple[Step, str | None]:
     """The step of a fit, and why it is not the fused one (None when it is).
 
     ``fused=False`` keeps to autograd; ``cached``: the inputs are the cached outputs of
     frozen lowest layers. A fused pass whose probe against autograd fails is not used, with
     a one-line warning naming why. ``compile``: the fused pass runs through ``torch.compile``
-    (:mod:`trainwell.train.compiled`); without a fused pass, a warning says nothing is compiled.
+    (:mod:`trainwell.train.compiled`; ``compiled``: the Trainer's compiled pass of an earlier fit, used
+    again where it fits); without a fused pass, a warning says nothing is compiled.
     """
     autograd = AutogradStep(parts)
     found, reason = _fused_pass(parts, fused=fused, cached=cached)
@@ -174,7 +176,7 @@ def make_step(parts: StepParts, *, fused: bool = True, cached: bool = False,
             warn_not_compiled(reason)
         return autograd, reason
     if compile:
-        found = CompiledPass(found)
+        found = compiled_pass(found, {} if compiled is None else compiled)
     return FusedStep(found, autograd, constraints=parts.constraints, wants_autograd=wants_autograd), None
 
 

@@ -121,7 +121,8 @@ class Trainer:
         self.skipped_batches = 0
         # Whether a fit may take the fused step (trainwell.train.fused) where it applies.
         self.fused = bool(fused)
-        self.compile = check_compile(compile)  # the fused step through torch.compile (trainwell.train.compiled)
+        # The fused step through torch.compile (trainwell.train.compiled); its compiled pass, kept across fits.
+        self.compile, self.compiled_pass = check_compile(compile), {}
         # Mixed precision of the training step: "32", "bf16" or "fp16" (trainwell.train.precision).
         self.precision = check_precision(precision, self.device)
         self.mixed_precision = Precision(self.precision, self.device)
