@@ -72,6 +72,8 @@ class CompiledPass:
         return self.fused.obstacle()
 
     def __getattr__(self, name: str) -> Any:  # the pass's stages, params, optimizer...
+        if "fused" not in self.__dict__:  # a copy being made: no attribute yet
+            raise AttributeError(name)
         return getattr(self.__dict__["fused"], name)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,9 +103,10 @@ class CompiledPass:
 
 def compiled_pass(fused: FusedPass, kept: dict[str, Any]) -> CompiledPass:
     """``fused`` compiled; ``kept`` holds a Trainer's compiled pass across its fits, used again (not compiled
-    again) where the next fit's pass is the same: the same modules, parameters, optimizer and stage settings."""
+    again) where the next fit's pass is the same: the same modules, parameters, optimizer and stage settings.
+    One that failed to compile stays eager (no second attempt, no second warning)."""
     signature = _signature(fused)
-    if kept.get("signature") != signature or kept["pass"].reason is not None:
+    if kept.get("signature") != signature:
         kept.update(signature=signature, **{"pass": CompiledPass(fused)})
     return kept["pass"]
 
@@ -113,8 +116,8 @@ def _signature(fused: FusedPass) -> tuple:
     settings = tuple((type(stage).__name__, tuple(sorted((key, value) for key, value in vars(stage).items()
                                                          if isinstance(value, (bool, int, float, str, type(None))))))
                      for stage in fused.stages)
-    return (id(fused.optimizer), fused.applies_update, tuple(map(id, fused.modules)), tuple(map(id, fused.params)),
-            settings)
+    return (id(fused.optimizer), fused.applies_update, fused.params[0].device, tuple(map(id, fused.modules)),
+            tuple(map(id, fused.params)), settings)
 
 
 def _compile(function: Any) -> Any:
