@@ -32,6 +32,7 @@ def _without(history, key="time"):
     return [{k: v for k, v in record.items() if k != key} for record in history]
 
 
+@pytest.mark.slow  # a real compile: about 40 s of CPU with an empty inductor cache, 15 s with a warm one
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                     reason="torch.compile's CPU backend needs a C++ compiler")
 def test_compiled_fit_gives_the_eager_history():
@@ -101,3 +102,16 @@ def test_config_key_and_cli_flag_reach_the_compiled_step(tmp_path, monkeypatch):
     assert compiled_for == ["_pass_with_rate"] * 2
     flag, key = (History.from_json(tmp_path / run / "history.json") for run in ("flag", "key"))
     assert _without(flag) == _without(key)
+
+
+def test_the_readmes_compile_key_is_a_valid_train_section(tmp_path):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("**The compiled step.**"):readme.index("## Why each dependency")]
+    snippet = re.findall(r"```toml\n(.*?)```", section, flags=re.S)[0]
+    path = tmp_path / "run.toml"
+    path.write_text('[model]\nlayers = [{ type = "flatten" }, { type = "dense", units = 10, activation = "softmax" }]\n'
+                    + snippet)
+    assert load_config(path).train.compile is True
