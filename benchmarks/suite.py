@@ -18,6 +18,7 @@ Markdown table.
     python benchmarks/suite.py                          # the full table: benchmarks/RESULTS.md, results.json
     python benchmarks/suite.py --models leaky_relu,selu_100 --device cuda --epochs 3
     python benchmarks/suite.py --chapter                # only the whole chapter, full budget (~7 minutes of 2 cores)
+    python benchmarks/suite.py --models selu_100 --compile   # Trainer(compile=True) too, first epoch with the compile
 
 ``--chapter`` times ``trainwell reproduce --budget full --seeds 1 --jobs 2`` alone (it takes every
 core, so nothing else is timed beside it) and adds a dated section to benchmarks/RESULTS.md: the
@@ -117,12 +118,15 @@ def summarize(times: list[float], steps: int) -> dict:
             "step_us": min(times[1:]) / steps * 1e6}
 
 
-def time_torch(name: str, x, y, *, epochs: int, batch_size: int, device: str) -> dict:
+def time_torch(name: str, x, y, *, epochs: int, batch_size: int, device: str, compile: bool = False) -> dict:
     """trainwell and the hand-written loop on one model, epochs alternating.
 
     Where trainwell's fused step applies (trainwell.train.fused), its standard autograd step
     (``fused=False``) is timed as a third side: it shows what the abstractions cost, the
-    fused side what trainwell gives by default.
+    fused side what trainwell gives by default. With ``compile``, ``Trainer(compile=True)`` is
+    a fourth side: its first epoch holds the compile (cold or warm, as inductor's on-disk cache
+    stands: an empty ``TORCHINDUCTOR_CACHE_DIR`` gives the cold one), and the break-even is the
+    number of epochs after which its run's wall time is the eager fused run's.
     """
     torch.manual_seed(0)
     trainers = {"trainwell": Trainer(trainwell_model(name), optimizer=optimizer_spec(name), device=device, seed=0)}
@@ -130,6 +134,9 @@ def time_torch(name: str, x, y, *, epochs: int, batch_size: int, device: str) ->
     if fused:
         trainers["standard step"] = Trainer(trainwell_model(name), optimizer=optimizer_spec(name), device=device,
                                             seed=0, fused=False)
+    if fused and compile:
+        trainers["trainwell compiled"] = Trainer(trainwell_model(name), optimizer=optimizer_spec(name),
+                                                 device=device, seed=0, compile=True)
     reference = hand_written_model(name).to(device)
     reference_opt = (torch.optim.NAdam(reference.parameters(), lr=1e-3) if name == "selu"
                      else torch.optim.SGD(reference.parameters(), lr=1e-3))
@@ -160,6 +167,11 @@ def time_torch(name: str, x, y, *, epochs: int, batch_size: int, device: str) ->
             pairs = [a / b for a, b in zip(times[side][1:], times["hand-written"][1:])]
             result[f"ratio_min{suffix}"] = result[side]["min"] / result["hand-written"]["min"]
             result[f"ratio_median_of_pairs{suffix}"] = statistics.median(pairs)
+    if "trainwell compiled" in times:
+        compiled, eager = result["trainwell compiled"], result["trainwell"]
+        result["ratio_min_compiled"] = compiled["min"] / eager["min"]  # steady epochs, compiled / eager fused
+        saved = eager["min"] - compiled["min"]  # per epoch; the compile is the first epochs' difference
+        result["break_even_epochs"] = (compiled["first"] - eager["first"]) / saved + 1 if saved > 0 else None
     return result
 
 
@@ -219,6 +231,13 @@ def markdown(results: dict) -> str:
             cells += [f"{other['min']:.2f} / {other['median']:.2f}", f"{tw['min'] / other['min']:.2f}"] if other else ["-", "-"]
         cells += [f"{tw['first']:.2f}", f"{tw['step_us']:.0f} us", f"{tw['peak_mib']:.0f} MiB"]
         lines.append("| " + " | ".join(cells) + " |")
+    for name, row in results["models"].items():
+        if "trainwell compiled" in row:
+            c, even = row["trainwell compiled"], row["break_even_epochs"]
+            lines += ["", f"{name}, `Trainer(compile=True)`: {c['min']:.2f} / {c['median']:.2f} s per epoch "
+                      f"({row['ratio_min_compiled']:.2f} of the eager fused step's), first epoch {c['first']:.2f} s "
+                      "with the compile; break-even with the eager run (wall time) "
+                      + (f"after {even:.1f} epochs." if even else "never (no faster per epoch).")]
     if results.get("reproduce"):
         r = results["reproduce"]
         lines += ["", f"`trainwell reproduce --budget quick` (jobs = {r['jobs']}): {r['seconds']:.0f} s wall"
@@ -261,6 +280,8 @@ def main() -> None:
     parser.add_argument("--keras-python", help="interpreter that has keras + tensorflow (default: this one)")
     parser.add_argument("--reproduce", action=argparse.BooleanOptionalAction, default=None,
                         help="time `trainwell reproduce --budget quick` (default: on unless --quick)")
+    parser.add_argument("--compile", action="store_true",
+                        help="time Trainer(compile=True) too: first epoch (compile included), steady epochs, break-even")
     parser.add_argument("--out", help="output prefix (default benchmarks/results; quick: benchmarks/results-quick)")
     parser.add_argument("--chapter", action="store_true",
                         help="time only `trainwell reproduce --seeds 1 --jobs 2` (full budget: ~7 minutes of 2 cores) "
@@ -289,7 +310,8 @@ def main() -> None:
         threads = args.threads or auto_threads(trainwell_model(name), torch.device(args.device)) or default_threads
         torch.set_num_threads(threads)
         row = {"threads": threads, "epochs": epochs, **time_torch(name, x, y, epochs=epochs,
-                                                                   batch_size=args.batch_size, device=args.device)}
+                                                                   batch_size=args.batch_size, device=args.device,
+                                                                   compile=args.compile)}
         tw, hand = row["trainwell"], row["hand-written"]
         print(f"{name} ({threads} thread(s), {epochs} epochs each)")
         print(f"  trainwell     min {tw['min']:.3f} s  median {tw['median']:.3f} s  first {tw['first']:.3f} s  "
@@ -297,6 +319,11 @@ def main() -> None:
         print(f"  hand-written  min {hand['min']:.3f} s  median {hand['median']:.3f} s  first {hand['first']:.3f} s")
         print(f"  trainwell{' (fused)' if row['fused'] else ''} / hand-written: min-to-min {row['ratio_min']:.3f}, "
               f"median of pairs {row['ratio_median_of_pairs']:.3f}")
+        if "trainwell compiled" in row:
+            c, even = row["trainwell compiled"], row["break_even_epochs"]
+            print(f"  compiled      min {c['min']:.3f} s  median {c['median']:.3f} s  first {c['first']:.3f} s (compile "
+                  f"included) -> / eager fused: {row['ratio_min_compiled']:.3f}; break-even with the eager run "
+                  + (f"after {even:.1f} epochs" if even else "never (no faster per epoch)"))
         if "standard step" in row:
             standard = row["standard step"]
             print(f"  standard step min {standard['min']:.3f} s  median {standard['median']:.3f} s  "

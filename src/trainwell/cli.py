@@ -65,9 +65,11 @@ def app() -> None:
 @click.option("--process-group-timeout", type=click.FloatRange(min=0, min_open=True, max=1e9), metavar="SECONDS",
               help="Under torchrun: how long a collective waits for the other ranks before it fails "
                    "(train.process_group_timeout; default torch's, 30 minutes).")
+@click.option("--compile", "compile_", is_flag=True,
+              help="Run the fused step through torch.compile (train.compile; pays on long runs).")
 def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | None, output_dir: Path | None,
           quiet: bool, threads: int | None, overwrite: bool, restart: bool, tensorboard: str | None,
-          csv_log: Path | None, sync_batchnorm: bool, process_group_timeout: float | None) -> None:
+          csv_log: Path | None, sync_batchnorm: bool, process_group_timeout: float | None, compile_: bool) -> None:
     """Train the model a CONFIG file (.toml, .yaml or .json) describes.
 
     Prints the validation and test accuracy and writes the model, its history and
@@ -89,6 +91,8 @@ def train(config: Path, set_: tuple[str, ...], epochs: int | None, seed: int | N
         overrides.append("train.sync_batchnorm=true")
     if process_group_timeout is not None:
         overrides.append(f"train.process_group_timeout={process_group_timeout!r}")
+    if compile_:
+        overrides.append("train.compile=true")
     # the folder is set as given, not parsed as a --set value: any characters a path may hold
     run_config = load_config(config, overrides, values={"output_dir": str(output_dir)} if output_dir else None)
     run_config = _with_loggers(run_config, tensorboard=tensorboard, csv_log=csv_log)

@@ -101,6 +101,9 @@ class TrainConfig(ConfigSection):
     # The hand-written forward/backward step for plain dense stacks (trainwell.train.fused), used
     # where it applies; false runs the standard autograd step everywhere.
     fused: bool = True
+    # Run the fused step through torch.compile (inductor; trainwell.train.compiled): opt-in, it pays
+    # on runs long enough to repay the compile (seconds to minutes, cached on disk for the next run).
+    compile: bool = False
     # Save the whole training state in <output_dir>/resume/ at every epoch end (and every
     # save_every_steps steps), so running the same command again continues a killed run.
     resumable: bool = True

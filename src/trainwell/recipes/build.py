@@ -156,7 +156,7 @@ def trainer_options(config: RunConfig) -> dict[str, Any]:
             "class_weight": train.class_weight,
             "clipvalue": train.clipvalue, "clipnorm": train.clipnorm, "global_clipnorm": train.global_clipnorm,
             "schedule": config.schedule, "device": train.device, "seed": config.seed,
-            "skip_nonfinite": train.skip_nonfinite_batches, "threads": train.threads, "fused": train.fused,
+            "skip_nonfinite": train.skip_nonfinite_batches, "threads": train.threads, "fused": train.fused, "compile": train.compile,
             "precision": train.precision, "sync_batchnorm": train.sync_batchnorm}
 
 

@@ -9,6 +9,7 @@
   the products are fastest in
 - fused_model: which models the fused pass covers: a model as its stages, or why not
 - fused_probe: the fused pass checked against autograd on a tiny copy, once per structure
+- compiled: the fused pass run through ``torch.compile`` (opt-in), eager again where compiling fails
 - meter: the epoch's sums (loss, penalty, correct, samples) and the outputs its metrics need: add, state_dict, all_reduce
 - rates: each step's learning rate and momentum from the schedules
 - batches: the epoch's order and its batches, this rank's share under torchrun

@@ -100,8 +100,12 @@ class FusedPass:
         return _hook_obstacle(self._named_modules, self._named_params, self.optimizer, self.gradients.folded)
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forward and backward on ``(x, y)`` (and, folded, the update); returns the logits and the mean loss (detached)."""
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward and backward on ``(x, y)`` (and, folded, the update); returns the logits and the mean loss (detached).
+
+        ``lr``: the rate, by default the optimizer's now (the compiled pass hands it in, so that a
+        schedule's new rate is an input of the compiled graph, not a constant it recompiles for).
+        """
         saved = []
         h = x
         for stage in self.stages:
@@ -116,7 +120,7 @@ class FusedPass:
         g.div_(g.shape[0])
         if self.transposed:
             g = g.t()
-        self.gradients.lr = float(self.optimizer.param_groups[0]["lr"])
+        self.gradients.lr = float(self.optimizer.param_groups[0]["lr"]) if lr is None else lr
         for i in range(len(self.stages) - 1, self.lowest - 1, -1):
             g = self.stages[i].backward(g, saved[i], self.gradients, need_input=i > self.lowest)
         return logits, loss

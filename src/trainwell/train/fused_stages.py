@@ -263,13 +263,16 @@ class Gradients:
     """
 
     folded: bool
-    lr: float = 0.0
+    lr: float | torch.Tensor = 0.0  # a 0-dim tensor in the compiled pass (trainwell.train.compiled)
     ones: torch.Tensor | None = None
 
     def matmul(self, param: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
         """A gradient ``a @ b`` (a weight's)."""
         if self.folded:
-            param.addmm_(a, b, alpha=-self.lr)
+            if isinstance(self.lr, torch.Tensor):  # the compiled pass's rate: an input of its graph
+                param.sub_(a.mm(b).mul_(self.lr))
+            else:
+                param.addmm_(a, b, alpha=-self.lr)
         elif param.grad is None:
             param.grad = a.mm(b)
         else:  # into the last step's buffer: a fresh megabyte per step costs more than the product
@@ -284,6 +287,9 @@ class Gradients:
             else:
                 torch.sum(g_t, 1, out=param.grad)
             return
+        if isinstance(self.lr, torch.Tensor):  # the compiled pass's rate (its compiler fuses the sum and the update)
+            param.sub_(g_t.sum(1).mul_(self.lr))
+            return
         ones = self.ones
         if ones is None or ones.shape[0] != g_t.shape[1] or ones.dtype != g_t.dtype or ones.device != g_t.device:
             ones = self.ones = torch.ones(g_t.shape[1], dtype=g_t.dtype, device=g_t.device)  # one per batch size
@@ -291,7 +297,9 @@ class Gradients:
 
     def add(self, param: torch.Tensor, grad: torch.Tensor) -> None:
         """A gradient computed whole (batch normalization's scale and shift)."""
-        if self.folded:
+        if self.folded and isinstance(self.lr, torch.Tensor):  # the compiled pass's rate
+            param.sub_(grad * self.lr)
+        elif self.folded:
             param.add_(grad, alpha=-self.lr)
         else:
             param.grad = grad

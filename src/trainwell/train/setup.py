@@ -239,7 +239,8 @@ def _step(trainer: Any, forward: nn.Module, callbacks: list[Callback], *, cached
                       clipping=trainer.clipping, skip_nonfinite=trainer.skip_nonfinite,
                       penalties=kernel_penalties(trainer.model), constraints=kernel_constraints(trainer.model),
                       device=trainer.device, weighted=weighted, precision=trainer.mixed_precision)
-    step, _ = make_step(parts, fused=trainer.fused, cached=cached, wants_autograd=wants_autograd)
+    step, _ = make_step(parts, fused=trainer.fused, cached=cached, wants_autograd=wants_autograd,
+                        compile=trainer.compile, compiled=trainer.compiled_pass)
     return step
 
 

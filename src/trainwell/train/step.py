@@ -31,6 +31,7 @@ from trainwell.model.losses import LOSSES, Loss
 from trainwell.model.regularization import apply_constraints, kernel_penalties, total_penalty
 from trainwell.optim import clip_gradients
 from trainwell.train import distributed
+from trainwell.train.compiled import CompiledPass, compiled_pass, warn_not_compiled
 from trainwell.train.fused import FusedPass, fused_pass
 from trainwell.train.fused_probe import verdict
 from trainwell.train.precision import Precision
@@ -129,7 +130,7 @@ class FusedStep:
     overrides ``needs_autograd``.
     """
 
-    def __init__(self, fused: FusedPass, autograd: AutogradStep, *, constraints: Sequence[Any] = (),
+    def __init__(self, fused: FusedPass | CompiledPass, autograd: AutogradStep, *, constraints: Sequence[Any] = (),
                  wants_autograd: Callable[[], bool] | None = None):
         self.fused, self.autograd, self.constraints = fused, autograd, constraints
         self.wants_autograd = wants_autograd
@@ -153,12 +154,15 @@ class FusedStep:
 
 
 def make_step(parts: StepParts, *, fused: bool = True, cached: bool = False,
-              wants_autograd: Callable[[], bool] | None = None) -> tuple[Step, str | None]:
+              wants_autograd: Callable[[], bool] | None = None, compile: bool = False,
+              compiled: dict[str, Any] | None = None) -> tuple[Step, str | None]:
     """The step of a fit, and why it is not the fused one (None when it is).
 
     ``fused=False`` keeps to autograd; ``cached``: the inputs are the cached outputs of
     frozen lowest layers. A fused pass whose probe against autograd fails is not used, with
-    a one-line warning naming why.
+    a one-line warning naming why. ``compile``: the fused pass runs through ``torch.compile``
+    (:mod:`trainwell.train.compiled`; ``compiled``: the Trainer's compiled pass of an earlier fit, used
+    again where it fits); without a fused pass, a warning says nothing is compiled.
     """
     autograd = AutogradStep(parts)
     found, reason = _fused_pass(parts, fused=fused, cached=cached)
@@ -168,7 +172,11 @@ def make_step(parts: StepParts, *, fused: bool = True, cached: bool = False,
             warnings.warn(f"trainwell: {reason}; training with the autograd step instead (see why_not_fused)",
                           RuntimeWarning, stacklevel=4)
     if reason is not None:
+        if compile:
+            warn_not_compiled(reason)
         return autograd, reason
+    if compile:
+        found = compiled_pass(found, {} if compiled is None else compiled)
     return FusedStep(found, autograd, constraints=parts.constraints, wants_autograd=wants_autograd), None
 
 
@@ -222,6 +230,6 @@ def fused_step(trainer: Any, forward: nn.Module | None = None) -> FusedStep | No
     For tests and benchmarks that drive the step by hand.
     """
     parts = _parts_of(trainer)
-    step, _ = make_step(parts, fused=trainer.fused,
+    step, _ = make_step(parts, fused=trainer.fused, compile=getattr(trainer, "compile", False),
                         cached=forward is not None and forward is not trainer.forward_logits)
     return step if isinstance(step, FusedStep) else None

@@ -38,6 +38,7 @@ from trainwell.model.transfer import apply_frozen_modes
 from trainwell.optim import OptimizerFactory, make_optimizer, momentum_setter
 from trainwell.schedules import Schedule, check_schedule
 from trainwell.train import distributed
+from trainwell.train.compiled import check_compile
 from trainwell.train.devices import move_to_rank_device, resolve_device
 from trainwell.train.history import History
 from trainwell.train.meter import Meter
@@ -93,7 +94,7 @@ class Trainer:
         seed: int | None = None,
         skip_nonfinite: bool = False,
         threads: int | None = None,
-        fused: bool = True,
+        fused: bool = True, compile: bool = False,
         label_smoothing: float | None = None,
         class_weight: Mapping[Any, float] | None = None,
         precision: str = "32", sync_batchnorm: bool = False,
@@ -120,6 +121,8 @@ class Trainer:
         self.skipped_batches = 0
         # Whether a fit may take the fused step (trainwell.train.fused) where it applies.
         self.fused = bool(fused)
+        # The fused step through torch.compile (trainwell.train.compiled); its compiled pass, kept across fits.
+        self.compile, self.compiled_pass = check_compile(compile), {}
         # Mixed precision of the training step: "32", "bf16" or "fp16" (trainwell.train.precision).
         self.precision = check_precision(precision, self.device)
         self.mixed_precision = Precision(self.precision, self.device)
