@@ -128,6 +128,8 @@ class FusedPass:
 
     def _minus_ones(self, g: torch.Tensor) -> torch.Tensor:
         """A column of -1 per sample of ``g``'s batch (kept: a fresh one each step costs a few microseconds)."""
+        if torch.compiler.is_compiling():  # a compiled pass fills it in its graph (a kept one would be a guard)
+            return torch.full((g.shape[0], 1), -1.0, dtype=g.dtype, device=g.device)
         column = self._minus
         if column is None or column.shape[0] != g.shape[0] or column.dtype != g.dtype or column.device != g.device:
             column = self._minus = torch.full((g.shape[0], 1), -1.0, dtype=g.dtype, device=g.device)

@@ -59,6 +59,8 @@ class LinearStage:
         """``W.T`` and the bias as a column, made once: a view costs about a microsecond a call, and a
         100-layer stack makes two per layer and step. They are made again when a parameter's storage
         was replaced (``param.data = ...``, as ``Module.to`` does)."""
+        if torch.compiler.is_compiling():  # the compiled pass traces the views once (and cannot compare pointers)
+            return self.weight.t(), None if self.bias is None else self.bias.unsqueeze(1)
         views, storage = self._views, (self.weight.data_ptr(), None if self.bias is None else self.bias.data_ptr())
         if views is None or views[0] != storage:
             bias = None if self.bias is None else self.bias.unsqueeze(1)
