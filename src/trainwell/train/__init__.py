@@ -6,6 +6,7 @@
 - step: the ``Step`` protocol, ``AutogradStep``, ``FusedStep``, ``make_step`` and ``why_not_fused``
 - fused: the fused pass (a hand-written forward and backward of a plain dense stack, no autograd) and the hooks it cannot honour
 - fused_stages: a model as the fused pass's stages (each layer's forward and the ``aten`` kernel of its backward)
+- fused_adam: the Adam family's update (Adam, AdamW, NAdam, KerasAdam, KerasAdamW) folded into the fused step
 - fused_probe: the fused pass checked against autograd on a tiny copy, once per structure
 - meter: the epoch's sums (loss, penalty, correct, samples) and the outputs its metrics need: add, state_dict, all_reduce
 - rates: each step's learning rate and momentum from the schedules
