@@ -2,10 +2,13 @@
 
 import pytest
 import torch
+from torch import nn
 
 import trainwell as tw
 from helpers import Interrupt, KillAt
 from trainwell.doctor.record import Diagnostics
+from trainwell.optim import make_optimizer
+from trainwell.train.fused_adam import folded_adam
 from trainwell.train.step import fused_step
 
 from fused_helpers import assert_same_run, fit
@@ -47,6 +50,30 @@ def assert_same_state(optimizer_a, optimizer_b):
                 assert torch.equal(value, other), key
             else:
                 torch.testing.assert_close(value, other, rtol=1e-4, atol=1e-6, msg=key)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_each_folded_update_is_the_optimizers_step(name):
+    """Tensor by tensor, 60 steps of random gradients: the weights and the state within float32 rounding."""
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(30, 20), (30,)]
+    start = [torch.randn(shape, generator=generator) for shape in shapes]
+    own, folded = ([nn.Parameter(p.clone()) for p in start] for _ in range(2))
+    own_optimizer, folded_optimizer = (make_optimizer(OPTIMIZERS[name], params) for params in (own, folded))
+    update = folded_adam(folded_optimizer, folded)
+    assert update is not None
+    for _ in range(60):
+        grads = [0.1 * torch.randn(shape, generator=generator) for shape in shapes]
+        for p, g in zip(own, grads):
+            p.grad = g.clone()
+        own_optimizer.step()
+        with torch.no_grad():
+            assert update.begin()
+            for p, g in zip(folded, grads):
+                update.apply(p, g.clone())
+    for a, b in zip(own, folded):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-5, atol=1e-7)
+    assert_same_state(own_optimizer, folded_optimizer)
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
@@ -149,3 +176,13 @@ def test_options_it_does_not_fold_keep_the_optimizers_step(images, make):
     step = fused_step(fused[2])
     assert step is not None and step.fused.update is None and not step.applies_update
     assert_same_run(fused, standard)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["nadam keras2", "adam", "keras adamw"])
+def test_the_folded_update_on_cuda_gives_the_optimizers_own_history(images, name):
+    fused = fit(images, SELU, OPTIMIZERS[name], fused=True, device="cuda")
+    standard = fit(images, SELU, OPTIMIZERS[name], fused=False, device="cuda")
+    assert fused_step(fused[2]).fused.update is not None
+    assert_same_run(fused, standard)
+    assert_same_state(fused[2].optimizer, standard[2].optimizer)
