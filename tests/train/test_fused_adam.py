@@ -9,7 +9,7 @@ from helpers import Interrupt, KillAt
 from trainwell.doctor.record import Diagnostics
 from trainwell.optim import make_optimizer
 from trainwell.train.fused_adam import folded_adam
-from trainwell.train.step import fused_step
+from trainwell.train.step import fused_step, why_not_fused
 
 from fused_helpers import assert_same_run, fit
 
@@ -186,3 +186,16 @@ def test_the_folded_update_on_cuda_gives_the_optimizers_own_history(images, name
     assert fused_step(fused[2]).fused.update is not None
     assert_same_run(fused, standard)
     assert_same_state(fused[2].optimizer, standard[2].optimizer)
+
+
+def test_an_optimizer_step_hook_takes_the_step_that_calls_it(images):
+    """The folded update calls no optimizer.step(): with a step hook attached, the step is autograd's."""
+    x, y, _, _ = images
+    calls = []
+    tw.seed_everything(0)
+    trainer = tw.Trainer(tw.build_model(SELU, input_shape=(8, 8)), optimizer={"name": "nadam", "lr": 1e-3}, seed=0)
+    handle = trainer.optimizer.register_step_post_hook(lambda *a: calls.append(1))
+    assert "an optimizer step hook" in why_not_fused(trainer)
+    trainer.fit(x[:128], y[:128], epochs=1, batch_size=32, verbose=False)
+    handle.remove()
+    assert len(calls) == 4 and why_not_fused(trainer) is None

@@ -56,12 +56,13 @@ def folded_adam(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) ->
     """A :class:`FoldedAdam` for ``optimizer`` training ``params``, or None where its options are not covered.
 
     Covered: exactly torch's Adam, AdamW and NAdam and trainwell's KerasAdam and KerasAdamW,
-    one parameter group, float32 parameters on one device, without amsgrad, maximize,
+    one parameter group, contiguous float32 parameters on one device, without amsgrad, maximize,
     capturable or differentiable, and with plain float hyperparameters (not tensors).
     """
     if type(optimizer) not in _FOLDED_TYPES or len(optimizer.param_groups) != 1 or not params:
         return None
-    if len({p.device for p in params}) != 1 or params[0].device.type not in ("cpu", "cuda"):
+    if (len({p.device for p in params}) != 1 or params[0].device.type not in ("cpu", "cuda")
+            or not all(p.is_contiguous() for p in params)):
         return None
     if not _covered(optimizer.param_groups[0]):
         return None
