@@ -101,11 +101,16 @@ class _KerasEpsilon:
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        self.advance_epsilon()
+        return super().step(closure)  # type: ignore[misc]
+
+    def advance_epsilon(self) -> None:
+        """Count one more step and set each group's ``eps`` for it (a step that runs PyTorch's
+        update without this ``step()``, as the fused step's folded update does, calls this first)."""
         for group in self.param_groups:
             epsilon = group.setdefault("keras_epsilon", group["eps"])
             group["keras_step"] = group.get("keras_step", 0) + 1
             group["eps"] = epsilon / math.sqrt(1.0 - group["betas"][1] ** group["keras_step"])
-        return super().step(closure)  # type: ignore[misc]
 
 
 class KerasAdam(_KerasEpsilon, torch.optim.Adam):

@@ -5,6 +5,7 @@ import warnings
 
 import pytest
 import torch
+from torch import nn
 from helpers import small_model, tiny_digits
 
 import trainwell as tw
@@ -92,11 +93,11 @@ def test_config_key_and_cli_flag_reach_the_compiled_step(tmp_path, monkeypatch):
 
     monkeypatch.setattr(compiled, "_compile", recording)
     path = tmp_path / "tiny.toml"
-    path.write_text(tiny_digits(epochs=1))
+    path.write_text(tiny_digits(epochs=1).replace('name = "adam"', 'name = "sgd"'))
     assert load_config(path).train.compile is False
     assert main(["train", str(path), "-o", str(tmp_path / "flag"), "-q", "--compile"]) == 0
     assert compiled_for == ["_pass_with_rate"]
-    path.write_text(tiny_digits(epochs=1, train="compile = true"))
+    path.write_text(tiny_digits(epochs=1, train="compile = true").replace('name = "adam"', 'name = "sgd"'))
     assert load_config(path).train.compile is True
     assert main(["train", str(path), "-o", str(tmp_path / "key"), "-q"]) == 0
     assert compiled_for == ["_pass_with_rate"] * 2
@@ -115,3 +116,26 @@ def test_the_readmes_compile_key_is_a_valid_train_section(tmp_path):
     path.write_text('[model]\nlayers = [{ type = "flatten" }, { type = "dense", units = 10, activation = "softmax" }]\n'
                     + snippet)
     assert load_config(path).train.compile is True
+
+
+def test_a_folded_adam_update_is_not_compiled_and_says_so():
+    """The Adam family's folded update reads its scalars as Python numbers (a new graph each step): a fit with
+    compile=True warns once and trains with the eager fused step, as compile=False does."""
+    x, y = torch.rand(64, 6, generator=torch.Generator().manual_seed(0)), torch.arange(64) % 3
+    runs = []
+    for compile in (True, False):
+        model = nn.Sequential(nn.Linear(6, 8), nn.ELU(), nn.Linear(8, 3))
+        torch.manual_seed(0)
+        for p in model.parameters():
+            nn.init.normal_(p, std=0.3)
+        trainer = tw.Trainer(model, optimizer={"name": "nadam", "lr": 1e-2}, seed=0, compile=compile)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            history = trainer.fit(x, y, epochs=2, batch_size=16, verbose=False)
+        runs.append((history, model, [str(w.message) for w in caught if "compile" in str(w.message)]))
+    assert runs[0][2] == ["trainwell: compile does not cover this fit's fused step (NAdam's update is folded into "
+                          "the fused step with scalars that change every step); training with the eager fused step"]
+    assert runs[1][2] == []
+    assert runs[0][0]["loss"] == runs[1][0]["loss"]
+    for a, b in zip(runs[0][1].parameters(), runs[1][1].parameters()):
+        assert torch.equal(a, b)

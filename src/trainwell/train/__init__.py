@@ -8,6 +8,7 @@
 - fused_stages: the fused pass's stages (each layer's forward and the ``aten`` kernel of its backward), in the layout
   the products are fastest in
 - fused_model: which models the fused pass covers: a model as its stages, or why not
+- fused_adam: the Adam family's update (Adam, AdamW, NAdam, KerasAdam, KerasAdamW) folded into the fused step
 - fused_probe: the fused pass checked against autograd on a tiny copy, once per structure
 - compiled: the fused pass run through ``torch.compile`` (opt-in), eager again where compiling fails
 - meter: the epoch's sums (loss, penalty, correct, samples) and the outputs its metrics need: add, state_dict, all_reduce

@@ -139,10 +139,16 @@ def _first_line(error: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def warn_not_compiled(reason: str) -> None:
-    """Say once that ``compile`` does nothing for this fit: it compiles the fused step, which does not apply."""
-    warnings.warn(f"trainwell: compile applies to the fused step only, which this fit cannot take ({reason}); "
-                  "training with the autograd step, not compiled", RuntimeWarning, stacklevel=4)
+def warn_not_compiled(reason: str, *, eager: str = "") -> None:
+    """Say once that ``compile`` does nothing for this fit: it compiles the fused step, which does not apply
+    (or, with ``eager`` naming what runs instead, which it does not cover: the Adam family's folded update,
+    whose scalars would be a new graph each step)."""
+    if eager:
+        message = f"trainwell: compile does not cover this fit's fused step ({reason}); training with {eager}"
+    else:
+        message = (f"trainwell: compile applies to the fused step only, which this fit cannot take ({reason}); "
+                   "training with the autograd step, not compiled")
+    warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
 def check_compile(value: Any) -> bool:

@@ -14,9 +14,18 @@ backward passes fit in a few ops per layer (the stages of :mod:`trainwell.train.
 * with plain SGD, a weight's update is folded into the matrix product that computes its
   gradient (``W.addmm_(g.T, x, alpha=-lr)``), and no gradient is materialized (``.grad``
   stays ``None``);
-* with any other optimizer (momentum, Adam, Nadam, RMSprop...), or with gradient
-  clipping, the gradients go to ``.grad`` and the step clips them and calls the
-  optimizer's own ``step()``, so its state and checkpoints are exactly PyTorch's.
+* with Adam, AdamW, NAdam (either variant) or trainwell's KerasAdam and KerasAdamW, the
+  optimizer's update is applied per parameter right after its gradient, by PyTorch's fused
+  Adam kernel with the step's scalars as Python floats (:mod:`trainwell.train.fused_adam`,
+  which says which options fold), and no gradient is stored either; the state stays in
+  ``optimizer.state`` under PyTorch's keys, so checkpoints and the optimizer's own
+  ``step()`` on other steps carry on from it. With gradient clipping the gradients go to
+  ``.grad`` first, the step clips them and then applies the same folded update;
+* with any other optimizer (SGD with momentum or weight decay, RMSprop, Adagrad...), an
+  option the folded update does not cover (amsgrad, maximize, several parameter
+  groups...), or plain SGD with gradient clipping, the gradients go to ``.grad`` and the
+  step clips them and calls the optimizer's own ``step()``, so its state and checkpoints
+  are exactly PyTorch's.
 
 The results equal the autograd step's within floating-point rounding (tests pin whole
 Histories). :func:`fused_pass` builds the :class:`FusedPass` for a model and its
@@ -46,6 +55,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.optim import optimizer as _optimizer_module
 
+from trainwell.train.fused_adam import folded_adam
 from trainwell.train.fused_model import model_stages
 from trainwell.train.fused_stages import FlattenStage, Gradients, LinearStage, foldable, set_layouts
 
@@ -55,8 +65,10 @@ __all__ = ["FusedPass", "fused_pass"]
 class FusedPass:
     """Forward, softmax cross-entropy and backward of a plain stack, in one call, without autograd.
 
-    With plain SGD the update is applied too (:attr:`applies_update`); otherwise the
-    gradients are left in ``.grad`` for the step's clipping and ``optimizer.step()``.
+    With plain SGD, and with the Adam family's folded update (:attr:`update`) where the step
+    does not clip, the update is applied too (:attr:`applies_update`); otherwise the gradients
+    are left in ``.grad`` for the step's clipping and then :meth:`apply_from_grads` or
+    ``optimizer.step()``.
     """
 
     def __init__(self, stages: list[Any], modules: list[nn.Module], optimizer: torch.optim.Optimizer, *,
@@ -67,6 +79,9 @@ class FusedPass:
         self.optimizer = optimizer
         self.gradients = Gradients(folded=fold_updates and foldable(optimizer))
         self._minus: torch.Tensor | None = None
+        self.update = None if foldable(optimizer) else folded_adam(optimizer, self.params)
+        self.fold_updates = fold_updates
+        self._applied = self.gradients.folded or (fold_updates and self.update is not None)
         # Below the lowest stage with parameters, no gradient is needed.
         self.lowest = min(i for i, stage in enumerate(stages) if stage.params())
         self.transposed = set_layouts(stages)  # whether the logits come (classes, batch)
@@ -80,11 +95,17 @@ class FusedPass:
         # dictionaries in place, so one pass of truth tests finds any (a parameter's are read anew each step).
         self._registries = [getattr(m, attribute) for m in modules for attribute, _ in _MODULE_HOOKS]
         self._registries += [getattr(nn.modules.module, attribute) for attribute, _ in _GLOBAL_HOOKS]
-        if self.gradients.folded:
+        if self.gradients.folded or self.update is not None:
             self._registries += _optimizer_hooks(optimizer)
 
     @property
     def applies_update(self) -> bool:
+        """Whether the last call (before any: the next) applied the update itself, storing no gradient."""
+        return self._applied
+
+    @property
+    def folds_into_products(self) -> bool:
+        """Whether the update goes inside the gradients' own products (plain SGD): no gradient exists at all."""
         return self.gradients.folded
 
     def takes(self, x: torch.Tensor) -> bool:
@@ -92,12 +113,23 @@ class FusedPass:
         say, is autograd's: ``nn.Linear`` maps the last axis of any shape, the pass's products a matrix)."""
         return x.dim() == 2 or self.flattens
 
+    @torch.no_grad()
+    def apply_from_grads(self) -> bool:
+        """The folded update from the gradients in ``.grad`` (clipped by the step); False where
+        the optimizer's own ``step()`` must run instead."""
+        if self.update is None or not self.update.begin():
+            return False
+        for p in self.params:
+            self.update.apply(p, p.grad, own=False)
+        return True
+
     def obstacle(self) -> str | None:
         """The hook attached now that this pass cannot honour, named (the step then runs autograd's)."""
         if not (any(self._registries) or any(map(_gradient_hooks, self.params))
                 or any(map(_accumulate_hooks, self.params))):
             return None  # the common case, in C: a few tens of microseconds on a 100-layer model
-        return _hook_obstacle(self._named_modules, self._named_params, self.optimizer, self.gradients.folded)
+        return _hook_obstacle(self._named_modules, self._named_params, self.optimizer,
+                              self.gradients.folded or self.update is not None)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,6 +153,9 @@ class FusedPass:
         if self.transposed:
             g = g.t()
         self.gradients.lr = float(self.optimizer.param_groups[0]["lr"]) if lr is None else lr
+        folding = self.update is not None and self.fold_updates and self.update.begin()
+        self.gradients.update = self.update if folding else None
+        self._applied = self.gradients.folded or folding
         for i in range(len(self.stages) - 1, self.lowest - 1, -1):
             g = self.stages[i].backward(g, saved[i], self.gradients, need_input=i > self.lowest)
         return logits, loss
@@ -199,5 +234,5 @@ def _hook_obstacle(modules: list[tuple[str, nn.Module]], params: list[tuple[str,
         if getattr(registry, attribute):
             return kind
     if folded and any(_optimizer_hooks(optimizer)):
-        return "an optimizer step hook (with plain SGD the fused step folds the update and calls no optimizer.step())"
+        return "an optimizer step hook (the fused step folds this optimizer's update and calls no optimizer.step())"
     return None

@@ -34,7 +34,7 @@ def verdict(fused: FusedPass, device: torch.device) -> str | None:
 
     Probed the first time a structure is seen in this process, then read from :data:`_PROBES`.
     """
-    return _verdict(fused.stages, folded=fused.applies_update, device=device)
+    return _verdict(fused.stages, folded=fused.folds_into_products, device=device)
 
 
 def _verdict(stages: list[Any], *, folded: bool, device: torch.device) -> str | None:

@@ -6,11 +6,11 @@ layer (:class:`LinearStage`), an elementwise activation applied in place
 (:class:`BatchNormStage`), Dropout or AlphaDropout drawing PyTorch's masks
 (:class:`DropoutStage`) and Flatten (:class:`FlattenStage`). Each stage's ``forward`` returns
 its output and what its ``backward`` needs; ``backward`` hands its parameters' gradients to
-:class:`Gradients`, which either folds the update into the product (plain SGD) or stores
-them in ``.grad``. From the first Dense layer on, the stages hand each other the activations
-transposed, ``(features, batch)``, where the products are fastest (:class:`LinearStage`,
-:func:`set_layouts`). :mod:`trainwell.train.fused_model` turns a model into stages, or says why
-it cannot.
+:class:`Gradients`, which folds the update into the product (plain SGD), hands each to the
+Adam family's folded update, or stores them in ``.grad``. From the first Dense layer on, the stages hand each
+other the activations transposed, ``(features, batch)``, where the products are fastest
+(:class:`LinearStage`, :func:`set_layouts`). :mod:`trainwell.train.fused_model` turns a model
+into stages, or says why it cannot.
 """
 
 from __future__ import annotations
@@ -260,13 +260,17 @@ class Gradients:
 
     ``folded`` (plain SGD: no momentum, no weight decay, one parameter group): the update
     ``param -= lr * grad`` is applied at once, inside the product that computes the
-    gradient. Otherwise each gradient is stored in ``param.grad`` and the optimizer's own
-    ``step()`` runs afterwards (Adam, Nadam, SGD with momentum... exactly as they are).
+    gradient. With ``update`` (the Adam family's folded update, set for the steps it folds:
+    :class:`trainwell.train.fused_adam.FoldedAdam`), each gradient goes to a scratch tensor
+    and the parameter is updated from it at once. Otherwise each gradient is stored in
+    ``param.grad`` and the optimizer's own ``step()`` runs afterwards (SGD with momentum,
+    RMSprop... exactly as they are).
     """
 
     folded: bool
     lr: float | torch.Tensor = 0.0  # a 0-dim tensor in the compiled pass (trainwell.train.compiled)
     ones: torch.Tensor | None = None
+    update: Any = None
 
     def matmul(self, param: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
         """A gradient ``a @ b`` (a weight's)."""
@@ -275,6 +279,8 @@ class Gradients:
                 param.sub_(a.mm(b).mul_(self.lr))
             else:
                 param.addmm_(a, b, alpha=-self.lr)
+        elif self.update is not None:
+            self.update.apply(param, torch.mm(a, b, out=self.update.buffer(param)))
         elif param.grad is None:
             param.grad = a.mm(b)
         else:  # into the last step's buffer: a fresh megabyte per step costs more than the product
@@ -283,6 +289,9 @@ class Gradients:
     def row_sum(self, param: torch.Tensor, g_t: torch.Tensor) -> None:
         """A gradient ``g_t.sum(1)`` (a bias's, from the transposed output gradient); folded, one ``addmv_``
         with a vector of ones."""
+        if self.update is not None:
+            self.update.apply(param, torch.sum(g_t, 1, out=self.update.buffer(param)))
+            return
         if not self.folded:
             if param.grad is None:
                 param.grad = g_t.sum(1)
@@ -303,12 +312,15 @@ class Gradients:
             param.sub_(grad * self.lr)
         elif self.folded:
             param.add_(grad, alpha=-self.lr)
+        elif self.update is not None:
+            self.update.apply(param, grad)
         else:
             param.grad = grad
 
 
 def foldable(optimizer: torch.optim.Optimizer) -> bool:
-    """Plain SGD, whose update can go inside the gradient's own product."""
+    """Plain SGD, whose update can go inside the gradient's own product (the Adam family's
+    folded update is :func:`trainwell.train.fused_adam.folded_adam`'s)."""
     if type(optimizer) is not torch.optim.SGD or len(optimizer.param_groups) != 1:
         return False
     group = optimizer.param_groups[0]

@@ -108,12 +108,17 @@ class AutogradStep:
         self.update()
         return StepResult(logits, loss.detach(), None if penalty is None else penalty.detach())
 
-    def update(self) -> None:
-        """Clip the gradients, step the optimizer, apply the max-norm constraints."""
+    def update(self, folded: Callable[[], bool] | None = None) -> None:
+        """Clip the gradients, step the optimizer, apply the max-norm constraints.
+
+        ``folded`` (the fused step's): applies the update from the clipped ``.grad`` in place
+        of ``optimizer.step()``, or returns False to leave it to the optimizer.
+        """
         if self.clipping is not None:
             self.precision.unscale(self.optimizer)
             clip_gradients(self.params, **self.clipping)
-        self.precision.step(self.optimizer)
+        if folded is None or not folded():
+            self.precision.step(self.optimizer)
         if self.constraints:
             apply_constraints(self.constraints)
 
@@ -137,7 +142,7 @@ class FusedStep:
 
     @property
     def applies_update(self) -> bool:
-        """Whether the pass applies the update itself (plain SGD, folded): no gradient is stored."""
+        """Whether the pass applies the update itself (plain SGD, the Adam family unclipped): no gradient is stored."""
         return self.fused.applies_update
 
     def __call__(self, xb: torch.Tensor, yb: torch.Tensor, weight: float = 1.0,
@@ -147,7 +152,7 @@ class FusedStep:
             return self.autograd(xb, yb, weight, sample_weight)
         logits, loss = self.fused(xb, yb)
         if not self.fused.applies_update:  # the gradients are in .grad
-            self.autograd.update()
+            self.autograd.update(self.fused.apply_from_grads)
         elif self.constraints:
             apply_constraints(self.constraints)
         return StepResult(logits, loss, None)
@@ -175,7 +180,10 @@ def make_step(parts: StepParts, *, fused: bool = True, cached: bool = False,
         if compile:
             warn_not_compiled(reason)
         return autograd, reason
-    if compile:
+    if compile and found.update is not None:
+        warn_not_compiled(f"{type(parts.optimizer).__name__}'s update is folded into the fused step with scalars "
+                          "that change every step", eager="the eager fused step")
+    elif compile:
         found = compiled_pass(found, {} if compiled is None else compiled)
     return FusedStep(found, autograd, constraints=parts.constraints, wants_autograd=wants_autograd), None
 
