@@ -145,17 +145,22 @@ class GraphedEpoch:
         self.loss_sum.add_(loss * len(index))
         self.correct.add_((logits.argmax(1) == yb).sum())
 
-    def _update(self) -> None:
-        if not self.step.applies_update:
-            self.step.autograd.update()
+    def _update(self, grads: list[torch.Tensor | None] | None = None) -> None:
+        """The optimizer's step where the pass leaves the gradients in ``.grad`` (those ``grads`` wrote into)."""
+        if self.step.applies_update:
+            return
+        if grads is not None:  # a gradient stored whole (batch normalization's) is a tensor of its graph's own
+            for param, grad in zip(self.step.fused.params, grads):
+                param.grad = grad
+        self.step.autograd.update()
 
-    def _capture(self, size: int) -> tuple[torch.Tensor, Any]:
+    def _capture(self, size: int) -> tuple[torch.Tensor, Any, list[torch.Tensor | None]]:
         index = torch.arange(size, device=self.x.device)
         if not self.capture:
             for _ in range(3):
                 self._pass(index)
                 self._update()
-            return index, EagerReplay(lambda: self._pass(index))
+            return index, EagerReplay(lambda: self._pass(index)), None  # eager: .grad is the pass's own
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
@@ -164,9 +169,9 @@ class GraphedEpoch:
                 self._update()
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, stream=side):  # captured on the stream that warmed up (its cuBLAS handle)
             self._pass(index)
-        return index, graph
+        return index, graph, [p.grad for p in self.step.fused.params]
 
     def run(self, order: torch.Tensor) -> None:
         """One epoch over the batches of ``order`` (a permutation of the samples, on the device)."""
@@ -174,10 +179,10 @@ class GraphedEpoch:
         self.correct.zero_()
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
-            index, graph = self.graphs[len(batch)]
+            index, graph, grads = self.graphs[len(batch)]
             index.copy_(batch)
             graph.replay()
-            self._update()
+            self._update(grads)
 
     def epoch(self, generator: torch.Generator) -> float:
         started = time.perf_counter()
