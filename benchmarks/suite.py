@@ -249,9 +249,10 @@ def jax_python(requested: str | None) -> str | None:
     return python
 
 
-def time_jax(python: str, name: str, *, epochs: int, threads: int) -> dict | None:
+def time_jax(python: str, name: str, *, epochs: int, threads: int, batch_size: int = 32) -> dict | None:
     """benchmarks/jax_epoch.py's epochs of ``name`` (the first one compiles), summarized."""
-    command = [python, str(HERE / "jax_epoch.py"), name, "--epochs", str(epochs), "--threads", str(threads)]
+    command = [python, str(HERE / "jax_epoch.py"), name, "--epochs", str(epochs), "--threads", str(threads),
+               "--batch-size", str(batch_size)]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -259,7 +260,7 @@ def time_jax(python: str, name: str, *, epochs: int, threads: int) -> dict | Non
         return None
     report = json.loads(lines[-1])
     cpu_per_wall = sum(report["cpu_times"][1:]) / sum(report["times"][1:])
-    return {**summarize(report["times"], 1719), "version": f"jax {report['jax']}, optax {report['optax']}",
+    return {**summarize(report["times"], -(-55000 // batch_size)), "version": f"jax {report['jax']}, optax {report['optax']}",
             "optimizer": report["optimizer"], "cpu_per_wall": cpu_per_wall, "busy_threads": report["busy_threads"]}
 
 
@@ -408,7 +409,7 @@ def main() -> None:
                           f"  -> trainwell / {key}: {tw['min'] / k['min']:.3f}")
                     row[f"ratio_{key}"] = tw["min"] / k["min"]
         if jax is not None:
-            row["jax"] = j = time_jax(jax, name, epochs=epochs, threads=threads)
+            row["jax"] = j = time_jax(jax, name, epochs=epochs, threads=threads, batch_size=args.batch_size)
             if j:
                 row["ratio_jax"] = tw["min"] / j["min"]
                 print(f"  jax scan      min {j['min']:.3f} s  median {j['median']:.3f} s  first {j['first']:.3f} s "
