@@ -53,6 +53,7 @@ from trainwell.fileio import write_json  # noqa: E402
 from trainwell.train.step import fused_step, why_not_fused  # noqa: E402
 
 NO_CUDA = 3  # the exit status without a CUDA device
+CUDA_TESTS = ("-k", "cuda", "tests/train")  # the tests that skip without CUDA, named so (and the device-choice ones)
 CHECK_FAILED = 1
 
 
@@ -77,8 +78,8 @@ def cuda_tests() -> dict:
     """``pytest -k cuda tests/train`` in a subprocess; its exit status and closing line."""
     env = {**os.environ, "TRAINWELL_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(
         [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-k", "cuda",
-                           "tests/train"], cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *CUDA_TESTS],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
     lines = done.stdout.strip().splitlines()
     return {"returncode": done.returncode, "summary": lines[-1] if lines else done.stderr.strip()[-500:],
             "output": done.stdout[-4000:]}

@@ -2,6 +2,8 @@
 the logic of its graphed epoch (run eagerly, without capture) are checked, so the script is not dead code."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -71,3 +73,15 @@ def test_on_cuda_the_step_is_fused_and_its_cuda_graph_trains_as_the_eager_step(t
     assert timed["trainwell graphed"]["min"] > 0
     assert gpu.main(["--models", "leaky_relu", "--epochs", "1", "--no-tests", "--out", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "gpu-results.json").read_text())["models"]["leaky_relu"]["graph_check"]["same_weights"]
+
+
+@pytest.mark.slow
+def test_its_test_selection_holds_the_tests_that_skip_without_cuda():
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           *gpu.CUDA_TESTS], cwd=gpu.ROOT, capture_output=True, text=True)
+    collected = set(done.stdout.split())
+    for test in ("tests/train/test_fused.py::test_fused_step_on_cuda_matches_the_standard_step",
+                 "tests/train/test_precision.py::test_an_fp16_fit_on_cuda_scales_the_loss_and_trains",
+                 "tests/train/test_trainer.py::test_cuda_training_keeps_data_on_device",
+                 "tests/train/test_trainer.py::test_cuda_history_matches_cpu"):
+        assert test in collected, done.stdout[-2000:]
