@@ -414,7 +414,8 @@ def main() -> None:
                 row["ratio_jax"] = tw["min"] / j["min"]
                 print(f"  jax scan      min {j['min']:.3f} s  median {j['median']:.3f} s  first {j['first']:.3f} s "
                       f"(compile)  {j['busy_threads']} busy thread(s), {j['cpu_per_wall']:.2f} CPU s per s"
-                      f"  -> trainwell / jax scan: {row['ratio_jax']:.3f}")
+                      f"  -> trainwell / jax scan: {row['ratio_jax']:.3f}"
+                      + (f"  [{j['optimizer']}]" if "nadam" in j["optimizer"] else ""))
         print(f"  GEMM floor    {row['gemm_floor_us']:.0f} us/step  -> trainwell step / floor: "
               f"{row['step_over_floor']:.2f}")
         results["models"][name] = row
