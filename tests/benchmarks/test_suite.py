@@ -110,3 +110,18 @@ def test_the_jax_report_is_summarized_with_its_thread_use(tmp_path):
     assert report["first"] == 5.0 and report["min"] == 0.8 and report["median"] == pytest.approx(0.9)
     assert report["cpu_per_wall"] == pytest.approx(1.0) and report["busy_threads"] == 1
     assert report["version"] == "jax 0.10.2, optax 0.2.8" and report["step_us"] == pytest.approx(0.8 / 1719 * 1e6)
+
+
+def test_the_readmes_and_docstrings_suite_commands_parse_as_written():
+    """Each `python benchmarks/suite.py ...` line of the README and of suite.py's docstring is a valid command line
+    (running them takes minutes: their options are what can drift)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(suite.__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    lines = re.findall(r"^\s*python benchmarks/suite\.py(.*)$", readme + suite.__doc__, flags=re.M)
+    assert len(lines) >= 6 and any("--jax-python" in line and "--keras-python" in line for line in lines)
+    for line in lines:
+        argv = shlex.split(line.split("  #")[0])
+        assert suite.arguments(argv).names, line
