@@ -7,8 +7,16 @@ machine noise hits both alike, after one warm-up epoch each (reported too: it ho
 any compile time). Keras on TensorFlow, as the book writes ``fit`` and tuned
 (``steps_per_execution=64`` + XLA), runs in a subprocess right after, when it is
 installed (``pip install .[bench]``, or ``--keras-python`` naming another
-environment's interpreter); otherwise it is skipped with a message. Both sides use the
-thread count trainwell picks for the model (see trainwell.train.threads) unless ``--threads``.
+environment's interpreter); otherwise it is skipped with a message. So does JAX
+(benchmarks/jax_epoch.py: a jitted step under ``jax.lax.scan`` over each epoch, data on
+the device) when jax and optax are importable (``--jax-python``, or the
+``TRAINWELL_JAX_PYTHON`` environment variable, names another interpreter). Every side uses
+the thread count trainwell picks for the model (see trainwell.train.threads) unless ``--threads``.
+
+The GEMM floor is timed in the same process, alternating with the PyTorch sides: only the
+matrix products of a step (per Dense layer the forward ``x @ W.T``, the weight gradient
+``g.T @ x`` and, for all but the first layer, the input gradient ``g @ W``) at the same
+shapes and thread count; ``step / floor`` is trainwell's step time over it.
 
 Prints min and median epoch time, time per step, the ratios, peak memory, and (full
 mode) the wall time of ``trainwell reproduce --budget quick``; writes JSON and a
@@ -24,6 +32,12 @@ Markdown table.
 core, so nothing else is timed beside it) and adds a dated section to benchmarks/RESULTS.md: the
 wall time, the figures passing, each entry's training and whole time, and the share of the wall
 time that is not training (see benchmarks/chapter.py).
+
+The whole comparison (trainwell, hand-written PyTorch, Keras fit and tuned, JAX scan, the
+GEMM floor) in one run, with Keras and JAX installed in another environment
+(``pip install tensorflow keras jax optax`` there, or ``pip install .[bench]`` here):
+
+    python benchmarks/suite.py --keras-python /path/to/env/bin/python --jax-python /path/to/env/bin/python
 """
 
 from __future__ import annotations
@@ -118,6 +132,43 @@ def summarize(times: list[float], steps: int) -> dict:
             "step_us": min(times[1:]) / steps * 1e6}
 
 
+class GemmFloor:
+    """The matrix products of a model's training steps and nothing else: what a step cannot go under.
+
+    Per Dense layer (``nn.Linear``) of ``model``: the forward ``x @ W.T``, the weight
+    gradient ``g.T @ x`` and, for all but the first layer, the input gradient ``g @ W``, into
+    outputs allocated once, at an epoch's batch sizes (the full batches, then the short last one).
+    """
+
+    def __init__(self, model: nn.Module, samples: int, batch_size: int, device: str):
+        shapes = [tuple(m.weight.shape) for m in model.modules() if isinstance(m, nn.Linear)]
+        full, rest = divmod(samples, batch_size)
+        self.batches = [(self.buffers(shapes, batch_size, device), full)]
+        if rest:
+            self.batches.append((self.buffers(shapes, rest, device), 1))
+        self.cuda = device.startswith("cuda")
+
+    @staticmethod
+    def buffers(shapes: list[tuple[int, int]], batch: int, device: str) -> list[tuple[torch.Tensor, ...]]:
+        """Per layer: W, x, g and the three products' outputs."""
+        return [tuple(torch.randn(*shape, device=device) for shape in
+                      ((out, inp), (batch, inp), (batch, out), (batch, out), (out, inp), (batch, inp)))
+                for out, inp in shapes]
+
+    def epoch(self) -> float:
+        started = time.perf_counter()
+        for layers, count in self.batches:
+            for _ in range(count):
+                for i, (w, x, g, forward, weight_grad, input_grad) in enumerate(layers):
+                    torch.mm(x, w.t(), out=forward)
+                    torch.mm(g.t(), x, out=weight_grad)
+                    if i:
+                        torch.mm(g, w, out=input_grad)
+        if self.cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - started
+
+
 def time_torch(name: str, x, y, *, epochs: int, batch_size: int, device: str, compile: bool = False) -> dict:
     """trainwell and the hand-written loop on one model, epochs alternating.
 
@@ -126,7 +177,8 @@ def time_torch(name: str, x, y, *, epochs: int, batch_size: int, device: str, co
     fused side what trainwell gives by default. With ``compile``, ``Trainer(compile=True)`` is
     a fourth side: its first epoch holds the compile (cold or warm, as inductor's on-disk cache
     stands: an empty ``TORCHINDUCTOR_CACHE_DIR`` gives the cold one), and the break-even is the
-    number of epochs after which its run's wall time is the eager fused run's.
+    number of epochs after which its run's wall time is the eager fused run's. The GEMM floor
+    (:class:`GemmFloor`) takes its turn with them.
     """
     torch.manual_seed(0)
     trainers = {"trainwell": Trainer(trainwell_model(name), optimizer=optimizer_spec(name), device=device, seed=0)}
@@ -143,18 +195,21 @@ def time_torch(name: str, x, y, *, epochs: int, batch_size: int, device: str, co
     generator = torch.Generator().manual_seed(0)
     cuda = device.startswith("cuda")
     peaks = {}
+    floor = GemmFloor(reference, len(x), batch_size, device)
 
     def run(side: str) -> float:
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         if side in trainers:
             seconds = trainers[side].fit(x, y, epochs=1, batch_size=batch_size, verbose=False).last["time"]
+        elif side == "GEMM floor":
+            seconds = floor.epoch()
         else:
             seconds = hand_written_epoch(reference, reference_opt, x, y, batch_size, generator)
         peaks[side] = torch.cuda.max_memory_allocated() / 2**20 if cuda else peak_rss_mib()
         return seconds
 
-    sides = [*trainers, "hand-written"]
+    sides = [*trainers, "hand-written", "GEMM floor"]
     times: dict[str, list[float]] = {side: [] for side in sides}
     for i in range(1 + epochs):
         for side in sides[i % len(sides):] + sides[:i % len(sides)]:  # each side goes first in turn
@@ -162,6 +217,8 @@ def time_torch(name: str, x, y, *, epochs: int, batch_size: int, device: str, co
     steps = (len(x) + batch_size - 1) // batch_size
     result = {side: {**summarize(values, steps), "peak_mib": peaks[side]} for side, values in times.items()}
     result["fused"] = fused
+    result["gemm_floor_us"] = result["GEMM floor"]["step_us"]
+    result["step_over_floor"] = result["trainwell"]["min"] / result["GEMM floor"]["min"]
     for side, suffix in (("trainwell", ""), ("standard step", "_standard")):
         if side in times:
             pairs = [a / b for a, b in zip(times[side][1:], times["hand-written"][1:])]
@@ -199,6 +256,32 @@ def time_keras(python: str, name: str, *, epochs: int, threads: int, tuned: bool
     return {**summarize(report["times"], 1719), "version": f"keras {report['keras']}, tf {report['tensorflow']}"}
 
 
+def jax_python(requested: str | None) -> str | None:
+    """An interpreter that imports jax and optax, or None (with the reason printed)."""
+    python = requested or os.environ.get("TRAINWELL_JAX_PYTHON") or sys.executable
+    probe = subprocess.run([python, "-c", "import jax, optax"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        print(f"JAX (jax + optax) not importable by {python}: skipped (install with `pip install .[bench]`, "
+              "or point --jax-python at an environment that has them)")
+        return None
+    return python
+
+
+def time_jax(python: str, name: str, *, epochs: int, threads: int, batch_size: int = 32) -> dict | None:
+    """benchmarks/jax_epoch.py's epochs of ``name`` (the first one compiles), summarized."""
+    command = [python, str(HERE / "jax_epoch.py"), name, "--epochs", str(epochs), "--threads", str(threads),
+               "--batch-size", str(batch_size)]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        print(f"  jax scan failed ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+        return None
+    report = json.loads(lines[-1])
+    cpu_per_wall = sum(report["cpu_times"][1:]) / sum(report["times"][1:])
+    return {**summarize(report["times"], -(-55000 // batch_size)), "version": f"jax {report['jax']}, optax {report['optax']}",
+            "optimizer": report["optimizer"], "cpu_per_wall": cpu_per_wall, "busy_threads": report["busy_threads"]}
+
+
 def time_reproduce() -> dict:
     """Wall time of ``trainwell reproduce --budget quick`` into a fresh folder."""
     with tempfile.TemporaryDirectory() as out:
@@ -218,18 +301,22 @@ def markdown(results: dict) -> str:
              f"55,000 images; {results['epochs']} timed epochs per side after one warm-up, alternating in one run. "
              "Seconds per epoch, min / median; ratio = trainwell / other (min-to-min).", "",
              "| model | threads | trainwell | hand-written PyTorch | ratio | trainwell, standard step | ratio "
-             "| Keras fit | ratio | Keras tuned | ratio | trainwell first epoch | trainwell step | peak memory |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| Keras fit | ratio | Keras tuned | ratio | JAX scan | ratio | trainwell first epoch | trainwell step "
+             "| GEMM floor | step / floor | peak memory |",
+             "|" + "---|" * 18]
     for name, row in results["models"].items():
         tw, hand, standard = row["trainwell"], row["hand-written"], row.get("standard step")
         cells = [name, str(row["threads"]), f"{tw['min']:.2f} / {tw['median']:.2f}" + (" (fused)" if row["fused"] else ""),
                  f"{hand['min']:.2f} / {hand['median']:.2f}", f"{row['ratio_min']:.2f}"]
         cells += ([f"{standard['min']:.2f} / {standard['median']:.2f}", f"{row['ratio_min_standard']:.2f}"]
                   if standard else ["(same)", "-"])
-        for key in ("keras", "keras_tuned"):
+        for key in ("keras", "keras_tuned", "jax"):
             other = row.get(key)
             cells += [f"{other['min']:.2f} / {other['median']:.2f}", f"{tw['min'] / other['min']:.2f}"] if other else ["-", "-"]
-        cells += [f"{tw['first']:.2f}", f"{tw['step_us']:.0f} us", f"{tw['peak_mib']:.0f} MiB"]
+        cells += [f"{tw['first']:.2f}", f"{tw['step_us']:.0f} us"]
+        cells += ([f"{row['gemm_floor_us']:.0f} us", f"{row['step_over_floor']:.2f}"] if "gemm_floor_us" in row
+                  else ["-", "-"])
+        cells += [f"{tw['peak_mib']:.0f} MiB"]
         lines.append("| " + " | ".join(cells) + " |")
     for name, row in results["models"].items():
         if "trainwell compiled" in row:
@@ -246,7 +333,14 @@ def markdown(results: dict) -> str:
     lines += ["", "(fused): trainwell's default took its fused step (trainwell.train.fused); the standard step is "
               "`Trainer(fused=False)`, the autograd loop, timed in the same run. Ratios against hand-written "
               "PyTorch use that side's time.",
-              "", f"Peak memory is {memory}. Keras runs in its own process right after the PyTorch sides."]
+              "", f"Peak memory is {memory}. Keras runs in its own process right after the PyTorch sides, "
+              "then JAX (benchmarks/jax_epoch.py: a jitted step under `jax.lax.scan` over each epoch, its first "
+              "epoch, compile included, not counted)"
+              + "".join(f"; {name}: {row['jax']['optimizer']}" for name, row in results["models"].items()
+                        if row.get("jax") and "nadam" in row["jax"]["optimizer"]) + ".",
+              "", "GEMM floor: only the matrix products of a step (per Dense layer x @ W.T, g.T @ x and, but for the "
+              "first layer, g @ W) at the same shapes and threads, timed alternating with the PyTorch sides; "
+              "step / floor = trainwell's epoch / the floor's epoch (min-to-min)."]
     return "\n".join(lines) + "\n"
 
 
@@ -264,7 +358,8 @@ def chapter(budget: str, path: Path) -> None:
     print(f"added to {path}")
 
 
-def main() -> None:
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, checked (a bad value exits with status 2 and a message naming it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer epochs, no Keras, no reproduce (a few minutes)")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {','.join(MODELS)}")
@@ -278,6 +373,10 @@ def main() -> None:
     parser.add_argument("--keras-tuned", action=argparse.BooleanOptionalAction, default=True,
                         help="also Keras with steps_per_execution=64 and XLA (default: on with --keras)")
     parser.add_argument("--keras-python", help="interpreter that has keras + tensorflow (default: this one)")
+    parser.add_argument("--jax", action=argparse.BooleanOptionalAction, default=True,
+                        help="time JAX's lax.scan epoch too where jax and optax are importable (default: on)")
+    parser.add_argument("--jax-python", help="interpreter that has jax + optax (default: $TRAINWELL_JAX_PYTHON, "
+                                             "else this one)")
     parser.add_argument("--reproduce", action=argparse.BooleanOptionalAction, default=None,
                         help="time `trainwell reproduce --budget quick` (default: on unless --quick)")
     parser.add_argument("--compile", action="store_true",
@@ -288,15 +387,39 @@ def main() -> None:
                              "and add its section to benchmarks/RESULTS.md (with --out: OUT.md)")
     parser.add_argument("--chapter-budget", default="full", choices=("full", "quick", "smoke"),
                         help="the budget --chapter runs (default full; quick takes about a minute)")
-    args = parser.parse_args()
-    if args.chapter:
-        return chapter(args.chapter_budget, Path(args.out).with_suffix(".md") if args.out else HERE / "RESULTS.md")
-    names = [n for n in args.models.split(",") if n]
-    for name in names:
+    args = parser.parse_args(argv)
+    args.names = [n for n in args.models.split(",") if n]
+    for name in args.names:
         if name not in MODELS:
             parser.error(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
+    if not args.names:
+        parser.error(f"--models names none; allowed: {', '.join(MODELS)}")
+    for option in ("epochs", "batch_size", "threads"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            parser.error(f"--{option.replace('_', '-')} {value}: must be a positive integer")
+    return args
+
+
+def summary(results: dict) -> str:
+    """One line per model: trainwell against tuned Keras, JAX scan and the GEMM floor (min-to-min)."""
+    lines = ["summary (trainwell / other, min-to-min; - where not timed):"]
+    for name, row in results["models"].items():
+        cells = [f"{label} {row[key]:.2f}" if row.get(key) is not None else f"{label} -"
+                 for label, key in (("/ hand-written", "ratio_min"), ("/ Keras tuned", "ratio_keras_tuned"),
+                                    ("/ JAX scan", "ratio_jax"), ("step / GEMM floor", "step_over_floor"))]
+        lines.append(f"  {name:10s} " + ", ".join(cells))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    args = arguments()
+    if args.chapter:
+        return chapter(args.chapter_budget, Path(args.out).with_suffix(".md") if args.out else HERE / "RESULTS.md")
+    names = args.names
     use_keras = (not args.quick) if args.keras is None else args.keras
     python = keras_python(args.keras_python) if use_keras and args.device == "cpu" else None
+    jax = jax_python(args.jax_python) if args.jax and args.device == "cpu" else None
     x, y = data(args.real, args.device)
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     results = {"mode": "quick" if args.quick else "full", "batch_size": args.batch_size, "models": {},
@@ -338,8 +461,20 @@ def main() -> None:
                     k = row[key]
                     print(f"  {key:13s} min {k['min']:.3f} s  median {k['median']:.3f} s  first {k['first']:.3f} s"
                           f"  -> trainwell / {key}: {tw['min'] / k['min']:.3f}")
+                    row[f"ratio_{key}"] = tw["min"] / k["min"]
+        if jax is not None:
+            row["jax"] = j = time_jax(jax, name, epochs=epochs, threads=threads, batch_size=args.batch_size)
+            if j:
+                row["ratio_jax"] = tw["min"] / j["min"]
+                print(f"  jax scan      min {j['min']:.3f} s  median {j['median']:.3f} s  first {j['first']:.3f} s "
+                      f"(compile)  {j['busy_threads']} busy thread(s), {j['cpu_per_wall']:.2f} CPU s per s"
+                      f"  -> trainwell / jax scan: {row['ratio_jax']:.3f}"
+                      + (f"  [{j['optimizer']}]" if "nadam" in j["optimizer"] else ""))
+        print(f"  GEMM floor    {row['gemm_floor_us']:.0f} us/step  -> trainwell step / floor: "
+              f"{row['step_over_floor']:.2f}")
         results["models"][name] = row
     torch.set_num_threads(default_threads)
+    print(summary(results))
     do_reproduce = (not args.quick) if args.reproduce is None else args.reproduce
     if do_reproduce:
         results["reproduce"] = time_reproduce()
