@@ -3,6 +3,7 @@ of two runs, and the models and optimizers they train."""
 
 import pytest
 import torch
+from torch import nn
 
 import trainwell as tw
 from trainwell.model.regularization import max_norm
@@ -15,6 +16,17 @@ def fit(images, layers, optimizer, *, fused, epochs=3, **kwargs):
     trainer = tw.Trainer(model, optimizer=optimizer, seed=0, fused=fused, **kwargs)
     history = trainer.fit(x, y, epochs=epochs, batch_size=32, validation_data=(x_val, y_val), verbose=False)
     return history, model, trainer
+
+
+def seeded_stack(*modules, std=0.3):
+    """A plain ``nn.Sequential`` of ``modules`` whose parameters are drawn from one seeded normal, and a tiny
+    classification problem for it (64 rows, 3 classes; the first module's input width)."""
+    model = nn.Sequential(*modules)
+    torch.manual_seed(0)
+    for p in model.parameters():
+        nn.init.normal_(p, std=std)
+    width = next(m for m in modules if isinstance(m, nn.Linear)).in_features
+    return model, torch.rand(64, width, generator=torch.Generator().manual_seed(0)), torch.arange(64) % 3
 
 
 def assert_same_run(a, b):

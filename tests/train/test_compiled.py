@@ -6,6 +6,7 @@ import warnings
 import pytest
 import torch
 from torch import nn
+from fused_helpers import seeded_stack
 from helpers import small_model, tiny_digits
 
 import trainwell as tw
@@ -121,13 +122,9 @@ def test_the_readmes_compile_key_is_a_valid_train_section(tmp_path):
 def test_a_folded_adam_update_is_not_compiled_and_says_so():
     """The Adam family's folded update reads its scalars as Python numbers (a new graph each step): a fit with
     compile=True warns once and trains with the eager fused step, as compile=False does."""
-    x, y = torch.rand(64, 6, generator=torch.Generator().manual_seed(0)), torch.arange(64) % 3
     runs = []
     for compile in (True, False):
-        model = nn.Sequential(nn.Linear(6, 8), nn.ELU(), nn.Linear(8, 3))
-        torch.manual_seed(0)
-        for p in model.parameters():
-            nn.init.normal_(p, std=0.3)
+        model, x, y = seeded_stack(nn.Linear(6, 8), nn.ELU(), nn.Linear(8, 3))
         trainer = tw.Trainer(model, optimizer={"name": "nadam", "lr": 1e-2}, seed=0, compile=compile)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -10,7 +10,7 @@ from trainwell.config import load_config
 from trainwell.doctor.record import Diagnostics
 from trainwell.train.step import fused_step, why_not_fused
 
-from fused_helpers import CASES, assert_same_run, fit
+from fused_helpers import CASES, assert_same_run, fit, seeded_stack
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -174,13 +174,9 @@ def test_every_hook_kind_fires_on_the_default_path_and_is_named(images, hook):
 def test_weights_moved_to_new_storage_between_steps_are_the_ones_trained():
     """The Dense stages keep W.T and the bias column as views; a parameter whose storage is replaced mid-fit
     (``param.data = ...``) must be read anew, not through a view of its old storage."""
-    x, y = torch.rand(64, 8, generator=torch.Generator().manual_seed(0)), torch.arange(64) % 3
     runs = []
     for fused in (True, False):
-        model = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
-        torch.manual_seed(0)
-        for p in model.parameters():
-            nn.init.normal_(p, std=0.3)
+        model, x, y = seeded_stack(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
 
         class Replace(tw.Callback):
             def on_batch_begin(self, trainer, step):
