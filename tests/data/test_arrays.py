@@ -43,3 +43,12 @@ def test_a_reversed_numpy_view_is_read_as_its_values():
     x = np.arange(12.0).reshape(4, 3)
     assert torch.equal(as_tensor(x[::-1], "x"), torch.as_tensor(x[::-1].copy()))
     assert torch.equal(as_tensor(x[:, ::-2], "x"), torch.as_tensor(x[:, ::-2].copy()))
+
+
+def test_huge_finite_values_whose_sum_overflows_are_finite():
+    x = torch.full((1000, 8), 3e38)  # each finite; their float32 sum is infinite
+    assert not torch.isfinite(x.sum()) and _all_finite(x, chunk_bytes=64 * 8 * 4)
+    check_finite(x, "x")
+    x[500, 0], x[501, 0] = float("inf"), float("-inf")  # a sum of NaN: still found, and where
+    with pytest.raises(ArrayError, match=r"x: 2 values are NaN or infinite \(sample 500\)"):
+        check_finite(x, "x")
