@@ -133,3 +133,19 @@ def test_cumulative_average_when_momentum_is_none(batches):
         bn(torch.from_numpy(x))
     np.testing.assert_allclose(bn.running_var.numpy(), np.mean([x.var(axis=0) for x in batches[:4]], axis=0),
                                rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_the_kept_scaled_eps_subtracts_the_same_number_as_a_python_float(dtype):
+    from trainwell.model.modules import BatchNorm
+
+    layer = BatchNorm(FEATURES, momentum=None).to(dtype)  # momentum None: the factor changes every batch
+    generator = torch.Generator().manual_seed(0)
+    reference_var = layer.running_var.clone()
+    for _ in range(5):
+        factor = layer.count_batch()
+        mean = torch.randn(FEATURES, generator=generator).to(dtype)
+        invstd = (torch.rand(FEATURES, generator=generator) + 0.5).to(dtype)
+        layer.update_moving_statistics(mean, invstd, factor)
+        reference_var.lerp_(invstd.pow(-2), factor).sub_(factor * layer.eps)  # the update with a Python float
+        assert torch.equal(layer.running_var, reference_var)

@@ -154,6 +154,7 @@ class ChannelBatchNorm(nn.BatchNorm2d):
 
     count_batch = BatchNorm.count_batch
     update_moving_statistics = BatchNorm.update_moving_statistics
+    _scaled_eps = BatchNorm._scaled_eps
     synchronized = False  # as BatchNorm's: every rank's statistics, under a process group
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

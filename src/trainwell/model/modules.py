@@ -100,7 +100,20 @@ class BatchNorm(nn.BatchNorm1d):
         if mean.dtype != self.running_mean.dtype:  # half-precision batches keep float32 statistics
             mean, variance_plus_eps = mean.to(self.running_mean.dtype), variance_plus_eps.to(self.running_var.dtype)
         self.running_mean.lerp_(mean, factor)
-        self.running_var.lerp_(variance_plus_eps, factor).sub_(factor * self.eps)
+        self.running_var.lerp_(variance_plus_eps, factor).sub_(self._scaled_eps(factor))
+
+    def _scaled_eps(self, factor: float) -> torch.Tensor | float:
+        """``factor * eps`` as a kept 0-dim tensor of the statistics' dtype (the same number: PyTorch rounds
+        a Python float to that dtype first), since an op with a Python number costs about 3 us more per call
+        (PyTorch wraps it in a tensor and converts it); made again when the factor, dtype or device change."""
+        if torch.compiler.is_compiling():
+            return factor * self.eps
+        kept = self.__dict__.get("_kept_scaled_eps")
+        statistics = self.running_var
+        if kept is None or kept[0] != (factor, statistics.dtype, statistics.device):
+            value = torch.tensor(factor * self.eps, dtype=statistics.dtype, device=statistics.device)
+            kept = self.__dict__["_kept_scaled_eps"] = ((factor, statistics.dtype, statistics.device), value)
+        return kept[1]
 
 
 class LogitsView(nn.Module):

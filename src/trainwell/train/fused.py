@@ -78,7 +78,7 @@ class FusedPass:
         self.params = [p for stage in stages for p in stage.params()]
         self.optimizer = optimizer
         self.gradients = Gradients(folded=fold_updates and foldable(optimizer))
-        self._minus: torch.Tensor | None = None
+        self._constants: tuple[torch.Tensor, torch.Tensor] | None = None  # see _batch_constants
         self.update = None if foldable(optimizer) else folded_adam(optimizer, self.params)
         self.fold_updates = fold_updates
         self._applied = self.gradients.folded or (fold_updates and self.update is not None)
@@ -148,8 +148,9 @@ class FusedPass:
         loss = F.nll_loss(log_probs, y)
         # d(mean cross-entropy)/d(logits) = (softmax - one_hot) / batch
         g = log_probs.exp_()
-        g.scatter_add_(1, y.unsqueeze(1), self._minus_ones(g))
-        g.div_(g.shape[0])
+        minus_ones, count = self._batch_constants(g)
+        g.scatter_add_(1, y.unsqueeze(1), minus_ones)
+        g.div_(count)
         if self.transposed:
             g = g.t()
         self.gradients.lr = float(self.optimizer.param_groups[0]["lr"]) if lr is None else lr
@@ -161,14 +162,17 @@ class FusedPass:
         return logits, loss
 
 
-    def _minus_ones(self, g: torch.Tensor) -> torch.Tensor:
-        """A column of -1 per sample of ``g``'s batch (kept: a fresh one each step costs a few microseconds)."""
-        if torch.compiler.is_compiling():  # a compiled pass fills it in its graph (a kept one would be a guard)
-            return torch.full((g.shape[0], 1), -1.0, dtype=g.dtype, device=g.device)
-        column = self._minus
-        if column is None or column.shape[0] != g.shape[0] or column.dtype != g.dtype or column.device != g.device:
-            column = self._minus = torch.full((g.shape[0], 1), -1.0, dtype=g.dtype, device=g.device)
-        return column
+    def _batch_constants(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A column of -1 per sample of ``g``'s batch, and the batch size as a 0-dim tensor, kept per batch size:
+        fresh ones each step cost a few microseconds, and so does an op with a Python number (PyTorch wraps it
+        in a tensor and converts it), where one with a kept tensor divides by the same float."""
+        if torch.compiler.is_compiling():  # a compiled pass makes them in its graph (kept ones would be guards)
+            return torch.full((g.shape[0], 1), -1.0, dtype=g.dtype, device=g.device), g.new_tensor(float(g.shape[0]))
+        kept = self._constants
+        if kept is None or kept[0].shape[0] != g.shape[0] or kept[0].dtype != g.dtype or kept[0].device != g.device:
+            kept = self._constants = (torch.full((g.shape[0], 1), -1.0, dtype=g.dtype, device=g.device),
+                                  g.new_tensor(float(g.shape[0])))
+        return kept
 
 
 def fused_pass(model: nn.Module, optimizer: torch.optim.Optimizer, *, fold_updates: bool) -> FusedPass | str:
