@@ -23,6 +23,13 @@ tenth of the timed epochs' CPU work (read from /proc on Linux).
 
     python benchmarks/jax_epoch.py leaky_relu --epochs 3 --threads 1
 
+With ``--serve`` (how the suite runs it) the epochs come one at a time: after the warm-up epoch
+it prints ``{"ready": true, "first": seconds}``, then runs one epoch for each line ``epoch`` read
+from its standard input, printing ``{"time": seconds}``, and prints the report above at
+``end``. So the suite gives JAX's epochs their turn between the PyTorch sides' (never at the
+same time): a machine that slows down for a minute slows every side alike, as it does the
+PyTorch sides, which alternate within one process.
+
 Without jax or optax it exits with status 3 and a message saying what is missing.
 """
 
@@ -150,12 +157,31 @@ def epoch_function(name: str, batch_size: int, jax, jnp, optax):
     return (params, optimizer.init(params), state), epoch, which
 
 
+def serve(one_epoch, first: float, requests, replies) -> int:
+    """``--serve``'s loop: say ready (with the warm-up epoch's ``first`` seconds), then one epoch per
+    ``epoch`` line of ``requests``, each one's seconds on ``replies``, until ``end`` or the input ends;
+    the number of epochs run. Any other line is an error: the caller and this script disagree."""
+    print(json.dumps({"ready": True, "first": first}), file=replies, flush=True)
+    served = 0
+    for line in requests:
+        request = line.strip()
+        if request == "end":
+            break
+        if request != "epoch":
+            raise SystemExit(f"jax_epoch.py --serve: unknown request {request!r}; expected 'epoch' or 'end'")
+        print(json.dumps({"time": one_epoch()}), file=replies, flush=True)
+        served += 1
+    return served
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=MODELS)
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs after one warm-up (compile) epoch")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--serve", action="store_true",
+                        help="after the warm-up epoch, one epoch per line 'epoch' on stdin until 'end' (--epochs is ignored)")
     args = parser.parse_args()
     if args.epochs < 1 or args.threads < 1 or args.batch_size < 1:
         parser.error("--epochs, --threads and --batch-size must be positive integers")
@@ -175,18 +201,26 @@ def main() -> None:
     x = jnp.asarray(rng.random((SAMPLES, 784), dtype=np.float32))  # on the device once, flattened like the Flatten layer
     y = jnp.asarray(rng.integers(0, CLASSES, SAMPLES).astype(np.int32))
     carry, epoch, which = epoch_function(args.model, args.batch_size, jax, jnp, optax)
-    key = jax.random.PRNGKey(0)
+    state = {"carry": carry, "key": jax.random.PRNGKey(0)}
     times, cpu_times, losses = [], [], []
-    for i in range(1 + args.epochs):
-        if i == 1:
-            threads_before = thread_cpu_seconds()
-        key, draw = jax.random.split(key)
+
+    def one_epoch() -> float:
+        state["key"], draw = jax.random.split(state["key"])
         started, cpu = time.perf_counter(), time.process_time()
-        carry, loss = epoch(carry, draw, x, y)
+        state["carry"], loss = epoch(state["carry"], draw, x, y)
         loss.block_until_ready()
         times.append(time.perf_counter() - started)
         cpu_times.append(time.process_time() - cpu)
         losses.append(float(loss))
+        return times[-1]
+
+    one_epoch()  # the warm-up: the compile
+    threads_before = thread_cpu_seconds()
+    if args.serve:
+        serve(one_epoch, times[0], sys.stdin, sys.stdout)
+    else:
+        for _ in range(args.epochs):
+            one_epoch()
     busy = busy_threads(threads_before, thread_cpu_seconds())
     import jaxlib
 

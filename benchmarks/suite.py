@@ -7,10 +7,12 @@ machine noise hits both alike, after one warm-up epoch each (reported too: it ho
 any compile time). Keras on TensorFlow, as the book writes ``fit`` and tuned
 (``steps_per_execution=64`` + XLA), runs in a subprocess right after, when it is
 installed (``pip install .[bench]``, or ``--keras-python`` naming another
-environment's interpreter); otherwise it is skipped with a message. So does JAX
+environment's interpreter); otherwise it is skipped with a message. So is JAX
 (benchmarks/jax_epoch.py: a jitted step under ``jax.lax.scan`` over each epoch, data on
 the device) when jax and optax are importable (``--jax-python``, or the
-``TRAINWELL_JAX_PYTHON`` environment variable, names another interpreter). Every side uses
+``TRAINWELL_JAX_PYTHON`` environment variable, names another interpreter); its process
+compiles before the PyTorch sides start, and its epochs then take their turn between theirs
+(:class:`JaxEpochs`), so a machine that slows down for a while slows both alike. Every side uses
 the thread count trainwell picks for the model (see trainwell.train.threads) unless ``--threads``.
 
 The GEMM floor is timed in the same process, alternating with the PyTorch sides: only the
@@ -25,7 +27,7 @@ Markdown table.
     python benchmarks/suite.py --quick                  # ~2-3 minutes, no Keras, no reproduce
     python benchmarks/suite.py                          # the full table: benchmarks/RESULTS.md, results.json
     python benchmarks/suite.py --models leaky_relu,selu_100 --device cuda --epochs 3
-    python benchmarks/suite.py --chapter                # only the whole chapter, full budget (~7 minutes of 2 cores)
+    python benchmarks/suite.py --chapter                # only the whole chapter, full budget (7 minutes on 2 idle cores, 16.5 on busy ones)
     python benchmarks/suite.py --models selu_100 --compile   # Trainer(compile=True) too, first epoch with the compile
 
 ``--chapter`` times ``trainwell reproduce --budget full --seeds 1 --jobs 2`` alone (it takes every
@@ -169,7 +171,8 @@ class GemmFloor:
         return time.perf_counter() - started
 
 
-def time_torch(name: str, x, y, *, epochs: int, batch_size: int, device: str, compile: bool = False) -> dict:
+def time_torch(name: str, x, y, *, epochs: int, batch_size: int, device: str, compile: bool = False,
+               jax: JaxEpochs | None = None) -> dict:
     """trainwell and the hand-written loop on one model, epochs alternating.
 
     Where trainwell's fused step applies (trainwell.train.fused), its standard autograd step
@@ -178,7 +181,8 @@ def time_torch(name: str, x, y, *, epochs: int, batch_size: int, device: str, co
     a fourth side: its first epoch holds the compile (cold or warm, as inductor's on-disk cache
     stands: an empty ``TORCHINDUCTOR_CACHE_DIR`` gives the cold one), and the break-even is the
     number of epochs after which its run's wall time is the eager fused run's. The GEMM floor
-    (:class:`GemmFloor`) takes its turn with them.
+    (:class:`GemmFloor`) takes its turn with them, and so does ``jax``'s epoch (its process
+    summarizes its own times: :meth:`JaxEpochs.close`).
     """
     torch.manual_seed(0)
     trainers = {"trainwell": Trainer(trainwell_model(name), optimizer=optimizer_spec(name), device=device, seed=0)}
@@ -204,17 +208,20 @@ def time_torch(name: str, x, y, *, epochs: int, batch_size: int, device: str, co
             seconds = trainers[side].fit(x, y, epochs=1, batch_size=batch_size, verbose=False).last["time"]
         elif side == "GEMM floor":
             seconds = floor.epoch()
+        elif side == "jax scan":
+            return jax.epoch()  # no peak memory: another process's
         else:
             seconds = hand_written_epoch(reference, reference_opt, x, y, batch_size, generator)
         peaks[side] = torch.cuda.max_memory_allocated() / 2**20 if cuda else peak_rss_mib()
         return seconds
 
-    sides = [*trainers, "hand-written", "GEMM floor"]
+    sides = [*trainers, "hand-written", "GEMM floor"] + (["jax scan"] if jax is not None and jax.ready else [])
     times: dict[str, list[float]] = {side: [] for side in sides}
     for i in range(1 + epochs):
         for side in sides[i % len(sides):] + sides[:i % len(sides)]:  # each side goes first in turn
             times[side].append(run(side))
     steps = (len(x) + batch_size - 1) // batch_size
+    times.pop("jax scan", None)
     result = {side: {**summarize(values, steps), "peak_mib": peaks[side]} for side, values in times.items()}
     result["fused"] = fused
     result["gemm_floor_us"] = result["GEMM floor"]["step_us"]
@@ -267,19 +274,61 @@ def jax_python(requested: str | None) -> str | None:
     return python
 
 
-def time_jax(python: str, name: str, *, epochs: int, threads: int, batch_size: int = 32) -> dict | None:
-    """benchmarks/jax_epoch.py's epochs of ``name`` (the first one compiles), summarized."""
-    command = [python, str(HERE / "jax_epoch.py"), name, "--epochs", str(epochs), "--threads", str(threads),
-               "--batch-size", str(batch_size)]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        print(f"  jax scan failed ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+class JaxEpochs:
+    """benchmarks/jax_epoch.py ``--serve`` in its own process, one epoch per :meth:`epoch` call.
+
+    time_torch gives its epochs their turn between the PyTorch sides' (XLA's thread pool must not
+    share the CPUs with PyTorch's, so the two never run at once): a machine that slows down for a
+    while slows every side alike, where a JAX run after the PyTorch ones met another machine.
+    Started before the PyTorch sides, it has compiled and run its warm-up epoch when it is ready.
+    """
+
+    def __init__(self, python: str, name: str, *, threads: int, batch_size: int = 32):
+        self.batch_size = batch_size
+        self.errors = tempfile.TemporaryFile(mode="w+")  # XLA's warnings: a pipe nobody reads could fill up
+        command = [python, str(HERE / "jax_epoch.py"), name, "--threads", str(threads), "--batch-size",
+                   str(batch_size), "--serve"]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
+                                        text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        self.ready = self._reply() is not None
+
+    def _reply(self) -> dict | None:
+        """The next JSON line it prints; None where it ended first."""
+        for line in self.process.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
         return None
-    report = json.loads(lines[-1])
-    cpu_per_wall = sum(report["cpu_times"][1:]) / sum(report["times"][1:])
-    return {**summarize(report["times"], -(-55000 // batch_size)), "version": f"jax {report['jax']}, optax {report['optax']}",
-            "optimizer": report["optimizer"], "cpu_per_wall": cpu_per_wall, "busy_threads": report["busy_threads"]}
+
+    def _ask(self, request: str) -> dict | None:
+        try:
+            self.process.stdin.write(request + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            return None
+        return self._reply()
+
+    def epoch(self) -> float:
+        reply = self._ask("epoch")
+        if reply is None:
+            raise RuntimeError(f"the JAX side ended: {self.failure()}")
+        return reply["time"]
+
+    def failure(self) -> str:
+        self.process.wait()
+        self.errors.seek(0)
+        return f"exit status {self.process.returncode}: {self.errors.read().strip().splitlines()[-1:]}"
+
+    def close(self) -> dict | None:
+        """Its epochs (the first: the warm-up, compile included), summarized; None where it failed."""
+        report = self._ask("end") if self.ready else None
+        self.process.wait()
+        if report is None:
+            print(f"  jax scan failed ({self.failure()})")
+            return None
+        cpu_per_wall = sum(report["cpu_times"][1:]) / sum(report["times"][1:])
+        return {**summarize(report["times"], -(-55000 // self.batch_size)),
+                "version": f"jax {report['jax']}, optax {report['optax']}", "optimizer": report["optimizer"],
+                "cpu_per_wall": cpu_per_wall, "busy_threads": report["busy_threads"], "interleaved": True}
 
 
 def time_reproduce() -> dict:
@@ -333,9 +382,9 @@ def markdown(results: dict) -> str:
     lines += ["", "(fused): trainwell's default took its fused step (trainwell.train.fused); the standard step is "
               "`Trainer(fused=False)`, the autograd loop, timed in the same run. Ratios against hand-written "
               "PyTorch use that side's time.",
-              "", f"Peak memory is {memory}. Keras runs in its own process right after the PyTorch sides, "
-              "then JAX (benchmarks/jax_epoch.py: a jitted step under `jax.lax.scan` over each epoch, its first "
-              "epoch, compile included, not counted)"
+              "", f"Peak memory is {memory}. Keras runs in its own process right after the PyTorch sides; "
+              "JAX in its own process too (benchmarks/jax_epoch.py: a jitted step under `jax.lax.scan` over each "
+              "epoch, its first epoch, compile included, not counted), its epochs taking turns with the PyTorch sides"
               + "".join(f"; {name}: {row['jax']['optimizer']}" for name, row in results["models"].items()
                         if row.get("jax") and "nadam" in row["jax"]["optimizer"]) + ".",
               "", "GEMM floor: only the matrix products of a step (per Dense layer x @ W.T, g.T @ x and, but for the "
@@ -383,7 +432,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="time Trainer(compile=True) too: first epoch (compile included), steady epochs, break-even")
     parser.add_argument("--out", help="output prefix (default benchmarks/results; quick: benchmarks/results-quick)")
     parser.add_argument("--chapter", action="store_true",
-                        help="time only `trainwell reproduce --seeds 1 --jobs 2` (full budget: ~7 minutes of 2 cores) "
+                        help="time only `trainwell reproduce --seeds 1 --jobs 2` (full budget: 7-17 minutes of 2 cores) "
                              "and add its section to benchmarks/RESULTS.md (with --out: OUT.md)")
     parser.add_argument("--chapter-budget", default="full", choices=("full", "quick", "smoke"),
                         help="the budget --chapter runs (default full; quick takes about a minute)")
@@ -432,9 +481,12 @@ def main() -> None:
         epochs = args.epochs or ((1 if name == "selu_100" else 3) if args.quick else (3 if name == "selu_100" else 5))
         threads = args.threads or auto_threads(trainwell_model(name), torch.device(args.device)) or default_threads
         torch.set_num_threads(threads)
+        jax_side = JaxEpochs(jax, name, threads=threads, batch_size=args.batch_size) if jax is not None else None
         row = {"threads": threads, "epochs": epochs, **time_torch(name, x, y, epochs=epochs,
                                                                    batch_size=args.batch_size, device=args.device,
-                                                                   compile=args.compile)}
+                                                                   compile=args.compile, jax=jax_side)}
+        if jax_side is not None:
+            row["jax"] = jax_side.close()
         tw, hand = row["trainwell"], row["hand-written"]
         print(f"{name} ({threads} thread(s), {epochs} epochs each)")
         print(f"  trainwell     min {tw['min']:.3f} s  median {tw['median']:.3f} s  first {tw['first']:.3f} s  "
@@ -463,11 +515,12 @@ def main() -> None:
                           f"  -> trainwell / {key}: {tw['min'] / k['min']:.3f}")
                     row[f"ratio_{key}"] = tw["min"] / k["min"]
         if jax is not None:
-            row["jax"] = j = time_jax(jax, name, epochs=epochs, threads=threads, batch_size=args.batch_size)
+            j = row["jax"]
             if j:
                 row["ratio_jax"] = tw["min"] / j["min"]
                 print(f"  jax scan      min {j['min']:.3f} s  median {j['median']:.3f} s  first {j['first']:.3f} s "
-                      f"(compile)  {j['busy_threads']} busy thread(s), {j['cpu_per_wall']:.2f} CPU s per s"
+                      f"(compile)  {j['busy_threads']} busy thread(s), {j['cpu_per_wall']:.2f} CPU s per s, "
+                      "epochs taking turns with the PyTorch sides"
                       f"  -> trainwell / jax scan: {row['ratio_jax']:.3f}"
                       + (f"  [{j['optimizer']}]" if "nadam" in j["optimizer"] else ""))
         print(f"  GEMM floor    {row['gemm_floor_us']:.0f} us/step  -> trainwell step / floor: "

@@ -41,3 +41,21 @@ def test_busy_threads_counts_those_that_did_a_tenth_of_the_work():
     after = {"1": 14.0, "2": 0.5, "3": 5.05, "4": 1.0}  # 4.0, 0.5, 0.05 and a new thread's 1.0 of 5.55
     assert jax_epoch.busy_threads(before, after) == 2
     assert str(os.getpid()) in jax_epoch.thread_cpu_seconds()  # the main thread's id is the process's
+
+
+def test_serve_runs_one_epoch_per_request_until_end():
+    import io
+
+    replies, epochs = io.StringIO(), iter([1.5, 1.25])
+    served = jax_epoch.serve(lambda: next(epochs), 9.0, io.StringIO("epoch\nepoch\nend\nepoch\n"), replies)
+    lines = [json.loads(line) for line in replies.getvalue().splitlines()]
+    assert served == 2 and lines == [{"ready": True, "first": 9.0}, {"time": 1.5}, {"time": 1.25}]
+
+
+def test_serve_stops_on_a_request_it_does_not_know():
+    import io
+
+    import pytest
+
+    with pytest.raises(SystemExit, match="unknown request 'epochs'"):
+        jax_epoch.serve(lambda: 1.0, 2.0, io.StringIO("epochs\n"), io.StringIO())

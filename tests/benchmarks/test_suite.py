@@ -100,16 +100,54 @@ def test_without_jax_the_jax_side_is_skipped_with_a_message(tmp_path, monkeypatc
     assert f"JAX (jax + optax) not importable by {sys.executable}: skipped" in out and "--jax-python" in out
 
 
-def test_the_jax_report_is_summarized_with_its_thread_use(tmp_path):
-    """time_jax reads jax_epoch.py's JSON line: the epochs after the first, and the CPU seconds per second."""
+SERVED = """#!{python}
+import json, sys
+print("XLA says something", file=sys.stderr)
+print(json.dumps({{"ready": True, "first": 5.0}}), flush=True)
+times = [5.0]
+for line in sys.stdin:
+    if line.strip() == "end":
+        break
+    times.append(1.0 if len(times) == 1 else 0.8)
+    print(json.dumps({{"time": times[-1]}}), flush=True)
+print(json.dumps({{"times": times, "cpu_times": times, "busy_threads": 1, "optimizer": "optax.sgd(1e-3)",
+                  "jax": "0.10.2", "optax": "0.2.8"}}))
+"""
+
+
+def served_python(tmp_path, text=SERVED):
+    """A stand-in for jax_epoch.py --serve's interpreter, speaking its protocol (the script path is ignored)."""
     python = tmp_path / "python"
-    python.write_text('#!/bin/sh\necho \'{"times": [5.0, 1.0, 0.8], "cpu_times": [9.0, 1.0, 0.8], '
-                      '"busy_threads": 1, "optimizer": "optax.sgd(1e-3)", "jax": "0.10.2", "optax": "0.2.8"}\'\n')
+    python.write_text(text.format(python=sys.executable))
     python.chmod(0o755)
-    report = suite.time_jax(str(python), "leaky_relu", epochs=2, threads=1)
+    return str(python)
+
+
+def test_the_jax_side_runs_an_epoch_per_turn_and_is_summarized_with_its_thread_use(tmp_path):
+    side = suite.JaxEpochs(served_python(tmp_path), "leaky_relu", threads=1)
+    assert side.ready and side.epoch() == 1.0 and side.epoch() == 0.8
+    report = side.close()
     assert report["first"] == 5.0 and report["min"] == 0.8 and report["median"] == pytest.approx(0.9)
-    assert report["cpu_per_wall"] == pytest.approx(1.0) and report["busy_threads"] == 1
+    assert report["cpu_per_wall"] == pytest.approx(1.0) and report["busy_threads"] == 1 and report["interleaved"]
     assert report["version"] == "jax 0.10.2, optax 0.2.8" and report["step_us"] == pytest.approx(0.8 / 1719 * 1e6)
+
+
+def test_a_jax_side_that_ends_early_is_reported_and_left_out(tmp_path, capsys):
+    side = suite.JaxEpochs(served_python(tmp_path, "#!{python}\nimport sys\nsys.exit('no device here')\n"),
+                           "leaky_relu", threads=1)
+    assert not side.ready and side.close() is None
+    assert "jax scan failed (exit status 1: ['no device here'])" in capsys.readouterr().out
+
+
+def test_time_torch_gives_the_jax_side_its_turn_in_every_round(tmp_path):
+    side = suite.JaxEpochs(served_python(tmp_path), "leaky_relu", threads=1)
+    asked = []
+    epoch = side.epoch
+    side.epoch = lambda: asked.append(1) or epoch()
+    x, y = torch.rand(64, 28, 28), torch.randint(0, 10, (64,))
+    result = suite.time_torch("leaky_relu", x, y, epochs=2, batch_size=32, device="cpu", jax=side)
+    assert len(asked) == 3 and "jax scan" not in result  # the warm-up round and two timed ones; summarized by close()
+    assert side.close()["times"] == [1.0, 0.8, 0.8]
 
 
 def test_the_readmes_and_docstrings_suite_commands_parse_as_written():

@@ -161,17 +161,16 @@ class FusedPass:
             g = self.stages[i].backward(g, saved[i], self.gradients, need_input=i > self.lowest)
         return logits, loss
 
-
-    def _batch_constants(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch_constants(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | int]:
         """A column of -1 per sample of ``g``'s batch, and the batch size as a 0-dim tensor, kept per batch size:
         fresh ones each step cost a few microseconds, and so does an op with a Python number (PyTorch wraps it
         in a tensor and converts it), where one with a kept tensor divides by the same float."""
         if torch.compiler.is_compiling():  # a compiled pass makes them in its graph (kept ones would be guards)
-            return torch.full((g.shape[0], 1), -1.0, dtype=g.dtype, device=g.device), g.new_tensor(float(g.shape[0]))
+            return torch.full((g.shape[0], 1), -1.0, dtype=g.dtype, device=g.device), g.shape[0]
         kept = self._constants
         if kept is None or kept[0].shape[0] != g.shape[0] or kept[0].dtype != g.dtype or kept[0].device != g.device:
             kept = self._constants = (torch.full((g.shape[0], 1), -1.0, dtype=g.dtype, device=g.device),
-                                  g.new_tensor(float(g.shape[0])))
+                                      g.new_tensor(float(g.shape[0])))
         return kept
 
 
