@@ -322,8 +322,10 @@ class JaxEpochs:
         """Its epochs (the first: the warm-up, compile included), summarized; None where it failed."""
         report = self._ask("end") if self.ready else None
         self.process.wait()
-        if report is None:
-            print(f"  jax scan failed ({self.failure()})")
+        failed = None if report is not None else self.failure()
+        self.errors.close()
+        if failed is not None:
+            print(f"  jax scan failed ({failed})")
             return None
         cpu_per_wall = sum(report["cpu_times"][1:]) / sum(report["times"][1:])
         return {**summarize(report["times"], -(-55000 // self.batch_size)),
