@@ -100,3 +100,14 @@ def test_a_meter_without_such_metrics_keeps_no_outputs():
     m.start(torch.arange(4))
     m.add(StepResult(torch.eye(3)[[0, 1, 2, 0]], torch.tensor(0.5), None), y, 0, 4)
     assert m.outputs == [] and "outputs" not in m.state_dict()
+
+
+def test_the_sums_of_an_autograd_steps_results_stay_out_of_its_graph():
+    y = torch.tensor([0, 1, 2, 1])
+    m = meter(y, buffered=False)
+    m.start(torch.arange(4))
+    logits = (torch.eye(3)[[0, 1, 2, 0]] * 5).requires_grad_()
+    loss = logits.sum() / 100  # an undetached loss, too
+    m.add(StepResult(logits * 1.0, loss, None), y, 0, 4)
+    assert not m.loss_sum.requires_grad and not m.correct.requires_grad
+    assert m.results(accuracy=True) == pytest.approx({"loss": loss.item(), "accuracy": 3 / 4})

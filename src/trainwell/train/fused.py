@@ -131,19 +131,30 @@ class FusedPass:
         return _hook_obstacle(self._named_modules, self._named_params, self.optimizer,
                               self.gradients.folded or self.update is not None)
 
-    @torch.no_grad()
     def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward and backward on ``(x, y)`` (and, folded, the update); returns the logits and the mean loss (detached).
 
         ``lr``: the rate, by default the optimizer's now (the compiled pass hands it in, so that a
         schedule's new rate is an input of the compiled graph, not a constant it recompiles for).
+        Runs without autograd (the in-place updates of leaf parameters need it): the grad mode is set
+        directly, as ``torch.no_grad`` does but for a microsecond less per step than its decorator.
         """
+        enabled = torch.is_grad_enabled()
+        torch._C._set_grad_enabled(False)
+        try:
+            return self._run(x, y, lr)
+        finally:
+            torch._C._set_grad_enabled(enabled)
+
+    def _run(self, x: torch.Tensor, y: torch.Tensor, lr: float | None) -> tuple[torch.Tensor, torch.Tensor]:
         saved = []
         h = x
         for stage in self.stages:
             h, keep = stage.forward(h)
             saved.append(keep)
-        logits = h.t() if self.transposed else h
+        # Transposed, the logits are made row-major once: log_softmax would copy them so anyway, and the
+        # epoch's meter takes the argmax of each row, which costs 6 us on the transposed view against 2.
+        logits = h.t().contiguous() if self.transposed else h
         log_probs = torch.log_softmax(logits, dim=-1)
         loss = F.nll_loss(log_probs, y)
         # d(mean cross-entropy)/d(logits) = (softmax - one_hot) / batch
