@@ -151,14 +151,9 @@ def is_main_process() -> bool:
 
 
 def shutdown(*, together: bool = False) -> None:
-    """Leave the process group, if this process joined one; ``together``: once every rank has come to leave it.
-
-    Why: a gloo rank could abort as it exited ("terminate called without an active exception"), about one
-    run in six of two ranks: a fit's DistributedDataParallel wrapper, kept alive by reference cycles until
-    the interpreter tore itself down, still held the group. So the garbage is collected first, while the
-    group and the interpreter are whole; and after a run that ended well (``together``), a barrier lets
-    each rank leave with nothing in flight (none in 24 runs with both, against 1 in 6 before).
-    """
+    """Leave the process group, if joined; ``together`` (a run that ended well): after a barrier. Why both and
+    the garbage collected first: a fit's DDP wrapper, kept by reference cycles until the interpreter's teardown,
+    held the group, and a gloo rank aborted at exit (1 run in 6 of two ranks before, none in 24 after)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         if together:
             torch.distributed.barrier()
