@@ -57,7 +57,7 @@ from torch.optim import optimizer as _optimizer_module
 
 from trainwell.train.fused_adam import folded_adam
 from trainwell.train.fused_model import model_stages
-from trainwell.train.fused_stages import FlattenStage, Gradients, LinearStage, foldable, set_layouts
+from trainwell.train.fused_stages import FlattenStage, Gradients, LinearStage, foldable, refresh_views, set_layouts
 
 __all__ = ["FusedPass", "fused_pass"]
 
@@ -79,6 +79,7 @@ class FusedPass:
         self.optimizer = optimizer
         self.gradients = Gradients(folded=fold_updates and foldable(optimizer))
         self._constants: tuple[torch.Tensor, torch.Tensor] | None = None  # see _batch_constants
+        self._storages: list[int] | None = None  # the parameters' storages when the stages' views were made
         self.update = None if foldable(optimizer) else folded_adam(optimizer, self.params)
         self.fold_updates = fold_updates
         self._applied = self.gradients.folded or (fold_updates and self.update is not None)
@@ -147,6 +148,8 @@ class FusedPass:
             torch._C._set_grad_enabled(enabled)
 
     def _run(self, x: torch.Tensor, y: torch.Tensor, lr: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if not torch.compiler.is_compiling():
+            self._storages = refresh_views(self.stages, self._storages)
         saved = []
         h = x
         for stage in self.stages:
@@ -162,6 +165,8 @@ class FusedPass:
         minus_ones, count = self._batch_constants(g)
         g.scatter_add_(1, y.unsqueeze(1), minus_ones)
         g.div_(count)
+        if self.gradients.folded and not torch.compiler.is_compiling():
+            self.gradients.set_batch(g)
         if self.transposed:
             g = g.t()
         self.gradients.lr = float(self.optimizer.param_groups[0]["lr"]) if lr is None else lr
