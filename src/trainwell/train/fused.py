@@ -149,7 +149,7 @@ class FusedPass:
 
     def _run(self, x: torch.Tensor, y: torch.Tensor, lr: float | None) -> tuple[torch.Tensor, torch.Tensor]:
         if not torch.compiler.is_compiling():
-            self._storages = refresh_views(self.stages, self._storages)
+            self._storages = refresh_views(self.stages, self.params, self._storages)
         saved = []
         h = x
         for stage in self.stages:

@@ -257,10 +257,11 @@ def set_layouts(stages: list[Any]) -> bool:
     return transposed
 
 
-def refresh_views(stages: list[Any], kept: list[int] | None) -> list[int]:
-    """Have the Dense stages make their views again if any parameter's storage changed since ``kept`` (the
-    storages' addresses when they were made, which it returns): one pass over the parameters a step."""
-    storages = [p.data_ptr() for stage in stages for p in stage.params()]
+def refresh_views(stages: list[Any], params: list[torch.Tensor], kept: list[int] | None) -> list[int]:
+    """Have the Dense stages make their views again if any of the stages' ``params`` has another storage
+    than in ``kept`` (their addresses when the views were made, which it returns): one pass over the
+    parameters a step (11 us on selu_100's 202)."""
+    storages = list(map(torch.Tensor.data_ptr, params))
     if storages != kept:
         for stage in stages:
             if isinstance(stage, LinearStage):
