@@ -165,8 +165,6 @@ class FusedPass:
         minus_ones, count = self._batch_constants(g)
         g.scatter_add_(1, y.unsqueeze(1), minus_ones)
         g.div_(count)
-        if self.gradients.folded and not torch.compiler.is_compiling():
-            self.gradients.set_batch(g)
         if self.transposed:
             g = g.t()
         self.gradients.lr = float(self.optimizer.param_groups[0]["lr"]) if lr is None else lr
@@ -180,13 +178,15 @@ class FusedPass:
     def _batch_constants(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | int]:
         """A column of -1 per sample of ``g``'s batch, and the batch size as a 0-dim tensor, kept per batch size:
         fresh ones each step cost a few microseconds, and so does an op with a Python number (PyTorch wraps it
-        in a tensor and converts it), where one with a kept tensor divides by the same float."""
+        in a tensor and converts it), where one with a kept tensor divides by the same float. Kept with them,
+        the vector of ones the folded bias updates sum the batch with (``Gradients.ones``)."""
         if torch.compiler.is_compiling():  # a compiled pass makes them in its graph (kept ones would be guards)
             return torch.full((g.shape[0], 1), -1.0, dtype=g.dtype, device=g.device), g.shape[0]
         kept = self._constants
         if kept is None or kept[0].shape[0] != g.shape[0] or kept[0].dtype != g.dtype or kept[0].device != g.device:
             kept = self._constants = (torch.full((g.shape[0], 1), -1.0, dtype=g.dtype, device=g.device),
                                       g.new_tensor(float(g.shape[0])))
+            self.gradients.ones = torch.ones(g.shape[0], dtype=g.dtype, device=g.device)
         return kept
 
 

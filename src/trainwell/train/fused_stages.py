@@ -319,14 +319,7 @@ class Gradients:
         if isinstance(self.lr, torch.Tensor):  # the compiled pass's rate (its compiler fuses the sum and the update)
             param.sub_(g_t.sum(1).mul_(self.lr))
             return
-        param.addmv_(g_t, self.ones, alpha=-self.lr)  # a vector of ones as long as the batch (set_batch)
-
-    def set_batch(self, g: torch.Tensor) -> None:
-        """Make :attr:`ones` (folded bias updates) as long as the batch of the logits' gradient ``g``,
-        ``(batch, classes)``: checked once a step rather than by each layer."""
-        ones = self.ones
-        if ones is None or ones.shape[0] != g.shape[0] or ones.dtype != g.dtype or ones.device != g.device:
-            self.ones = torch.ones(g.shape[0], dtype=g.dtype, device=g.device)
+        param.addmv_(g_t, self.ones, alpha=-self.lr)  # ones as long as the batch (FusedPass._batch_constants)
 
     def add(self, param: torch.Tensor, grad: torch.Tensor) -> None:
         """A gradient computed whole (batch normalization's scale and shift)."""
