@@ -41,11 +41,11 @@ def _epochs(context: Context) -> int:
 
 
 def _train(context: Context, model, data, *, phase: str, cache: bool = True, lr: float = 1e-3, epochs: int | None = None,
-           early_stopping: bool = True, timed: bool = False):
+           early_stopping: bool = True, timed: bool = False, recorded: bool = True):
     from trainwell.callbacks import EarlyStopping
     from trainwell.train.trainer import Trainer
 
-    callbacks = [context.recorder(phase)]
+    callbacks = [context.recorder(phase)] if recorded else []
     if early_stopping:
         callbacks.append(EarlyStopping("val_loss", patience=20, restore_best_weights=True))
     trainer = Trainer(model, optimizer={"name": "adam", "lr": lr}, seed=context.seed, callbacks=callbacks)
@@ -81,19 +81,36 @@ def ex9_2(context: Context) -> None:
                    train_images=len(data.x_train))
 
 
+#: How many times ex9_3 times each way, taking turns; the speed-up is min over min.
+TIMINGS = 3
+
+
 def ex9_3(context: Context) -> None:
-    """The same training (fixed epochs, no early stopping) timed without and with cached frozen features."""
+    """The same training (fixed epochs, no early stopping) without and with cached frozen features.
+
+    Each way trains once into the store (its curves and scores), then is timed ``TIMINGS`` times
+    more, the two ways taking turns, and the speed-up is the fastest uncached fit over the fastest
+    cached one. A single timing of each, a second or two, could be turned over by a passing load
+    on the machine (the cached fit slowed by another process, say), and the judged figure with it;
+    a load that lasts slows both ways alike, and the minimum is the fit with the least of it. The
+    timed fits write nothing to the store, whose writes are no part of what the cache saves.
+    """
     data, source = _setup(context)
     epochs = context.budget.size(50, 20, 2)
-    timings, scores = {}, {}
-    for cache in (False, True):
-        trainer, timings[cache] = _train(context, _reuse(source, 5), data, phase="cached" if cache else "uncached",
-                                         cache=cache, epochs=epochs, early_stopping=False, timed=True)
-        scores[cache] = _scores(trainer, data)
+    timings, scores = {False: [], True: []}, {}
+    for attempt in range(1 + TIMINGS):
+        for cache in (False, True):
+            trainer, took = _train(context, _reuse(source, 5), data, phase="cached" if cache else "uncached",
+                                   cache=cache, epochs=epochs, early_stopping=False, timed=True,
+                                   recorded=attempt == 0)
+            if attempt == 0:
+                scores[cache] = _scores(trainer, data)
+            else:
+                timings[cache].append(took)
+    uncached, cached = min(timings[False]), min(timings[True])
     context.result(**scores[True], uncached_test_accuracy=scores[False]["test_accuracy"],
                    cache_accuracy_difference=scores[True]["test_accuracy"] - scores[False]["test_accuracy"],
-                   time_uncached_s=timings[False], time_cached_s=timings[True],
-                   speedup=timings[False] / timings[True])
+                   time_uncached_s=uncached, time_cached_s=cached, speedup=uncached / cached)
 
 
 def ex9_4(context: Context) -> None:
@@ -127,7 +144,8 @@ ENTRIES.append(Entry("ex9_2", SECTION, "exercise", "Trained on digits 5-9 with o
 ENTRIES.append(Entry("ex9_3", SECTION, "exercise", "Caching the frozen layers' outputs gives the same training, faster.",
                ex9_3, epochs=50, quick_epochs=20, needs=("ex8_2",), book=RESULT, cost=4,
                targets=(Target("speedup", low=1.0, budget_free=True, text="(exercise) faster with the cache"),),
-               notes=(NOTE, "The speed-up is measured in one process, uncached then cached, on the same 500 images."))
+               notes=(NOTE, "The speed-up is measured in one process on the same 500 images: each way is timed three "
+                      "times, the two taking turns, and the fastest of each are compared."))
                )
 ENTRIES.append(Entry("ex9_4", SECTION, "exercise", "Reusing four hidden layers instead of five (the fifth replaced by "
                "the new output layer).", ex9_4, epochs=100, quick_epochs=20, needs=("ex8_2",), book=RESULT, cost=4,
