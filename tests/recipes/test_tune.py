@@ -16,6 +16,11 @@ from pathlib import Path
 
 import pytest
 
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
 from trainwell.cli import main
 from trainwell.config import load_config, parse_search
 from trainwell.errors import ConfigError
@@ -341,8 +346,15 @@ def test_workers_started_together_on_a_fresh_postgresql_database_all_finish(post
         assert len(_finished(optuna.load_study(study_name="shared", storage=printed))) == 2
 
 
+#: How many parameters a trial of CONFIG samples, one storage write each, before its run trains.
+SPACE_SIZE = len(tomllib.loads(CONFIG)["search"]["space"])
+
+
 def _wait_for_running_trial(url: str, pid: int, timeout: float = 120):
-    """The trial that process ``pid`` is training, once it trains one (read from the study's storage)."""
+    """The trial that process ``pid`` is training, once it trains one (read from the study's storage).
+
+    Its parameters are written one by one as they are sampled; a trial seen with some of them
+    only is still sampling the rest (a slow machine shows this), so it is taken once it has all."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
@@ -350,8 +362,8 @@ def _wait_for_running_trial(url: str, pid: int, timeout: float = 120):
         except Exception:  # not created yet
             trials = []
         for trial in trials:
-            if trial.state == optuna.trial.TrialState.RUNNING and trial.params and trial.user_attrs.get(
-                    "worker", "").endswith(f":{pid}"):  # its parameters sampled: its run trains
+            if trial.state == optuna.trial.TrialState.RUNNING and len(trial.params) == SPACE_SIZE and \
+                    trial.user_attrs.get("worker", "").endswith(f":{pid}"):  # all its parameters: its run trains
                 return trial
         time.sleep(0.1)
     raise AssertionError(f"worker {pid} ran no trial in {timeout} s")
