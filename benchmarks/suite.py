@@ -345,10 +345,27 @@ def time_reproduce() -> dict:
     return {"seconds": seconds, "returncode": done.returncode, "jobs": os.cpu_count()}
 
 
+def processor() -> str:
+    """The CPU's model name and the widest vector instructions PyTorch's kernels use on it (AVX2, AVX512).
+
+    Printed with every run because the ratios depend on the processor, not only on its load: on the
+    AMD EPYC (AVX2) of a later section of RESULTS.md, the 784-300 layer's product at batch 32 took 2.5
+    times as long as on the machine of the sections before it.
+    """
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name}, {torch.backends.cpu.get_cpu_capability()}"
+
+
 def markdown(results: dict) -> str:
     env = results["environment"]
+    on = f" ({env['processor']})" if env.get("processor") else ""
     lines = [f"# Benchmark results ({results['mode']})", "",
-             f"{env['device']}; torch {env['torch']}; {env['cpus']} CPUs; batch {results['batch_size']}, "
+             f"{env['device']}{on}; torch {env['torch']}; {env['cpus']} CPUs; batch {results['batch_size']}, "
              f"55,000 images; {results['epochs']} timed epochs per side after one warm-up, alternating in one run. "
              "Seconds per epoch, min / median; ratio = trainwell / other (min-to-min).", "",
              "| model | threads | trainwell | hand-written PyTorch | ratio | trainwell, standard step | ratio "
@@ -476,9 +493,11 @@ def main() -> None:
     results = {"mode": "quick" if args.quick else "full", "batch_size": args.batch_size, "models": {},
                "epochs": args.epochs or ("3 (selu_100: 1)" if args.quick else "5 (selu_100: 3)"),
                "environment": {"device": device_name, "torch": torch.__version__, "cpus": os.cpu_count(),
-                               "python": platform.python_version(), "machine": platform.processor() or platform.machine()}}
+                               "python": platform.python_version(), "machine": platform.processor() or platform.machine(),
+                               "processor": processor()}}
     default_threads = torch.get_num_threads()
-    print(f"trainwell benchmark suite on {device_name}, torch {torch.__version__}, {os.cpu_count()} CPUs")
+    print(f"trainwell benchmark suite on {device_name} ({processor()}), torch {torch.__version__}, "
+          f"{os.cpu_count()} CPUs")
     for name in names:
         epochs = args.epochs or ((1 if name == "selu_100" else 3) if args.quick else (3 if name == "selu_100" else 5))
         threads = args.threads or auto_threads(trainwell_model(name), torch.device(args.device)) or default_threads

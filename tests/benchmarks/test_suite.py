@@ -163,3 +163,11 @@ def test_the_readmes_and_docstrings_suite_commands_parse_as_written():
     for line in lines:
         argv = shlex.split(line.split("  #")[0])
         assert suite.arguments(argv).names, line
+
+
+def test_the_table_names_the_processor_it_ran_on():
+    results = fake_results()
+    assert "AMD" not in suite.markdown(results)  # a results file from before the processor was recorded
+    results["environment"]["processor"] = "AMD EPYC, AVX2"
+    assert suite.markdown(results).splitlines()[2].startswith("cpu (AMD EPYC, AVX2); torch 2.13; 2 CPUs")
+    assert suite.processor().endswith(str(suite.torch.backends.cpu.get_cpu_capability()))
