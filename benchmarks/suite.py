@@ -496,8 +496,8 @@ def main() -> None:
                                "python": platform.python_version(), "machine": platform.processor() or platform.machine(),
                                "processor": processor()}}
     default_threads = torch.get_num_threads()
-    print(f"trainwell benchmark suite on {device_name} ({processor()}), torch {torch.__version__}, "
-          f"{os.cpu_count()} CPUs")
+    print(f"trainwell benchmark suite on {device_name} ({results['environment']['processor']}), "
+          f"torch {torch.__version__}, {os.cpu_count()} CPUs")
     for name in names:
         epochs = args.epochs or ((1 if name == "selu_100" else 3) if args.quick else (3 if name == "selu_100" else 5))
         threads = args.threads or auto_threads(trainwell_model(name), torch.device(args.device)) or default_threads

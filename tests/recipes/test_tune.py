@@ -16,13 +16,9 @@ from pathlib import Path
 
 import pytest
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib
-
 from trainwell.cli import main
 from trainwell.config import load_config, parse_search
+from trainwell.config.load import tomllib  # tomli on Python 3.10
 from trainwell.errors import ConfigError
 from trainwell.recipes.tune import PruningCallback, tune
 
