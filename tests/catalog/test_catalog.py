@@ -22,7 +22,7 @@ def smoke_run(tmp_path_factory):
         pytest.skip("TRAINWELL_DATA is not set; the catalog needs Fashion-MNIST and MNIST")
     out = tmp_path_factory.mktemp("catalog")
     lines: list[str] = []
-    summary = experiments.reproduce(budget="smoke", out=out, jobs=1, echo=lines.append)
+    summary = experiments.reproduce(budget="smoke", out=out, jobs=2, echo=lines.append)
     return out, summary, lines
 
 
