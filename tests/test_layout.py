@@ -23,6 +23,7 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / "trainwell"
 LEVELS: list[tuple[str, ...]] = [
     ("errors", "versions"),                        # the exceptions users catch; trainwell's version
     ("checks", "fileio"),                          # argument checks, safe writes
+    ("tensorfile",),                               # safetensors files, atomic and canonical (fileio's writes)
     ("figures",),                                  # matplotlib figures, written atomically by fileio
     ("data",),                                     # datasets, splits, the arrays a fit is given
     ("model",),                                    # layers, init, activations, losses, saving, transfer

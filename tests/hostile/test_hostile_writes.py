@@ -18,6 +18,7 @@ def test_write_failures_are_one_line_and_keep_the_earlier_run(case, tmp_path):
 def test_a_safetensors_disk_error_is_an_os_error_naming_the_target(tmp_path, monkeypatch):
     from safetensors import SafetensorError
 
+    from trainwell import tensorfile
     from trainwell.model import saving
     from trainwell.fileio import atomic_write_text
 
@@ -27,7 +28,7 @@ def test_a_safetensors_disk_error_is_an_os_error_naming_the_target(tmp_path, mon
     def full(*args, **kwargs):
         raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
-    monkeypatch.setattr(saving, "save_file", full)
+    monkeypatch.setattr(tensorfile, "save_file", full)
     with pytest.raises(OSError) as error:
         saving.save_weights(__import__("torch").nn.Linear(2, 2), target)
     assert error.value.errno == errno.ENOSPC and error.value.filename == str(target)

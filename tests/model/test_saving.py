@@ -89,12 +89,12 @@ def test_weights_of_plain_modules_and_spec_requirement(tmp_path):
 def test_a_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
     path = save_model(model(), tmp_path / "m.safetensors")
     before = path.read_bytes()
-    import trainwell.model.saving as saving
+    import trainwell.tensorfile as tensorfile
 
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(saving, "save_file", broken)
+    monkeypatch.setattr(tensorfile, "save_file", broken)
     with pytest.raises(OSError):
         save_model(model(), path)
     assert path.read_bytes() == before

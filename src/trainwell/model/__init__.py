@@ -17,7 +17,8 @@ The modules, one concept each:
 * :mod:`~trainwell.model.transfer` -- freezing, unfreezing and reusing the layers of a trained model.
 
 The model package may use the data package (the arrays a model is given) and the foundation
-(``trainwell.errors``, ``trainwell.checks``, ``trainwell.fileio``); it never imports training.
+(``trainwell.errors``, ``trainwell.checks``, ``trainwell.fileio``, ``trainwell.tensorfile``); it never
+imports training.
 """
 
 from trainwell.model.specs import Activation, AlphaDropout, BatchNormalization, Dense, Dropout, Flatten, LayerSpec

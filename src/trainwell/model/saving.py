@@ -28,12 +28,13 @@ from typing import Any, Mapping
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from trainwell.errors import ConfigError, ModelFileError, shown
-from trainwell.fileio import atomic_path, json_text
+from trainwell.fileio import json_text
 from trainwell.model.layers import Model, ModelSpec, build_model
+from trainwell.tensorfile import write_tensors
 
 FORMAT = "trainwell-model"
 FORMAT_VERSION = "2"          # the checksum covers the tensors and all other metadata
@@ -116,10 +117,7 @@ def save_weights(module: nn.Module, path: str | os.PathLike) -> Path:
 
 
 def _write(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]) -> Path:
-    target = Path(path)
-    with atomic_path(target) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-    return target
+    return write_tensors(tensors, path, metadata)
 
 
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -26,7 +26,8 @@
 - precision: mixed precision (bf16, fp16) of the training step: its autocast and GradScaler
 
 It may use trainwell.callbacks, trainwell.optim, trainwell.schedules, trainwell.metrics, trainwell.model,
-trainwell.data, trainwell.checks, trainwell.fileio and trainwell.errors (the units below it).
+trainwell.data, trainwell.checks, trainwell.fileio, trainwell.tensorfile and trainwell.errors (the units
+below it).
 """
 
 from trainwell.train.history import History

@@ -33,11 +33,11 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 from trainwell.errors import TrainwellError
-from trainwell.fileio import atomic_path, json_text
+from trainwell.fileio import json_text
 from trainwell.model.saving import read_safetensors, weights_digest
+from trainwell.tensorfile import write_tensors
 from trainwell.train import distributed
 
 log = logging.getLogger(__name__)
@@ -114,9 +114,7 @@ def save_state(directory: str | os.PathLike, state: dict[str, Any], *, step: int
     tensors: dict[str, torch.Tensor] = {}
     text = json_text(_flatten(state, tensors, "s"), indent=None)
     path = Path(directory) / f"state-{step:09d}.safetensors"
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": STATE_FORMAT, "state": text,
-                                               "sha256": _digest(tensors, text)})
+    write_tensors(tensors, path, {"format": STATE_FORMAT, "state": text, "sha256": _digest(tensors, text)})
     for old in state_files(directory)[KEEP:]:
         old.unlink(missing_ok=True)
     return path
