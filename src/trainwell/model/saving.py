@@ -95,7 +95,7 @@ def save_model(model: nn.Module, path: str | os.PathLike, *, info: Mapping[str, 
         "info": json_text(dict(info or {}), indent=None),
     }
     metadata[DIGEST_KEY] = model_file_digest(tensors, metadata)
-    return _write(tensors, path, metadata)
+    return write_tensors(tensors, path, metadata)
 
 
 def resave_model_file(path: str | os.PathLike) -> Path:
@@ -113,11 +113,7 @@ def resave_model_file(path: str | os.PathLike) -> Path:
 def save_weights(module: nn.Module, path: str | os.PathLike) -> Path:
     """Save any module's ``state_dict`` (weights only) to a safetensors file, atomically."""
     tensors = {name: t.detach().cpu().contiguous() for name, t in module.state_dict().items()}
-    return _write(tensors, path, {"format": "trainwell-weights", "sha256": weights_digest(tensors)})
-
-
-def _write(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]) -> Path:
-    return write_tensors(tensors, path, metadata)
+    return write_tensors(tensors, path, {"format": "trainwell-weights", "sha256": weights_digest(tensors)})
 
 
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
