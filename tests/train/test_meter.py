@@ -48,6 +48,44 @@ def test_a_saved_state_continues_the_sums():
     assert resumed.results(accuracy=True) == {"loss": pytest.approx(0.5), "accuracy": pytest.approx(3 / 4)}
 
 
+@pytest.mark.parametrize("steps", [1, 5, 64, 65, 130])
+def test_fresh_logits_kept_for_one_argmax_count_as_each_steps_own(steps):
+    """The fused step's logits wait for one argmax of many (PENDING_STEPS): the same accuracy as one a step,
+    also when a state is saved mid-way (the pending ones are read first) and for a short last batch."""
+    g = torch.Generator().manual_seed(0)
+    n = steps * 4 - 1  # the last batch is short
+    y = torch.randint(0, 3, (n,), generator=g)
+    indices = torch.randperm(n, generator=g)
+    logits = torch.randn(n, 3, generator=g)
+    expected = (logits.argmax(1) == y[indices]).sum().item()
+    m = meter(y)
+    m.start(indices)
+    for start in range(0, n, 4):
+        chunk = logits[start:start + 4].clone()
+        m.add(StepResult(chunk, torch.tensor(1.0), None, fresh=True), y[indices[start:start + 4]], start, len(chunk))
+        if start == 8:
+            state = m.state_dict()
+            assert int(state["sums"][2]) == (logits[:12].argmax(1) == y[indices[:12]]).sum().item()
+    m.end_epoch()
+    assert m.results(accuracy=True)["accuracy"] == pytest.approx(expected / n)
+    assert not m.pending
+
+
+def test_a_models_own_logits_are_read_at_once_even_when_it_writes_to_them_again():
+    """An autograd step's logits are the model's output, which a model may write to again on its next
+    forward: their predictions go into the buffer at the step (fresh ones after them still wait)."""
+    y = torch.tensor([0, 1, 2, 1])
+    m = meter(y)
+    m.start(torch.arange(4))
+    fresh = torch.eye(3)[[0, 1]]
+    m.add(StepResult(fresh, torch.tensor(1.0), None, fresh=True), y[:2], 0, 2)
+    reused = torch.eye(3)[[2, 1]]  # right on both
+    m.add(StepResult(reused, torch.tensor(1.0), None), y[2:], 2, 2)
+    reused.copy_(torch.eye(3)[[0, 0]])  # the model's next forward, into the same buffer
+    m.end_epoch()
+    assert m.results(accuracy=True)["accuracy"] == 1.0
+
+
 def test_all_reduce_in_one_process_keeps_the_sums():
     y = torch.tensor([0, 1])
     m = meter(y, buffered=False)

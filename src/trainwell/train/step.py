@@ -45,6 +45,9 @@ class StepResult(NamedTuple):
     logits: torch.Tensor
     loss: torch.Tensor  # the batch's mean loss, penalties included, detached
     penalty: torch.Tensor | None  # the l1/l2 penalties' sum, detached; None without penalties
+    #: whether ``logits`` is a fresh tensor nothing writes to again (the fused step's), which the meter
+    #: may keep a few steps before reading it; a model's own output might be a buffer it reuses
+    fresh: bool = False
 
 
 class Step(Protocol):
@@ -155,7 +158,7 @@ class FusedStep:
             self.autograd.update(self.fused.apply_from_grads)
         elif self.constraints:
             apply_constraints(self.constraints)
-        return StepResult(logits, loss, None)
+        return StepResult(logits, loss, None, fresh=True)
 
 
 def make_step(parts: StepParts, *, fused: bool = True, cached: bool = False,
