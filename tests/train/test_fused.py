@@ -189,3 +189,32 @@ def test_weights_moved_to_new_storage_between_steps_are_the_ones_trained():
     assert runs[0][0]["loss"] == pytest.approx(runs[1][0]["loss"], rel=1e-5)
     for a, b in zip(runs[0][1].parameters(), runs[1][1].parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_each_steps_logits_are_its_own_though_the_layers_write_into_kept_buffers(batch):
+    """The Dense stages write their outputs into buffers kept per batch size; the logits handed out are a copy
+    (the meter keeps them a few steps): the next step leaves them as they were, even for a batch of one,
+    whose (1, classes) view of the top layer's buffer is already contiguous."""
+    model, x, y = seeded_stack(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+    trainer = tw.Trainer(model, optimizer={"name": "sgd", "lr": 0.1}, seed=0)
+    step = fused_step(trainer)
+    first = step(x[:batch], y[:batch]).logits
+    kept = first.clone()
+    step(x[batch:2 * batch], y[batch:2 * batch])
+    assert torch.equal(first, kept)
+
+
+def test_a_short_last_batch_and_a_batch_of_one_train_as_the_standard_step():
+    """Kept buffers per batch size: epochs of full batches, a short last one, and batches of one."""
+    for batch_size in (16, 1):
+        runs = []
+        for fused in (True, False):
+            model, x, y = seeded_stack(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3))
+            x, y = torch.cat([x, x[:6] * 0.5]), torch.cat([y, y[:6]])  # 70 rows: the last batch of 16 holds 6
+            trainer = tw.Trainer(model, optimizer={"name": "sgd", "lr": 0.1}, seed=0, fused=fused)
+            runs.append((trainer.fit(x, y, epochs=3, batch_size=batch_size, verbose=False), model))
+        assert runs[0][0]["loss"] == pytest.approx(runs[1][0]["loss"], rel=1e-5)
+        assert runs[0][0]["accuracy"] == runs[1][0]["accuracy"]
+        for a, b in zip(runs[0][1].parameters(), runs[1][1].parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

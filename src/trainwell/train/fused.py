@@ -157,7 +157,9 @@ class FusedPass:
             saved.append(keep)
         # Transposed, the logits are made row-major once: log_softmax would copy them so anyway, and the
         # epoch's meter takes the argmax of each row, which costs 6 us on the transposed view against 2.
-        logits = h.t().contiguous() if self.transposed else h
+        # Always a copy (``contiguous`` would return a batch of one's (1, classes) view as it is): the
+        # top layer's output is its kept buffer, which the next step writes over, and the meter keeps these.
+        logits = h.t().clone(memory_format=torch.contiguous_format) if self.transposed else h
         log_probs = torch.log_softmax(logits, dim=-1)
         loss = F.nll_loss(log_probs, y)
         # d(mean cross-entropy)/d(logits) = (softmax - one_hot) / batch
