@@ -27,7 +27,7 @@ Markdown table.
     python benchmarks/suite.py --quick                  # ~2-3 minutes, no Keras, no reproduce
     python benchmarks/suite.py                          # the full table: benchmarks/RESULTS.md, results.json
     python benchmarks/suite.py --models leaky_relu,selu_100 --device cuda --epochs 3
-    python benchmarks/suite.py --chapter                # only the whole chapter, full budget (7 minutes on 2 idle cores, 16.5 on busy ones)
+    python benchmarks/suite.py --chapter                # only the whole chapter, full budget (9 minutes on 2 idle cores, 16.5 on busy ones)
     python benchmarks/suite.py --models selu_100 --compile   # Trainer(compile=True) too, first epoch with the compile
 
 ``--chapter`` times ``trainwell reproduce --budget full --seeds 1 --jobs 2`` alone (it takes every
@@ -451,7 +451,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="time Trainer(compile=True) too: first epoch (compile included), steady epochs, break-even")
     parser.add_argument("--out", help="output prefix (default benchmarks/results; quick: benchmarks/results-quick)")
     parser.add_argument("--chapter", action="store_true",
-                        help="time only `trainwell reproduce --seeds 1 --jobs 2` (full budget: 7-17 minutes of 2 cores) "
+                        help="time only `trainwell reproduce --seeds 1 --jobs 2` (full budget: 9-17 minutes of 2 cores) "
                              "and add its section to benchmarks/RESULTS.md (with --out: OUT.md)")
     parser.add_argument("--chapter-budget", default="full", choices=("full", "quick", "smoke"),
                         help="the budget --chapter runs (default full; quick takes about a minute)")
