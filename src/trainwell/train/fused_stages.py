@@ -51,7 +51,7 @@ class LinearStage:
 
     Each layer writes its output into a buffer it keeps per batch size, made once with its
     row-major view (``out.T``), which the weight gradient's product needs: a fresh output and a
-    fresh view cost about a microsecond a layer and step (3-4% of selu_100's step, 100 layers).
+    fresh view cost about a microsecond a layer and step (2-4% of selu_100's step, 100 layers).
     The next Dense layer finds that view when its input is the very buffer (the activations
     between them work in place: :attr:`below`). Nothing keeps a layer's output past its step:
     the pass copies the logits out (``FusedPass``), so the next step may write over it.
