@@ -218,3 +218,43 @@ def test_a_short_last_batch_and_a_batch_of_one_train_as_the_standard_step():
         assert runs[0][0]["accuracy"] == runs[1][0]["accuracy"]
         for a, b in zip(runs[0][1].parameters(), runs[1][1].parameters()):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_an_activation_module_used_twice_is_applied_twice():
+    """One ReLU instance at two places of an nn.Sequential (a common way to write a stack): the fused step must
+    run both, as the model's forward does (model.children() yields a module used twice only once)."""
+    runs = []
+    for fused in (True, False):
+        relu = nn.ReLU()
+        model, x, y = seeded_stack(nn.Linear(8, 6), relu, nn.Linear(6, 5), relu, nn.Linear(5, 3), std=0.5)
+        trainer = tw.Trainer(model, optimizer={"name": "sgd", "lr": 0.1}, seed=0, fused=fused)
+        if fused:
+            assert why_not_fused(trainer) is None
+        runs.append((trainer.fit(x, y, epochs=3, batch_size=16, verbose=False), model))
+    assert runs[0][0]["loss"] == pytest.approx(runs[1][0]["loss"], rel=1e-5)
+    for a, b in zip(runs[0][1].parameters(), runs[1][1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_shared_weights_keep_to_autograd_and_train_as_it_does():
+    """A Dense layer used twice, or two layers tying one weight: the uses' gradients add up before the update,
+    which the fused step's per-layer update does not do, so the fit names why and trains with autograd."""
+    def used_twice():
+        shared = nn.Linear(6, 6)
+        return seeded_stack(nn.Linear(8, 6), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(6, 3))
+
+    def tied():
+        first, second = nn.Linear(6, 6), nn.Linear(6, 6)
+        second.weight = first.weight
+        return seeded_stack(nn.Linear(8, 6), nn.Tanh(), first, nn.Tanh(), second, nn.Tanh(), nn.Linear(6, 3))
+
+    for make, reason in ((used_twice, "a layer used twice (Linear at position 2 and 4)"),
+                         (tied, "a parameter shared by two layers")):
+        runs = []
+        for fused in (True, False):
+            model, x, y = make()
+            trainer = tw.Trainer(model, optimizer={"name": "sgd", "lr": 0.1}, seed=0, fused=fused)
+            if fused:
+                assert why_not_fused(trainer).startswith(reason)
+            runs.append(trainer.fit(x, y, epochs=2, batch_size=16, verbose=False))
+        assert runs[0]["loss"] == runs[1]["loss"]

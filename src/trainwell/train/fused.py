@@ -203,6 +203,9 @@ def fused_pass(model: nn.Module, optimizer: torch.optim.Optimizer, *, fold_updat
     if isinstance(stages, str):
         return stages
     params = [p for stage in stages[0] for p in stage.params()]
+    if len({id(p) for p in params}) != len(params):
+        return ("a parameter shared by two layers (tied weights): its gradients add up before the update, which "
+                "the fused step's per-layer update does not do")
     model_params = list(model.parameters())
     if len(params) != len(model_params) or not all(p.requires_grad for p in model_params):
         return "some parameters are frozen"

@@ -27,11 +27,15 @@ def model_stages(model: nn.Module) -> tuple[list[Any], list[nn.Module]] | str:
     """The model as a list of stages, or why it cannot be one."""
     if not isinstance(model, nn.Sequential):
         return "the model is not an nn.Sequential"
-    children = list(model.children())
+    children = list(model)  # in order, a module used twice included twice (model.children() yields it once)
     stages: list[Any] = []
     modules: list[nn.Module] = [model]
     for index, child in enumerate(children):
         last = index == len(children) - 1
+        if child in modules and any(True for _ in child.parameters()):
+            return (f"a layer used twice ({type(child).__name__} at position {children.index(child)} and {index}): "
+                    "its two uses' gradients add up before the update, which the fused step's per-layer update "
+                    "does not do")
         modules.append(child)
         if parametrize.is_parametrized(child):
             return f"a parametrized layer ({type(child).__name__}, e.g. weight_norm): its weights are computed"
