@@ -21,6 +21,17 @@ def test_softmax_model_loss_is_computed_from_logits():
     assert torch.allclose(model(x), torch.softmax(logits, -1))
 
 
+def test_the_logits_of_a_stack_that_uses_one_module_twice_run_it_twice():
+    """One ReLU instance at two places of an nn.Sequential ending in a softmax: the logits the loss trains on
+    come from the same network as the model's own forward (model.children() yields that ReLU once)."""
+    torch.manual_seed(0)
+    relu = nn.ReLU()
+    model = nn.Sequential(nn.Linear(4, 5), relu, nn.Linear(5, 5), relu, nn.Linear(5, 3), nn.Softmax(dim=1))
+    x = torch.randn(16, 4) * 3
+    logits = logits_model(model, get_loss("sparse_categorical_crossentropy"))(x)
+    torch.testing.assert_close(torch.softmax(logits, -1), model(x))
+
+
 def test_plain_module_is_taken_as_logits_and_nn_softmax_tail_is_stripped():
     loss = get_loss("sparse_categorical_crossentropy")
     plain = nn.Linear(2, 3)

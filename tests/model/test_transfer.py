@@ -139,6 +139,25 @@ def test_frozen_feature_caching_gives_the_same_result():
         assert torch.allclose(weights_cached[key].float(), weights_plain[key].float(), atol=1e-6), key
 
 
+def test_the_frozen_prefix_of_a_stack_that_uses_one_module_twice_keeps_every_use():
+    """One ReLU instance at two places: the cached frozen layers and the trained rest are split where the
+    model's forward has them, the second ReLU in the rest (model.children() would yield it once)."""
+    from torch import nn
+
+    from trainwell.model.transfer import frozen_prefix_length, split_frozen_prefix
+
+    torch.manual_seed(0)
+    relu = nn.ReLU()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 5), relu, nn.Linear(5, 5), relu, nn.Linear(5, 3))
+    for p in list(model[1].parameters()) + list(model[3].parameters()):
+        p.requires_grad_(False)
+    assert frozen_prefix_length(model) == 4
+    prefix, rest = split_frozen_prefix(model)
+    assert list(rest) == [relu, model[5]]
+    x = torch.randn(8, 2, 2) * 3
+    torch.testing.assert_close(rest(prefix(x)), model(x))
+
+
 def test_dropout_or_unfrozen_bn_stops_the_cacheable_prefix():
     from trainwell.model.transfer import frozen_prefix_length
 

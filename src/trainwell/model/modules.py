@@ -124,7 +124,7 @@ class LogitsView(nn.Module):
 
     def __init__(self, model: nn.Sequential):
         super().__init__()
-        children = list(model.children())
+        children = list(model)  # every use: model.children() yields a module used twice only once
         self.body = nn.Sequential(*children[:-1])
         self.last = children[-1]
 

@@ -238,7 +238,7 @@ def frozen_prefix_length(model: nn.Module) -> int:
     if not isinstance(model, nn.Sequential):
         return 0
     length = 0
-    for index, module in enumerate(model.children()):
+    for index, module in enumerate(model):  # every use, in order (model.children() yields a module once)
         if not _deterministic_when_frozen(module):
             break
         if any(True for _ in module.parameters()):
@@ -249,7 +249,7 @@ def frozen_prefix_length(model: nn.Module) -> int:
 def split_frozen_prefix(model: nn.Module) -> tuple[nn.Sequential, nn.Sequential] | None:
     """(frozen prefix, trainable rest) sharing the model's modules, or None if nothing is worth caching."""
     length = frozen_prefix_length(model)
-    children = list(model.children()) if isinstance(model, nn.Sequential) else []
+    children = list(model) if isinstance(model, nn.Sequential) else []
     if length == 0 or length == len(children):
         return None
     return nn.Sequential(*children[:length]), nn.Sequential(*children[length:])
