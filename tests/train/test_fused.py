@@ -258,3 +258,21 @@ def test_shared_weights_keep_to_autograd_and_train_as_it_does():
                 assert why_not_fused(trainer).startswith(reason)
             runs.append(trainer.fit(x, y, epochs=2, batch_size=16, verbose=False))
         assert runs[0]["loss"] == runs[1]["loss"]
+
+
+@pytest.mark.parametrize("optimizer", [{"name": "sgd", "lr": 0.1, "momentum": 0.9}, {"name": "adam", "lr": 0.01},
+                                       {"name": "sgd", "lr": 0.1}])
+def test_a_parameter_not_contiguous_in_memory_trains_as_autograd_trains_it(optimizer):
+    """A transposed weight (legal: nn.Parameter(t.t())): autograd gives its gradient the parameter's strides,
+    which PyTorch's one-kernel optimizers rely on; the fused step, which makes row-major ones, stands aside."""
+    runs = []
+    for fused in (True, False):
+        model, x, y = seeded_stack(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+        model[0].weight = nn.Parameter(model[0].weight.detach().t().contiguous().t())
+        trainer = tw.Trainer(model, optimizer=optimizer, seed=0, fused=fused)
+        if fused:
+            assert why_not_fused(trainer).startswith("a parameter not contiguous in memory (0.weight")
+        runs.append((trainer.fit(x, y, epochs=2, batch_size=16, verbose=False), model))
+    assert runs[0][0]["loss"] == runs[1][0]["loss"]
+    for a, b in zip(runs[0][1].parameters(), runs[1][1].parameters()):
+        assert torch.equal(a, b)

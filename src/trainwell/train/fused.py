@@ -216,6 +216,11 @@ def fused_pass(model: nn.Module, optimizer: torch.optim.Optimizer, *, fold_updat
         return "parameters other than float32"
     names = {id(m): name or "the model" for name, m in model.named_modules()}
     names.update((id(p), name) for name, p in model.named_parameters())
+    strided = next((p for p in params if not p.is_contiguous()), None)
+    if strided is not None:  # autograd gives a gradient the parameter's own strides; PyTorch's one-kernel
+        # optimizers read the two tensors' memory in the same order, so a row-major gradient would be misread
+        return (f"a parameter not contiguous in memory ({names[id(strided)]}, strides {tuple(strided.stride())}); "
+                "`param.data = param.data.contiguous()` lets the fused step train it")
     return FusedPass(*stages, optimizer, fold_updates=fold_updates, names=names)
 
 
