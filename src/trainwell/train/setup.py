@@ -85,6 +85,36 @@ def check_fit_arguments(epochs: Any, batch_size: Any, save_every_steps: Any, res
         raise ConfigError(f"save_every_steps: must be a positive integer, with resume_dir, got {save_every_steps!r}")
 
 
+def check_no_batch_of_one(model: nn.Module, samples: int, batch_size: int) -> None:
+    """Refuse, before any step, a fit in which a batch normalization that trains would see a batch of one sample.
+
+    One value has no variance: PyTorch's batch norm raises mid-epoch on such a batch (after the
+    epoch's other batches have trained), and the fused step would normalize it with a variance
+    of zero. A batch of one comes from ``batch_size=1`` or from a last batch that holds one sample.
+    """
+    last = samples % batch_size
+    if batch_size > 1 and last != 1:
+        return
+    frozen = {id(sub) for module in model.modules() if getattr(module, "trainwell_frozen", False)
+              for sub in module.modules()}  # in inference mode while training (apply_frozen_modes)
+    name = next((name or "the model" for name, module in model.named_modules()
+                 if isinstance(module, nn.modules.batchnorm._BatchNorm) and id(module) not in frozen), None)
+    if name is None:
+        return
+    layer = f"the model's batch normalization layer {name!r}"
+    if samples == 1:
+        raise ConfigError(f"training data: one sample, which {layer} cannot normalize (one value has no variance); "
+                          "train on 2 samples or more")
+    if batch_size == 1:
+        raise ConfigError(f"batch_size 1: {layer} cannot normalize a batch of one sample (one value has no "
+                          "variance); use a batch_size of 2 or more")
+    better = next((size for offset in range(1, batch_size) for size in (batch_size + offset, batch_size - offset)
+                   if size > 1 and samples % size != 1), samples)
+    raise ConfigError(f"batch_size {batch_size}: the last batch of the {samples} training samples holds one sample, "
+                      f"which {layer} cannot normalize (one value has no variance); use a batch_size whose last "
+                      f"batch holds 0 or at least 2 samples, e.g. {better}")
+
+
 def prepare_fit(trainer: Any, x, y, *, epochs, batch_size, validation_data, shuffle, verbose, eval_batch_size,
                 cache_frozen, resume_dir, save_every_steps, sample_weight=None, num_workers=0) -> Fit:
     """Check fit's arguments and build, once, what every step reads: data, order, schedules, callbacks, step.
@@ -101,6 +131,7 @@ def prepare_fit(trainer: Any, x, y, *, epochs, batch_size, validation_data, shuf
         x_train = y_train = None
     else:
         x_train, y_train = trainer._data(x, y, "training data", finite=not trainer.skip_nonfinite)
+        check_no_batch_of_one(trainer.model, len(x_train), batch_size)
     validation, validate_stream = _validation(trainer, validation_data, eval_batch_size)
     weights = None
     if sample_weight is not None or trainer.class_weight is not None:
