@@ -160,9 +160,21 @@ def apply_frozen_modes(model: nn.Module) -> None:
     The trainer calls this at the start of every epoch; call it yourself after
     ``model.train()`` in a hand-written loop.
     """
-    for module in model.modules():
-        if getattr(module, "trainwell_frozen", False):
-            _frozen_modes(module)
+    for layer in _frozen_batch_norms(model):
+        layer.eval()
+
+
+def training_batch_norms(model: nn.Module) -> list[str]:
+    """The names of the batch normalizations a fit trains (normalizing by each batch): all but frozen layers'."""
+    frozen = set(map(id, _frozen_batch_norms(model)))
+    return [name or "the model" for name, module in model.named_modules()
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and id(module) not in frozen]
+
+
+def _frozen_batch_norms(model: nn.Module) -> list[nn.Module]:
+    """The batch normalizations inside frozen layers, which stay in inference mode while the rest trains."""
+    return [sub for module in model.modules() if getattr(module, "trainwell_frozen", False)
+            for sub in module.modules() if isinstance(sub, nn.modules.batchnorm._BatchNorm)]
 
 
 def is_frozen(module: nn.Module) -> bool:

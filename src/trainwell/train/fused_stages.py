@@ -98,7 +98,7 @@ class LinearStage:
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
         if torch.compiler.is_compiling():  # the compiled pass: fresh tensors, which its compiler plans
             x_t = x if self.transposed_input else x.t()
-            bias = None if self.bias is None else self.bias.unsqueeze(1)
+            bias = self.views()[1]
             return (self.weight.mm(x_t) if bias is None else torch.addmm(bias, self.weight, x_t)), x_t.t()
         if self.transposed_input:
             x_t, x_rows = x, (self.below.rows_of(x) if self.below is not None else x.t())

@@ -79,7 +79,7 @@ class Meter:
         self.samples += count
 
     def _add(self, logits: torch.Tensor, loss: torch.Tensor, penalty: torch.Tensor | None, yb: torch.Tensor,
-             start: int, count: int, fresh: bool = False) -> None:
+             start: int, count: int, fresh: bool) -> None:
         self.loss_sum.add_(loss, alpha=count)
         if self.penalties:
             self.penalty_sum.add_(penalty, alpha=count)

@@ -34,6 +34,7 @@ from trainwell.data.streams import is_stream, stream_length
 from trainwell.errors import ArrayError, ConfigError
 from trainwell.metrics import check_metrics, needs_outputs
 from trainwell.model.regularization import kernel_constraints, kernel_penalties
+from trainwell.model.transfer import training_batch_norms
 from trainwell.train import distributed
 from trainwell.train.batches import Batches, order_generator
 from trainwell.train.frozen import cache_frozen_prefix
@@ -95,13 +96,10 @@ def check_no_batch_of_one(model: nn.Module, samples: int, batch_size: int) -> No
     last = samples % batch_size
     if batch_size > 1 and last != 1:
         return
-    frozen = {id(sub) for module in model.modules() if getattr(module, "trainwell_frozen", False)
-              for sub in module.modules()}  # in inference mode while training (apply_frozen_modes)
-    name = next((name or "the model" for name, module in model.named_modules()
-                 if isinstance(module, nn.modules.batchnorm._BatchNorm) and id(module) not in frozen), None)
-    if name is None:
+    training = training_batch_norms(model)  # a frozen layer's normalizes with its moving statistics
+    if not training:
         return
-    layer = f"the model's batch normalization layer {name!r}"
+    layer = f"the model's batch normalization layer {training[0]!r}"
     if samples == 1:
         raise ConfigError(f"training data: one sample, which {layer} cannot normalize (one value has no variance); "
                           "train on 2 samples or more")
