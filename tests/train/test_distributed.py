@@ -414,5 +414,6 @@ def test_a_process_group_timeout_too_short_for_the_ranks_says_which_setting_to_r
                            "-m", "trainwell.cli", "train", "run.toml", "-o", "out"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
+    assert "error: data-parallel training stopped: a rank died or could not reach the others" in done.stderr
     assert "raise [train] process_group_timeout (0.001 s)" in done.stderr, done.stderr[-3000:]
     assert not (tmp_path / "out" / "model.safetensors").exists()

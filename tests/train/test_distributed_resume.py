@@ -36,8 +36,7 @@ name = "sgd"
 lr = 0.05
 momentum = 0.9
 [train]
-# after a restart gloo sometimes cannot connect the ranks again: a minute, not torch's 30, ends that wait
-process_group_timeout = 60
+process_group_timeout = 60  # a rank that never comes fails the job in a minute, not torch's 30
 epochs = 3
 batch_size = 64
 device = "cpu"
@@ -176,20 +175,16 @@ def test_a_killed_job_run_again_ends_as_a_job_never_killed(tmp_path: Path, never
     _assert_same_run(out, never_killed)
 
 
-def test_a_rank_killed_under_max_restarts_resumes_or_fails_clearly(tmp_path: Path, never_killed: Path):
-    """torchrun restarts both ranks once; where gloo reconnects, the run ends as one never killed; where it does
-    not, the job fails with one clear error and leaves its saved state, not a final model."""
+def test_a_rank_killed_under_max_restarts_resumes(tmp_path: Path, never_killed: Path):
+    """torchrun restarts both ranks once, and the run ends as one never killed. Before each attempt joined under
+    keys of its own (trainwell.train.rendezvous), one restart in two hung five minutes in gloo's connect."""
     trigger = _ready(tmp_path)
     out = tmp_path / "runs" / "ddp"
-    run = _torchrun(tmp_path, "--max-restarts=1", KILL_RANK="1", KILL_WHAT="rank", timeout=420)
+    run = _torchrun(tmp_path, "--max-restarts=1", KILL_RANK="1", KILL_WHAT="rank")
     assert not trigger.exists(), run.stderr[-3000:]  # rank 1 was killed in epoch 3
-    if run.returncode == 0:
-        assert run.stderr.count("resuming at epoch 3, step 20 from runs/ddp/resume") == 1
-        _assert_same_run(out, never_killed)
-    else:
-        assert "error: data-parallel training stopped: a rank died or could not reach the others" in run.stderr, \
-            run.stderr[-3000:]
-        _killed_after_epoch_2(out)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stderr.count("resuming at epoch 3, step 20 from runs/ddp/resume") == 1
+    _assert_same_run(out, never_killed)
 
 
 def test_ranks_that_do_not_see_rank_0s_folder_get_the_state_by_broadcast(tmp_path: Path, never_killed: Path):

@@ -30,6 +30,7 @@ from torch import nn
 # rank 0's object on every rank: the callbacks' own collective (they sit below this package), used here too
 from trainwell.callbacks.ranks import from_rank_zero
 from trainwell.errors import ConfigError
+from trainwell.train import rendezvous
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,8 @@ def init_from_env(timeout: float | None = None) -> ProcessRank | None:
     if not torch.distributed.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(local_rank % torch.cuda.device_count())
-        options = {} if waits is None else {"timeout": waits}
-        torch.distributed.init_process_group(backend=backend(), rank=rank, world_size=world_size, **options)
+        store = rendezvous.store_of_this_attempt(rank, world_size, waits)
+        torch.distributed.init_process_group(backend(), store=store, rank=rank, world_size=world_size, timeout=waits)
     return current()
 
 
