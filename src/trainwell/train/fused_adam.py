@@ -9,12 +9,14 @@ applies the same update, per parameter, right after the fused pass computed its 
 (``torch._fused_adam_`` / ``torch._fused_adamw_``), with the step's scalars as Python floats.
 
 NAdam has no kernel of its own, but its update is the Adam kernel's with other scalars:
-NAdam moves the weight by ``a g + b m_t`` over ``sqrt(v_t / (1 - beta_2^t)) + eps``, and
-``b m_t + a g = (a + b) lerp(m_t, g, a / (a + b))``. So the first moment is updated as
-NAdam does (``m.lerp_(g, 1 - beta_1)``), copied to a scratch buffer, and the Adam kernel
-runs on the scratch with ``beta_1 = b / (a + b)`` and a learning rate that undoes its bias
+NAdam moves the weight by ``a g + b m_t`` over ``sqrt(v_t / (1 - beta_2^t)) + eps``, where
+``m_t = lerp(m, g, 1 - beta_1)``, so ``a g + b m_t = (a + b) lerp(m, g, 1 - b beta_1 / (a + b))``:
+a lerp of the *previous* first moment. So the new first moment is computed as NAdam does
+(``torch.lerp(m, g, 1 - beta_1)``) into a second buffer, and the Adam kernel runs on the
+previous one with ``beta_1 = b beta_1 / (a + b)`` and a learning rate that undoes its bias
 correction: the second moment, the denominator and the weight are then NAdam's, within
-float32 rounding.
+float32 rounding. The two buffers trade places each step (the state's ``exp_avg`` is the
+new moment): two passes over the moment, where copying it for the kernel took three.
 
 The state stays PyTorch's own, in ``optimizer.state[p]`` under its keys and types
 (``step`` a float32 0-dim tensor, ``exp_avg``, ``exp_avg_sq``, NAdam's ``mu_product``), so
@@ -92,10 +94,9 @@ class FoldedAdam:
         self.keras = isinstance(optimizer, (KerasAdam, KerasAdamW))
         self._index = {id(p): i for i, p in enumerate(params)}
         largest = max(p.numel() for p in params)
-        # One scratch for the gradients and one for NAdam's numerator, shared by the parameters in turn.
-        flat = [torch.empty(largest, dtype=params[0].dtype, device=params[0].device) for _ in range(1 + self.nadam)]
-        self._gradient = [flat[0][:p.numel()].view_as(p) for p in params]
-        self._numerator = [flat[-1][:p.numel()].view_as(p) for p in params]
+        # One scratch for the gradients, shared by the parameters in turn.
+        flat = torch.empty(largest, dtype=params[0].dtype, device=params[0].device)
+        self._gradient = [flat[:p.numel()].view_as(p) for p in params]
         self._state: Any = None  # the state dictionary the mirrors below were read from
         self._versions: tuple[int, ...] = ()
         self.t = 0.0  # the step count, as state["step"] holds it
@@ -135,7 +136,7 @@ class FoldedAdam:
             a = lr * (1.0 - mu) / (1.0 - self.mu_product)  # the gradient's share of the step
             b = lr * mu_next / (1.0 - self.mu_product * mu_next)  # the first moment's
             self._kernel = torch._fused_adam_
-            self.beta1 = b / (a + b)  # the kernel's "first moment" lerp(m_t, g, 1 - beta1) is the numerator / (a + b)
+            self.beta1 = b * beta1 / (a + b)  # the kernel's lerp(m, g, 1 - beta1) of the old moment: numerator / (a + b)
             self.lr = (a + b) * (1.0 - self.beta1 ** t)  # times its bias correction, which it divides by
             self.weight_decay = 0.0
             self.nadam_beta1 = beta1
@@ -164,8 +165,9 @@ class FoldedAdam:
                                                                               out=self._gradient[i])
             if self.decay != 1.0:
                 param.mul_(self.decay)
-            m.lerp_(grad, 1.0 - self.nadam_beta1)
-            m = self._numerator[i].copy_(m)
+            new = torch.lerp(m, grad, 1.0 - self.nadam_beta1, out=self._spares[i])  # NAdam's own m_t
+            self._spares[i], self._exp_avgs[i] = m, new  # m, the previous moment, the kernel then consumes
+            self._states[i]["exp_avg"] = new
         self._kernel([param], [grad], [m], [v], [], [step], amsgrad=False, lr=self.lr, beta1=self.beta1,
                      beta2=self.beta2, weight_decay=self.weight_decay, eps=self.eps, maximize=False)
 
@@ -202,6 +204,8 @@ class FoldedAdam:
         self._exp_avgs = [state["exp_avg"] for state in states]
         self._exp_avg_sqs = [state["exp_avg_sq"] for state in states]
         self._mu_products = [state["mu_product"] for state in states] if self.nadam else []
+        self._states = states
+        self._spares = [torch.empty_like(m) for m in self._exp_avgs] if self.nadam else []  # NAdam's second buffers
         device = self.params[0].device
         # The kernel reads the count on the parameters' device: where the state keeps it elsewhere (on the
         # CPU, beside CUDA parameters), a copy there, set with it.
