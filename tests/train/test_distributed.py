@@ -312,7 +312,7 @@ batch_size = 32
 def readme_two_node_command() -> str:
     """The README's two-machine torchrun command, its continuation lines joined."""
     text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    found = re.search(r"^(torchrun --nnodes=2 (?:.*\\\n)*.*)$", text, flags=re.M)
+    found = re.search(r"^((?:\w+=\S+ \\\n)*torchrun --nnodes=2 (?:.*\\\n)*.*)$", text, flags=re.M)
     assert found, "the README no longer shows a two-machine torchrun command"
     return found.group(1).replace("\\\n", " ")
 
@@ -334,7 +334,9 @@ def test_the_readmes_multi_machine_command_runs_on_one_machine_as_written(tmp_pa
         assert command.count(old) == 1, f"the README's command no longer has {old!r} once"
         command = command.replace(old, new)
     assert "--rdzv-backend=c10d" in command and "--sync-batchnorm" in command
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    assert command.startswith("TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 "), "a store of its own for each restart"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+    command = command.removeprefix("TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 ")
     two = subprocess.run(shlex.split(command), env=env, capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("saved:") == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -185,6 +186,34 @@ def test_a_rank_killed_under_max_restarts_resumes(tmp_path: Path, never_killed: 
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stderr.count("resuming at epoch 3, step 20 from runs/ddp/resume") == 1
     _assert_same_run(out, never_killed)
+
+
+def test_a_rank_killed_on_one_of_two_machines_resumes_with_a_store_for_each_restart(tmp_path: Path,
+                                                                                     never_killed: Path):
+    """Two torchrun agents, as on two machines (one process each, a c10d rendezvous), started as the README
+    says (``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``); rank 1 is killed in epoch 3 and both machines resume."""
+    trigger = _ready(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONHASHSEED": "0",
+                   "KILL_TRIGGER": str(trigger), "KILL_RANK": "1", "KILL_WHAT": "rank",
+                   "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+               "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=two-machines",
+               "--max-restarts=1", str(tmp_path / "hook.py"), "train", "run.toml", "-o", "runs/ddp"]
+    machines = [subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        outputs = [machine.communicate(timeout=240) for machine in machines]
+    finally:
+        for machine in machines:
+            machine.kill()
+    stderr = "".join(err for _, err in outputs)
+    assert [machine.returncode for machine in machines] == [0, 0], stderr[-3000:]
+    assert not trigger.exists(), stderr[-3000:]  # rank 1 was killed in epoch 3
+    assert stderr.count("resuming at epoch 3, step 20 from runs/ddp/resume") == 1, stderr[-3000:]
+    _assert_same_run(tmp_path / "runs" / "ddp", never_killed)
 
 
 def test_ranks_that_do_not_see_rank_0s_folder_get_the_state_by_broadcast(tmp_path: Path, never_killed: Path):

@@ -40,7 +40,8 @@ def _kept_store() -> torch.distributed.TCPStore:
 def _torchrun_env(store: torch.distributed.TCPStore, rank: int, restart: int) -> dict[str, str]:
     return {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(store.port), "WORLD_SIZE": "2",
             "RANK": str(rank), "LOCAL_RANK": str(rank), "TORCHELASTIC_RESTART_COUNT": str(restart),
-            "TORCHELASTIC_USE_AGENT_STORE": "True", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+            "TORCHELASTIC_USE_AGENT_STORE": "True", "GROUP_WORLD_SIZE": "1", "OMP_NUM_THREADS": "1",
+            "CUDA_VISIBLE_DEVICES": ""}
 
 
 def test_the_keys_of_one_attempt_are_not_seen_by_the_next(monkeypatch):
@@ -48,6 +49,7 @@ def test_the_keys_of_one_attempt_are_not_seen_by_the_next(monkeypatch):
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", str(store.port))
     monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "True")
+    monkeypatch.setenv("GROUP_WORLD_SIZE", "1")  # one torchrun agent: every rank has its restart count
     monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
     first = rendezvous.store_of_this_attempt(0, 2, timedelta(seconds=5))
     first.set("rank_1", "address of the first attempt")
@@ -55,6 +57,21 @@ def test_the_keys_of_one_attempt_are_not_seen_by_the_next(monkeypatch):
     second = rendezvous.store_of_this_attempt(0, 2, None)
     assert not second.check(["rank_1"])
     assert first.check(["rank_1"]) and first.get("rank_1") == b"address of the first attempt"
+
+
+@pytest.mark.parametrize("environment", [{"GROUP_WORLD_SIZE": "2"}, {"TORCHELASTIC_USE_AGENT_STORE": "False"},
+                                         {"TORCHELASTIC_USE_AGENT_STORE": None}])
+def test_torchs_own_store_where_the_restart_counts_may_differ_or_no_agent_keeps_the_store(monkeypatch, environment):
+    """Several torchrun agents (machines) count restarts each its own; without the agent's store (rank 0 hosts
+    a fresh one each attempt, or no torchrun) nothing is kept from an attempt before."""
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "True")
+    monkeypatch.setenv("GROUP_WORLD_SIZE", "1")
+    for name, value in environment.items():
+        if value is None:
+            monkeypatch.delenv(name)
+        else:
+            monkeypatch.setenv(name, value)
+    assert rendezvous.attempt_prefix() is None and rendezvous.store_of_this_attempt(0, 2, None) is None
 
 
 @pytest.mark.slow  # four processes, a few seconds each
