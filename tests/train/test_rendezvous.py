@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -72,6 +73,24 @@ def test_torchs_own_store_where_the_restart_counts_may_differ_or_no_agent_keeps_
         else:
             monkeypatch.setenv(name, value)
     assert rendezvous.attempt_prefix() is None and rendezvous.store_of_this_attempt(0, 2, None) is None
+
+
+@pytest.mark.parametrize("restarts, agents, rank, warns", [("3", "2", 0, True), ("0", "2", 0, False),
+                                                           ("3", "1", 0, False), ("3", "2", 1, False)])
+def test_rank_0_says_how_to_give_each_restart_its_store_on_several_machines(monkeypatch, restarts, agents, rank,
+                                                                             warns):
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "True")
+    monkeypatch.setenv("GROUP_WORLD_SIZE", agents)
+    monkeypatch.setenv("TORCHELASTIC_MAX_RESTARTS", restarts)
+    if agents == "1":  # one agent: keys of its own, from torchrun's store (here a store of the test's)
+        store = _kept_store()
+        monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+        monkeypatch.setenv("MASTER_PORT", str(store.port))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rendezvous.store_of_this_attempt(rank, 2, timedelta(seconds=5))
+    said = [str(w.message) for w in caught if "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in str(w.message)]
+    assert len(said) == (1 if warns else 0), said
 
 
 @pytest.mark.slow  # four processes, a few seconds each

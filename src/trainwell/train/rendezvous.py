@@ -18,6 +18,7 @@ every attempt a store of its own.
 from __future__ import annotations
 
 import os
+import warnings
 from datetime import timedelta
 
 import torch
@@ -39,8 +40,19 @@ def store_of_this_attempt(rank: int, world_size: int, timeout: timedelta | None)
     None where :func:`attempt_prefix` is: ``init_process_group`` then makes torch's own."""
     prefix = attempt_prefix()
     if prefix is None:
+        if rank == 0 and _restarts_share_one_store_across_machines():
+            warnings.warn("trainwell: torchrun may restart this job on several machines, and keeps one store for all "
+                          "its restarts: a restarted rank can read a peer's address of the attempt before and wait "
+                          "for it until the timeout. Start torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in its "
+                          "environment on every machine: each restart then has a store of its own.", stacklevel=3)
         return None
     waits = DEFAULT_TIMEOUT if timeout is None else timeout
     store, _, _ = next(torch.distributed.rendezvous("env://", rank, world_size, timeout=waits))
     store.set_timeout(waits)
     return torch.distributed.PrefixStore(prefix, store)
+
+
+def _restarts_share_one_store_across_machines() -> bool:
+    """Several torchrun agents, restarts allowed, and the agents' one store (see the module)."""
+    return (os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True" and os.environ.get("GROUP_WORLD_SIZE", "1") != "1"
+            and os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0") != "0")
