@@ -35,3 +35,22 @@ def test_the_fingerprint_holds_what_changes_the_result_and_not_how_it_is_shown(t
     fingerprint = json.loads(base)
     assert fingerprint["code"] == {"trainwell": trainwell.__version__, "torch": torch.__version__}
     assert len(fingerprint["data"]["sha256"]) == 64
+
+
+def test_the_data_digest_is_the_sha256_of_each_arrays_type_shape_and_bytes():
+    """Pinned, so that a run killed under an earlier trainwell of the same version string resumes: the digest is
+    read from the arrays' memory, not from a copy of their bytes, and must stay the same number."""
+    import hashlib
+    import json
+
+    import numpy as np
+
+    config = validate_config(digits_config().to_dict())
+    prepared = prepare_data(config)
+    expected = hashlib.sha256()
+    for array in (prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val):
+        if array is not None:
+            expected.update(f"{array.dtype.str}{array.shape}".encode())
+            expected.update(np.ascontiguousarray(array).tobytes())
+    fingerprint = json.loads(fit_fingerprint(config, prepared, build_from_config(config, prepared.input_shape)))
+    assert fingerprint["data"]["sha256"] == expected.hexdigest()
