@@ -30,11 +30,13 @@ def run_one(out: str | os.PathLike, entry_id: str, seed: int, budget: str) -> st
 
     The run has :data:`RUN_THREADS` torch threads whether it runs in a worker or in reproduce's own
     process (as the last pending run does, or any with ``jobs=1``): a float sum split over more
-    threads rounds differently, and a run's figures must not depend on how it was scheduled.
+    threads rounds differently, and a run's figures must not depend on how it was scheduled. The data a run
+    prepares are kept for the process's next runs on the same data (:mod:`trainwell.recipes.reuse`).
     """
+    from trainwell.recipes.reuse import reusing_prepared_data
     from trainwell.train.threads import using_threads
 
-    with using_threads(RUN_THREADS):
+    with using_threads(RUN_THREADS), reusing_prepared_data():  # the next runs of this process reuse its data
         return _run_one(out, entry_id, seed, budget)
 
 

@@ -33,7 +33,7 @@ The data package may use only the foundation (``trainwell.errors``, ``trainwell.
 (Parquet, optional) are imported only when such files are read.
 """
 
-from trainwell.data.datasets import Dataset, FileCheck, load, verify
+from trainwell.data.datasets import Dataset, FileCheck, files_state, load, verify
 from trainwell.data.download import download_file
 from trainwell.data.files import FORMATS, FileParts, Part, input_shape_of, read_inputs, read_parts
 from trainwell.data.idx import read_idx, write_idx
@@ -72,6 +72,7 @@ __all__ = [
     "cache_dir",
     "dataset_names",
     "download_file",
+    "files_state",
     "filter_classes",
     "get_spec",
     "load",

@@ -111,6 +111,21 @@ def _stat_key(location: Location) -> tuple[tuple[str, str, int, int], ...]:
     return tuple(key)
 
 
+def files_state(name: str, *, path: str | os.PathLike | None = None, offline: bool | None = None) -> tuple | None:
+    """What :func:`load` would read for dataset ``name``, as a comparable value (each file's path, size and
+    modification time; the name for a bundled dataset), without reading anything; None while its files are
+    not all there (a load would download them)."""
+    location = locate(get_spec(name).name, path=path, offline=offline)
+    if location.origin == "bundled":
+        return ("bundled", location.name)
+    if location.origin in ("download", "missing"):
+        return None
+    try:
+        return _stat_key(location)
+    except DataError:
+        return None
+
+
 def _download_missing(spec: DatasetSpec, location: Location) -> None:
     for role in location.to_download:
         file = spec.file(role)

@@ -23,6 +23,7 @@ from trainwell.errors import ConfigError, TrainwellError
 from trainwell.model.layers import Model, ModelSpec, build_model, layer_from_dict
 from trainwell.model.saving import load_model
 from trainwell.model.transfer import reuse_layers
+from trainwell.recipes import reuse
 from trainwell.recipes.file_data import prepare_files
 from trainwell.train.trainer import Trainer, seed_everything
 
@@ -62,7 +63,12 @@ def select_split(dataset: Any, *, validation_size: int, classes: list[int] | Non
 
 
 def prepare_data(config: RunConfig) -> PreparedData:
-    """Load the dataset the config names (or read its files) and make its splits and preprocessing."""
+    """Load the dataset the config names (or read its files) and make its splits and preprocessing; within
+    :func:`~trainwell.recipes.reuse.reusing_prepared_data`, the data an earlier run prepared the same way."""
+    return reuse.prepared(config, _prepare_data)
+
+
+def _prepare_data(config: RunConfig) -> PreparedData:
     section = config.data
     if section.format is not None:
         files = prepare_files(config, lambda x, y: _subsample(x, y, section, seed=config.seed))
