@@ -182,3 +182,32 @@ def test_metrics_json_holds_every_metric_of_validation_and_test(tmp_path):
         assert saved[f"val_{metric}"] == pytest.approx(result.history.last[f"val_{metric}"]), metric
         assert f"test_{metric}" in saved, metric
     assert 0.5 < saved["test_auc"] <= 1 and saved["test_accuracy"] <= saved["test_top_3_accuracy"]
+
+
+def _a_last_batch_of_one_under_batch_norm(out):
+    """A config that fit refuses before its first step: 1,200 training images by 109 leave a last batch of one."""
+    data = digits_config().to_dict()
+    data["model"]["layers"] = [{"type": "flatten"}, {"type": "dense", "units": 16}, {"type": "batch_normalization"},
+                               {"type": "dense", "units": 10, "activation": "softmax"}]
+    data["train"]["batch_size"] = 109
+    return validate_config({**data, "output_dir": str(out)})
+
+
+def test_a_run_that_fails_before_its_first_saved_epoch_leaves_no_folder(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match="holds one sample"):
+        train_config(_a_last_batch_of_one_under_batch_norm(out), verbose=False)
+    assert not out.exists()  # before: resume/config.json, a state with nothing to resume
+
+
+def test_a_failed_run_keeps_the_users_own_empty_folder_and_an_earlier_runs_files(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    with pytest.raises(ConfigError, match="holds one sample"):
+        train_config(_a_last_batch_of_one_under_batch_norm(out), verbose=False)
+    assert out.is_dir() and list(out.iterdir()) == []
+    train_config(digits_config().model_copy(update={"output_dir": str(out)}), verbose=False)
+    finished = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(ConfigError, match="holds one sample"):
+        train_config(_a_last_batch_of_one_under_batch_norm(out), verbose=False, overwrite=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == finished

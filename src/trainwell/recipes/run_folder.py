@@ -177,6 +177,22 @@ def drop_diverged_state(resume_dir: Path | None, out: Path | None) -> None:
         out.rmdir()  # the folder, if this run made it and nothing else is in it
 
 
+def drop_unstarted_state(resume_dir: Path | None, out: Path | None, *, made_out: bool) -> None:
+    """After a run that failed before any epoch was saved: its resume folder (the fit's ``config.json`` alone:
+    nothing to resume from), and the output folder itself if the run made it (``made_out``) and left nothing
+    else there."""
+    if out is None or resume_dir is None or not distributed.is_main_process():
+        return
+    if any(saved_position(phase) is not None for phase in resume_dir.glob("phase-*")):
+        return  # epochs to resume from: kept, and the error says how
+    remove_folder(resume_dir)
+    if not any((out / PROGRESS).glob("*")):
+        remove_folder(out / PROGRESS)
+    if made_out:
+        with contextlib.suppress(OSError):
+            out.rmdir()
+
+
 def model_info(config: RunConfig, prepared: PreparedData) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """What a model file records besides the weights: the loss, the data preparation, the config."""
     prep_info, prep_tensors = prepared.preprocessing.to_info()

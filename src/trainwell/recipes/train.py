@@ -25,7 +25,8 @@ from trainwell.model.layers import Model
 from trainwell.model.transfer import freeze, select_layers, unfreeze
 from trainwell.recipes.build import PreparedData, data_and_model, trainer_from_config
 from trainwell.recipes.fingerprint import fit_fingerprint
-from trainwell.recipes.run_folder import (PROGRESS, announce_resume, drawn_curves, drop_diverged_state, model_info,
+from trainwell.recipes.run_folder import (PROGRESS, announce_resume, drawn_curves, drop_diverged_state,
+                                          drop_unstarted_state, model_info,
                                           output_dir_for, progress_callbacks, refuse_finished_run, remove_folder,
                                           remove_leftovers_of, resume_folder, write_outputs)
 from trainwell.train.distributed import barrier, decided_by_main, is_main_process, raised_together
@@ -70,6 +71,7 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
     folder = output_dir_for(config) if save else None  # the run's folder, known to every rank
     out = folder if is_main_process() else None  # where this process writes: under torchrun, rank 0 alone
     replace = train.overwrite if overwrite is None else overwrite
+    made_out = out is not None and not out.exists()
     # rank 0 readies the folder and decides (refuse, fingerprint); every rank gets that decision or its error
     fingerprint = decided_by_main(lambda: _prepare_folder(out, config, prepared, model, replace=replace))
     callbacks = [*(callbacks or []),
@@ -88,6 +90,9 @@ def train_config(config: RunConfig | str | os.PathLike, *, verbose: bool = True,
             _fail_if_diverged(history, config)
     except TrainingDiverged:
         drop_diverged_state(resume_dir, out)
+        raise
+    except BaseException:  # an error or Ctrl-C before the first saved epoch leaves nothing behind
+        drop_unstarted_state(resume_dir, out, made_out=made_out)
         raise
     metrics = _final_metrics(trainer, history, callbacks, prepared, validation, config,
                              train_time=time.perf_counter() - started)
