@@ -73,3 +73,16 @@ def test_a_cnn_config_through_the_summary_command(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "conv2d_1 (Conv2D)" in printed and "(None, 4, 6, 6)" in printed
     assert f"Total params: {9 * 4 + 4 + 16 + 4 * 10 + 10:,}" in printed and "Non-trainable params: 8" in printed
+
+
+def test_a_module_used_at_two_places_has_a_row_at_each_with_its_parameters_counted_once():
+    """named_children() yields a module used twice once: the summary lost the second ReLU's row, and gave the
+    first the second's output shape."""
+    relu, shared = nn.ReLU(), nn.Linear(3, 3)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 8), relu, nn.Linear(8, 3), relu, shared, shared)
+    s = summary(model, input_shape=(2, 2))
+    assert [row.name for row in s.rows] == ["0", "1", "2", "3", "4", "5", "6"]
+    assert [row.output_shape for row in s.rows] == [(4,), (8,), (8,), (3,), (3,), (3,), (3,)]
+    assert [row.kind for row in s.rows][4:] == ["ReLU, again: 2", "Linear", "Linear, again: 5"]
+    assert s.total == sum(p.numel() for p in model.parameters()) == 40 + 27 + 12
+    assert [row.params for row in s.rows] == [0, 40, 0, 27, 0, 12, 0]

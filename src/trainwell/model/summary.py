@@ -82,29 +82,41 @@ def summary(model: nn.Module, input_shape: Sequence[int] | None = None) -> Summa
     >>> (s.total, s.trainable, s.non_trainable)
     (70, 70, 0)
     """
-    children = list(model.named_children()) or [("model", model)]
+    children = _places(model)
     if isinstance(model, Model) and model.output_shapes:
         shapes = dict(model.output_shapes)
     else:
         shapes = _traced_shapes(model, children, input_shape)
     kinds = {name: type(layer).__name__ for name, layer in getattr(model, "layer_specs", {}).items()}
-    rows = []
+    rows, first_place = [], {}
     for name, child in children:
-        trainable, frozen = count_parameters(child)
         kind = kinds.get(name, type(child).__name__)
+        if id(child) in first_place:  # a module used again: its parameters are counted at its first place
+            rows.append(LayerRow(name, f"{kind}, again: {first_place[id(child)]}", shapes.get(name, ()), 0, 0))
+            continue
+        first_place[id(child)] = name
+        trainable, frozen = count_parameters(child)
         rows.append(LayerRow(name, kind, shapes.get(name, ()), trainable, frozen))
     return Summary(tuple(rows))
+
+
+def _places(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The model's layers at each of their places: ``named_children`` yields a module used twice (one ReLU at
+    two places of an ``nn.Sequential``) once, and the summary would lose the second place."""
+    children = [(name, module) for name, module in model.named_modules(remove_duplicate=False)
+                if name and "." not in name]
+    return children or [("model", model)]
 
 
 def _traced_shapes(model: nn.Module, children, input_shape) -> dict[str, tuple[int, ...]]:
     if input_shape is None:
         raise ConfigError("summary of a model not built by trainwell needs input_shape, e.g. (28, 28)")
-    shapes: dict[str, tuple[int, ...]] = {}
+    outputs: dict[int, list[tuple[int, ...]]] = {}  # per module, the shape of each of its calls in turn
     handles = []
-    for name, child in children:
-        def record(_module, _inputs, output, name=name):
+    for child in {id(child): child for _, child in children}.values():
+        def record(module, _inputs, output):
             if isinstance(output, torch.Tensor):
-                shapes[name] = tuple(output.shape[1:])
+                outputs.setdefault(id(module), []).append(tuple(output.shape[1:]))
         handles.append(child.register_forward_hook(record))
     was_training = model.training
     try:
@@ -117,4 +129,10 @@ def _traced_shapes(model: nn.Module, children, input_shape) -> dict[str, tuple[i
         model.train(was_training)
         for handle in handles:
             handle.remove()
+    shapes, seen = {}, {}
+    for name, child in children:  # a module's k-th call is its k-th place (where the calls match its places)
+        calls, k = outputs.get(id(child), []), seen.get(id(child), 0)
+        seen[id(child)] = k + 1
+        if calls:
+            shapes[name] = calls[k] if k < len(calls) else calls[-1]
     return shapes
