@@ -281,3 +281,18 @@ def test_a_cnns_convolutions_are_reused_frozen_and_cached_once():
     unfreeze(model, "conv2d_2")
     assert not is_frozen(model.conv2d_2) and is_frozen(model.conv2d_1)
     assert frozen_prefix_length(model) == 2  # conv2d_1 and its frozen batch normalization
+
+
+def test_layer_indices_count_a_module_used_twice_at_each_place_as_model_index_does():
+    """Before, the selectors counted named_children(), which yields a module used twice once: index 3 of
+    (Linear, ReLU, Linear, ReLU, Linear) picked the last Linear, not model[3]."""
+    from torch import nn
+
+    from trainwell.model.transfer import select_layers
+
+    relu = nn.ReLU()
+    model = nn.Sequential(nn.Linear(4, 8), relu, nn.Linear(8, 3), relu, nn.Linear(3, 2))
+    for index in range(-5, 5):
+        (name, module), = select_layers(model, index)
+        assert module is model[index] and name == str(index % 5)
+    assert [name for name, _ in select_layers(model, "1:4")] == ["1", "2", "3"]

@@ -172,6 +172,13 @@ class Model(nn.Sequential):
         self.layer_specs: dict[str, LayerSpec] = {}
 
 
+def layer_places(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The model's layers as ``(name, module)`` at each of their places, in order: ``named_children()`` yields
+    a module used twice (one ReLU at two places of an ``nn.Sequential``) once, which would drop its second
+    place from a summary and shift the layer indices after it away from ``model[i]``."""
+    return [(name, module) for name, module in model.named_modules(remove_duplicate=False) if name and "." not in name]
+
+
 def build_model(layers: Sequence[LayerSpec | Mapping[str, Any]] | ModelSpec,
                 input_shape: Sequence[int] | None = None, *, seed: int | None = None) -> Model:
     """Build a model from layer specs, inferring every layer's input size.

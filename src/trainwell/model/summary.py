@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from trainwell.errors import ConfigError
-from trainwell.model.layers import Model
+from trainwell.model.layers import Model, layer_places
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def summary(model: nn.Module, input_shape: Sequence[int] | None = None) -> Summa
     >>> (s.total, s.trainable, s.non_trainable)
     (70, 70, 0)
     """
-    children = _places(model)
+    children = layer_places(model) or [("model", model)]
     if isinstance(model, Model) and model.output_shapes:
         shapes = dict(model.output_shapes)
     else:
@@ -98,14 +98,6 @@ def summary(model: nn.Module, input_shape: Sequence[int] | None = None) -> Summa
         trainable, frozen = count_parameters(child)
         rows.append(LayerRow(name, kind, shapes.get(name, ()), trainable, frozen))
     return Summary(tuple(rows))
-
-
-def _places(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The model's layers at each of their places: ``named_children`` yields a module used twice (one ReLU at
-    two places of an ``nn.Sequential``) once, and the summary would lose the second place."""
-    children = [(name, module) for name, module in model.named_modules(remove_duplicate=False)
-                if name and "." not in name]
-    return children or [("model", model)]
 
 
 def _traced_shapes(model: nn.Module, children, input_shape) -> dict[str, tuple[int, ...]]:

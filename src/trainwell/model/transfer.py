@@ -22,13 +22,13 @@ from torch import nn
 
 from trainwell.checks import check_number, is_integer
 from trainwell.errors import ConfigError
-from trainwell.model.layers import LayerSpec, Model, ModelSpec, build_model, layer_from_dict
+from trainwell.model.layers import LayerSpec, Model, ModelSpec, build_model, layer_from_dict, layer_places
 
 Selector = Union[int, str, slice]
 
 
 def _children(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    children = list(model.named_children())
+    children = layer_places(model)  # indices as model[i] counts them, a module used twice at both places
     if not children:
         raise ConfigError("layer selection needs a model made of layers (an nn.Sequential)")
     return children
