@@ -136,7 +136,8 @@ class FoldedAdam:
             a = lr * (1.0 - mu) / (1.0 - self.mu_product)  # the gradient's share of the step
             b = lr * mu_next / (1.0 - self.mu_product * mu_next)  # the first moment's
             self._kernel = torch._fused_adam_
-            self.beta1 = b * beta1 / (a + b)  # the kernel's lerp(m, g, 1 - beta1) of the old moment: numerator / (a + b)
+            # the kernel's lerp(m, g, 1 - beta1) of the previous moment is the numerator / (a + b)
+            self.beta1 = b * beta1 / (a + b)
             self.lr = (a + b) * (1.0 - self.beta1 ** t)  # times its bias correction, which it divides by
             self.weight_decay = 0.0
             self.nadam_beta1 = beta1
