@@ -2,7 +2,7 @@
 
 Why: ``trainwell reproduce`` runs some fifty fits in a few worker processes, most of them on
 Fashion-MNIST prepared one of two ways. Preparing it again for every run (its splits, its
-scaling, some 220 MB of fresh float32 arrays, whose first touch costs most) took 0.5-1.1 s a
+scaling, some 220 MB of fresh float32 arrays, whose first touch costs most) took 0.5-1.6 s a
 run, and the fingerprint's digest of the same arrays 0.1 s more. Inside
 :func:`reusing_prepared_data` (the catalog's runs) :func:`prepared` hands a run the arrays an
 earlier run prepared from the same data settings and files, once it has checked that no run
