@@ -106,3 +106,15 @@ def test_the_catalogs_runs_in_one_process_prepare_their_data_once(tmp_path: Path
     for seed in (42, 43):
         assert run_one(tmp_path / "out", "leaky_relu", seed, "smoke") == "finished"
     assert len(preparations) == 1
+
+
+def test_an_outermost_block_that_forgets_leaves_nothing_kept(preparations):
+    with reuse.reusing_prepared_data(forget_after=True):
+        with reuse.reusing_prepared_data():
+            first = prepare_data(digits_config())
+        assert prepare_data(digits_config()) is first and reuse._kept  # kept until the outermost block ends
+    assert not reuse._kept
+    with reuse.reusing_prepared_data():  # a worker's run: kept for its next run
+        prepare_data(digits_config())
+    assert reuse._kept
+

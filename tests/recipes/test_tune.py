@@ -535,3 +535,15 @@ def test_a_relative_sqlite_storage_is_stored_as_a_path_that_opens_from_any_folde
     study = optuna.load_study(study_name=json.loads((tmp_path / "out" / "best_trial.json").read_text())["study"],
                               storage=stored)
     assert len(study.trials) == 1
+
+
+def test_the_trials_prepare_their_data_once_and_the_search_keeps_none_after(config_file, tmp_path, monkeypatch):
+    from trainwell.recipes import build, reuse
+
+    made = []
+    original = build._prepare_data
+    monkeypatch.setattr(build, "_prepare_data", lambda config: made.append(config) or original(config))
+    monkeypatch.setattr(reuse, "_kept", type(reuse._kept)())
+    result = tune(config_file, trials=3, output_dir=tmp_path / "tuned")
+    assert len(result.ran) == 3 and len(made) == 1  # the three trials, on the data the first prepared
+    assert not reuse._kept

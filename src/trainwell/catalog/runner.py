@@ -60,7 +60,9 @@ def reproduce(ids: list[str] | None = None, *, budget: str = "quick", seeds: int
         raise ConfigError(f"--out {out}: is a file, not a folder; reproduce keeps its run store and report in a "
                           "folder (e.g. --out reproduce)")
     out.mkdir(parents=True, exist_ok=True)
-    with folder_lock(out):
+    from trainwell.recipes.reuse import reusing_prepared_data
+
+    with folder_lock(out), reusing_prepared_data(forget_after=True):  # this process's runs share their data
         return _reproduce(selected, budget_, seeds, out, jobs, report, echo, status_every)
 
 

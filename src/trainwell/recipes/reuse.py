@@ -8,7 +8,7 @@ run, and the fingerprint's digest of the same arrays 0.1 s more. Inside
 earlier run prepared from the same data settings and files, once it has checked that no run
 changed them (each array's float64 sum, as it was when prepared); outside, the data are
 prepared for each run, as always. Data read from the user's own files (``data.format``) are
-never kept.
+never kept. ``trainwell tune``'s trials, runs of one config on the same data, reuse them too.
 """
 
 from __future__ import annotations
@@ -38,14 +38,20 @@ class _Kept:
 
 
 @contextmanager
-def reusing_prepared_data() -> Iterator[None]:
-    """Within: :func:`prepared` keeps what it prepares and hands it out again for the same data."""
+def reusing_prepared_data(*, forget_after: bool = False) -> Iterator[None]:
+    """Within: :func:`prepared` keeps what it prepares and hands it out again for the same data.
+
+    ``forget_after``: when this block is the outermost one, the kept data go at its end (``trainwell
+    tune`` and ``reproduce`` in the caller's process); without, they stay for the process's next block
+    (a catalog worker's next run)."""
     global _depth
     _depth += 1
     try:
         yield
     finally:
         _depth -= 1
+        if forget_after and not _depth:
+            _kept.clear()
 
 
 def prepared(config: Any, prepare: Callable[[Any], Any]) -> Any:

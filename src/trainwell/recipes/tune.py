@@ -35,6 +35,7 @@ from trainwell.recipes.run_folder import output_dir_for
 from trainwell.recipes.study_storage import driver_url, first_line, load_optuna, open_storage, shown_url
 from trainwell.recipes.study_workers import (Heartbeat, adopt_unbeaten_trials, fail_stale_trials, retried_number,
                                              slots_left, worker_index as claimed_index, worker_name)
+from trainwell.recipes.reuse import reusing_prepared_data
 from trainwell.recipes.train import train_config
 from trainwell.versions import versions
 
@@ -162,7 +163,9 @@ def _run_study(optuna, data, run_config, search: SearchConfig, params: list[Para
                             direction=search.goal)
         store = RunStore(out / "runs.sqlite", advice=TUNE_STORE_ADVICE)  # every trial as a run
         try:
-            _trials(optuna, the_study, storage, data, search, params, total, name, store, result, on_trial, on_wait)
+            with reusing_prepared_data(forget_after=True):  # each trial trains on the data the first prepared
+                _trials(optuna, the_study, storage, data, search, params, total, name, store, result, on_trial,
+                        on_wait)
         finally:
             store.close()
     return _best(optuna, the_study, data, run_config, search, name, out, result)
