@@ -203,15 +203,15 @@ class BatchNormStage:
         if isinstance(m, BatchNorm) and m.training and m.running_mean is not None:
             # trainwell's layer: batch statistics without PyTorch's running update, then Keras' update
             factor = m.count_batch()
-            y, mean, invstd = aten.native_batch_norm(x, m.weight, m.bias, None, None, True, 0.0, m.eps)
+            y, mean, invstd = torch.native_batch_norm(x, m.weight, m.bias, None, None, True, 0.0, m.eps)
             m.update_moving_statistics(mean, invstd, factor)
             return y, (x, mean, invstd, True)
         training = m.training or m.running_mean is None
         if m.training and m.num_batches_tracked is not None:
             m.num_batches_tracked.add_(1)  # as nn.BatchNorm1d does
         momentum = 0.0 if m.momentum is None else m.momentum  # None (cumulative averages) is ruled out upstream
-        y, mean, invstd = aten.native_batch_norm(x, m.weight, m.bias, m.running_mean, m.running_var, training,
-                                                 momentum, m.eps)
+        y, mean, invstd = torch.native_batch_norm(x, m.weight, m.bias, m.running_mean, m.running_var, training,
+                                                  momentum, m.eps)
         return y, (x, mean, invstd, training)
 
     def _backward(self, g: torch.Tensor, saved: Any, update: "Gradients", need_input: bool) -> torch.Tensor | None:
