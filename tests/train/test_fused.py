@@ -276,3 +276,39 @@ def test_a_parameter_not_contiguous_in_memory_trains_as_autograd_trains_it(optim
     assert runs[0][0]["loss"] == runs[1][0]["loss"]
     for a, b in zip(runs[0][1].parameters(), runs[1][1].parameters()):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("module", [nn.ReLU(), nn.LeakyReLU(0.3), nn.ELU(0.7), nn.SELU(), nn.Sigmoid(), nn.Tanh()],
+                         ids=lambda m: type(m).__name__)
+def test_activation_stages_call_their_kernels_directly_and_traceably_alike(module):
+    from trainwell.train.fused_stages import ActivationStage
+
+    generator = torch.Generator().manual_seed(0)
+    z, g = torch.randn(7, 5, generator=generator), torch.randn(7, 5, generator=generator)
+    direct = ActivationStage(module)
+    traced = ActivationStage(module)
+    traced.traceable()  # what a compiled pass's stages call: the aten overload
+    assert direct._backward is not traced._backward
+    y, _ = direct.forward(z.clone())
+    assert torch.equal(y, traced.forward(z.clone())[0])
+    assert torch.equal(direct.backward(g, y, None, True), traced.backward(g, y, None, True))
+    # and both are the module's own function and autograd's gradient
+    z_grad = z.clone().requires_grad_()
+    expected = module(z_grad)
+    expected.backward(g)
+    assert torch.equal(y, expected.detach())
+    torch.testing.assert_close(direct.backward(g, y, None, True), z_grad.grad, rtol=1e-6, atol=1e-6)
+
+
+def test_a_compiled_pass_makes_its_stages_traceable(images):
+    from trainwell.train.compiled import CompiledPass
+    from trainwell.train.fused_stages import ActivationStage, LinearStage
+
+    layers, optimizer = CASES["leaky_relu, SGD"]
+    trainer = fit(images, layers, optimizer, fused=True, epochs=1)[2]
+    fused = fused_step(trainer).fused
+    stages = fused.stages
+    assert not any(getattr(stage, "traced", False) for stage in stages)
+    CompiledPass(fused)
+    assert all(stage.traced for stage in stages if isinstance(stage, LinearStage))
+    assert all(stage._backward is stage._overload for stage in stages if isinstance(stage, ActivationStage))

@@ -58,6 +58,9 @@ class CompiledPass:
 
     def __init__(self, fused: FusedPass):
         self.fused = fused
+        for stage in fused.stages:  # kernels dynamo can trace (trainwell.train.fused_stages.direct_kernel)
+            if hasattr(stage, "traceable"):
+                stage.traceable()
         self.reason: str | None = None  # why it runs eagerly, once it does
         self._shape: tuple | None = None  # the batch shape it is compiled for
         self._compiled: Any = None

@@ -141,7 +141,7 @@ def _autograd_forward(stage: Any, x: torch.Tensor) -> torch.Tensor:
     if isinstance(stage, LinearStage):
         return F.linear(x, stage.weight, stage.bias)
     if isinstance(stage, ActivationStage):
-        return stage._forward(x.clone())
+        return stage.activate(x.clone())
     if isinstance(stage, BatchNormStage):
         m = stage.module
         running_mean = None if m.running_mean is None else m.running_mean.clone()

@@ -61,7 +61,12 @@ class LinearStage:
         self.weight, self.bias = module.weight, module.bias
         self.transposed_input = False  # set by set_layouts: whether x comes as (features, batch)
         self.below: LinearStage | None = None  # set by set_layouts: the Dense layer under this one
+        self.traced = False  # set by traceable: fresh tensors, which the compiler plans (no kept buffers or views)
         self.make_views()
+
+    def traceable(self) -> None:
+        """Make fresh outputs and views on every call (the compiled pass's stages; see :func:`direct_kernel`)."""
+        self.traced = True
 
     def params(self) -> list[torch.Tensor]:
         return [self.weight] + ([self.bias] if self.bias is not None else [])
@@ -71,7 +76,7 @@ class LinearStage:
         call, and a 100-layer stack would make two per layer and step. The pass checks once per step that
         no parameter's storage was replaced (``param.data = ...``, as ``Module.to`` does) and has them made
         again where one was (:func:`refresh_views`)."""
-        if torch.compiler.is_compiling():  # the compiled pass traces the views once (and cannot compare pointers)
+        if self.traced:  # the compiled pass traces the views once (and cannot compare pointers)
             return self.weight.t(), None if self.bias is None else self.bias.unsqueeze(1)
         return self._views
 
@@ -96,7 +101,7 @@ class LinearStage:
         return kept[1] if kept is not None and kept[0] is x_t else x_t.t()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        if torch.compiler.is_compiling():  # the compiled pass: fresh tensors, which its compiler plans
+        if self.traced:  # the compiled pass: fresh tensors, which its compiler plans
             x_t = x if self.transposed_input else x.t()
             bias = self.views()[1]
             return (self.weight.mm(x_t) if bias is None else torch.addmm(bias, self.weight, x_t)), x_t.t()
@@ -121,20 +126,35 @@ class LinearStage:
         return gx
 
 
-#: Each covered activation module: (its name, forward in place, backward from the output);
-#: the output is all these backward kernels need. The backward kernels are called by their overload
-#: (``.default``), which skips the overload lookup of a call on the packet: 100 a step on selu_100.
-_ACTIVATIONS: dict[type, tuple[str, Any, Any]] = {
-    nn.ReLU: ("relu", torch.relu_, lambda g, y, _: aten.threshold_backward.default(g, y, 0)),
-    nn.LeakyReLU: ("leaky_relu", lambda z, slope: F.leaky_relu_(z, slope),  # a positive slope keeps z's sign
-                   lambda g, y, slope: aten.leaky_relu_backward.default(g, y, slope, True)),
-    nn.ELU: ("elu", lambda z, alpha: F.elu_(z, alpha),
-             lambda g, y, alpha: aten.elu_backward.default(g, alpha, 1.0, 1.0, True, y)),
-    nn.SELU: ("selu", torch.selu_,
-              lambda g, y, _: aten.elu_backward.default(g, _SELU_ALPHA, _SELU_SCALE, 1.0, True, y)),
-    nn.Sigmoid: ("sigmoid", torch.sigmoid_, lambda g, y, _: aten.sigmoid_backward.default(g, y)),
-    nn.Tanh: ("tanh", torch.tanh_, lambda g, y, _: aten.tanh_backward.default(g, y)),
+#: Where an activation's backward kernel takes the module's own number (leaky ReLU's slope, ELU's alpha).
+_OWN = object()
+
+#: Each covered activation module: its name, its in-place forward kernel, the number the forward takes
+#: (``_OWN`` or none), and the name of the ``aten`` kernel autograd uses for its backward, computed from the
+#: output, with that kernel's arguments before and after the output: ``backward(g, *before, y, *after)``.
+#: The kernel is looked up when a stage is made (``aten.<name>.default``).
+_ACTIVATIONS: dict[type, tuple[str, Any, tuple, str, tuple, tuple]] = {
+    nn.ReLU: ("relu", torch.relu_, (), "threshold_backward", (), (0,)),
+    nn.LeakyReLU: ("leaky_relu", F.leaky_relu_, (_OWN,),  # a positive slope keeps z's sign
+                   "leaky_relu_backward", (), (_OWN, True)),
+    nn.ELU: ("elu", F.elu_, (_OWN,), "elu_backward", (_OWN, 1.0, 1.0, True), ()),
+    nn.SELU: ("selu", torch.selu_, (), "elu_backward", (_SELU_ALPHA, _SELU_SCALE, 1.0, True), ()),
+    nn.Sigmoid: ("sigmoid", torch.sigmoid_, (), "sigmoid_backward", (), ()),
+    nn.Tanh: ("tanh", torch.tanh_, (), "tanh_backward", (), ()),
 }
+
+
+def direct_kernel(overload: Any) -> Any:
+    """The C++ function an ``aten`` overload calls, without ``OpOverload.__call__``'s Python frame.
+
+    Why: a step's Python runs right after products that have evicted the interpreter's caches,
+    where each frame costs several times what it costs in a loop of its own; on leaky_relu's
+    step, calling the activations' kernels directly (no lambda, no overload frame) took 4-5 us
+    off about 310. Dynamo cannot trace the bare function, so a compiled pass's stages call the
+    overload itself (:meth:`ActivationStage.traceable`). Where a PyTorch release has no
+    ``_op`` on its overloads, the overload is called as it is.
+    """
+    return getattr(overload, "_op", overload)
 
 
 class ActivationStage:
@@ -143,24 +163,36 @@ class ActivationStage:
 
     ``in_place`` is set only where the input is a fresh tensor no other stage keeps (the
     output of a Dense or BatchNormalization layer); elsewhere the input is copied first.
+    Each direction is one call of its kernel with arguments fixed here (see :func:`direct_kernel`).
     """
 
     def __init__(self, module: nn.Module):
         self.in_place = False
-        self.name, forward, self._backward = _ACTIVATIONS[type(module)]
+        self.name, self._forward, forward_args, backward, before, after = _ACTIVATIONS[type(module)]
+        self._overload = getattr(aten, backward).default
         self.argument = float(module.negative_slope) if self.name == "leaky_relu" else (
             float(module.alpha) if self.name == "elu" else None)
-        self._forward = forward if self.argument is None else (lambda z: forward(z, self.argument))
+        own = (lambda args: tuple(self.argument if a is _OWN else a for a in args))
+        self._forward_args, self._before, self._after = own(forward_args), own(before), own(after)
+        self._backward = direct_kernel(self._overload)
+
+    def traceable(self) -> None:
+        """Call the backward's ``aten`` overload, which dynamo traces (the compiled pass's stages)."""
+        self._backward = self._overload
 
     def params(self) -> list[torch.Tensor]:
         return []
 
+    def activate(self, z: torch.Tensor) -> torch.Tensor:
+        """The activation of ``z``, in place (``forward`` makes the same call, inline)."""
+        return self._forward(z, *self._forward_args)
+
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        y = self._forward(z if self.in_place else z.clone())
+        y = self._forward(z if self.in_place else z.clone(), *self._forward_args)
         return y, y
 
     def backward(self, g: torch.Tensor, y: torch.Tensor, update: "Gradients", need_input: bool) -> torch.Tensor:
-        return self._backward(g, y, self.argument)
+        return self._backward(g, *self._before, y, *self._after)
 
 
 #: The mark of a batch normalization's input held transposed (above a Dense layer, see LinearStage).
