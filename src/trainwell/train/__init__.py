@@ -7,6 +7,7 @@
 - fused: the fused pass (a hand-written forward and backward of a plain dense stack, no autograd) and the hooks it cannot honour
 - fused_stages: the fused pass's stages (each layer's forward and the ``aten`` kernel of its backward), in the layout
   the products are fastest in
+- fused_layout: the weights the fused SGD step updates faster stored by column, for as long as a fit runs
 - fused_model: which models the fused pass covers: a model as its stages, or why not
 - fused_adam: the Adam family's update (Adam, AdamW, NAdam, KerasAdam, KerasAdamW) folded into the fused step
 - fused_probe: the fused pass checked against autograd on a tiny copy, once per structure

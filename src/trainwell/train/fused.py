@@ -13,7 +13,8 @@ backward passes fit in a few ops per layer (the stages of :mod:`trainwell.train.
   functions), so the arithmetic is autograd's;
 * with plain SGD, a weight's update is folded into the matrix product that computes its
   gradient (``W.addmm_(g.T, x, alpha=-lr)``), and no gradient is materialized (``.grad``
-  stays ``None``);
+  stays ``None``); while the fit runs, the weights MKL updates faster so are stored by column
+  (:mod:`trainwell.train.fused_layout`);
 * with Adam, AdamW, NAdam (either variant) or trainwell's KerasAdam and KerasAdamW, the
   optimizer's update is applied per parameter right after its gradient, by PyTorch's fused
   Adam kernel with the step's scalars as Python floats (:mod:`trainwell.train.fused_adam`,

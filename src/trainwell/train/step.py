@@ -20,9 +20,10 @@ callback asks for autograd (``needs_autograd``) or a hook the pass cannot honour
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, ContextManager, Mapping, NamedTuple, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -33,6 +34,7 @@ from trainwell.optim import clip_gradients
 from trainwell.train import distributed
 from trainwell.train.compiled import CompiledPass, compiled_pass, warn_not_compiled
 from trainwell.train.fused import FusedPass, fused_pass
+from trainwell.train.fused_layout import column_weights, stored_by_column
 from trainwell.train.fused_probe import verdict
 from trainwell.train.precision import Precision
 
@@ -55,6 +57,9 @@ class Step(Protocol):
 
     def __call__(self, xb: torch.Tensor, yb: torch.Tensor, weight: float = 1.0,
                  sample_weight: torch.Tensor | None = None) -> StepResult | None: ...
+
+    def weights_laid_out(self, batch_size: int) -> ContextManager[None]:
+        """The block the fit's epochs run in, where the step may store weights as it computes fastest."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,10 @@ class AutogradStep:
         self.update()
         return StepResult(logits, loss.detach(), None if penalty is None else penalty.detach())
 
+    def weights_laid_out(self, batch_size: int) -> ContextManager[None]:
+        """Autograd's weights stay as they are."""
+        return contextlib.nullcontext()
+
     def update(self, folded: Callable[[], bool] | None = None) -> None:
         """Clip the gradients, step the optimizer, apply the max-norm constraints.
 
@@ -159,6 +168,14 @@ class FusedStep:
         elif self.constraints:
             apply_constraints(self.constraints)
         return StepResult(logits, loss, None, fresh=True)
+
+    def weights_laid_out(self, batch_size: int) -> ContextManager[None]:
+        """The block in which the fit runs this step: the eager pass with plain SGD stores the weights it
+        updates faster so by column (:mod:`trainwell.train.fused_layout`), the others leave them as they are."""
+        if not isinstance(self.fused, FusedPass) or not self.fused.folds_into_products:
+            return contextlib.nullcontext()
+        return stored_by_column(column_weights(self.fused.stages, batch_size=batch_size,
+                                               threads=torch.get_num_threads()))
 
 
 def make_step(parts: StepParts, *, fused: bool = True, cached: bool = False,

@@ -201,8 +201,13 @@ class Trainer:
                              sample_weight=sample_weight, num_workers=num_workers)
 
     def _fit(self, x, y, **options) -> History:
-        """The loop itself: set up, then epochs (steps, logs, callbacks, saves) until the target or a stop."""
+        """Set up, then the epochs, with the weights stored as the step computes fastest (see weights_laid_out)."""
         fit = prepare_fit(self, x, y, **options)
+        with fit.step.weights_laid_out(fit.batches.batch_size):
+            return self._fit_epochs(fit)
+
+    def _fit_epochs(self, fit: Fit) -> History:
+        """The loop itself: epochs (steps, logs, callbacks, saves) until the target or a stop."""
         self.failure = None
         for callback in fit.callbacks:
             callback.on_fit_begin(self)
