@@ -92,3 +92,20 @@ def test_an_interrupted_fit_resumes_to_the_same_bits(wide, tmp_path):
     assert resumed[0]["loss"] == whole[0]["loss"]
     for a, b in zip(resumed[1].parameters(), whole[1].parameters()):
         assert torch.equal(a, b) and a.is_contiguous()
+
+
+def test_the_callbacks_that_read_or_load_weights_work_on_them_by_column(wide, tmp_path):
+    """Diagnostics' autograd steps, a Checkpoint's model files and EarlyStopping's restored best weights."""
+    from trainwell.callbacks import Checkpoint, EarlyStopping
+    from trainwell.doctor.record import Diagnostics
+
+    def callbacks(folder):
+        return [Diagnostics(every=7), Checkpoint(folder), EarlyStopping(patience=1, restore_best_weights=True)]
+
+    fused = run(wide, callbacks=callbacks(tmp_path / "fused"))
+    standard = run(wide, fused=False, callbacks=callbacks(tmp_path / "standard"))
+    assert_same_run(fused[:2] + (None,), standard[:2] + (None,))
+    saved = sorted((tmp_path / "fused").rglob("*.safetensors"))
+    assert saved, "no checkpoint written"
+    loaded = tw.load_model(saved[-1])
+    assert all(p.is_contiguous() for p in loaded.parameters())
